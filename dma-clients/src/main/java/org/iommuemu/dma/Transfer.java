@@ -1,0 +1,241 @@
+package org.iommuemu.dma;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import java.util.ArrayDeque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.iommuemu.proto.v1.DmaGrpc;
+import org.iommuemu.proto.v1.DmaOp;
+import org.iommuemu.proto.v1.TransferReply;
+import org.iommuemu.proto.v1.TransferRequest;
+
+/**
+ * A pipelined DMA stream ({@code Dma.Transfer}) that keeps up to {@code window} requests in flight.
+ *
+ * <p>Each request gets a tag; the server answers in order, and each reply's tag is checked against the
+ * request it answers. Submitting blocks while {@code window} requests await replies, and while gRPC
+ * reports the stream not ready (its flow-control window is full), so a fast producer cannot make either
+ * side buffer without bound. A request the server rejects completes its future exceptionally with a
+ * {@link StatusRuntimeException} carrying the status a unary call would have returned; a DMA fault is a
+ * normal {@link DmaResult}.
+ *
+ * <p>Submit from any thread, but not from a future's completion callback: those run on gRPC's threads,
+ * and blocking there on a full window would stall the replies that free it.
+ */
+public final class Transfer implements AutoCloseable {
+    private final DmaSession session;
+    private final int window;
+    private final Semaphore permits;
+    private final ClientCallStreamObserver<TransferRequest> requests;
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    private final Object readyLock = new Object();
+    private final CompletableFuture<Void> finished = new CompletableFuture<>();
+    private long nextTag = 1;
+    private volatile Throwable failure;
+    private boolean halfClosed;
+
+    private record Pending(long tag, CompletableFuture<DmaResult> future) {}
+
+    Transfer(DmaGrpc.DmaStub stub, DmaSession session, int window) {
+        if (window < 1) {
+            throw new IllegalArgumentException("window must be at least 1, got " + window);
+        }
+        this.session = session;
+        this.window = window;
+        this.permits = new Semaphore(window);
+        this.requests = (ClientCallStreamObserver<TransferRequest>) stub.transfer(new Replies());
+    }
+
+    /** Reads {@code length} bytes at {@code iova}. */
+    public CompletableFuture<DmaResult> read(long iova, int length) throws InterruptedException {
+        return read(iova, length, DmaOptions.DEFAULT);
+    }
+
+    public CompletableFuture<DmaResult> read(long iova, int length, DmaOptions options) throws InterruptedException {
+        return submit(TransferRequest.newBuilder().setOp(DmaOp.READ).setIova(iova).setLength(length), options);
+    }
+
+    /** Writes {@code data} at {@code iova}. */
+    public CompletableFuture<DmaResult> write(long iova, ByteString data) throws InterruptedException {
+        return write(iova, data, DmaOptions.DEFAULT);
+    }
+
+    public CompletableFuture<DmaResult> write(long iova, ByteString data, DmaOptions options)
+            throws InterruptedException {
+        return submit(TransferRequest.newBuilder().setOp(DmaOp.WRITE).setIova(iova).setData(data), options);
+    }
+
+    private CompletableFuture<DmaResult> submit(TransferRequest.Builder b, DmaOptions options)
+            throws InterruptedException {
+        b.setSessionId(session.id()).setAttributes(options.attributes());
+        if (options.hasSubstream()) {
+            b.setSubstreamId(options.substreamId());
+        }
+        checkOpen();
+        permits.acquire();
+        try {
+            awaitReady();
+        } catch (InterruptedException | RuntimeException e) {
+            permits.release();
+            throw e;
+        }
+        CompletableFuture<DmaResult> future = new CompletableFuture<>();
+        synchronized (this) {
+            checkOpen();
+            long tag = nextTag++;
+            pending.add(new Pending(tag, future));
+            requests.onNext(b.setTag(tag).build());
+        }
+        return future;
+    }
+
+    private void checkOpen() {
+        Throwable f = failure;
+        if (f != null) {
+            throw new IllegalStateException("the Transfer stream has ended: " + f, f);
+        }
+        synchronized (this) {
+            if (halfClosed) {
+                throw new IllegalStateException("the Transfer stream was closed");
+            }
+        }
+    }
+
+    private void awaitReady() throws InterruptedException {
+        if (requests.isReady()) {
+            return;
+        }
+        synchronized (readyLock) {
+            while (!requests.isReady()) {
+                checkOpen();
+                readyLock.wait(50);
+            }
+        }
+    }
+
+    /** Requests sent whose replies have not arrived. */
+    public synchronized int inFlight() {
+        return pending.size();
+    }
+
+    /** The window this stream was opened with. */
+    public int window() {
+        return window;
+    }
+
+    /**
+     * Ends the stream after the replies to every request sent so far have arrived (waiting at most 30 s,
+     * then cancelling).
+     */
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (halfClosed || failure != null) {
+                return;
+            }
+            halfClosed = true;
+            requests.onCompleted();
+        }
+        try {
+            finished.get(30, TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            requests.cancel("Transfer.close timed out waiting for replies", null);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            requests.cancel("interrupted while closing", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            // The stream failed; pending futures already carry the error.
+        }
+    }
+
+    /** Abandons the stream at once; requests without a reply fail with CANCELLED. */
+    public void cancel() {
+        requests.cancel("cancelled by the client", null);
+    }
+
+    private void fail(Throwable t) {
+        ArrayDeque<Pending> orphans;
+        synchronized (this) {
+            if (failure == null) {
+                failure = t;
+            }
+            orphans = new ArrayDeque<>(pending);
+            pending.clear();
+        }
+        for (Pending p : orphans) {
+            p.future.completeExceptionally(t);
+        }
+        permits.release(window); // wake submitters so they see the failure
+        synchronized (readyLock) {
+            readyLock.notifyAll();
+        }
+        finished.completeExceptionally(t);
+    }
+
+    private final class Replies implements ClientResponseObserver<TransferRequest, TransferReply> {
+        @Override
+        public void beforeStart(ClientCallStreamObserver<TransferRequest> stream) {
+            stream.setOnReadyHandler(() -> {
+                synchronized (readyLock) {
+                    readyLock.notifyAll();
+                }
+            });
+        }
+
+        @Override
+        public void onNext(TransferReply reply) {
+            Pending p;
+            synchronized (Transfer.this) {
+                p = pending.poll();
+            }
+            if (p == null || p.tag != reply.getTag()) {
+                StatusRuntimeException e = Status.INTERNAL.withDescription("reply tag " + reply.getTag()
+                        + " does not match the oldest request in flight ("
+                        + (p == null ? "none" : String.valueOf(p.tag)) + ")").asRuntimeException();
+                if (p != null) {
+                    p.future.completeExceptionally(e);
+                }
+                requests.cancel("protocol violation: reply out of order", e);
+                fail(e);
+                return;
+            }
+            permits.release();
+            if (reply.hasError()) {
+                p.future.completeExceptionally(Status.fromCodeValue(reply.getError().getCode())
+                        .withDescription(reply.getError().getMessage()).asRuntimeException());
+            } else {
+                p.future.complete(new DmaResult(reply.getData(), reply.hasFault() ? reply.getFault() : null));
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            fail(t);
+        }
+
+        @Override
+        public void onCompleted() {
+            boolean clean;
+            synchronized (Transfer.this) {
+                clean = pending.isEmpty();
+            }
+            if (clean) {
+                finished.complete(null);
+                synchronized (Transfer.this) {
+                    if (failure == null) {
+                        failure = new IllegalStateException("the server completed the stream");
+                    }
+                }
+            } else {
+                fail(Status.INTERNAL.withDescription("the server completed the stream with requests unanswered")
+                        .asRuntimeException());
+            }
+        }
+    }
+}
