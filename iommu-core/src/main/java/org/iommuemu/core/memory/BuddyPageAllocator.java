@@ -15,9 +15,9 @@ import org.iommuemu.core.bits.Sizes;
  * <p><b>Blocks.</b> A block of order k is 2^k pages aligned to its own size in the physical address
  * space (not merely within the pool). The pool is first cut into the largest aligned blocks it holds;
  * allocation splits the smallest sufficient free block, and freeing merges a block with its buddy for as
- * long as the buddy is free and whole. {@link #maxOrder()} is the largest order among the pool's initial
- * blocks, capped at {@value #MAX_ORDER_CAP} (1 GiB blocks): a pool whose base is only 2 MiB-aligned has a
- * maximum order of 9, however large it is. Blocks are zero-filled with {@link PhysicalMemory#zero} when
+ * long as the buddy is free and whole. {@link #maxOrder()} is the order of the largest naturally aligned
+ * block inside the pool, capped at {@value #MAX_ORDER_CAP} (1 GiB blocks): a 4 MiB pool starting at 2 MiB
+ * holds no aligned 4 MiB block, so its maximum order is 9 (2 MiB). Blocks are zero-filled with {@link PhysicalMemory#zero} when
  * handed out (on {@link SparseRam} that drops backing pages, so it is cheap).
  *
  * <p><b>Metadata.</b> Everything lives in primitive arrays indexed by page number within the pool:

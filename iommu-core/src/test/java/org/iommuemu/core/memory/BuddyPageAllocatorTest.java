@@ -37,6 +37,8 @@ class BuddyPageAllocatorTest {
         assertThat(pool(BASE, 3000).maxOrder()).isEqualTo(11);
         assertThat(pool(BASE, 1).maxOrder()).isZero();
         assertThat(pool(BASE + 3 * PAGE, 64).maxOrder()).as("base only 4 KiB-aligned").isEqualTo(5);
+        assertThat(pool(BASE + (2L << 20), 1024).maxOrder()).as("4 MiB at 2 MiB").isEqualTo(9);
+        assertThat(pool(BASE + (2L << 20), 1L << 18).maxOrder()).as("1 GiB at 2 MiB").isEqualTo(17);
         BuddyPageAllocator big = new BuddyPageAllocator(ram, BASE, 2L << 30);
         assertThat(big.maxOrder()).isEqualTo(BuddyPageAllocator.MAX_ORDER_CAP).isEqualTo(18);
         assertThat(big.freePages()).isEqualTo(1L << 19);
