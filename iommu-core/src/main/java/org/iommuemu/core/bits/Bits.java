@@ -54,6 +54,20 @@ public final class Bits {
         return value & ~mask(0, lg2);
     }
 
+    /**
+     * {@code value} rounded up to a multiple of {@code 2^lg2}, modulo 2^64: a value above the last
+     * multiple below 2^64 rounds up to 0. Use {@link #alignUpOverflows} first where that matters.
+     */
+    public static long alignUp(long value, int lg2) {
+        long m = mask(0, lg2);
+        return (value + m) & ~m;
+    }
+
+    /** Whether rounding {@code value} up to a multiple of {@code 2^lg2} passes 2^64. */
+    public static boolean alignUpOverflows(long value, int lg2) {
+        return !isAligned(value, lg2) && alignUp(value, lg2) == 0;
+    }
+
     /** Whether {@code value} is a power of two (zero is not). */
     public static boolean isPowerOfTwo(long value) {
         return value != 0 && (value & (value - 1)) == 0;
@@ -80,6 +94,24 @@ public final class Bits {
     /** Whether {@code [start, start + length)} wraps past 2^64 (a range ending exactly at 2^64 does not). */
     public static boolean rangeOverflows(long start, long length) {
         return length != 0 && Long.compareUnsigned(start + length - 1, start) < 0;
+    }
+
+    /**
+     * The last byte of {@code [start, start + length)}, inclusive, for a length of at least 1 (the
+     * inclusive form cannot overflow for a range that ends exactly at 2^64).
+     */
+    public static long last(long start, long length) {
+        return start + length - 1;
+    }
+
+    /** The smaller of two unsigned values. */
+    public static long minUnsigned(long a, long b) {
+        return Long.compareUnsigned(a, b) <= 0 ? a : b;
+    }
+
+    /** The larger of two unsigned values. */
+    public static long maxUnsigned(long a, long b) {
+        return Long.compareUnsigned(a, b) >= 0 ? a : b;
     }
 
     /** Hexadecimal with a {@code 0x} prefix, for messages. */
