@@ -8,6 +8,10 @@ public interface InterruptSink {
     /** A wired interrupt line pulsed by {@code source} ("eventq", "gerror", "fault-event"...). */
     void wired(String iommu, String source);
 
-    /** A message-signalled interrupt: a 32-bit write of {@code data} to {@code address}. */
-    void msi(String iommu, String source, long address, int data);
+    /**
+     * A message-signalled interrupt: a 32-bit write of {@code data} to {@code address}.
+     *
+     * @return false when the write was aborted (the device reports that, e.g. SMMUv3 GERROR.MSI_*_ABT_ERR)
+     */
+    boolean msi(String iommu, String source, long address, int data);
 }

@@ -1,0 +1,156 @@
+package org.iommuemu.device.bus;
+
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import org.iommuemu.device.BuildInfo;
+import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.DmaGrpc;
+import org.iommuemu.proto.v1.MachineGrpc;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gRPC bus in front of a {@link Machine}: the {@code Machine} and {@code Dma} services, the standard
+ * health service and server reflection, over Netty (TCP, loopback by default) or grpc's in-process
+ * transport (the embedded default).
+ *
+ * <p>Limits come from the machine's {@link org.iommuemu.device.machine.Limits}: the inbound message size
+ * is enforced by gRPC (RESOURCE_EXHAUSTED), the rest by the services. A client whose transport closes
+ * (exit, crash, kill) loses its DMA sessions and their stream ids become free.
+ */
+public final class BusServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(BusServer.class);
+    /** How long {@link #close()} lets in-flight calls finish. */
+    public static final Duration DEFAULT_GRACE = Duration.ofSeconds(5);
+
+    private final Machine machine;
+    private final Server server;
+    private final SessionRegistry sessions;
+    private final MachineService machineService;
+    private final DmaService dmaService;
+    private final HealthStatusManager health = new HealthStatusManager();
+    private final String target;
+    private volatile boolean shutdown;
+
+    private BusServer(Machine machine, ServerBuilder<?> builder, String target, Executor executor) {
+        this.machine = machine;
+        this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions());
+        this.machineService = new MachineService(machine, BuildInfo.version());
+        this.dmaService = new DmaService(machine, sessions);
+        ConnectionTracker tracker = new ConnectionTracker(sessions);
+        builder.addService(machineService)
+                .addService(dmaService)
+                .addService(health.getHealthService())
+                .addService(ProtoReflectionServiceV1.newInstance())
+                .addTransportFilter(tracker)
+                .intercept(tracker)
+                .maxInboundMessageSize((int) machine.limits().maxMessageBytes());
+        if (executor != null) {
+            builder.executor(executor);
+        }
+        this.server = builder.build();
+        this.target = target;
+    }
+
+    /** A server on TCP {@code host:port} (port 0 picks a free one; see {@link #port()}). */
+    public static BusServer netty(Machine machine, String host, int port) {
+        return netty(machine, host, port, null);
+    }
+
+    /** As {@link #netty(Machine, String, int)}, serving calls on {@code executor} (null: gRPC's default). */
+    public static BusServer netty(Machine machine, String host, int port, Executor executor) {
+        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+                .permitKeepAliveTime(10, TimeUnit.SECONDS)
+                .permitKeepAliveWithoutCalls(true)
+                .keepAliveTime(30, TimeUnit.SECONDS)
+                .keepAliveTimeout(10, TimeUnit.SECONDS);
+        return new BusServer(machine, b, host, executor);
+    }
+
+    /** A server on grpc's in-process transport under {@code name}. */
+    public static BusServer inProcess(Machine machine, String name) {
+        return new BusServer(machine, InProcessServerBuilder.forName(name), name, null);
+    }
+
+    /** As {@link #inProcess(Machine, String)}, serving calls on {@code executor} (e.g. a direct executor in tests). */
+    public static BusServer inProcess(Machine machine, String name, Executor executor) {
+        return new BusServer(machine, InProcessServerBuilder.forName(name), name, executor);
+    }
+
+    public BusServer start() throws IOException {
+        server.start();
+        for (String service : new String[] {"", MachineGrpc.SERVICE_NAME, DmaGrpc.SERVICE_NAME}) {
+            health.setStatus(service, io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+        }
+        log.debug("bus serving on {}", server.getListenSockets());
+        return this;
+    }
+
+    /** The TCP port (Netty servers), or -1. */
+    public int port() {
+        return server.getPort();
+    }
+
+    /** "host:port" for Netty servers, the in-process name otherwise. */
+    public String target() {
+        int port = server.getPort();
+        if (port < 0) {
+            return target;
+        }
+        return (target.contains(":") ? "[" + target + "]" : target) + ":" + port;
+    }
+
+    public Machine machine() {
+        return machine;
+    }
+
+    /** Live DMA sessions. */
+    public int liveSessions() {
+        return sessions.live();
+    }
+
+    /**
+     * Graceful shutdown: new calls are refused, Interrupts streams complete, Transfer streams end with
+     * UNAVAILABLE after answering the requests they have read, unary calls in flight finish; whatever is
+     * still running after {@code grace} is cancelled.
+     */
+    public void shutdown(Duration grace) {
+        if (shutdown) {
+            return;
+        }
+        shutdown = true;
+        health.enterTerminalState();
+        server.shutdown();
+        machineService.beginShutdown();
+        dmaService.beginShutdown();
+        try {
+            if (!server.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS)) {
+                log.warn("calls still running after {} ms; cancelling them", grace.toMillis());
+                server.shutdownNow();
+                server.awaitTermination(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            server.shutdownNow();
+        }
+    }
+
+    /** Blocks until the server has terminated. */
+    public void awaitTermination() throws InterruptedException {
+        server.awaitTermination();
+    }
+
+    @Override
+    public void close() {
+        shutdown(DEFAULT_GRACE);
+    }
+}

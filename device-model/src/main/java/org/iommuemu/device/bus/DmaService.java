@@ -1,0 +1,314 @@
+package org.iommuemu.device.bus;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.machine.Access;
+import org.iommuemu.device.machine.DmaOutcome;
+import org.iommuemu.device.machine.IommuDevice;
+import org.iommuemu.device.machine.Limits;
+import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.AccessAttributes;
+import org.iommuemu.proto.v1.AttachReply;
+import org.iommuemu.proto.v1.AttachRequest;
+import org.iommuemu.proto.v1.DetachReply;
+import org.iommuemu.proto.v1.DetachRequest;
+import org.iommuemu.proto.v1.DmaGrpc;
+import org.iommuemu.proto.v1.DmaOp;
+import org.iommuemu.proto.v1.DmaReadReply;
+import org.iommuemu.proto.v1.DmaReadRequest;
+import org.iommuemu.proto.v1.DmaWriteReply;
+import org.iommuemu.proto.v1.DmaWriteRequest;
+import org.iommuemu.proto.v1.RequestError;
+import org.iommuemu.proto.v1.TransferReply;
+import org.iommuemu.proto.v1.TransferRequest;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The device view of the bus: DMA masters attach on a stream id and read and write through the IOMMU. */
+final class DmaService extends DmaGrpc.DmaImplBase {
+    private static final Logger log = LoggerFactory.getLogger(DmaService.class);
+    private static final int MAX_NAME = 64;
+
+    private final Machine machine;
+    private final SessionRegistry sessions;
+    private final Limits limits;
+    private final Set<TransferCall> transfers = ConcurrentHashMap.newKeySet();
+    private final ThreadLocal<DmaOutcome> outcomes = ThreadLocal.withInitial(DmaOutcome::new);
+    /** Per-thread staging for write data, grown on demand up to the max DMA length: no allocation per write. */
+    private final ThreadLocal<byte[]> writeBuffers;
+    private volatile boolean shuttingDown;
+
+    DmaService(Machine machine, SessionRegistry sessions) {
+        this.machine = machine;
+        this.sessions = sessions;
+        this.limits = machine.limits();
+        this.writeBuffers = ThreadLocal.withInitial(() -> new byte[4096]);
+    }
+
+    @Override
+    public void attach(AttachRequest request, StreamObserver<AttachReply> responses) {
+        Calls.unary(responses, () -> {
+            checkServing();
+            String name = request.getName();
+            if (name.isEmpty() || name.length() > MAX_NAME || name.chars().anyMatch(Character::isISOControl)) {
+                throw BusError.invalidArgument("name must be 1 to " + MAX_NAME
+                        + " printable characters, got '" + name + "'");
+            }
+            IommuDevice device = MachineService.device(machine, request.getIommu());
+            int sid = request.getStreamId();
+            if (!Bits.fitsUnsigned(Integer.toUnsignedLong(sid), device.streamIdBits())) {
+                throw BusError.outOfRange("stream_id " + Integer.toUnsignedString(sid) + " does not fit in the "
+                        + device.streamIdBits() + "-bit stream id of " + device.name());
+            }
+            if (request.getSubstreams() && device.substreamIdBits() == 0) {
+                throw BusError.failedPrecondition("substreams requested but " + device.name()
+                        + " supports no substream ids / PASIDs");
+            }
+            Session s = sessions.attach(ConnectionTracker.current(), name, device, sid, request.getSubstreams());
+            return AttachReply.newBuilder().setSessionId(s.id).setIommu(device.name()).setStreamId(sid).build();
+        });
+    }
+
+    @Override
+    public void detach(DetachRequest request, StreamObserver<DetachReply> responses) {
+        Calls.unary(responses, () -> {
+            sessions.detach(request.getSessionId(), ConnectionTracker.current());
+            return DetachReply.getDefaultInstance();
+        });
+    }
+
+    @Override
+    public void read(DmaReadRequest request, StreamObserver<DmaReadReply> responses) {
+        Calls.unary(responses, () -> {
+            checkServing();
+            Session s = sessions.lookup(request.getSessionId(), ConnectionTracker.current());
+            checkStreamId(s, request.hasStreamId(), request.getStreamId());
+            int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
+            int length = checkLength(request.getIova(), request.getLength(), "length");
+            byte[] buffer = new byte[length];
+            DmaOutcome out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
+                    access(request.getAttributes()), outcomes.get());
+            checkImplemented(out);
+            DmaReadReply.Builder reply = DmaReadReply.newBuilder()
+                    .setData(UnsafeByteOperations.unsafeWrap(buffer, 0, (int) out.bytesDone()));
+            if (!out.isOk()) {
+                reply.setFault(Protos.fault(out));
+            }
+            return reply.build();
+        });
+    }
+
+    @Override
+    public void write(DmaWriteRequest request, StreamObserver<DmaWriteReply> responses) {
+        Calls.unary(responses, () -> {
+            checkServing();
+            Session s = sessions.lookup(request.getSessionId(), ConnectionTracker.current());
+            checkStreamId(s, request.hasStreamId(), request.getStreamId());
+            int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
+            DmaOutcome out = doWrite(s, ssid, request.getIova(), request.getData(), request.getAttributes());
+            checkImplemented(out);
+            return out.isOk() ? DmaWriteReply.getDefaultInstance()
+                    : DmaWriteReply.newBuilder().setFault(Protos.fault(out)).build();
+        });
+    }
+
+    @Override
+    public StreamObserver<TransferRequest> transfer(StreamObserver<TransferReply> responses) {
+        ServerCallStreamObserver<TransferReply> out = (ServerCallStreamObserver<TransferReply>) responses;
+        TransferCall call = new TransferCall(out);
+        if (shuttingDown) {
+            out.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
+            return call;
+        }
+        transfers.add(call);
+        return call;
+    }
+
+    /** Serves one request of a Transfer stream: a reply with data, a fault, or a RequestError. */
+    TransferReply process(TransferRequest request) {
+        TransferReply.Builder reply = TransferReply.newBuilder().setTag(request.getTag());
+        try {
+            Session s = sessions.lookup(request.getSessionId(), ConnectionTracker.current());
+            checkStreamId(s, request.hasStreamId(), request.getStreamId());
+            int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
+            DmaOutcome out;
+            if (request.getOp() == DmaOp.READ) {
+                if (!request.getData().isEmpty()) {
+                    throw BusError.invalidArgument("data must be empty for a READ (tag " + request.getTag() + ")");
+                }
+                int length = checkLength(request.getIova(), request.getLength(), "length");
+                byte[] buffer = new byte[length];
+                out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
+                        access(request.getAttributes()), outcomes.get());
+                reply.setData(UnsafeByteOperations.unsafeWrap(buffer, 0, (int) out.bytesDone()));
+            } else if (request.getOp() == DmaOp.WRITE) {
+                out = doWrite(s, ssid, request.getIova(), request.getData(), request.getAttributes());
+            } else {
+                throw BusError.invalidArgument("op must be READ or WRITE (tag " + request.getTag() + ")");
+            }
+            checkImplemented(out);
+            if (!out.isOk()) {
+                reply.setFault(Protos.fault(out));
+            }
+        } catch (BusError e) {
+            reply.setError(RequestError.newBuilder().setCode(e.code().value()).setMessage(e.getMessage()));
+        } catch (RuntimeException e) {
+            log.error("bug while serving a Transfer request", e);
+            reply.setError(RequestError.newBuilder().setCode(Status.Code.INTERNAL.value())
+                    .setMessage("internal error: " + e));
+        }
+        return reply.build();
+    }
+
+    private DmaOutcome doWrite(Session s, int ssid, long iova, ByteString data, AccessAttributes attributes) {
+        int length = checkLength(iova, data.size(), "data length");
+        byte[] buffer = writeBuffers.get();
+        if (buffer.length < length) {
+            buffer = new byte[Math.max(length, Math.min(2 * buffer.length, (int) limits.maxDmaLength()))];
+            writeBuffers.set(buffer);
+        }
+        data.copyTo(buffer, 0);
+        return machine.dma().write(s.device, s.streamId, ssid, iova, buffer, 0, length, access(attributes),
+                outcomes.get());
+    }
+
+    private static int access(AccessAttributes a) {
+        return (a.getPrivileged() ? Access.PRIVILEGED : 0) | (a.getInstruction() ? Access.INSTRUCTION : 0);
+    }
+
+    private static void checkStreamId(Session s, boolean present, int streamId) {
+        if (present && streamId != s.streamId) {
+            throw BusError.permissionDenied("stream_id " + Integer.toUnsignedString(streamId)
+                    + " is not the stream id of this session (" + s.streamId
+                    + "): a master can only issue DMA as its own stream id");
+        }
+    }
+
+    private static int substreamId(Session s, boolean present, int ssid) {
+        if (!present) {
+            return -1;
+        }
+        if (!s.substreams) {
+            throw BusError.failedPrecondition("substream_id given but the session was attached with substreams=false");
+        }
+        if (!Bits.fitsUnsigned(Integer.toUnsignedLong(ssid), s.device.substreamIdBits())) {
+            throw BusError.outOfRange("substream_id " + Integer.toUnsignedString(ssid) + " does not fit in the "
+                    + s.device.substreamIdBits() + "-bit substream id of " + s.device.name());
+        }
+        return ssid;
+    }
+
+    private int checkLength(long iova, long length, String field) {
+        if (length <= 0) {
+            throw BusError.invalidArgument(field + " must be at least 1");
+        }
+        if (length > limits.maxDmaLength()) {
+            throw BusError.outOfRange(field + " " + length + " exceeds the maximum DMA length of "
+                    + limits.maxDmaLength() + " bytes (Machine.Describe limits.max_dma_length)");
+        }
+        if (Bits.rangeOverflows(iova, length)) {
+            throw BusError.outOfRange("iova " + Bits.hex(iova) + " + " + field + " " + length + " wraps past 2^64");
+        }
+        return (int) length;
+    }
+
+    private static void checkImplemented(DmaOutcome out) {
+        if (out.status() == DmaOutcome.Status.UNIMPLEMENTED) {
+            throw BusError.unimplemented(out.description());
+        }
+    }
+
+    private void checkServing() {
+        if (shuttingDown) {
+            throw BusError.unavailable("the server is shutting down");
+        }
+    }
+
+    /** Stops taking new DMA and ends every Transfer stream once the requests it has read are answered. */
+    void beginShutdown() {
+        shuttingDown = true;
+        for (TransferCall c : transfers) {
+            c.close(Status.UNAVAILABLE.withDescription(
+                    "the server is shutting down; requests without a reply were not performed"));
+        }
+    }
+
+    /**
+     * One Transfer stream. Requests are served in order as they arrive; the server asks the transport for
+     * the next request only while the client keeps reading replies, so a client that floods or stops
+     * reading is held back by gRPC flow control instead of filling server memory.
+     */
+    private final class TransferCall implements StreamObserver<TransferRequest> {
+        private final ServerCallStreamObserver<TransferReply> out;
+        private int owed;
+        private boolean closed;
+
+        TransferCall(ServerCallStreamObserver<TransferReply> out) {
+            this.out = out;
+            out.disableAutoRequest();
+            out.setOnReadyHandler(this::onReady);
+            out.setOnCancelHandler(this::onCancel);
+            out.request(limits.maxTransferInFlight());
+        }
+
+        @Override
+        public void onNext(TransferRequest request) {
+            synchronized (this) {
+                if (closed) {
+                    return; // not performed: the client was told the stream ended
+                }
+                out.onNext(process(request));
+                if (out.isReady()) {
+                    out.request(1);
+                } else {
+                    owed++;
+                }
+            }
+        }
+
+        private synchronized void onReady() {
+            if (!closed && owed > 0 && out.isReady()) {
+                out.request(owed);
+                owed = 0;
+            }
+        }
+
+        private synchronized void onCancel() {
+            closed = true;
+            transfers.remove(this);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            synchronized (this) {
+                closed = true;
+            }
+            transfers.remove(this);
+        }
+
+        @Override
+        public void onCompleted() {
+            synchronized (this) {
+                if (!closed) {
+                    closed = true;
+                    out.onCompleted();
+                }
+            }
+            transfers.remove(this);
+        }
+
+        synchronized void close(Status status) {
+            if (!closed) {
+                closed = true;
+                out.onError(status.asRuntimeException());
+            }
+            transfers.remove(this);
+        }
+    }
+}

@@ -1,0 +1,295 @@
+package org.iommuemu.device.bus;
+
+import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayDeque;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.memory.MemoryAccessException;
+import org.iommuemu.core.memory.RamRegion;
+import org.iommuemu.device.machine.IommuDevice;
+import org.iommuemu.device.machine.InterruptRecord;
+import org.iommuemu.device.machine.Limits;
+import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.DescribeReply;
+import org.iommuemu.proto.v1.DescribeRequest;
+import org.iommuemu.proto.v1.Interrupt;
+import org.iommuemu.proto.v1.InterruptsRequest;
+import org.iommuemu.proto.v1.IommuInstance;
+import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.MemReadReply;
+import org.iommuemu.proto.v1.MemReadRequest;
+import org.iommuemu.proto.v1.MemWriteReply;
+import org.iommuemu.proto.v1.MemWriteRequest;
+import org.iommuemu.proto.v1.MmioReadReply;
+import org.iommuemu.proto.v1.MmioReadRequest;
+import org.iommuemu.proto.v1.MmioWriteReply;
+import org.iommuemu.proto.v1.MmioWriteRequest;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The CPU view of the bus: describe the machine, MMIO to the IOMMUs, physical memory, interrupts. */
+final class MachineService extends MachineGrpc.MachineImplBase {
+    private static final Logger log = LoggerFactory.getLogger(MachineService.class);
+    /** Interrupts buffered per subscriber before further ones are counted as dropped. */
+    static final int INTERRUPT_BUFFER = 4096;
+
+    private final Machine machine;
+    private final DescribeReply description;
+    private final Set<InterruptStream> streams = ConcurrentHashMap.newKeySet();
+    private volatile boolean shuttingDown;
+
+    MachineService(Machine machine, String serverVersion) {
+        this.machine = machine;
+        this.description = describe(machine, serverVersion);
+    }
+
+    private static DescribeReply describe(Machine machine, String serverVersion) {
+        DescribeReply.Builder b = DescribeReply.newBuilder().setApiVersion("v1").setServerVersion(serverVersion);
+        for (IommuDevice d : machine.iommus()) {
+            b.addIommus(IommuInstance.newBuilder()
+                    .setName(d.name())
+                    .setKind(Protos.kind(d.type()))
+                    .setMmioSize(d.mmioSize())
+                    .setStreamIdBits(d.streamIdBits())
+                    .setSubstreamIdBits(d.substreamIdBits())
+                    .addAllFeatures(d.features())
+                    .setTranslationModelled(d.translationModelled()));
+        }
+        for (RamRegion r : machine.memory().regions()) {
+            b.addRam(org.iommuemu.proto.v1.RamRegion.newBuilder().setBase(r.base()).setSize(r.size()));
+        }
+        Limits l = machine.limits();
+        b.setLimits(org.iommuemu.proto.v1.Limits.newBuilder()
+                .setMaxDmaLength(l.maxDmaLength())
+                .setMaxMessageBytes(l.maxMessageBytes())
+                .setMaxMemAccessLength(l.maxMemAccessLength())
+                .setMaxSessions(l.maxSessions())
+                .setMaxTransferInFlight(l.maxTransferInFlight()));
+        return b.build();
+    }
+
+    /** The instance named {@code name}; INVALID_ARGUMENT when empty, NOT_FOUND when unknown. */
+    static IommuDevice device(Machine machine, String name) {
+        if (name.isEmpty()) {
+            throw BusError.invalidArgument("iommu is required (instances: " + machine.iommuNames() + ")");
+        }
+        IommuDevice d = machine.iommu(name);
+        if (d == null) {
+            throw BusError.notFound("iommu '" + name + "' not found (instances: " + machine.iommuNames() + ")");
+        }
+        return d;
+    }
+
+    @Override
+    public void describe(DescribeRequest request, StreamObserver<DescribeReply> responses) {
+        Calls.unary(responses, () -> description);
+    }
+
+    @Override
+    public void mmioRead(MmioReadRequest request, StreamObserver<MmioReadReply> responses) {
+        Calls.unary(responses, () -> {
+            IommuDevice d = device(machine, request.getIommu());
+            checkMmio(d, request.getOffset(), request.getWidth());
+            long value = d.mmioRead(request.getOffset(), request.getWidth());
+            return MmioReadReply.newBuilder().setValue(value).build();
+        });
+    }
+
+    @Override
+    public void mmioWrite(MmioWriteRequest request, StreamObserver<MmioWriteReply> responses) {
+        Calls.unary(responses, () -> {
+            IommuDevice d = device(machine, request.getIommu());
+            checkMmio(d, request.getOffset(), request.getWidth());
+            if (request.getWidth() == 4 && !Bits.fitsUnsigned(request.getValue(), 32)) {
+                throw BusError.invalidArgument("value " + Bits.hex(request.getValue())
+                        + " does not fit in a 4-byte write (width 4)");
+            }
+            d.mmioWrite(request.getOffset(), request.getWidth(), request.getValue());
+            return MmioWriteReply.getDefaultInstance();
+        });
+    }
+
+    private static void checkMmio(IommuDevice d, long offset, int width) {
+        if (width != 4 && width != 8) {
+            throw BusError.invalidArgument("width must be 4 or 8, got " + Integer.toUnsignedString(width));
+        }
+        if ((offset & (width - 1)) != 0) {
+            throw BusError.invalidArgument("offset " + Bits.hex(offset) + " is not a multiple of width " + width);
+        }
+        if (Long.compareUnsigned(offset, d.mmioSize() - width) > 0) {
+            throw BusError.outOfRange("offset " + Bits.hex(offset) + " (width " + width + ") is outside the "
+                    + Bits.hex(d.mmioSize()) + "-byte register window of " + d.name());
+        }
+    }
+
+    @Override
+    public void memRead(MemReadRequest request, StreamObserver<MemReadReply> responses) {
+        Calls.unary(responses, () -> {
+            int length = checkMem(request.getAddress(), request.getLength(), "length");
+            byte[] data = new byte[length];
+            try {
+                machine.memory().read(request.getAddress(), data, 0, length);
+            } catch (MemoryAccessException e) {
+                throw notRam(request.getAddress(), length);
+            }
+            return MemReadReply.newBuilder().setData(UnsafeByteOperations.unsafeWrap(data)).build();
+        });
+    }
+
+    @Override
+    public void memWrite(MemWriteRequest request, StreamObserver<MemWriteReply> responses) {
+        Calls.unary(responses, () -> {
+            int length = checkMem(request.getAddress(), request.getData().size(), "data length");
+            byte[] data = request.getData().toByteArray();
+            try {
+                machine.memory().write(request.getAddress(), data, 0, length);
+            } catch (MemoryAccessException e) {
+                throw notRam(request.getAddress(), length);
+            }
+            return MemWriteReply.getDefaultInstance();
+        });
+    }
+
+    private int checkMem(long address, long length, String field) {
+        long max = machine.limits().maxMemAccessLength();
+        if (length <= 0) {
+            throw BusError.invalidArgument(field + " must be at least 1");
+        }
+        if (length > max) {
+            throw BusError.outOfRange(field + " " + length + " exceeds the maximum of " + max
+                    + " bytes (Machine.Describe limits.max_mem_access_length)");
+        }
+        if (Bits.rangeOverflows(address, length)) {
+            throw BusError.outOfRange("address " + Bits.hex(address) + " + " + field + " wraps past 2^64");
+        }
+        return (int) length;
+    }
+
+    private BusError notRam(long address, long length) {
+        return BusError.outOfRange("address range [" + Bits.hex(address) + ", " + Bits.hex(address + length - 1)
+                + "] is not all RAM (RAM: " + machine.memory().regions() + ")");
+    }
+
+    @Override
+    public void interrupts(InterruptsRequest request, StreamObserver<Interrupt> responses) {
+        Set<String> filter = new HashSet<>();
+        try {
+            for (String name : request.getIommusList()) {
+                filter.add(device(machine, name).name());
+            }
+        } catch (BusError e) {
+            responses.onError(e.toStatus());
+            return;
+        }
+        if (shuttingDown) {
+            responses.onCompleted();
+            return;
+        }
+        InterruptStream s = new InterruptStream((ServerCallStreamObserver<Interrupt>) responses, filter);
+        streams.add(s);
+        s.subscription = machine.interrupts().subscribe(s);
+        if (s.isClosed()) {
+            s.unsubscribe(); // cancelled or shut down before the subscription was in place
+        }
+    }
+
+    /** Completes every Interrupts stream (they are endless otherwise). */
+    void beginShutdown() {
+        shuttingDown = true;
+        for (InterruptStream s : streams) {
+            s.complete();
+        }
+    }
+
+    /**
+     * One subscriber: a bounded buffer between the devices (which never wait) and the client (which may be
+     * slow). When the buffer is full, further interrupts are counted and the count rides on the next one
+     * delivered, so nothing is lost without the client knowing.
+     */
+    private final class InterruptStream implements Consumer<InterruptRecord> {
+        private final ServerCallStreamObserver<Interrupt> out;
+        private final Set<String> filter;
+        private final ArrayDeque<Interrupt> buffer = new ArrayDeque<>();
+        private long dropped;
+        private boolean completing;
+        private boolean closed;
+        volatile AutoCloseable subscription;
+
+        InterruptStream(ServerCallStreamObserver<Interrupt> out, Set<String> filter) {
+            this.out = out;
+            this.filter = filter;
+            out.setOnReadyHandler(this::drain);
+            out.setOnCancelHandler(this::cancelled);
+        }
+
+        @Override
+        public void accept(InterruptRecord r) {
+            if (!filter.isEmpty() && !filter.contains(r.iommu())) {
+                return;
+            }
+            synchronized (this) {
+                if (closed || completing) {
+                    return;
+                }
+                if (buffer.size() >= INTERRUPT_BUFFER) {
+                    dropped++;
+                    return;
+                }
+                buffer.add(Interrupt.newBuilder()
+                        .setIommu(r.iommu())
+                        .setSource(r.source())
+                        .setMsi(r.msi())
+                        .setMsiAddress(r.msiAddress())
+                        .setMsiData(r.msiData())
+                        .setSequence(r.sequence())
+                        .setDropped(dropped)
+                        .build());
+                dropped = 0;
+                drain();
+            }
+        }
+
+        private synchronized void drain() {
+            while (!closed && !buffer.isEmpty() && out.isReady()) {
+                out.onNext(buffer.poll());
+            }
+            if (completing && !closed && buffer.isEmpty()) {
+                closed = true;
+                out.onCompleted();
+                unsubscribe();
+            }
+        }
+
+        private synchronized void cancelled() {
+            closed = true;
+            unsubscribe();
+        }
+
+        /** Ends the stream once the client has taken what is buffered (the server's grace period bounds the wait). */
+        synchronized void complete() {
+            completing = true;
+            drain();
+        }
+
+        synchronized boolean isClosed() {
+            return closed;
+        }
+
+        void unsubscribe() {
+            streams.remove(this);
+            AutoCloseable s = subscription;
+            if (s != null) {
+                try {
+                    s.close();
+                } catch (Exception e) {
+                    log.debug("unsubscribe failed", e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+package org.iommuemu.device.bus;
+
+import java.security.SecureRandom;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.machine.IommuDevice;
+import org.iommuemu.device.machine.StreamClaims;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The live DMA sessions. A session id is 44 random bits above a 20-bit slot number, so a lookup on the
+ * DMA path is one array read and two compares (no hashing, no boxing), and ids cannot be guessed. A
+ * session can only be used on the connection that attached it.
+ */
+final class SessionRegistry {
+    private static final Logger log = LoggerFactory.getLogger(SessionRegistry.class);
+    static final int SLOT_BITS = 20;
+    private static final long SLOT_MASK = (1L << SLOT_BITS) - 1;
+
+    private final StreamClaims claims;
+    private final int capacity;
+    private final AtomicReferenceArray<Session> slots;
+    private final SecureRandom random = new SecureRandom();
+    private final Object lock = new Object();
+    private final int[] free;
+    private int freeCount;
+    private int live;
+
+    SessionRegistry(StreamClaims claims, int capacity) {
+        if (capacity < 1 || capacity > (1 << SLOT_BITS)) {
+            throw new IllegalArgumentException("session capacity " + capacity);
+        }
+        this.claims = claims;
+        this.capacity = capacity;
+        this.slots = new AtomicReferenceArray<>(capacity);
+        this.free = new int[capacity];
+        for (int i = 0; i < capacity; i++) {
+            free[i] = capacity - 1 - i;
+        }
+        this.freeCount = capacity;
+    }
+
+    /** Attaches a master; the caller has validated name and stream id range. */
+    Session attach(Connection connection, String name, IommuDevice device, int streamId, boolean substreams) {
+        if (connection == null) {
+            throw BusError.failedPrecondition("no client connection for this call");
+        }
+        synchronized (lock) {
+            if (freeCount == 0) {
+                throw BusError.resourceExhausted("too many DMA sessions: the limit is " + capacity
+                        + " (Machine.Describe limits.max_sessions)");
+            }
+            int slot = free[freeCount - 1];
+            long random44;
+            do {
+                random44 = random.nextLong() >>> SLOT_BITS;
+            } while (random44 == 0);
+            long id = (random44 << SLOT_BITS) | slot;
+            Session session = new Session(id, name, device, streamId, substreams, connection);
+            if (!claims.claim(device.name(), streamId, session)) {
+                Object holder = claims.holder(device.name(), streamId);
+                throw BusError.alreadyExists("stream_id " + streamId + " on " + device.name()
+                        + " is already held by " + (holder == null ? "another session" : holder.toString()));
+            }
+            freeCount--;
+            live++;
+            slots.set(slot, session);
+            connection.sessions().add(session);
+            if (connection.isClosed()) {
+                // The transport went away while we attached: do not leave an orphan behind.
+                removeLocked(session);
+                throw BusError.unavailable("the client connection closed during Attach");
+            }
+            log.debug("attached {}", session);
+            return session;
+        }
+    }
+
+    /** The live session {@code id}, used by {@code caller}; throws NOT_FOUND / PERMISSION_DENIED. Allocation-free. */
+    Session lookup(long id, Connection caller) {
+        int slot = (int) (id & SLOT_MASK);
+        Session s = slot < capacity ? slots.get(slot) : null;
+        if (s == null || s.id != id) {
+            throw BusError.notFound("session_id " + Bits.hex(id)
+                    + " is not a live session (never attached, detached, or its connection closed)");
+        }
+        if (s.connection != caller) {
+            throw BusError.permissionDenied("session_id " + Bits.hex(id)
+                    + " belongs to another client connection");
+        }
+        return s;
+    }
+
+    /** Detaches {@code id} on behalf of {@code caller}. */
+    void detach(long id, Connection caller) {
+        Session s = lookup(id, caller);
+        synchronized (lock) {
+            removeLocked(s);
+        }
+        log.debug("detached {}", s);
+    }
+
+    /** Detaches every session of a connection that went away; returns how many. */
+    int releaseAll(Connection connection) {
+        int n = 0;
+        synchronized (lock) {
+            for (Session s : connection.sessions()) {
+                if (removeLocked(s)) {
+                    n++;
+                }
+            }
+        }
+        return n;
+    }
+
+    private boolean removeLocked(Session s) {
+        int slot = (int) (s.id & SLOT_MASK);
+        if (!slots.compareAndSet(slot, s, null)) {
+            return false;
+        }
+        claims.release(s.device.name(), s.streamId, s);
+        s.connection.sessions().remove(s);
+        free[freeCount++] = slot;
+        live--;
+        return true;
+    }
+
+    /** Sessions alive now. */
+    int live() {
+        synchronized (lock) {
+            return live;
+        }
+    }
+
+    int capacity() {
+        return capacity;
+    }
+}

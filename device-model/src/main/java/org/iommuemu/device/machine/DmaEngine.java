@@ -1,0 +1,123 @@
+package org.iommuemu.device.machine;
+
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.memory.MemoryAccessException;
+import org.iommuemu.core.memory.PhysicalMemory;
+
+/**
+ * Moves DMA data between a master and guest RAM through an IOMMU: translate, then access physical
+ * memory, one linearly-translated chunk at a time. Allocates nothing on success.
+ *
+ * <p>A translation fault stops the DMA at the faulting address with the bytes before it transferred. An
+ * output address outside RAM is an external abort at the first byte that is not RAM.
+ */
+public final class DmaEngine {
+    private static final int PAGE = 4096;
+
+    private final PhysicalMemory memory;
+
+    public DmaEngine(PhysicalMemory memory) {
+        this.memory = memory;
+    }
+
+    /**
+     * Reads {@code len} bytes at {@code iova} into {@code dst[off..]}. The caller has checked that the
+     * range does not wrap and that the array bounds hold.
+     *
+     * @param substreamId substream id / PASID, or -1 for none
+     * @param access {@link Access} flags; the WRITE bit is ignored (cleared)
+     */
+    public DmaOutcome read(IommuDevice device, int streamId, int substreamId, long iova, byte[] dst, int off, int len,
+            int access, DmaOutcome out) {
+        return transfer(device, streamId, substreamId, iova, dst, off, len, access & ~Access.WRITE, out);
+    }
+
+    /** Writes {@code src[off .. off + len)} at {@code iova}; see {@link #read}. */
+    public DmaOutcome write(IommuDevice device, int streamId, int substreamId, long iova, byte[] src, int off, int len,
+            int access, DmaOutcome out) {
+        return transfer(device, streamId, substreamId, iova, src, off, len, access | Access.WRITE, out);
+    }
+
+    private DmaOutcome transfer(IommuDevice device, int streamId, int substreamId, long iova, byte[] buf, int off,
+            int len, int access, DmaOutcome out) {
+        out.reset();
+        Translation t = out.translation;
+        boolean write = Access.isWrite(access);
+        int done = 0;
+        while (done < len) {
+            long va = iova + done;
+            device.translate(streamId, substreamId, va, access, t);
+            switch (t.outcome()) {
+                case OK -> { }
+                case FAULT -> {
+                    out.fault(va, done, t.faultType(), t.code(), t.description());
+                    return out;
+                }
+                case UNIMPLEMENTED -> {
+                    out.unimplemented(done, t.description());
+                    return out;
+                }
+            }
+            int remaining = len - done;
+            long contiguous = t.contiguousBytes();
+            int chunk;
+            if (contiguous == 0) {
+                chunk = 1; // a device reporting an empty translation must not make this loop forever
+            } else {
+                chunk = Long.compareUnsigned(contiguous, remaining) >= 0 ? remaining : (int) contiguous;
+            }
+            long pa = t.physicalAddress();
+            try {
+                if (write) {
+                    memory.write(pa, buf, off + done, chunk);
+                } else {
+                    memory.read(pa, buf, off + done, chunk);
+                }
+                done += chunk;
+            } catch (MemoryAccessException e) {
+                int ok = copyUntilAbort(pa, buf, off + done, chunk, write);
+                out.fault(va + ok, done + ok, FaultType.EXTERNAL_ABORT, 0,
+                        "output address " + Bits.hex(pa + ok) + " (from iova " + Bits.hex(va + ok)
+                                + ") is not RAM: external abort");
+                return out;
+            }
+        }
+        out.done(done);
+        return out;
+    }
+
+    /** The slow path after an abort: moves page pieces until the first one that fails; returns bytes moved. */
+    private int copyUntilAbort(long pa, byte[] buf, int off, int len, boolean write) {
+        int moved = 0;
+        while (moved < len) {
+            long at = pa + moved;
+            int piece = (int) Math.min(len - moved, PAGE - (at & (PAGE - 1)));
+            try {
+                if (write) {
+                    memory.write(at, buf, off + moved, piece);
+                } else {
+                    memory.read(at, buf, off + moved, piece);
+                }
+            } catch (MemoryAccessException e) {
+                // Within this piece, find the first byte that is not RAM.
+                while (piece > 0 && memory.isRam(at, 1)) {
+                    try {
+                        if (write) {
+                            memory.write8(at, buf[off + moved]);
+                        } else {
+                            buf[off + moved] = (byte) memory.read8(at);
+                        }
+                    } catch (MemoryAccessException again) {
+                        return moved;
+                    }
+                    moved++;
+                    at++;
+                    piece--;
+                }
+                return moved;
+            }
+            moved += piece;
+        }
+        return moved;
+    }
+}

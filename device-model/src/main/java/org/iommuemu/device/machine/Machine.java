@@ -1,0 +1,99 @@
+package org.iommuemu.device.machine;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.core.memory.SparseRam;
+import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.smmuv3.SmmuV3Device;
+import org.iommuemu.device.vtd.VtdConfig;
+import org.iommuemu.device.vtd.VtdDevice;
+
+/**
+ * The emulated machine: guest RAM, the IOMMU instances, stream routing and interrupt delivery.
+ *
+ * <p>The CPU's view (MMIO to the IOMMUs, physical memory) and the devices' view (DMA through an IOMMU)
+ * both end here; the bus server and in-process drivers are two ways in.
+ */
+public final class Machine {
+    private final MachineConfig config;
+    private final SparseRam memory;
+    private final InterruptHub interrupts;
+    private final Map<String, IommuDevice> iommus;
+    private final DmaEngine dma;
+    private final StreamClaims claims = new StreamClaims();
+
+    public Machine(MachineConfig config) {
+        this.config = config;
+        this.memory = new SparseRam(config.ram());
+        this.interrupts = new InterruptHub(memory);
+        Map<String, IommuDevice> devices = new LinkedHashMap<>();
+        for (IommuSpec spec : config.iommus()) {
+            devices.put(spec.name(), create(spec));
+        }
+        this.iommus = Collections.unmodifiableMap(devices);
+        this.dma = new DmaEngine(memory);
+    }
+
+    private IommuDevice create(IommuSpec spec) {
+        return switch (spec.type()) {
+            case SMMUV3 -> new SmmuV3Device(spec.name(), SmmuV3Config.defaults(), memory, interrupts);
+            case VTD -> new VtdDevice(spec.name(), VtdConfig.defaults(), memory, interrupts);
+        };
+    }
+
+    public MachineConfig config() {
+        return config;
+    }
+
+    public Limits limits() {
+        return config.limits();
+    }
+
+    /** Guest physical memory. */
+    public PhysicalMemory memory() {
+        return memory;
+    }
+
+    /** The sparse RAM behind {@link #memory()}, for accounting. */
+    public SparseRam ram() {
+        return memory;
+    }
+
+    public InterruptHub interrupts() {
+        return interrupts;
+    }
+
+    /** The IOMMU instances in configuration order. */
+    public List<IommuDevice> iommus() {
+        return new ArrayList<>(iommus.values());
+    }
+
+    /** The instance named {@code name}, or null. */
+    public IommuDevice iommu(String name) {
+        return iommus.get(name);
+    }
+
+    /** Instance names, in configuration order, for messages. */
+    public List<String> iommuNames() {
+        return List.copyOf(iommus.keySet());
+    }
+
+    public DmaEngine dma() {
+        return dma;
+    }
+
+    public StreamClaims claims() {
+        return claims;
+    }
+
+    /** Returns every IOMMU to its power-on state (RAM keeps its contents). */
+    public void resetDevices() {
+        for (IommuDevice d : iommus.values()) {
+            d.reset();
+        }
+    }
+}

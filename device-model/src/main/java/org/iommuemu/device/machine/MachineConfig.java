@@ -1,0 +1,50 @@
+package org.iommuemu.device.machine;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.iommuemu.core.memory.RamRegion;
+import org.iommuemu.core.memory.SparseRam;
+
+/**
+ * What a machine is made of: RAM regions, IOMMU instances, bus limits.
+ *
+ * @param ram RAM regions (non-overlapping)
+ * @param iommus IOMMU instances, names unique
+ * @param limits bus limits
+ */
+public record MachineConfig(List<RamRegion> ram, List<IommuSpec> iommus, Limits limits) {
+    public MachineConfig {
+        ram = List.copyOf(ram);
+        iommus = List.copyOf(iommus);
+        if (ram.isEmpty()) {
+            throw new IllegalArgumentException("a machine needs at least one RAM region");
+        }
+        Set<String> names = new HashSet<>();
+        for (IommuSpec s : iommus) {
+            if (!names.add(s.name())) {
+                throw new IllegalArgumentException("IOMMU instance name '" + s.name() + "' is used twice");
+            }
+        }
+    }
+
+    /** The embedded default: 4 GiB of RAM at 0x8000_0000, an SMMUv3 "smmu0" and a VT-d "dmar0". */
+    public static MachineConfig defaults() {
+        return new MachineConfig(
+                List.of(new RamRegion(SparseRam.DEFAULT_RAM_BASE, SparseRam.DEFAULT_RAM_SIZE)),
+                List.of(new IommuSpec("smmu0", IommuType.SMMUV3), new IommuSpec("dmar0", IommuType.VTD)),
+                Limits.DEFAULTS);
+    }
+
+    public MachineConfig withRam(List<RamRegion> regions) {
+        return new MachineConfig(regions, iommus, limits);
+    }
+
+    public MachineConfig withIommus(List<IommuSpec> specs) {
+        return new MachineConfig(ram, specs, limits);
+    }
+
+    public MachineConfig withLimits(Limits newLimits) {
+        return new MachineConfig(ram, iommus, newLimits);
+    }
+}

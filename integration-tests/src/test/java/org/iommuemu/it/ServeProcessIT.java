@@ -1,0 +1,91 @@
+package org.iommuemu.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.iommuemu.dma.DmaClient;
+import org.iommuemu.dma.DmaResult;
+import org.iommuemu.dma.DmaSession;
+import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.MemReadRequest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The runnable jar as a user runs it: {@code iommu-emu serve --port 0} in its own process, driven from
+ * this one with the DMA client library, then stopped with SIGTERM.
+ */
+class ServeProcessIT {
+    private static Path jar() {
+        Path jar = Path.of(System.getProperty("iommuemu.jar", "../device-model/target/iommu-emu.jar"));
+        assertThat(jar).as("the runnable jar (built by device-model's package phase)").exists();
+        return jar;
+    }
+
+    @Test
+    void serveTalksToAnotherProcessAndStopsGracefullyOnSigterm(@TempDir Path dir) throws Exception {
+        Path config = dir.resolve("machine.yaml");
+        Files.writeString(config, """
+                ram:
+                  - base: 0x40000000
+                    size: 256MiB
+                iommus:
+                  - name: smmu-it
+                    kind: smmuv3
+                """);
+        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
+        Process p = new ProcessBuilder(java, "-jar", jar().toString(), "serve", "--port", "0", "--config",
+                config.toString()).redirectErrorStream(true).start();
+        List<String> lines = new ArrayList<>();
+        try {
+            BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+            int port = -1;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            String line;
+            while (port < 0 && System.nanoTime() < deadline && (line = out.readLine()) != null) {
+                lines.add(line);
+                if (line.startsWith("port ")) {
+                    port = Integer.parseInt(line.substring(5).trim());
+                }
+            }
+            assertThat(port).as("serve printed its port: " + lines).isPositive();
+            assertThat(lines).anyMatch(l -> l.contains("serving on 127.0.0.1:" + port));
+            assertThat(lines).anyMatch(l -> l.contains("iommu smmu-it (smmuv3)"));
+            assertThat(lines).anyMatch(l -> l.contains("ram 256 MiB at 0x40000000"));
+
+            String target = "127.0.0.1:" + port;
+            try (DmaClient client = DmaClient.connect(target); DmaSession s = client.attach("remote", "smmu-it", 4)) {
+                DmaResult w = s.write(0x4000_1000L, "hello from another process".getBytes(StandardCharsets.UTF_8));
+                assertThat(w.isOk()).isTrue();
+                ManagedChannel ch = NettyChannelBuilder.forTarget(target).usePlaintext().build();
+                try {
+                    ByteString back = MachineGrpc.newBlockingStub(ch).memRead(MemReadRequest.newBuilder()
+                            .setAddress(0x4000_1000L).setLength(26).build()).getData();
+                    assertThat(back.toStringUtf8()).isEqualTo("hello from another process");
+                } finally {
+                    ch.shutdownNow();
+                }
+            }
+            p.destroy(); // SIGTERM
+            assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("serve exits after SIGTERM").isTrue();
+            String line2;
+            while ((line2 = out.readLine()) != null) {
+                lines.add(line2);
+            }
+            assertThat(lines).noneMatch(l -> l.contains("Exception"));
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
