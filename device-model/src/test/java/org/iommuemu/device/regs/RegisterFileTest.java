@@ -8,6 +8,11 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
@@ -436,6 +441,71 @@ class RegisterFileTest {
             assertThatThrownBy(() -> file.write(0x0, 1, 0)).isInstanceOf(IllegalArgumentException.class);
             assertThat(file.read(0xF8, 8)).isZero();
             assertThat(file.at(0x100)).isNull();
+        }
+    }
+
+    @Nested
+    class Performance {
+        @Test
+        void knownRegisterAccessesAllocateNothing() {
+            Register ack = file.reg32(0x4, "ACK", 0).field("V", 0, 32, FieldMode.READ_ONLY);
+            file.reg32(0x0, "CTRL", 0).field("V", 0, 32, FieldMode.READ_WRITE)
+                    .afterWrite((o, n, w, m) -> ack.set(n));
+            Register q = file.reg64(0x8, "Q", 0).field("LO", 0, 32, FieldMode.WRITE_ONE_TO_CLEAR)
+                    .field("HI", 32, 32, FieldMode.READ_WRITE);
+            Field v = ack.fieldHandle("V");
+            long[] sink = new long[1];
+            long bytes = AllocationMeter.bytesAllocated(() -> {
+                for (int i = 0; i < 100_000; i++) {
+                    file.write(0x0, 4, i);
+                    file.write(0x0, 8, i);
+                    file.write(0xC, 4, i);
+                    file.write(0x8, 8, i);
+                    sink[0] += file.read(0x0, 8) + file.read(0xC, 4) + file.read(0x8, 8) + v.get();
+                    q.setBits(0xFF, i);
+                }
+            });
+            // any per-access allocation would amount to megabytes
+            assertThat(bytes).as("bytes allocated by 600k accesses").isLessThan(64 * 1024);
+        }
+
+        @Test
+        void writesAndTheirHooksAreAtomicWithRespectToEachOther() throws Exception {
+            Register ack = file.reg32(0x4, "ACK", 0).field("V", 0, 32, FieldMode.READ_ONLY);
+            Register ctrl = file.reg32(0x0, "CTRL", 0).field("V", 0, 32, FieldMode.READ_WRITE)
+                    .afterWrite((o, n, w, m) -> ack.set(n));
+            Register counter = file.reg32(0x8, "COUNT", 0).field("V", 0, 32, FieldMode.READ_WRITE);
+            Register w1s = file.reg32(0xC, "W1S", 0).field("V", 0, 32, FieldMode.WRITE_ONE_TO_SET);
+            int threads = 4;
+            int rounds = 20_000;
+            ExecutorService pool = Executors.newFixedThreadPool(threads);
+            try {
+                CountDownLatch start = new CountDownLatch(1);
+                List<Future<?>> futures = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    int id = t;
+                    futures.add(pool.submit(() -> {
+                        start.await();
+                        for (int i = 0; i < rounds; i++) {
+                            file.write(0x0, 4, id * 1_000_000L + i);
+                            synchronized (file.lock()) {
+                                counter.set(counter.value() + 1);
+                            }
+                            file.write(0xC, 4, 1L << (id * 8 + (i % 8)));
+                        }
+                        return null;
+                    }));
+                }
+                start.countDown();
+                for (Future<?> f : futures) {
+                    f.get(60, TimeUnit.SECONDS);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+            assertThat(ack.value()).as("the last hook saw the last write").isEqualTo(ctrl.value());
+            assertThat(counter.value()).isEqualTo((long) threads * rounds);
+            assertThat(w1s.value()).isEqualTo(0xFFFF_FFFFL);
         }
     }
 }

@@ -14,6 +14,7 @@ import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
+import org.iommuemu.device.regs.AllocationMeter;
 import org.iommuemu.device.regs.Register;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -479,6 +480,23 @@ class SmmuV3DeviceTest {
                     .as("GBPA does not apply while enabled").isEqualTo(Translation.Outcome.UNIMPLEMENTED);
             smmu.reset();
             assertThat(smmu.translate(0, -1, 0x1000, 0, out).isOk()).isTrue();
+        }
+
+        @Test
+        void translateAndRegisterAccessesAllocateNothing() {
+            long[] sink = new long[1];
+            long bytes = AllocationMeter.bytesAllocated(() -> {
+                for (int i = 0; i < 50_000; i++) {
+                    smmu.mmioWrite(0x44, 4, (1L << 31) | ((i & 1L) << 20));
+                    smmu.translate(i & 0xFFFF, -1, (long) i << 12, Access.WRITE, out);
+                    smmu.mmioWrite(0x20, 4, i & 1);
+                    smmu.mmioWrite(0x100A8, 4, i);
+                    smmu.translate(i & 0xFFFF, 1, (long) i << 12, 0, out);
+                    sink[0] += smmu.mmioRead(0x24, 4) + smmu.mmioRead(0xA8, 8) + out.physicalAddress();
+                }
+            });
+            // any per-operation allocation would amount to megabytes
+            assertThat(bytes).as("bytes allocated by 300k operations").isLessThan(64 * 1024);
         }
 
         @Test

@@ -14,6 +14,7 @@ import org.iommuemu.device.machine.Access;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
+import org.iommuemu.device.regs.AllocationMeter;
 import org.iommuemu.device.regs.Register;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -519,6 +520,24 @@ class VtdDeviceTest {
             assertThat(out.description()).isEqualTo("VT-d translation (TE=1) is not modelled yet");
             vtd.reset();
             assertThat(vtd.translate(0x0100, 5, 0x1000, 0, out).isOk()).isTrue();
+        }
+
+        @Test
+        void translateAndRegisterAccessesAllocateNothing() {
+            long[] sink = new long[1];
+            long bytes = AllocationMeter.bytesAllocated(() -> {
+                for (int i = 0; i < 50_000; i++) {
+                    long te = (i & 1L) << 31;
+                    vtd.mmioWrite(0x18, 4, te);
+                    vtd.translate(i & 0xFFFF, -1, (long) i << 12, Access.WRITE, out);
+                    vtd.mmioWrite(0x18, 4, te | SRTP);
+                    vtd.mmioWrite(0x428, 8, 1L << 63);
+                    vtd.mmioWrite(0x34, 4, 1);
+                    sink[0] += vtd.mmioRead(0x1C, 4) + vtd.mmioRead(0x18, 8) + out.physicalAddress();
+                }
+            });
+            // any per-operation allocation would amount to megabytes
+            assertThat(bytes).as("bytes allocated by 300k operations").isLessThan(64 * 1024);
         }
 
         @Test
