@@ -21,9 +21,11 @@ public record DmaResult(ByteString data, DmaFault fault) {
 
     @Override
     public String toString() {
-        return fault == null ? "OK (" + data.size() + " bytes)"
-                : "FAULT " + fault.getKind() + " at 0x" + Long.toHexString(fault.getAddress()) + " code=0x"
-                        + Integer.toHexString(fault.getCode()) + " after " + fault.getBytesDone() + " bytes: "
-                        + fault.getDescription();
+        if (fault == null) {
+            return data.isEmpty() ? "OK" : "OK (" + data.size() + " bytes)";
+        }
+        return "FAULT " + fault.getKind() + " at 0x" + Long.toHexString(fault.getAddress()) + " code=0x"
+                + Integer.toHexString(fault.getCode()) + " after " + fault.getBytesDone() + " bytes: "
+                + fault.getDescription();
     }
 }

@@ -158,8 +158,8 @@ class NettyBusIT {
 
     @Test
     void aClientKilledMidTransferReleasesItsStreamId() throws Exception {
-        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
-        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+        String javaBin = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
+        Process p = new ProcessBuilder(javaBin, "-cp", System.getProperty("java.class.path"),
                 StreamingClientMain.class.getName(), server.target(), "smmu0", "77", Long.toString(ram))
                 .redirectErrorStream(true).start();
         try {

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.dma.DmaClient;
@@ -33,6 +34,21 @@ class ServeProcessIT {
         return jar;
     }
 
+    private static int awaitPort(List<String> lines, int seconds) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        while (System.nanoTime() < deadline) {
+            synchronized (lines) {
+                for (String l : lines) {
+                    if (l.startsWith("port ")) {
+                        return Integer.parseInt(l.substring(5).trim());
+                    }
+                }
+            }
+            Thread.sleep(20);
+        }
+        return -1;
+    }
+
     @Test
     void serveTalksToAnotherProcessAndStopsGracefullyOnSigterm(@TempDir Path dir) throws Exception {
         Path config = dir.resolve("machine.yaml");
@@ -44,27 +60,30 @@ class ServeProcessIT {
                   - name: smmu-it
                     kind: smmuv3
                 """);
-        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
-        Process p = new ProcessBuilder(java, "-jar", jar().toString(), "serve", "--port", "0", "--config",
+        String javaBin = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
+        Process p = new ProcessBuilder(javaBin, "-jar", jar().toString(), "serve", "--port", "0", "--config",
                 config.toString()).redirectErrorStream(true).start();
-        List<String> lines = new ArrayList<>();
-        try {
-            BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-            int port = -1;
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            String line;
-            while (port < 0 && System.nanoTime() < deadline && (line = out.readLine()) != null) {
-                lines.add(line);
-                if (line.startsWith("port ")) {
-                    port = Integer.parseInt(line.substring(5).trim());
+        List<String> lines = Collections.synchronizedList(new ArrayList<>());
+        Thread reader = new Thread(() -> {
+            try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                    StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = out.readLine()) != null) {
+                    lines.add(line);
                 }
+            } catch (java.io.IOException e) {
+                lines.add("(output closed: " + e.getMessage() + ")");
             }
+        }, "serve-output");
+        reader.start();
+        try {
+            int port = awaitPort(lines, 60);
             assertThat(port).as("serve printed its port: " + lines).isPositive();
-            assertThat(lines).anyMatch(l -> l.contains("serving on 127.0.0.1:" + port));
+            String target = "127.0.0.1:" + port;
+            assertThat(lines).anyMatch(l -> l.contains("serving on " + target));
             assertThat(lines).anyMatch(l -> l.contains("iommu smmu-it (smmuv3)"));
             assertThat(lines).anyMatch(l -> l.contains("ram 256 MiB at 0x40000000"));
 
-            String target = "127.0.0.1:" + port;
             try (DmaClient client = DmaClient.connect(target); DmaSession s = client.attach("remote", "smmu-it", 4)) {
                 DmaResult w = s.write(0x4000_1000L, "hello from another process".getBytes(StandardCharsets.UTF_8));
                 assertThat(w.isOk()).isTrue();
@@ -77,13 +96,11 @@ class ServeProcessIT {
                     ch.shutdownNow();
                 }
             }
-            p.destroy(); // SIGTERM
+            ProcessHandle.of(p.pid()).ifPresent(h -> h.destroy()); // SIGTERM
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("serve exits after SIGTERM").isTrue();
-            String line2;
-            while ((line2 = out.readLine()) != null) {
-                lines.add(line2);
-            }
-            assertThat(lines).noneMatch(l -> l.contains("Exception"));
+            assertThat(p.exitValue()).as("the JVM's exit status after SIGTERM").isEqualTo(128 + 15);
+            reader.join(10_000);
+            assertThat(lines).as("no stack trace on the way out").noneMatch(l -> l.contains("Exception"));
         } finally {
             p.destroyForcibly();
         }

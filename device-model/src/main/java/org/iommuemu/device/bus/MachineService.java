@@ -206,16 +206,25 @@ final class MachineService extends MachineGrpc.MachineImplBase {
         }
     }
 
+    /** An interrupt waiting for a slow client, with the count of those that found the buffer full after it. */
+    private static final class Pending {
+        final InterruptRecord record;
+        long droppedAfter;
+
+        Pending(InterruptRecord record) {
+            this.record = record;
+        }
+    }
+
     /**
      * One subscriber: a bounded buffer between the devices (which never wait) and the client (which may be
-     * slow). When the buffer is full, further interrupts are counted and the count rides on the next one
-     * delivered, so nothing is lost without the client knowing.
+     * slow). When the buffer is full, further interrupts are counted on the newest buffered one, so the client
+     * learns of every gap, at the place where it happened.
      */
     private final class InterruptStream implements Consumer<InterruptRecord> {
         private final ServerCallStreamObserver<Interrupt> out;
         private final Set<String> filter;
-        private final ArrayDeque<Interrupt> buffer = new ArrayDeque<>();
-        private long dropped;
+        private final ArrayDeque<Pending> buffer = new ArrayDeque<>();
         private boolean completing;
         private boolean closed;
         volatile AutoCloseable subscription;
@@ -237,26 +246,27 @@ final class MachineService extends MachineGrpc.MachineImplBase {
                     return;
                 }
                 if (buffer.size() >= INTERRUPT_BUFFER) {
-                    dropped++;
+                    buffer.peekLast().droppedAfter++; // still unsent: the client learns of the gap with it
                     return;
                 }
-                buffer.add(Interrupt.newBuilder()
-                        .setIommu(r.iommu())
-                        .setSource(r.source())
-                        .setMsi(r.msi())
-                        .setMsiAddress(r.msiAddress())
-                        .setMsiData(r.msiData())
-                        .setSequence(r.sequence())
-                        .setDropped(dropped)
-                        .build());
-                dropped = 0;
+                buffer.add(new Pending(r));
                 drain();
             }
         }
 
         private synchronized void drain() {
             while (!closed && !buffer.isEmpty() && out.isReady()) {
-                out.onNext(buffer.poll());
+                Pending p = buffer.poll();
+                InterruptRecord r = p.record;
+                out.onNext(Interrupt.newBuilder()
+                        .setIommu(r.iommu())
+                        .setSource(r.source())
+                        .setMsi(r.msi())
+                        .setMsiAddress(r.msiAddress())
+                        .setMsiData(r.msiData())
+                        .setSequence(r.sequence())
+                        .setDropped(p.droppedAfter)
+                        .build());
             }
             if (completing && !closed && buffer.isEmpty()) {
                 closed = true;

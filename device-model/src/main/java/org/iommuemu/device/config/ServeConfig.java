@@ -1,6 +1,5 @@
 package org.iommuemu.device.config;
 
-import com.fasterxml.jackson.annotation.JsonCreator;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.ArrayList;
 import java.util.List;
@@ -33,41 +32,122 @@ import org.iommuemu.device.machine.MachineConfig;
  *   max_sessions: 1024
  *   max_transfer_in_flight: 128
  * </pre>
+ *
+ * <p>Values are checked as they are read (so an error names its line), keys are matched in file order (so an
+ * unknown key is reported where it stands), and required keys are checked at the end of their section.
  */
-public record ServeConfig(String bind, Integer port, List<Ram> ram, List<Iommu> iommus, LimitsConfig limits) {
+public final class ServeConfig {
+    private String bind;
+    private Integer port;
+    private List<Ram> ram;
+    private List<Iommu> iommus;
+    private LimitsSection limits;
 
-    /** A RAM region. */
-    public record Ram(long base, long size) {
-        @JsonCreator
-        public Ram(@JsonProperty(value = "base") Object base, @JsonProperty(value = "size", required = true) Object size) {
-            this(base == null ? SparseRam.DEFAULT_RAM_BASE : number(base, "base"), number(size, "size"));
+    public String bind() {
+        return bind;
+    }
+
+    public Integer port() {
+        return port;
+    }
+
+    @JsonProperty("bind")
+    void setBind(String value) {
+        bind = value;
+    }
+
+    @JsonProperty("port")
+    void setPort(int value) {
+        if (value < 0 || value > 65535) {
+            throw new IllegalArgumentException("port " + value + " is not a TCP port (0 to 65535)");
+        }
+        port = value;
+    }
+
+    @JsonProperty("ram")
+    void setRam(List<Ram> value) {
+        ram = value;
+    }
+
+    @JsonProperty("iommus")
+    void setIommus(List<Iommu> value) {
+        iommus = value;
+    }
+
+    @JsonProperty("limits")
+    void setLimits(LimitsSection value) {
+        limits = value;
+    }
+
+    /** A RAM region: {@code size} is required, {@code base} defaults to 0x8000_0000. */
+    public static final class Ram {
+        private long base = SparseRam.DEFAULT_RAM_BASE;
+        private Long size;
+
+        @JsonProperty("base")
+        void setBase(Object value) {
+            base = number(value, "base");
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            size = number(value, "size");
         }
     }
 
-    /** An IOMMU instance. */
-    public record Iommu(String name, IommuType kind) {
-        @JsonCreator
-        public Iommu(@JsonProperty(value = "name", required = true) String name,
-                @JsonProperty(value = "kind", required = true) String kind) {
-            this(name, IommuType.parse(kind));
+    /** An IOMMU instance: {@code name} and {@code kind} (smmuv3 or vtd) are required. */
+    public static final class Iommu {
+        private String name;
+        private IommuType kind;
+
+        @JsonProperty("name")
+        void setName(String value) {
+            name = value;
+        }
+
+        @JsonProperty("kind")
+        void setKind(String value) {
+            kind = IommuType.parse(value);
         }
     }
 
     /** Bus limits; omitted keys keep their defaults. */
-    public record LimitsConfig(Object maxDmaLength, Object maxMemAccessLength, Integer maxSessions,
-            Integer maxTransferInFlight) {
+    public static final class LimitsSection {
+        private Long maxDmaLength;
+        private Long maxMemAccessLength;
+        private Integer maxSessions;
+        private Integer maxTransferInFlight;
+
+        @JsonProperty("max_dma_length")
+        void setMaxDmaLength(Object value) {
+            maxDmaLength = number(value, "max_dma_length");
+        }
+
+        @JsonProperty("max_mem_access_length")
+        void setMaxMemAccessLength(Object value) {
+            maxMemAccessLength = number(value, "max_mem_access_length");
+        }
+
+        @JsonProperty("max_sessions")
+        void setMaxSessions(int value) {
+            maxSessions = value;
+        }
+
+        @JsonProperty("max_transfer_in_flight")
+        void setMaxTransferInFlight(int value) {
+            maxTransferInFlight = value;
+        }
+
         Limits apply(Limits base) {
-            long dma = maxDmaLength == null ? base.maxDmaLength() : number(maxDmaLength, "max_dma_length");
-            long mem = maxMemAccessLength == null ? base.maxMemAccessLength()
-                    : number(maxMemAccessLength, "max_mem_access_length");
+            long dma = maxDmaLength == null ? base.maxDmaLength() : maxDmaLength;
+            long mem = maxMemAccessLength == null ? base.maxMemAccessLength() : maxMemAccessLength;
             int sessions = maxSessions == null ? base.maxSessions() : maxSessions;
             int inFlight = maxTransferInFlight == null ? base.maxTransferInFlight() : maxTransferInFlight;
-            long msg = Math.max(dma, mem) + Limits.MESSAGE_OVERHEAD;
-            return new Limits(dma, msg, mem, sessions, inFlight);
+            return new Limits(dma, Math.max(dma, mem) + Limits.MESSAGE_OVERHEAD, mem, sessions, inFlight);
         }
     }
 
-    /** Reads a number or a size string ("4GiB", "0x1000"). */
+    /** Reads a non-negative number or a size string ("4GiB", "0x1000"). */
     static long number(Object value, String field) {
         if (value instanceof java.math.BigInteger big) {
             if (big.signum() < 0 || big.bitLength() > 64) {
@@ -83,25 +163,43 @@ public record ServeConfig(String bind, Integer port, List<Ram> ram, List<Iommu> 
             return v;
         }
         if (value instanceof String s) {
-            return Sizes.parse(s);
+            try {
+                return Sizes.parse(s);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(field + ": " + e.getMessage(), e);
+            }
         }
         throw new IllegalArgumentException(field + " must be a number or a size like 4GiB, got " + value);
     }
 
-    /** The machine this file describes, starting from {@code base} for whatever it leaves out. */
+    /**
+     * The machine this file describes, starting from {@code base} for whatever it leaves out.
+     *
+     * @throws ConfigException when a required key is missing
+     * @throws IllegalArgumentException when the values do not make a valid machine (overlapping RAM, duplicate
+     *     names...)
+     */
     public MachineConfig apply(MachineConfig base) {
         MachineConfig c = base;
         if (ram != null) {
             List<RamRegion> regions = new ArrayList<>();
-            for (Ram r : ram) {
-                regions.add(new RamRegion(r.base(), r.size()));
+            for (int i = 0; i < ram.size(); i++) {
+                Ram r = ram.get(i);
+                if (r == null || r.size == null) {
+                    throw new ConfigException("ram[" + i + "]: size is required");
+                }
+                regions.add(new RamRegion(r.base, r.size));
             }
             c = c.withRam(regions);
         }
         if (iommus != null) {
             List<IommuSpec> specs = new ArrayList<>();
-            for (Iommu i : iommus) {
-                specs.add(new IommuSpec(i.name(), i.kind()));
+            for (int i = 0; i < iommus.size(); i++) {
+                Iommu m = iommus.get(i);
+                if (m == null || m.name == null || m.kind == null) {
+                    throw new ConfigException("iommus[" + i + "]: name and kind are required");
+                }
+                specs.add(new IommuSpec(m.name, m.kind));
             }
             c = c.withIommus(specs);
         }

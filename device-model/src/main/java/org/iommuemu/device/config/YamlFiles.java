@@ -44,6 +44,9 @@ public final class YamlFiles {
 
     /** Parses {@code text}, naming it {@code source} in error messages. */
     public static <T> T parse(String source, String text, Class<T> type) {
+        if (text.isBlank()) {
+            throw new ConfigException(source + ": the file is empty");
+        }
         try {
             T value = MAPPER.readValue(text, type);
             if (value == null) {

@@ -275,10 +275,10 @@ public final class RegisterFile {
             long witness = unknownLogged.compareAndExchange(slot, seen, seen | bit);
             if (witness == seen) {
                 if (write) {
-                    LOG.info("{}: write of {} to unimplemented register offset {} ignored (logged once per offset)",
+                    LOG.warn("{}: write of {} to unknown or reserved register offset {} ignored (logged once per offset)",
                             deviceName, Bits.hex(value), Bits.hex((long) word << 2));
                 } else {
-                    LOG.info("{}: read of unimplemented register offset {} returns 0 (logged once per offset)",
+                    LOG.warn("{}: read of unknown or reserved register offset {} returns 0 (logged once per offset)",
                             deviceName, Bits.hex((long) word << 2));
                 }
                 return;

@@ -68,10 +68,16 @@ class ServeConfigTest {
         assertThatThrownBy(() -> parse("ram:\n  - size: lots\n"))
                 .isInstanceOf(ConfigException.class).hasMessageContaining("lots");
         assertThatThrownBy(() -> parse("ram:\n  - base: 0x1000\n"))
-                .isInstanceOf(ConfigException.class).hasMessageContaining("size");
+                .isInstanceOf(ConfigException.class).hasMessageContaining("ram[0]: size is required");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: x\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("iommus[0]: name and kind are required");
         assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: vtd\n  - name: a\n    kind: smmuv3\n"))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'a' is used twice");
-        assertThatThrownBy(() -> parse("port: [1\n")).isInstanceOf(ConfigException.class)
+        assertThatThrownBy(() -> parse("port: [1, 2]\n")).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("test.yaml:1:").hasMessageContaining("port");
+        assertThatThrownBy(() -> parse("port: 70000\n")).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("port 70000 is not a TCP port");
+        assertThatThrownBy(() -> parse("bind: 'unterminated\n")).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("not valid YAML");
         assertThatThrownBy(() -> parse("")).isInstanceOf(ConfigException.class).hasMessageContaining("empty");
     }

@@ -15,7 +15,7 @@ class DmaEngineTest {
     private final DmaOutcome out = new DmaOutcome();
 
     /** Maps iova page n to RAM page (n * 7 mod 64): consecutive iova pages are scattered. Iova page 40 faults. */
-    private static final class Scatter implements IommuDevice {
+    private static class Scatter implements IommuDevice {
         int translations;
 
         @Override

@@ -25,6 +25,7 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -47,6 +48,13 @@ public class BusBenchmark {
     static final int WINDOW = 64;
     private static final int SLOTS = 16;
 
+    /**
+     * Where both servers run their calls: gRPC's default executor (a thread pool, one hand-off per call or
+     * stream event) or Netty's event loop directly.
+     */
+    @Param({"default", "direct"})
+    public String serverExecutor;
+
     private BusServer bus;
     private DmaClient client;
     private DmaSession session;
@@ -64,7 +72,9 @@ public class BusBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws Exception {
         Machine machine = new Machine(MachineConfig.defaults());
-        bus = BusServer.netty(machine, "127.0.0.1", 0).start();
+        java.util.concurrent.Executor executor = serverExecutor.equals("direct")
+                ? com.google.common.util.concurrent.MoreExecutors.directExecutor() : null;
+        bus = BusServer.netty(machine, "127.0.0.1", 0, executor).start();
         client = DmaClient.connect(bus.target());
         session = client.attach("bench", "smmu0", 1);
         iova = machine.memory().regions().get(0).base() + 0x100000;
@@ -76,8 +86,12 @@ public class BusBenchmark {
         }
         transfer = session.openTransfer(WINDOW);
 
-        echoServer = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
-                .addService(new EchoService()).build().start();
+        NettyServerBuilder echoBuilder = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .addService(new EchoService());
+        if (executor != null) {
+            echoBuilder.executor(executor);
+        }
+        echoServer = echoBuilder.build().start();
         echoChannel = NettyChannelBuilder.forAddress("127.0.0.1", echoServer.getPort()).usePlaintext().build();
         echo = EchoGrpc.newBlockingStub(echoChannel);
         echoPipeline = new EchoPipeline(EchoGrpc.newStub(echoChannel), WINDOW);
