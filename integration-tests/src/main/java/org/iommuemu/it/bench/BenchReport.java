@@ -26,6 +26,7 @@ public final class BenchReport {
             System.exit(2);
         }
         JsonNode runs = new ObjectMapper().readTree(Path.of(args[0]).toFile());
+        // name + parameters -> score, so each parameter set gets its own ratio
         Map<String, Double> scores = new LinkedHashMap<>();
         System.out.printf(Locale.ROOT, "%-58s %16s %12s %-10s %10s%n", "benchmark", "score", "± error", "unit", "MB/s");
         for (JsonNode run : runs) {
@@ -41,13 +42,17 @@ public final class BenchReport {
                     ? String.format(Locale.ROOT, "%10.1f", score * BusBenchmark.SIZE / 1e6) : "";
             System.out.printf(Locale.ROOT, "%-58s %16.1f %12.1f %-10s %10s%n", label, score,
                     Double.isNaN(error) ? 0 : error, unit, mbs);
-            scores.put(name, score);
+            scores.put(name + " " + params, score);
         }
-        for (Map.Entry<String, String> p : PAIRS.entrySet()) {
-            Double dma = scores.get(p.getKey());
-            Double echo = scores.get(p.getValue());
-            if (dma != null && echo != null) {
-                System.out.printf(Locale.ROOT, "ratio %s / %s = %.3f%n", p.getKey(), p.getValue(), dma / echo);
+        for (Map.Entry<String, Double> e : scores.entrySet()) {
+            String key = e.getKey();
+            int space = key.indexOf(' ');
+            String name = key.substring(0, space);
+            String params = key.substring(space + 1);
+            String echoName = PAIRS.get(name);
+            Double echo = echoName == null ? null : scores.get(echoName + " " + params);
+            if (echo != null) {
+                System.out.printf(Locale.ROOT, "ratio %s / %s %s = %.3f%n", name, echoName, params, e.getValue() / echo);
             }
         }
     }

@@ -49,6 +49,45 @@ public interface PhysicalMemory {
     void zero(long pa, long length) throws MemoryAccessException;
 
     /**
+     * Reads {@code count} consecutive 64-bit values at {@code pa} (8-byte aligned) into {@code dst[off..]}, each
+     * one an atomic acquire load as {@link #read64} does. Faster than a loop of {@code read64} for runs of
+     * table entries: nothing is read if any byte is outside RAM.
+     *
+     * @throws IllegalArgumentException if {@code pa} is not 8-byte aligned
+     */
+    default void read64s(long pa, long[] dst, int off, int count) throws MemoryAccessException {
+        java.util.Objects.checkFromIndexSize(off, count, dst.length);
+        if ((pa & 7) != 0) {
+            throw new IllegalArgumentException("read64s at " + Long.toHexString(pa) + " is not 8-byte aligned");
+        }
+        if (count > 0 && !isRam(pa, 8L * count)) {
+            throw new MemoryAccessException(pa, 8L * count, MemoryAccessException.Reason.NOT_RAM);
+        }
+        for (int i = 0; i < count; i++) {
+            dst[off + i] = read64(pa + 8L * i);
+        }
+    }
+
+    /**
+     * Writes {@code src[off .. off + count)} as consecutive 64-bit values at {@code pa} (8-byte aligned), each
+     * one an atomic release store as {@link #write64} does; nothing is written if any byte is outside RAM.
+     *
+     * @throws IllegalArgumentException if {@code pa} is not 8-byte aligned
+     */
+    default void write64s(long pa, long[] src, int off, int count) throws MemoryAccessException {
+        java.util.Objects.checkFromIndexSize(off, count, src.length);
+        if ((pa & 7) != 0) {
+            throw new IllegalArgumentException("write64s at " + Long.toHexString(pa) + " is not 8-byte aligned");
+        }
+        if (count > 0 && !isRam(pa, 8L * count)) {
+            throw new MemoryAccessException(pa, 8L * count, MemoryAccessException.Reason.NOT_RAM);
+        }
+        for (int i = 0; i < count; i++) {
+            write64(pa + 8L * i, src[off + i]);
+        }
+    }
+
+    /**
      * Atomically replaces the 64-bit value at {@code pa} with {@code update} if it equals {@code expected}.
      * Returns the value found (the witness): equal to {@code expected} exactly when the exchange happened.
      *

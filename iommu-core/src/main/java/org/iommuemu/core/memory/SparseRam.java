@@ -434,6 +434,62 @@ public final class SparseRam implements PhysicalMemory {
         return (long) LE64.compareAndExchange(pageForWrite(r, pa), (int) (pa & PAGE_MASK), expected, update);
     }
 
+    // ---------------------------------------------------------------- runs of 64-bit values
+
+    @Override
+    public void read64s(long pa, long[] dst, int off, int count) throws MemoryAccessException {
+        Objects.checkFromIndexSize(off, count, dst.length);
+        if ((pa & 7) != 0) {
+            throw new IllegalArgumentException("read64s at " + Bits.hex(pa) + " is not 8-byte aligned");
+        }
+        if (count == 0) {
+            return;
+        }
+        if (!isRam(pa, 8L * count)) {
+            throw notRam(pa, 8L * count);
+        }
+        int done = 0;
+        while (done < count) {
+            long at = pa + 8L * done;
+            int inPage = (int) Math.min(count - done, (PAGE_SIZE - (at & PAGE_MASK)) >>> 3);
+            byte[] page = pageOrNull(regionOf(at), at);
+            if (page == null) {
+                Arrays.fill(dst, off + done, off + done + inPage, 0L);
+            } else {
+                int o = (int) (at & PAGE_MASK);
+                for (int i = 0; i < inPage; i++, o += 8) {
+                    dst[off + done + i] = (long) LE64.getAcquire(page, o);
+                }
+            }
+            done += inPage;
+        }
+    }
+
+    @Override
+    public void write64s(long pa, long[] src, int off, int count) throws MemoryAccessException {
+        Objects.checkFromIndexSize(off, count, src.length);
+        if ((pa & 7) != 0) {
+            throw new IllegalArgumentException("write64s at " + Bits.hex(pa) + " is not 8-byte aligned");
+        }
+        if (count == 0) {
+            return;
+        }
+        if (!isRam(pa, 8L * count)) {
+            throw notRam(pa, 8L * count);
+        }
+        int done = 0;
+        while (done < count) {
+            long at = pa + 8L * done;
+            int inPage = (int) Math.min(count - done, (PAGE_SIZE - (at & PAGE_MASK)) >>> 3);
+            byte[] page = pageForWrite(regionOf(at), at);
+            int o = (int) (at & PAGE_MASK);
+            for (int i = 0; i < inPage; i++, o += 8) {
+                LE64.setRelease(page, o, src[off + done + i]);
+            }
+            done += inPage;
+        }
+    }
+
     // ---------------------------------------------------------------- directory
 
     /** The region holding byte {@code pa}, or null. Regions are few: a linear search allocates nothing. */

@@ -57,6 +57,11 @@ public interface PtFormat {
         return topLevel();
     }
 
+    /** Whether the top table may hold leaves (AMD v1's may not: a table grows before its top would need one). */
+    default boolean topCanHoldLeaf() {
+        return true;
+    }
+
     /** log2 of the bytes one entry at {@code level} covers. */
     int itemLg2(int level);
 
