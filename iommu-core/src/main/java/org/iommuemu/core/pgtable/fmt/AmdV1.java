@@ -187,6 +187,12 @@ public final class AmdV1 implements PtFormat {
         return MAX_LEVELS - 1;
     }
 
+    /** The top table never holds a leaf (spec section 4): a table grows one level before its top would need one. */
+    @Override
+    public boolean topCanHoldLeaf() {
+        return false;
+    }
+
     @Override
     public int itemLg2(int level) {
         return GRANULE_LG2 + STRIDE * level;
