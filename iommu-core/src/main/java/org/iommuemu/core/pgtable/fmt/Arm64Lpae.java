@@ -210,6 +210,9 @@ public final class Arm64Lpae implements PtFormat {
 
         // §1.5: the natural start level resolves whatever input bits remain above the lower levels.
         int levels = (ias - g + stride - 1) / stride;
+        if (levels > MAX_LEVELS) {
+            throw new IllegalArgumentException("iasBits " + ias + " needs more than four levels");
+        }
         int top = levels - 1;
         int topItems = ias - itemLg2[top];
         int concat = 1;
@@ -219,17 +222,14 @@ public final class Arm64Lpae implements PtFormat {
             topItems = ias - itemLg2[top];
             concat = 1 << (topItems - stride);
         }
-        if (top >= MAX_LEVELS) {
-            throw new IllegalArgumentException("iasBits " + ias + " needs more than four levels");
-        }
         this.topLevel = top;
         this.topItemsLg2 = topItems;
         this.concatenatedTables = concat;
         if (!s1) {
             int sl0 = sl0For(g, top);
             if (sl0 < 0 || sl0 > 2) {
-                throw new IllegalArgumentException("stage-2 start at Arm level " + (3 - top) + " has no legal SL0 for the "
-                        + granuleName(g) + " granule (iasBits " + ias + ")");
+                throw new IllegalArgumentException("stage-2 start at Arm level " + (3 - top)
+                        + " has no legal SL0 for the " + granuleName(g) + " granule (iasBits " + ias + ")");
             }
         }
 
