@@ -46,6 +46,25 @@ public interface PtFormat {
     /** Output address width in bits: a leaf or table address at or above {@code 2^oaBits} cannot be encoded. */
     int oaBits();
 
+    /**
+     * Output address width a leaf of {@code 2^sizeLg2} bytes at {@code level} can encode: {@link #oaBits()}
+     * unless some leaf sizes reach less far. The armv7s short-descriptor format with 40-bit output is such a
+     * format: only supersections reach past 4 GiB, every other leaf holds a 32-bit address. An algorithm
+     * choosing a leaf size for an output address checks this rather than {@link #oaBits()}.
+     */
+    default int leafOaBits(int level, int sizeLg2) {
+        return oaBits();
+    }
+
+    /**
+     * Width of the next-level table address an entry at {@code level} can hold: {@link #oaBits()} unless the
+     * format's table descriptors are narrower (armv7s: 32 bits whatever the output width). Page-table pages
+     * must be allocated below {@code 2^tableOaBits}.
+     */
+    default int tableOaBits(int level) {
+        return oaBits();
+    }
+
     /** The level of the top table when a table is created. */
     int topLevel();
 
