@@ -28,7 +28,8 @@ public final class BenchReport {
         JsonNode runs = new ObjectMapper().readTree(Path.of(args[0]).toFile());
         // name + parameters -> score, so each parameter set gets its own ratio
         Map<String, Double> scores = new LinkedHashMap<>();
-        System.out.printf(Locale.ROOT, "%-58s %16s %12s %-10s %10s%n", "benchmark", "score", "± error", "unit", "MB/s");
+        System.out.printf(Locale.ROOT, "%-58s %16s %12s %-10s %10s %10s%n", "benchmark", "score", "± error", "unit",
+                "MB/s", "B/op");
         for (JsonNode run : runs) {
             String full = run.get("benchmark").asText();
             String name = full.substring(full.lastIndexOf('.') + 1);
@@ -40,8 +41,11 @@ public final class BenchReport {
             String label = full.replace("org.iommuemu.it.bench.", "") + (params.isEmpty() ? "" : " " + params);
             String mbs = name.endsWith("4k") && unit.equals("ops/s")
                     ? String.format(Locale.ROOT, "%10.1f", score * BusBenchmark.SIZE / 1e6) : "";
-            System.out.printf(Locale.ROOT, "%-58s %16.1f %12.1f %-10s %10s%n", label, score,
-                    Double.isNaN(error) ? 0 : error, unit, mbs);
+            JsonNode alloc = run.path("secondaryMetrics").path("gc.alloc.rate.norm");
+            String bytesPerOp = alloc.isMissingNode() ? "" : String.format(Locale.ROOT, "%10.1f",
+                    alloc.get("score").asDouble());
+            System.out.printf(Locale.ROOT, "%-58s %16.1f %12.1f %-10s %10s %10s%n", label, score,
+                    Double.isNaN(error) ? 0 : error, unit, mbs, bytesPerOp);
             scores.put(name + " " + params, score);
         }
         for (Map.Entry<String, Double> e : scores.entrySet()) {

@@ -126,6 +126,15 @@ public final class PageTable {
 
     /** As {@link #PageTable(PtFormat, PhysicalMemory, PageAllocator)}, allocating table pages under {@code tag}. */
     public PageTable(PtFormat fmt, PhysicalMemory mem, PageAllocator alloc, String tag) throws PageTableException {
+        this(fmt, mem, alloc, tag, true);
+    }
+
+    /**
+     * As {@link #PageTable(PtFormat, PhysicalMemory, PageAllocator, String)}; {@code fastPath} false sends single
+     * small pages through the general path too (for benchmarks that measure what the fast path saves).
+     */
+    public PageTable(PtFormat fmt, PhysicalMemory mem, PageAllocator alloc, String tag, boolean fastPath)
+            throws PageTableException {
         this.fmt = fmt;
         this.mem = mem;
         this.alloc = alloc;
@@ -152,7 +161,7 @@ public final class PageTable {
         if (minPageLg2 < 0) {
             throw new IllegalArgumentException(fmt.name() + " has no page sizes");
         }
-        this.fastPath = levelOfSize[minPageLg2] == 0 && itemLg2[0] == minPageLg2;
+        this.fastPath = fastPath && levelOfSize[minPageLg2] == 0 && itemLg2[0] == minPageLg2;
         this.fastLeafOaBits = fmt.leafOaBits(0, minPageLg2);
         int level = fmt.topLevel();
         this.top = new Top(allocTable(level, true), level);
