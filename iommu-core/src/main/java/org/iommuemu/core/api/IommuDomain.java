@@ -88,7 +88,7 @@ import org.iommuemu.core.pgtable.PtFormat;
 public final class IommuDomain {
     /** {@link #iovaToPhys} of an address that nothing maps. */
     public static final long NO_MAPPING = PageTable.NO_MAPPING;
-    /** Default bound of the flush queue: ranges waiting before a flush (Linux's per-CPU IOVA_FQ_SIZE). */
+    /** Default bound of the flush queue: ranges waiting before a flush (the size of one of Linux's per-CPU queues). */
     public static final int DEFAULT_FLUSH_QUEUE_CAPACITY = 256;
     /** Default time bound of the flush queue: 10 ms (Linux's IOVA_FQ_TIMEOUT). */
     public static final long DEFAULT_FLUSH_QUEUE_TIMEOUT_NANOS = 10_000_000L;
@@ -133,9 +133,9 @@ public final class IommuDomain {
         final IotlbGather lazy = queue == null ? null : new IotlbGather(IommuDomain.this::queueRange, deferring);
     }
 
-    private IommuDomain(Builder b, PageTable table) {
-        this.id = b.id;
-        this.name = b.name;
+    private IommuDomain(Builder b, int id, PageTable table) {
+        this.id = id;
+        this.name = b.name != null ? b.name : "domain" + id;
         this.table = table;
         this.alloc = b.alloc;
         this.formatSizes = table.pageSizes();
@@ -172,8 +172,8 @@ public final class IommuDomain {
         private final PhysicalMemory mem;
         private final PageTable existing;
         private final PageAllocator alloc;
-        private final int id = IDS.incrementAndGet();
         private String name;
+        private boolean built;
         private String tableTag = PageTable.TAG;
         private boolean apertureSet;
         private long apertureStart;
@@ -188,7 +188,6 @@ public final class IommuDomain {
             this.mem = mem;
             this.existing = existing;
             this.alloc = alloc;
-            this.name = "domain" + id;
         }
 
         /** A name for messages; default {@code "domain<id>"}. */
@@ -250,9 +249,14 @@ public final class IommuDomain {
          * table).
          *
          * @throws IllegalArgumentException if the aperture does not fit the format
+         * @throws IllegalStateException when a builder over an existing page table has built its domain already
+         *     (a table belongs to one domain)
          * @throws IommuApiException PAGE_TABLE (NO_MEMORY) when the top table cannot be allocated
          */
         public IommuDomain build() throws IommuApiException {
+            if (existing != null && built) {
+                throw new IllegalStateException("the page table " + existing + " belongs to a domain already");
+            }
             int minLg2 = PageSizes.minLg2(fmt.pageSizes());
             if (minLg2 < 0) {
                 throw new IllegalArgumentException(fmt.name() + " has no page sizes");
@@ -268,15 +272,17 @@ public final class IommuDomain {
                 try {
                     pt = new PageTable(fmt, mem, alloc, tableTag);
                 } catch (PageTableException e) {
-                    throw new IommuApiException(IommuApiException.Kind.PAGE_TABLE, "cannot create the page table of "
-                            + name + ": " + e.getMessage(), e);
+                    throw new IommuApiException(IommuApiException.Kind.PAGE_TABLE, "cannot create the page table"
+                            + (name == null ? "" : " of " + name) + ": " + e.getMessage(), e);
                 }
             }
-            return new IommuDomain(this, pt);
+            built = true;
+            return new IommuDomain(this, IDS.incrementAndGet(), pt);
         }
 
         private void checkAperture(int minLg2) {
-            String what = "aperture [" + Bits.hex(apertureStart) + ", " + Bits.hex(apertureLast) + "] of " + name;
+            String what = "aperture [" + Bits.hex(apertureStart) + ", " + Bits.hex(apertureLast) + "]"
+                    + (name == null ? "" : " of " + name);
             if (Long.compareUnsigned(apertureStart, apertureLast) > 0) {
                 throw new IllegalArgumentException(what + ": start is above last");
             }

@@ -180,6 +180,20 @@ class IommuDomainMapTest extends Fixture {
     }
 
     @Test
+    void domainsAreNumberedAndNamedByDefault() throws Exception {
+        IommuDomain.Builder builder = domain();
+        IommuDomain d = builder.build();
+        IommuDomain e = builder.build();
+        assertThat(e.id()).isNotEqualTo(d.id());
+        assertThat(d.name()).isEqualTo("domain" + d.id());
+        assertThat(d.flushPolicy()).isEqualTo(FlushPolicy.STRICT);
+        assertThat(d.flushQueueCapacity()).isZero();
+        assertThat(domain().flushPolicy(FlushPolicy.LAZY).build().flushQueueCapacity())
+                .isEqualTo(IommuDomain.DEFAULT_FLUSH_QUEUE_CAPACITY);
+        assertThat(d.toString()).isEqualTo("IommuDomain[" + d.name() + ", STRICT, test 4K]");
+    }
+
+    @Test
     void theDefaultApertureIsTheFormatsInputRange() throws Exception {
         IommuDomain d = strict();
         assertThat(d.apertureStart()).isZero();
@@ -197,8 +211,11 @@ class IommuDomainMapTest extends Fixture {
     @Test
     void aDomainCanTakeOverAnExistingPageTable() throws Exception {
         var table = new org.iommuemu.core.pgtable.PageTable(TestFormat.fourK(), ram, alloc);
-        IommuDomain d = IommuDomain.builder(table, alloc).name("adopted").build();
+        IommuDomain.Builder builder = IommuDomain.builder(table, alloc).name("adopted");
+        IommuDomain d = builder.build();
         assertThat(d.pageTable()).isSameAs(table);
+        assertThatThrownBy(builder::build).as("a table belongs to one domain")
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("belongs to a domain already");
         d.map(IOVA, PA, K4, RW);
         assertThat(table.iovaToPhys(IOVA)).isEqualTo(PA);
         d.unmap(IOVA, K4);
