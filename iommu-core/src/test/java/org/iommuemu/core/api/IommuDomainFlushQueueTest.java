@@ -136,6 +136,17 @@ class IommuDomainFlushQueueTest extends Fixture {
     }
 
     @Test
+    void aMapSgOverAQueuedRangeFlushesTheQueueFirst() throws Exception {
+        IommuDomain d = lazy(256);
+        d.map(IOVA + M2, PA, K4, RW);
+        d.unmap(IOVA + M2, K4);
+        events.clear();
+        d.mapSg(IOVA, List.of(SgEntry.of(0x3_0000_0000L, M2), SgEntry.of(0x3_1000_0000L, K4)), RW);
+        assertThat(events).containsExactly("smmu0:flushAll", "smmu1:flushAll", "smmu0:syncMap");
+        assertThat(d.iovaToPhys(IOVA + M2)).isEqualTo(0x3_1000_0000L);
+    }
+
+    @Test
     void aMapBesideTheQueuedRangesDoesNotFlush() throws Exception {
         IommuDomain d = lazy(256);
         d.map(IOVA, PA, 4 * K4, RW);
