@@ -5,7 +5,6 @@ import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongSupplier;
@@ -153,8 +152,8 @@ public final class IommuDomain {
 
     /** A domain over a new, empty page table of {@code fmt} in {@code mem}, with table pages from {@code alloc}. */
     public static Builder builder(PtFormat fmt, PhysicalMemory mem, PageAllocator alloc) {
-        return new Builder(Objects.requireNonNull(fmt, "format"), Objects.requireNonNull(mem, "physical memory"),
-                null, Objects.requireNonNull(alloc, "page allocator"));
+        return new Builder(given(fmt, "format"), given(mem, "physical memory"),
+                null, given(alloc, "page allocator"));
     }
 
     /**
@@ -162,11 +161,22 @@ public final class IommuDomain {
      * {@code alloc} must be the allocator the table's pages come from: freed tables are returned to it.
      */
     public static Builder builder(PageTable table, PageAllocator alloc) {
-        return new Builder(Objects.requireNonNull(table, "page table").format(), null, table,
-                Objects.requireNonNull(alloc, "page allocator"));
+        return new Builder(given(table, "page table").format(), null, table,
+                given(alloc, "page allocator"));
     }
 
-    /** Configures a domain; {@link #build()} creates it. Not thread-safe. */
+    /** {@code value}, or an IllegalArgumentException naming what is missing. */
+    private static <T> T given(T value, String what) {
+        if (value == null) {
+            throw new IllegalArgumentException("IommuDomain.builder: the " + what + " is null");
+        }
+        return value;
+    }
+
+    /**
+     * Configures a domain; {@link #build()} creates it. Not thread-safe. A null argument is refused with an
+     * IllegalArgumentException naming it.
+     */
     public static final class Builder {
         private final PtFormat fmt;
         private final PhysicalMemory mem;
@@ -192,13 +202,13 @@ public final class IommuDomain {
 
         /** A name for messages; default {@code "domain<id>"}. */
         public Builder name(String name) {
-            this.name = Objects.requireNonNull(name, "name");
+            this.name = given(name, "name");
             return this;
         }
 
         /** The allocation tag of the table pages of a new table; default {@link PageTable#TAG}. */
         public Builder tableTag(String tag) {
-            this.tableTag = Objects.requireNonNull(tag, "table tag");
+            this.tableTag = given(tag, "table tag");
             return this;
         }
 
@@ -216,7 +226,7 @@ public final class IommuDomain {
 
         /** When unmaps invalidate; default {@link FlushPolicy#STRICT}. */
         public Builder flushPolicy(FlushPolicy policy) {
-            this.policy = Objects.requireNonNull(policy, "flush policy");
+            this.policy = given(policy, "flush policy");
             return this;
         }
 
@@ -240,7 +250,7 @@ public final class IommuDomain {
 
         /** The clock of the flush queue's time bound, in nanoseconds; default {@code System::nanoTime}. */
         public Builder clock(LongSupplier nanoTime) {
-            this.clock = Objects.requireNonNull(nanoTime, "clock");
+            this.clock = given(nanoTime, "clock");
             return this;
         }
 

@@ -194,6 +194,20 @@ class IommuDomainMapTest extends Fixture {
     }
 
     @Test
+    void theBuilderNamesAMissingArgument() {
+        assertThatThrownBy(() -> IommuDomain.builder(null, ram, alloc)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("IommuDomain.builder: the format is null");
+        assertThatThrownBy(() -> IommuDomain.builder(null, alloc)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("IommuDomain.builder: the page table is null");
+        assertThatThrownBy(() -> domain().clock(null)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("IommuDomain.builder: the clock is null");
+        assertThatThrownBy(() -> domain().flushQueueCapacity(0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be at least 1");
+        assertThatThrownBy(() -> domain().flushQueueTimeoutNanos(0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be positive");
+    }
+
+    @Test
     void theDefaultApertureIsTheFormatsInputRange() throws Exception {
         IommuDomain d = strict();
         assertThat(d.apertureStart()).isZero();
