@@ -386,13 +386,17 @@ public final class IommuDomain {
 
     /**
      * Gather syncs sent to the instances ({@link IommuInstanceOps#iotlbSync}, each to every attached
-     * instance): STRICT unmaps, unwinding of failed maps, and tables replaced by maps.
+     * instance): STRICT unmaps, unwinding of failed maps, and tables replaced by maps. Counted even when no
+     * instance is attached (the count is of the domain's decisions; each instance counts its own work).
      */
     public long unmapSyncs() {
         return unmapSyncs.sum();
     }
 
-    /** Rounds of {@link IommuInstanceOps#flushIotlbAll} to every attached instance: flushAll and queue flushes. */
+    /**
+     * Rounds of {@link IommuInstanceOps#flushIotlbAll} to every attached instance: {@link #flushAll()}, queue
+     * flushes, and the flush after a fault on table memory during unmap. Counted even with no instance.
+     */
     public long fullFlushes() {
         return fullFlushes.sum();
     }
@@ -403,8 +407,8 @@ public final class IommuDomain {
     }
 
     /**
-     * Table pages returned to the allocator after an invalidation (gather syncs and queue flushes); not the
-     * pages {@link #destroy()} frees.
+     * Table pages returned to the allocator after an invalidation (gather syncs, queue flushes, and the queued
+     * pages {@link #destroy()} releases); not the tables {@link PageTable#destroy()} frees at the end.
      */
     public long tablePagesFreed() {
         return tablePagesFreed.sum();
