@@ -88,6 +88,45 @@ public interface PhysicalMemory {
     }
 
     /**
+     * Reads {@code count} consecutive 32-bit values at {@code pa} (4-byte aligned) into {@code dst[off..]} as
+     * unsigned longs, each an atomic acquire load as {@link #read32} does; nothing is read if any byte is outside
+     * RAM. (32-bit page-table entries use it.)
+     *
+     * @throws IllegalArgumentException if {@code pa} is not 4-byte aligned
+     */
+    default void read32s(long pa, long[] dst, int off, int count) throws MemoryAccessException {
+        java.util.Objects.checkFromIndexSize(off, count, dst.length);
+        if ((pa & 3) != 0) {
+            throw new IllegalArgumentException("read32s at " + Long.toHexString(pa) + " is not 4-byte aligned");
+        }
+        if (count > 0 && !isRam(pa, 4L * count)) {
+            throw new MemoryAccessException(pa, 4L * count, MemoryAccessException.Reason.NOT_RAM);
+        }
+        for (int i = 0; i < count; i++) {
+            dst[off + i] = Integer.toUnsignedLong(read32(pa + 4L * i));
+        }
+    }
+
+    /**
+     * Writes the low 32 bits of {@code src[off .. off + count)} as consecutive 32-bit values at {@code pa}
+     * (4-byte aligned), each an atomic release store; nothing is written if any byte is outside RAM.
+     *
+     * @throws IllegalArgumentException if {@code pa} is not 4-byte aligned
+     */
+    default void write32s(long pa, long[] src, int off, int count) throws MemoryAccessException {
+        java.util.Objects.checkFromIndexSize(off, count, src.length);
+        if ((pa & 3) != 0) {
+            throw new IllegalArgumentException("write32s at " + Long.toHexString(pa) + " is not 4-byte aligned");
+        }
+        if (count > 0 && !isRam(pa, 4L * count)) {
+            throw new MemoryAccessException(pa, 4L * count, MemoryAccessException.Reason.NOT_RAM);
+        }
+        for (int i = 0; i < count; i++) {
+            write32(pa + 4L * i, (int) src[off + i]);
+        }
+    }
+
+    /**
      * Atomically replaces the 64-bit value at {@code pa} with {@code update} if it equals {@code expected}.
      * Returns the value found (the witness): equal to {@code expected} exactly when the exchange happened.
      *

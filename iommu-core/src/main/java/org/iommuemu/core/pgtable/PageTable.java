@@ -61,6 +61,8 @@ public final class PageTable {
     /** Per-thread working memory: entry buffer, walk cursor, freed-table list. */
     private static final class Scratch {
         final long[] entries = new long[BATCH];
+        /** One entry buffer per level, so a walk down the levels keeps each level's batch. */
+        final long[][] levelEntries = new long[MAX_LEVELS][BATCH];
         final long[] cursorTable = new long[MAX_LEVELS];
         final long[] cursorVa = new long[MAX_LEVELS];
         final int[] cursorEpoch = new int[MAX_LEVELS];
@@ -454,6 +456,13 @@ public final class PageTable {
             for (int done = 0; done < n; done += BATCH) {
                 int k = Math.min(BATCH, n - done);
                 loadRun(base + ((long) done << entryLg2), s.entries, k);
+                long any = 0;
+                for (int i = 0; i < k; i++) {
+                    any |= s.entries[i];
+                }
+                if (any == 0) {
+                    continue; // all zero: empty in every format
+                }
                 for (int i = 0; i < k; i++) {
                     long e = s.entries[i];
                     int kind = fmt.kind(e, level);
@@ -473,10 +482,26 @@ public final class PageTable {
                 }
             }
             if (!replacesTables) {
+                // Successive single-item leaves usually differ only by the item size in the address field: when
+                // the first, second and last entries agree with that, compute the run by addition.
+                long first = fmt.leaf(oa, level, lg2, prot);
+                long step = 0;
+                boolean linear = false;
+                if (lg2 == il && n > 2) {
+                    step = fmt.leaf(oa + (1L << il), level, lg2, prot) - first;
+                    linear = fmt.leaf(oa + ((long) (n - 1) << il), level, lg2, prot) == first + (n - 1) * step;
+                }
                 for (int done = 0; done < n; done += BATCH) {
                     int k = Math.min(BATCH, n - done);
-                    for (int i = 0; i < k; i++) {
-                        s.entries[i] = fmt.leaf(oa + ((long) (done + i) << il), level, lg2, prot);
+                    if (linear) {
+                        long e = first + done * step;
+                        for (int i = 0; i < k; i++, e += step) {
+                            s.entries[i] = e;
+                        }
+                    } else {
+                        for (int i = 0; i < k; i++) {
+                            s.entries[i] = fmt.leaf(oa + ((long) (done + i) << il), level, lg2, prot);
+                        }
                     }
                     storeRun(base + ((long) done << entryLg2), s.entries, k);
                 }
@@ -631,52 +656,111 @@ public final class PageTable {
         }
     }
 
-    /** Unmaps the leaves starting in [va, last] below {@code table}; returns bytes. */
+    /**
+     * Unmaps the leaves starting in [va, last] below {@code table} (a table at {@code level} with 2^items
+     * entries); returns bytes. Entries are read and cleared a batch at a time; each store stays atomic.
+     */
     private long unmapIn(Scratch s, long table, int level, int items, long va, long last)
             throws MemoryAccessException, PageTableException {
         int il = itemLg2[level];
+        long[] buf = s.levelEntries[level];
         long bytes = 0;
         long cur = va;
         while (true) {
-            long itemStart = Bits.alignDown(cur, il);
-            long itemLast = itemStart + (1L << il) - 1;
             int idx = index(cur, level, items);
-            long slot = table + ((long) idx << entryLg2);
-            long e = load(slot);
-            int kind = fmt.kind(e, level);
-            if (kind == PtFormat.LEAF) {
-                int lg2 = fmt.leafLg2(e, level);
-                long runStart = Bits.alignDown(itemStart, lg2);
-                if (Long.compareUnsigned(runStart, va) < 0) {
-                    throw new PageTableException(PageTableException.Kind.UNMAP_SPLIT, "unmap at " + Bits.hex(va)
-                            + " starts inside the " + Bits.hex(1L << lg2) + "-byte mapping at " + Bits.hex(runStart));
+            long firstItem = Bits.alignDown(cur, il);
+            // the batch: entries from idx up to the one holding `last`, within this table, at most BATCH
+            long toLast = (last - firstItem) >>> il;
+            int k = (int) Math.min(Math.min(BATCH, (1L << items) - idx), toLast + 1);
+            long slot0 = table + ((long) idx << entryLg2);
+            loadRun(slot0, buf, k);
+            // Only the span of entries this batch cleared is written back (with zeros): an entry outside it may
+            // be a shared one (the first or last item, partly outside the range) another thread just installed.
+            int clearedFrom = -1;
+            int clearedTo = -1;
+            long batchStart = 0;
+            long batchLast = 0;
+            int batchLg2 = 64;
+            int i = 0;
+            while (i < k) {
+                long e = buf[i];
+                if (e == 0) {
+                    i++;
+                    continue;
                 }
-                int runEntries = 1 << (lg2 - il);
-                long runSlot = table + ((long) index(runStart, level, items) << entryLg2);
-                for (int i = 0; i < runEntries; i++) {
-                    store(runSlot + ((long) i << entryLg2), 0);
+                int kind = fmt.kind(e, level);
+                if (kind == PtFormat.EMPTY) {
+                    i++;
+                    continue;
                 }
-                long size = 1L << lg2;
-                bytes += size;
-                itemLast = runStart + size - 1;
-                s.extend(runStart, itemLast, lg2);
-            } else if (kind == PtFormat.TABLE) {
-                long child = fmt.tableAddress(e, level);
-                if (Long.compareUnsigned(cur, itemStart) <= 0 && Long.compareUnsigned(itemLast, last) <= 0) {
-                    bytes += clearTable(s, child, level - 1, itemStart);
-                    store(slot, 0);
-                    s.addFreed(child);
-                    s.extend(itemStart, itemLast, minPageLg2);
+                long itemStart = firstItem + ((long) i << il);
+                int advance;
+                if (kind == PtFormat.LEAF) {
+                    int lg2 = fmt.leafLg2(e, level);
+                    long runStart = lg2 == il ? itemStart : Bits.alignDown(itemStart, lg2);
+                    if (Long.compareUnsigned(runStart, va) < 0) {
+                        throw new PageTableException(PageTableException.Kind.UNMAP_SPLIT, "unmap at " + Bits.hex(va)
+                                + " starts inside the " + Bits.hex(1L << lg2) + "-byte mapping at "
+                                + Bits.hex(runStart));
+                    }
+                    if (lg2 == il) {
+                        // the common case: a stretch of single-item leaves; classify only, account once
+                        int j = i + 1;
+                        while (j < k) {
+                            long ej = buf[j];
+                            if (ej == 0 || fmt.kind(ej, level) != PtFormat.LEAF || fmt.leafLg2(ej, level) != il) {
+                                break;
+                            }
+                            j++;
+                        }
+                        advance = j - i;
+                    } else {
+                        advance = 1 << (lg2 - il);
+                        for (int j = k - i; j < advance; j++) { // a run that goes on past this batch
+                            store(slot0 + ((long) (i + j) << entryLg2), 0);
+                        }
+                    }
+                    if (clearedFrom < 0) {
+                        clearedFrom = i;
+                        batchStart = runStart;
+                    }
+                    long runBytes = lg2 == il ? (long) advance << il : 1L << lg2;
+                    clearedTo = Math.min(k, i + advance) - 1;
+                    batchLast = runStart + runBytes - 1;
+                    batchLg2 = Math.min(batchLg2, lg2);
+                    bytes += runBytes;
                 } else {
-                    long from = Long.compareUnsigned(cur, itemStart) > 0 ? cur : itemStart;
-                    long to = Long.compareUnsigned(last, itemLast) < 0 ? last : itemLast;
-                    bytes += unmapIn(s, child, level - 1, tableItemsLg2[level - 1], from, to);
+                    long itemLast = itemStart + (1L << il) - 1;
+                    long child = fmt.tableAddress(e, level);
+                    if (Long.compareUnsigned(cur, itemStart) <= 0 && Long.compareUnsigned(itemLast, last) <= 0) {
+                        bytes += clearTable(s, child, level - 1, itemStart);
+                        s.addFreed(child);
+                        if (clearedFrom < 0) {
+                            clearedFrom = i;
+                            batchStart = itemStart;
+                        }
+                        clearedTo = i;
+                        batchLast = itemLast;
+                        batchLg2 = Math.min(batchLg2, minPageLg2);
+                    } else {
+                        long from = Long.compareUnsigned(cur, itemStart) > 0 ? cur : itemStart;
+                        long to = Long.compareUnsigned(last, itemLast) < 0 ? last : itemLast;
+                        bytes += unmapIn(s, child, level - 1, tableItemsLg2[level - 1], from, to);
+                    }
+                    advance = 1;
                 }
+                i += advance;
             }
-            if (Long.compareUnsigned(itemLast, last) >= 0 || itemLast == -1L) {
+            if (clearedFrom >= 0) {
+                storeZeros(slot0 + ((long) clearedFrom << entryLg2), clearedTo - clearedFrom + 1);
+                s.extend(batchStart, batchLast, batchLg2);
+            }
+            // a run may have carried us past the batch: continue after whatever we consumed
+            long next = firstItem + ((long) i << il);
+            if (next == 0 || Long.compareUnsigned(next - 1, last) >= 0) {
                 return bytes;
             }
-            cur = itemLast + 1;
+            cur = next;
         }
     }
 
@@ -684,22 +768,35 @@ public final class PageTable {
     private long clearTable(Scratch s, long table, int level, long va) throws MemoryAccessException {
         int il = itemLg2[level];
         int n = 1 << tableItemsLg2[level];
+        long[] buf = s.levelEntries[level];
         long bytes = 0;
-        for (int i = 0; i < n; i++) {
-            long e = load(table + ((long) i << entryLg2));
-            int kind = fmt.kind(e, level);
-            long itemVa = va + ((long) i << il);
-            if (kind == PtFormat.LEAF) {
-                int lg2 = fmt.leafLg2(e, level);
-                if (Bits.isAligned(itemVa, lg2)) { // count each run once, at its first entry
-                    bytes += 1L << lg2;
-                    s.extend(itemVa, itemVa + (1L << lg2) - 1, lg2);
+        int minLeafLg2 = 64;
+        for (int from = 0; from < n; from += BATCH) {
+            int k = Math.min(BATCH, n - from);
+            loadRun(table + ((long) from << entryLg2), buf, k);
+            for (int i = 0; i < k; i++) {
+                long e = buf[i];
+                if (e == 0) {
+                    continue;
                 }
-            } else if (kind == PtFormat.TABLE) {
-                long child = fmt.tableAddress(e, level);
-                bytes += clearTable(s, child, level - 1, itemVa);
-                s.addFreed(child);
+                int kind = fmt.kind(e, level);
+                long itemVa = va + ((long) (from + i) << il);
+                if (kind == PtFormat.LEAF) {
+                    int lg2 = fmt.leafLg2(e, level);
+                    if (Bits.isAligned(itemVa, lg2)) { // count each run once, at its first entry
+                        bytes += 1L << lg2;
+                        minLeafLg2 = Math.min(minLeafLg2, lg2);
+                    }
+                } else if (kind == PtFormat.TABLE) {
+                    long child = fmt.tableAddress(e, level);
+                    bytes += clearTable(s, child, level - 1, itemVa);
+                    s.addFreed(child);
+                }
             }
+        }
+        if (minLeafLg2 < 64) {
+            // the whole table goes, so its whole span is invalidated, at the smallest leaf size it held
+            s.extend(va, va + (1L << (il + tableItemsLg2[level])) - 1, minLeafLg2);
         }
         return bytes;
     }
@@ -925,19 +1022,22 @@ public final class PageTable {
         if (entryLg2 == 3) {
             mem.read64s(pa, dst, 0, n);
         } else {
-            for (int i = 0; i < n; i++) {
-                dst[i] = Integer.toUnsignedLong(mem.read32(pa + 4L * i));
-            }
+            mem.read32s(pa, dst, 0, n);
         }
+    }
+
+    private static final long[] ZEROS = new long[BATCH];
+
+    /** Clears {@code n} consecutive entries at {@code pa}, each with an atomic store. */
+    private void storeZeros(long pa, int n) throws MemoryAccessException {
+        storeRun(pa, ZEROS, n);
     }
 
     private void storeRun(long pa, long[] src, int n) throws MemoryAccessException {
         if (entryLg2 == 3) {
             mem.write64s(pa, src, 0, n);
         } else {
-            for (int i = 0; i < n; i++) {
-                mem.write32(pa + 4L * i, (int) src[i]);
-            }
+            mem.write32s(pa, src, 0, n);
         }
     }
 
