@@ -762,39 +762,12 @@ public final class IommuDomain {
     }
 
     /**
-     * Maps through the page table using only {@code sizes}. When the format has page sizes the attached
-     * instances lack, the range is fed to the table in pieces too short for those sizes to fit. On failure
-     * what this call mapped is unmapped again (into {@code g}) before the exception propagates.
+     * Maps through the page table using only {@code sizes} (the format's sizes every attached instance
+     * supports). The page table is all or nothing: on failure it has removed what this call mapped.
      */
     private void mapRange(long iova, long pa, long size, int prot, IotlbGather g, long sizes)
             throws PageTableException {
-        long forbidden = formatSizes & ~sizes;
-        if (forbidden == 0) {
-            table.map(iova, pa, size, prot, g);
-            return;
-        }
-        long done = 0;
-        try {
-            while (done != size) {
-                long va = iova + done;
-                long oa = pa + done;
-                long best = PageSizes.best(sizes, va, oa, size - done);
-                int lg2 = PageSizes.lg2(best);
-                long chunk = PageSizes.count(best) << lg2;
-                long larger = lg2 >= 63 ? 0 : forbidden & (-1L << (lg2 + 1));
-                if (larger != 0) {
-                    long limit = Long.lowestOneBit(larger) - (1L << lg2); // a multiple of 2^lg2
-                    if (Long.compareUnsigned(chunk, limit) > 0) {
-                        chunk = limit;
-                    }
-                }
-                table.map(va, oa, chunk, prot, g);
-                done += chunk;
-            }
-        } catch (PageTableException | RuntimeException e) {
-            unwind(iova, done, g, e);
-            throw e;
-        }
+        table.map(iova, pa, size, prot, sizes, g);
     }
 
     /** Unmaps the first {@code length} bytes a failed map call had mapped; a failure is added to {@code cause}. */

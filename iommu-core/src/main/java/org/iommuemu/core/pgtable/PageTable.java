@@ -210,7 +210,22 @@ public final class PageTable {
      * @throws PageTableException if the request is invalid or part of the range is mapped; nothing changed
      */
     public void map(long iova, long oa, long size, int prot, IotlbGather gather) throws PageTableException {
+        map(iova, oa, size, prot, pageSizes, gather);
+    }
+
+    /**
+     * As {@link #map(long, long, long, int, IotlbGather)}, using only the page sizes in {@code allowedSizes}
+     * (those of the format that every IOMMU walking this table supports). The smallest page size of the format
+     * must be allowed.
+     */
+    public void map(long iova, long oa, long size, int prot, long allowedSizes, IotlbGather gather)
+            throws PageTableException {
         Top t = checkedTop();
+        long sizes = pageSizes & allowedSizes;
+        if ((sizes & (1L << minPageLg2)) == 0) {
+            throw new IllegalArgumentException("the allowed page sizes " + Long.toHexString(allowedSizes)
+                    + " leave out the smallest page size of " + fmt.name());
+        }
         if (fastPath && size == (1L << minPageLg2) && prot != 0 && fastMap(t, iova, oa, prot)) {
             return;
         }
@@ -224,7 +239,7 @@ public final class PageTable {
             while (Long.compareUnsigned(done, size) < 0) {
                 long va = iova + done;
                 long pa = oa + done;
-                long best = PageSizes.best(pageSizes, va, pa, size - done);
+                long best = PageSizes.best(sizes, va, pa, size - done);
                 if (best == PageSizes.NONE) {
                     throw new PageTableException(PageTableException.Kind.NO_PAGE_SIZE, "no supported page size fits "
                             + Bits.hex(va) + " -> " + Bits.hex(pa) + " with " + Bits.hex(size - done) + " bytes left");
