@@ -119,6 +119,13 @@ public final class SparseRam implements PhysicalMemory {
     private final AtomicLong backedPages = new AtomicLong();
 
     /**
+     * {@link #zero} gives back the backing pages it fully covers only for ranges at least this long; shorter
+     * ranges (page tables, descriptors, small buffers that are freed and soon written again) are cleared in
+     * place, so reallocating them allocates nothing.
+     */
+    public static final long DROP_THRESHOLD = 64 * 1024;
+
+    /**
      * RAM made of {@code ramRegions}, in any order.
      *
      * @throws IllegalArgumentException if a region is not 4 KiB-aligned in base or size, is larger than
@@ -388,12 +395,13 @@ public final class SparseRam implements PhysicalMemory {
         if (!isRam(pa, length)) {
             throw notRam(pa, length);
         }
+        boolean drop = length >= DROP_THRESHOLD;
         long cur = pa;
         long remaining = length;
         while (remaining > 0) {
             Region r = regionOf(cur);
             int n = pieceLength(cur, remaining);
-            if (n == PAGE_SIZE) {
+            if (n == PAGE_SIZE && drop) {
                 dropPage(r, cur);
             } else {
                 byte[] page = pageOrNull(r, cur);

@@ -149,14 +149,14 @@ class SparseRamTest {
         }
 
         @Test
-        void zeroDropsFullyCoveredPagesAndClearsPartialOnes() throws Exception {
+        void zeroClearsSmallRangesInPlaceAndDropsThePagesOfLargeOnes() throws Exception {
             byte[] ones = new byte[4 * PAGE];
             Arrays.fill(ones, (byte) 0xff);
             ram.write(BASE, ones, 0, ones.length); // pages 0..3
             assertThat(ram.backedPages()).isEqualTo(4);
 
             ram.zero(BASE + PAGE - 16, 2 * PAGE + 32); // page 0 tail, pages 1 and 2, page 3 head
-            assertThat(ram.backedPages()).isEqualTo(2);
+            assertThat(ram.backedPages()).as("a small range is cleared in place").isEqualTo(4);
             assertThat(ram.read64(BASE + PAGE - 24)).isEqualTo(-1L);
             assertThat(ram.read64(BASE + PAGE - 16)).isZero();
             assertThat(ram.read64(BASE + 2 * PAGE)).isZero();
@@ -164,6 +164,18 @@ class SparseRamTest {
             assertThat(ram.read64(BASE + 3 * PAGE + 16)).isEqualTo(-1L);
 
             ram.zero(BASE, 4 * PAGE);
+            assertThat(ram.backedPages()).isEqualTo(4);
+            assertThat(ram.read64(BASE + 3 * PAGE + 16)).isZero();
+
+            byte[] big = new byte[(int) SparseRam.DROP_THRESHOLD + 2 * PAGE];
+            Arrays.fill(big, (byte) 0x5a);
+            ram.write(BASE, big, 0, big.length);
+            long backed = ram.backedPages();
+            ram.zero(BASE + PAGE - 16, SparseRam.DROP_THRESHOLD + 32); // a large range: its full pages go
+            assertThat(ram.backedPages()).as("the 16 fully covered pages were given back").isEqualTo(backed - 16);
+            assertThat(ram.read64(BASE + PAGE - 24)).isEqualTo(0x5a5a5a5a5a5a5a5aL);
+            assertThat(ram.read64(BASE + 8 * PAGE)).isZero();
+            ram.zero(BASE, 1L << 20);
             assertThat(ram.backedPages()).isZero();
             ram.zero(BASE + 100 * PAGE + 5, 10 * PAGE); // never written: allocates nothing
             assertThat(ram.backedPages()).isZero();
