@@ -1,7 +1,10 @@
 package org.iommuemu.device.bus;
 
+import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallExecutorSupplier;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -29,6 +32,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class BusServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(BusServer.class);
+    private static final Executor DIRECT = Runnable::run;
+
     /** How long {@link #close()} lets in-flight calls finish. */
     public static final Duration DEFAULT_GRACE = Duration.ofSeconds(5);
 
@@ -56,6 +61,16 @@ public final class BusServer implements AutoCloseable {
                 .maxInboundMessageSize((int) machine.limits().maxMessageBytes());
         if (executor != null) {
             builder.executor(executor);
+        } else {
+            // DMA requests never block (at most one bounded memory copy): serve them where they arrive, on the
+            // transport's thread, instead of handing every request and stream message to the pool. On loopback
+            // this about doubles pipelined DMA throughput. Everything else runs on gRPC's default executor.
+            builder.callExecutor(new ServerCallExecutorSupplier() {
+                @Override
+                public <ReqT, RespT> Executor getExecutor(ServerCall<ReqT, RespT> call, Metadata headers) {
+                    return DmaGrpc.SERVICE_NAME.equals(call.getMethodDescriptor().getServiceName()) ? DIRECT : null;
+                }
+            });
         }
         this.server = builder.build();
         this.target = target;
@@ -66,7 +81,10 @@ public final class BusServer implements AutoCloseable {
         return netty(machine, host, port, null);
     }
 
-    /** As {@link #netty(Machine, String, int)}, serving calls on {@code executor} (null: gRPC's default). */
+    /**
+     * As {@link #netty(Machine, String, int)}, serving every call on {@code executor}; null keeps the default
+     * dispatch (DMA on the transport's threads, the rest on gRPC's default executor).
+     */
     public static BusServer netty(Machine machine, String host, int port, Executor executor) {
         NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
