@@ -48,6 +48,37 @@ public final class BenchReport {
                     Double.isNaN(error) ? 0 : error, unit, mbs, bytesPerOp);
             scores.put(name + " " + params, score);
         }
+        for (JsonNode run : runs) {
+            JsonNode dma = run.path("secondaryMetrics").path("dmaNanos");
+            JsonNode echo = run.path("secondaryMetrics").path("echoNanos");
+            if (!dma.isMissingNode() && !echo.isMissingNode()) {
+                String full = run.get("benchmark").asText();
+                double ratio = echo.get("score").asDouble() / dma.get("score").asDouble();
+                // per-iteration ratios give the spread
+                JsonNode dmaRaw = dma.path("rawData").path(0);
+                JsonNode echoRaw = echo.path("rawData").path(0);
+                double min = Double.MAX_VALUE;
+                double max = 0;
+                for (int i = 0; i < dmaRaw.size() && i < echoRaw.size(); i++) {
+                    double r = echoRaw.get(i).asDouble() / dmaRaw.get(i).asDouble();
+                    min = Math.min(min, r);
+                    max = Math.max(max, r);
+                }
+                String name = full.substring(full.lastIndexOf('.') + 1);
+                System.out.printf(Locale.ROOT, "paired ratio DMA/echo (throughput) %s = %.3f (per iteration %.3f .. %.3f)%n",
+                        name, ratio, min, max);
+                // pairs per iteration x batch = operations of each side; their own nanoseconds give their rate
+                int batch = name.startsWith("pipelined") ? BusPairedBenchmark.PIPELINED_BATCH
+                        : BusPairedBenchmark.UNARY_BATCH;
+                double seconds = Double.parseDouble(run.path("measurementTime").asText("1 s").split(" ")[0]);
+                double iterations = dmaRaw.size();
+                double ops = run.get("primaryMetric").get("score").asDouble() * seconds * iterations * batch;
+                double dmaRate = ops / (dma.get("score").asDouble() / 1e9);
+                double echoRate = ops / (echo.get("score").asDouble() / 1e9);
+                System.out.printf(Locale.ROOT, "  %s: DMA %.0f ops/s (%.1f MB/s), echo %.0f ops/s (%.1f MB/s), 4 KiB each%n",
+                        name, dmaRate, dmaRate * BusBenchmark.SIZE / 1e6, echoRate, echoRate * BusBenchmark.SIZE / 1e6);
+            }
+        }
         for (Map.Entry<String, Double> e : scores.entrySet()) {
             String key = e.getKey();
             int space = key.indexOf(' ');

@@ -112,6 +112,18 @@ public class BusBenchmark {
         pool.shutdownNow();
     }
 
+    Transfer transfer() {
+        return transfer;
+    }
+
+    EchoPipeline echoPipeline() {
+        return echoPipeline;
+    }
+
+    long iova() {
+        return iova;
+    }
+
     @Benchmark
     public ByteString dmaUnaryRead4k() {
         DmaResult r = session.read(iova, SIZE);
