@@ -18,6 +18,7 @@ import org.iommuemu.device.BuildInfo;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.DmaGrpc;
 import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.TelemetryGrpc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -54,6 +55,7 @@ public final class BusServer implements AutoCloseable {
         ConnectionTracker tracker = new ConnectionTracker(sessions);
         builder.addService(machineService)
                 .addService(dmaService)
+                .addService(new TelemetryService(machine))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .addTransportFilter(tracker)
@@ -106,7 +108,8 @@ public final class BusServer implements AutoCloseable {
 
     public BusServer start() throws IOException {
         server.start();
-        for (String service : new String[] {"", MachineGrpc.SERVICE_NAME, DmaGrpc.SERVICE_NAME}) {
+        for (String service : new String[] {"", MachineGrpc.SERVICE_NAME, DmaGrpc.SERVICE_NAME,
+            TelemetryGrpc.SERVICE_NAME}) {
             health.setStatus(service, io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
         }
         log.debug("bus serving on {}", server.getListenSockets());

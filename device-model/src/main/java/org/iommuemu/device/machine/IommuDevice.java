@@ -50,4 +50,9 @@ public interface IommuDevice {
 
     /** Returns the device to its power-on state. */
     void reset();
+
+    /** What the device has done so far, for {@code Telemetry.Stats}; all zero for a device that counts nothing. */
+    default DeviceStats stats() {
+        return DeviceStats.none();
+    }
 }

@@ -1,0 +1,69 @@
+package org.iommuemu.device.bus;
+
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.List;
+import org.iommuemu.device.machine.DeviceStats;
+import org.iommuemu.device.machine.IommuDevice;
+import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.CacheStats;
+import org.iommuemu.proto.v1.CodeCount;
+import org.iommuemu.proto.v1.InstanceStats;
+import org.iommuemu.proto.v1.StatsReply;
+import org.iommuemu.proto.v1.StatsRequest;
+import org.iommuemu.proto.v1.TelemetryGrpc;
+
+/** Counters of the IOMMU instances. */
+final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
+    private final Machine machine;
+
+    TelemetryService(Machine machine) {
+        this.machine = machine;
+    }
+
+    @Override
+    public void stats(StatsRequest request, StreamObserver<StatsReply> responses) {
+        Calls.unary(responses, () -> {
+            List<IommuDevice> devices = new ArrayList<>();
+            if (request.getIommusCount() == 0) {
+                devices.addAll(machine.iommus());
+            } else {
+                for (String name : request.getIommusList()) {
+                    devices.add(MachineService.device(machine, name));
+                }
+            }
+            StatsReply.Builder reply = StatsReply.newBuilder();
+            for (IommuDevice d : devices) {
+                reply.addIommus(toProto(d.name(), d.stats()));
+            }
+            return reply.build();
+        });
+    }
+
+    static InstanceStats toProto(String name, DeviceStats s) {
+        InstanceStats.Builder b = InstanceStats.newBuilder()
+                .setIommu(name)
+                .setTranslations(s.translations())
+                .setFaults(s.faults())
+                .setWalks(s.walks())
+                .setWalkReads(s.walkReads())
+                .setMmioReads(s.mmioReads())
+                .setMmioWrites(s.mmioWrites())
+                .setEventsLost(s.eventsLost())
+                .setGlobalErrors(s.globalErrors())
+                .setSimTimeNs(s.simTimeNs())
+                .setInterrupts(s.interrupts());
+        for (DeviceStats.CacheStat c : s.caches()) {
+            b.addCaches(CacheStats.newBuilder().setCache(c.cache()).setHits(c.hits()).setMisses(c.misses())
+                    .setInserts(c.inserts()).setEvictions(c.evictions()).setInvalidated(c.invalidated())
+                    .setEntries(c.entries()).setCapacity(c.capacity()));
+        }
+        for (DeviceStats.CodeCount c : s.commands()) {
+            b.addCommands(CodeCount.newBuilder().setCode(c.code()).setName(c.name()).setCount(c.count()));
+        }
+        for (DeviceStats.CodeCount c : s.events()) {
+            b.addEvents(CodeCount.newBuilder().setCode(c.code()).setName(c.name()).setCount(c.count()));
+        }
+        return b.build();
+    }
+}
