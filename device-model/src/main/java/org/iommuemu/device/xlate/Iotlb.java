@@ -84,12 +84,12 @@ public final class Iotlb {
 
     private final Object lock = new Object();
     private final LruIndex index;
-    private final long[] oa;
-    private final long[] ipa;
-    private final int[] asid;
-    private final int[] perms;
-    private final byte[] level;
-    private final byte[] stage;
+    /**
+     * The payload of slot s in three adjacent longs (one or two cache lines, so a hit reads little memory):
+     * at 3s the output address, at 3s+1 the IPA, at 3s+2 the metadata: ASID in bits 63:32, {@link Perm} bits in
+     * 31:8, level in 7:4, stage in 3:0.
+     */
+    private final long[] payload;
     /** Per size lg2: cached non-global and global entries. */
     private final int[] sizeCount = new int[64];
     private final int[] globalSizeCount = new int[64];
@@ -109,12 +109,7 @@ public final class Iotlb {
     /** A cache of {@code capacity} entries (1..2^28). */
     public Iotlb(int capacity) {
         index = new LruIndex(capacity);
-        oa = new long[capacity];
-        ipa = new long[capacity];
-        asid = new int[capacity];
-        perms = new int[capacity];
-        level = new byte[capacity];
-        stage = new byte[capacity];
+        payload = new long[3 * capacity];
     }
 
     public int capacity() {
@@ -165,7 +160,7 @@ public final class Iotlb {
                     slot = index.find(k0, k1g);
                 }
                 if (slot != NONE) {
-                    if (write && (perms[slot] & Perm.DIRTY_WRITABLE) != 0) {
+                    if (write && (meta(slot) & ((long) Perm.DIRTY_WRITABLE << 8)) != 0) {
                         misses++;
                         return false;
                     }
@@ -375,12 +370,9 @@ public final class Iotlb {
             countOut(slot);
             index.touch(slot);
         }
-        oa[slot] = e.oa();
-        ipa[slot] = e.stage() == Stage.S2 ? e.va() : e.stage() == Stage.NESTED ? e.ipa() : 0;
-        asid[slot] = e.asid();
-        perms[slot] = e.perms();
-        level[slot] = (byte) e.level();
-        stage[slot] = (byte) e.stage();
+        payload[3 * slot] = e.oa();
+        payload[3 * slot + 1] = e.stage() == Stage.S2 ? e.va() : e.stage() == Stage.NESTED ? e.ipa() : 0;
+        payload[3 * slot + 2] = ((long) e.asid() << 32) | ((long) e.perms() << 8) | (e.level() << 4) | e.stage();
         countIn(slot);
         inserts++;
     }
@@ -389,8 +381,22 @@ public final class Iotlb {
         long k0 = index.key0(slot);
         long k1 = index.key1(slot);
         int s = (int) (k0 & 63);
-        out.set((int) (k1 >> 32), asid[slot], (int) k1 == GLOBAL_KEY, k0 & ~0xFFFL, s, level[slot], oa[slot],
-                ipa[slot], perms[slot], stage[slot]);
+        long meta = meta(slot);
+        out.setAligned((int) (k1 >> 32), (int) (meta >> 32), (int) k1 == GLOBAL_KEY, k0 & ~0xFFFL, s,
+                (int) (meta >>> 4) & 0xF, payload[3 * slot], payload[3 * slot + 1], (int) (meta >>> 8) & 0xFF_FFFF,
+                (int) meta & 0xF);
+    }
+
+    private long meta(int slot) {
+        return payload[3 * slot + 2];
+    }
+
+    private int levelOf(int slot) {
+        return (int) (meta(slot) >>> 4) & 0xF;
+    }
+
+    private int stageOf(int slot) {
+        return (int) meta(slot) & 0xF;
     }
 
     private void countIn(int slot) {
@@ -402,7 +408,7 @@ public final class Iotlb {
         } else if (sizeCount[s]++ == 0) {
             sizeMask |= 1L << s;
         }
-        if (stage[slot] == Stage.NESTED) {
+        if (stageOf(slot) == Stage.NESTED) {
             nestedCount++;
         }
     }
@@ -416,7 +422,7 @@ public final class Iotlb {
         } else if (--sizeCount[s] == 0) {
             sizeMask &= ~(1L << s);
         }
-        if (stage[slot] == Stage.NESTED) {
+        if (stageOf(slot) == Stage.NESTED) {
             nestedCount--;
         }
     }
@@ -515,14 +521,14 @@ public final class Iotlb {
             return false;
         }
         int keyAsid = (int) k1;
-        int st = stage[slot];
+        int st = stageOf(slot);
         switch (op) {
             case OP_VMID:
                 return (st & stages) != 0;
             case OP_ASID:
                 return keyAsid == asid;
             case OP_VA: {
-                if ((st & stages) == 0 || (lvl != ANY_LEVEL && level[slot] != lvl)) {
+                if ((st & stages) == 0 || (lvl != ANY_LEVEL && levelOf(slot) != lvl)) {
                     return false;
                 }
                 if (asid != ANY_ASID && keyAsid != asid && !(keyAsid == GLOBAL_KEY && asid >= 0)) {
@@ -534,10 +540,11 @@ public final class Iotlb {
             case OP_IPA: {
                 long k0 = index.key0(slot);
                 if (st == Stage.S2) {
-                    return (lvl == ANY_LEVEL || level[slot] == lvl) && overlaps(k0 & ~0xFFFL, (int) (k0 & 63), first, last);
+                    return (lvl == ANY_LEVEL || levelOf(slot) == lvl)
+                            && overlaps(k0 & ~0xFFFL, (int) (k0 & 63), first, last);
                 }
                 return st == Stage.NESTED && (stages & Stage.NESTED) != 0
-                        && overlaps(ipa[slot], (int) (k0 & 63), first, last);
+                        && overlaps(payload[3 * slot + 1], (int) (k0 & 63), first, last);
             }
             default:
                 throw new AssertionError(op);

@@ -60,6 +60,21 @@ public final class IotlbEntry {
         return this;
     }
 
+    /** {@link #set} for values already aligned (the cache's own copies): no masking. */
+    void setAligned(int vmid, int asid, boolean global, long va, int sizeLg2, int level, long oa, long ipa,
+            int perms, int stage) {
+        this.vmid = vmid;
+        this.asid = asid;
+        this.global = global;
+        this.va = va;
+        this.sizeLg2 = sizeLg2;
+        this.level = level;
+        this.oa = oa;
+        this.ipa = ipa;
+        this.perms = perms;
+        this.stage = stage;
+    }
+
     public int vmid() {
         return vmid;
     }

@@ -10,8 +10,9 @@ import java.util.Arrays;
  * indexed by slot. The hash table has a power-of-two length of at least twice the capacity (load factor at
  * most 1/2) and holds slot numbers (-1 empty); collisions probe linearly, and removal shifts the following
  * run back (no tombstones, so probe runs never degrade). Each slot remembers its hash and its table position,
- * so removal needs no search. The LRU list is doubly linked through {@code prev}/{@code next} int arrays;
- * free slots are chained through {@code next}.
+ * so removal needs no search. The LRU list is doubly linked through an int array of link pairs; free slots
+ * are chained through the same links. A slot's two key words sit side by side, as do its two links, so that a
+ * probe or a relink touches one cache line per slot.
  *
  * <p>Keys are unique: {@link #add} requires that the key is absent and a slot is free. Not thread-safe: the
  * owning cache guards every call with its lock.
@@ -21,15 +22,16 @@ final class LruIndex {
     static final int NONE = -1;
 
     private final int capacity;
-    private final long[] key0;
-    private final long[] key1;
+    /** Both key words of slot s at 2s and 2s+1: one cache line for the probe's comparison. */
+    private final long[] keys;
     private final int[] hash;
     /** Table position of each slot, NONE when the slot is free. */
     private final int[] tablePos;
-    /** Towards the most recently used end (used slots). */
-    private final int[] prev;
-    /** Towards the least recently used end (used slots), or the next free slot (free slots). */
-    private final int[] next;
+    /**
+     * The LRU links of slot s: at 2s the neighbour towards the most recently used end, at 2s+1 the one
+     * towards the least recently used end (for a free slot: the next free slot).
+     */
+    private final int[] links;
     private final int[] table;
     private final int mask;
     private int head = NONE;
@@ -42,12 +44,10 @@ final class LruIndex {
             throw new IllegalArgumentException("capacity must be 1.." + (1 << 28) + ": " + capacity);
         }
         this.capacity = capacity;
-        key0 = new long[capacity];
-        key1 = new long[capacity];
+        keys = new long[2 * capacity];
         hash = new int[capacity];
         tablePos = new int[capacity];
-        prev = new int[capacity];
-        next = new int[capacity];
+        links = new int[2 * capacity];
         int tableLength = Integer.highestOneBit(2 * capacity - 1) << 1;
         table = new int[tableLength];
         mask = tableLength - 1;
@@ -59,8 +59,8 @@ final class LruIndex {
         Arrays.fill(table, NONE);
         Arrays.fill(tablePos, NONE);
         for (int i = 0; i < capacity; i++) {
-            next[i] = i + 1 < capacity ? i + 1 : NONE;
-            prev[i] = NONE;
+            links[2 * i] = NONE;
+            links[2 * i + 1] = i + 1 < capacity ? i + 1 : NONE;
         }
         freeHead = 0;
         head = NONE;
@@ -85,11 +85,11 @@ final class LruIndex {
     }
 
     long key0(int slot) {
-        return key0[slot];
+        return keys[2 * slot];
     }
 
     long key1(int slot) {
-        return key1[slot];
+        return keys[2 * slot + 1];
     }
 
     /** The most recently used slot, or NONE when empty. */
@@ -104,7 +104,7 @@ final class LruIndex {
 
     /** The next slot towards the least recently used end, or NONE. */
     int older(int slot) {
-        return next[slot];
+        return links[2 * slot + 1];
     }
 
     /** The slot holding the key, or NONE. Does not change the LRU order. */
@@ -115,7 +115,7 @@ final class LruIndex {
             if (slot == NONE) {
                 return NONE;
             }
-            if (key0[slot] == k0 && key1[slot] == k1) {
+            if (keys[2 * slot] == k0 && keys[2 * slot + 1] == k1) {
                 return slot;
             }
             pos = (pos + 1) & mask;
@@ -137,10 +137,10 @@ final class LruIndex {
         if (slot == NONE) {
             throw new IllegalStateException("no free slot");
         }
-        freeHead = next[slot];
+        freeHead = links[2 * slot + 1];
         int h = hash(k0, k1);
-        key0[slot] = k0;
-        key1[slot] = k1;
+        keys[2 * slot] = k0;
+        keys[2 * slot + 1] = k1;
         hash[slot] = h;
         int pos = h & mask;
         while (table[pos] != NONE) {
@@ -177,32 +177,32 @@ final class LruIndex {
             }
         }
         unlink(slot);
-        prev[slot] = NONE;
-        next[slot] = freeHead;
+        links[2 * slot] = NONE;
+        links[2 * slot + 1] = freeHead;
         freeHead = slot;
         size--;
     }
 
     private void unlink(int slot) {
-        int p = prev[slot];
-        int n = next[slot];
+        int p = links[2 * slot];
+        int n = links[2 * slot + 1];
         if (p == NONE) {
             head = n;
         } else {
-            next[p] = n;
+            links[2 * p + 1] = n;
         }
         if (n == NONE) {
             tail = p;
         } else {
-            prev[n] = p;
+            links[2 * n] = p;
         }
     }
 
     private void linkAtHead(int slot) {
-        prev[slot] = NONE;
-        next[slot] = head;
+        links[2 * slot] = NONE;
+        links[2 * slot + 1] = head;
         if (head != NONE) {
-            prev[head] = slot;
+            links[2 * head] = slot;
         }
         head = slot;
         if (tail == NONE) {
