@@ -40,7 +40,8 @@ import org.iommuemu.core.bits.Bits;
  *       filtered by stage mask and optional level hint; with an ASID {@code >= 0} the entries of that ASID and
  *       the global ones (Arm: TLBI by VA also removes global entries for the address), with
  *       {@link #ANY_ASID} all (TLBI_NH_VAA). TLBI_NH_VA/VAA in range form (spec SMMUV3.md §7: range
- *       {@code (NUM+1) * 2^SCALE} granules, TTL level hint via {@link #levelFromArmTtl}); VT-d PASID-based
+ *       {@code (NUM+1) * 2^SCALE} granules, see {@link #armRangeLength}; TTL level hint via
+ *       {@link #levelFromArmTtl}); VT-d PASID-based
  *       page-selective invalidation. An entry partly inside the range goes. The Leaf flag of the commands does
  *       not matter here, every IOTLB entry being a leaf: it only spares the {@link WalkCache} (see
  *       {@link TranslationCaches}).
@@ -300,6 +301,26 @@ public final class Iotlb {
     public static int levelFromArmTtl(int ttl) {
         int t = ttl & 3;
         return t == 0 ? ANY_LEVEL : 3 - t;
+    }
+
+    /**
+     * The length in bytes of an SMMUv3 TLBI by VA / IPA (spec SMMUV3.md §7, "Range TLBI"): with {@code tg} 0
+     * (no range) the command names one address, length 1, which removes every entry containing it whatever its
+     * size; otherwise {@code (num + 1) * 2^scale} granules of 4 KB ({@code tg} 1), 16 KB (2) or 64 KB (3). The
+     * granule only sizes the range: a TTL level hint means the same level in every granule
+     * ({@link #levelFromArmTtl}).
+     *
+     * @param tg    the TG field, 0..3
+     * @param num   the NUM field, 0..31
+     * @param scale the SCALE field, 0..31
+     */
+    public static long armRangeLength(int tg, int num, int scale) {
+        int t = tg & 3;
+        if (t == 0) {
+            return 1;
+        }
+        int granuleLg2 = 10 + 2 * t; // 1 -> 12, 2 -> 14, 3 -> 16
+        return ((num & 31) + 1L) << ((scale & 31) + granuleLg2);
     }
 
     /** The counters, consistent with each other. */

@@ -52,8 +52,7 @@ public final class TranslationCaches {
      * ({@code S1 | NESTED}, keeping the stage 2 walk entries); VT-d domain-selective.
      */
     public int invalidateVmid(int vmid, int stages) {
-        int walkStages = (stages & Stage.ALL) == Stage.ALL ? Stage.S1 | Stage.S2 : walkStagesOfVa(stages);
-        return iotlb.invalidateVmid(vmid, stages) + walkCache.invalidateVmid(vmid, walkStages);
+        return iotlb.invalidateVmid(vmid, stages) + walkCache.invalidateVmid(vmid, walkStagesOfVa(stages));
     }
 
     /** The non-global entries of one ASID / PASID: TLBI_NH_ASID; VT-d PASID-selective. */
@@ -106,7 +105,7 @@ public final class TranslationCaches {
         return removed;
     }
 
-    /** Walk-cache stages a by-address invalidation of IOTLB stages touches: the tables walked for that address. */
+    /** The walk-cache stages behind IOTLB stages: the tables walked to produce such translations. */
     private static int walkStagesOfVa(int stages) {
         int walk = 0;
         if ((stages & (Stage.S1 | Stage.NESTED)) != 0) {

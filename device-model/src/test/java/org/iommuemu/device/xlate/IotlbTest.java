@@ -364,6 +364,25 @@ class IotlbTest {
     }
 
     @Test
+    void armRangeFieldsGiveTheLengthInBytes() {
+        assertThat(Iotlb.armRangeLength(0, 7, 3)).as("TG=0: one address").isEqualTo(1);
+        assertThat(Iotlb.armRangeLength(1, 0, 0)).isEqualTo(0x1000);
+        assertThat(Iotlb.armRangeLength(1, 3, 2)).isEqualTo(16 * 0x1000);
+        assertThat(Iotlb.armRangeLength(2, 1, 0)).isEqualTo(2 * 0x4000);
+        assertThat(Iotlb.armRangeLength(3, 31, 31)).isEqualTo(1L << 52);
+    }
+
+    @Test
+    void aSingleAddressTlbiRemovesEveryEntryContainingIt() {
+        Iotlb tlb = new Iotlb(8);
+        s1(tlb, 1, 1, 0x20_0000, M2);
+        s1(tlb, 1, 1, 0x20_5000, K4);
+        s1(tlb, 1, 1, 0x20_6000, K4);
+        assertThat(tlb.invalidateVa(1, 1, 0x20_5000, Iotlb.armRangeLength(0, 0, 0), ANY, Stage.ALL)).isEqualTo(2);
+        assertThat(keys(tlb)).containsExactly(key(1, "1", 0x20_6000, K4));
+    }
+
+    @Test
     void pageSelectiveInvalidationCoversTheAlignedSpanOfTheAddressMask() {
         Iotlb tlb = new Iotlb(32);
         s2(tlb, 4, 0x1F_F000, K4);
