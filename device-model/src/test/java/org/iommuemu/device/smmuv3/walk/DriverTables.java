@@ -28,11 +28,11 @@ final class DriverTables {
     }
 
     /**
-     * Maps {@code count} random ranges of [{@code vaLo}, {@code vaLo + 2^vaBits}) to random output addresses below
-     * 2^{@code oaBits}, with sizes of one or a few pages or a block of the format; ranges that collide with
+     * Maps {@code count} random ranges of [{@code vaLo}, {@code vaLo + 2^vaBits}) to random output addresses in
+     * [{@code oaLo}, {@code oaLo + 2^oaBits}), with sizes of one or a few pages or a block of the format; ranges that collide with
      * earlier ones are skipped. Returns the mapped ranges as {iova, size} pairs.
      */
-    static List<long[]> mapRandom(PageTable pt, Random rnd, int count, long vaLo, int vaBits, int oaBits,
+    static List<long[]> mapRandom(PageTable pt, Random rnd, int count, long vaLo, int vaBits, long oaLo, int oaBits,
             boolean stage1, IotlbGather gather) throws PageTableException {
         long sizes = pt.pageSizes();
         int page = pt.minPageLg2();
@@ -57,8 +57,8 @@ final class DriverTables {
             if (iova + size > vaLo + (1L << vaBits)) {
                 continue;
             }
-            long oa = Bits.alignDown(rnd.nextLong() & Bits.mask(0, oaBits), alignLg2);
-            if (oa + size > (1L << oaBits)) {
+            long oa = oaLo + Bits.alignDown(rnd.nextLong() & Bits.mask(0, oaBits), alignLg2);
+            if (oa + size > oaLo + (1L << oaBits)) {
                 continue;
             }
             try {

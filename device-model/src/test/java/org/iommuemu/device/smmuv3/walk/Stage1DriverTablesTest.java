@@ -58,7 +58,7 @@ class Stage1DriverTablesTest {
         PageTable pt = new PageTable(fmt, f.ram, f.alloc);
         long seed = granuleLg2 * 1000L + vaBits + (upper ? 500 : 0);
         Random rnd = new Random(seed);
-        List<long[]> mapped = DriverTables.mapRandom(pt, rnd, 60, 0, vaBits, 48, true, f.gather);
+        List<long[]> mapped = DriverTables.mapRandom(pt, rnd, 60, 0, vaBits, 0, 48, true, f.gather);
         TableHalf half = TableHalf.of(64 - vaBits, granuleLg2, pt.root());
         Stage1Context ctx = Stage1Context.builder()
                 .ttb0(upper ? TableHalf.DISABLED : half)

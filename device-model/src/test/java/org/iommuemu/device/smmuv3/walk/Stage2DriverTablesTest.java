@@ -46,7 +46,7 @@ class Stage2DriverTablesTest {
         PageTable pt = new PageTable(fmt, f.ram, f.alloc);
         long seed = granuleLg2 * 1000L + ipaBits;
         Random rnd = new Random(seed);
-        List<long[]> mapped = DriverTables.mapRandom(pt, rnd, 60, 0, ipaBits, 48, false, f.gather);
+        List<long[]> mapped = DriverTables.mapRandom(pt, rnd, 60, 0, ipaBits, 0, 48, false, f.gather);
         assertThat(mapped).as("seed " + seed + " mapped ranges").hasSizeGreaterThan(20);
         Stage2Context ctx = Stage2Context.builder().vmid(5).granuleLg2(granuleLg2).t0sz(fmt.t0sz())
                 .sl0(fmt.stage2Sl0()).psBits(48).iasBits(48).ttb(pt.root()).build();
