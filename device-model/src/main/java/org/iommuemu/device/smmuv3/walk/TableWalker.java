@@ -336,7 +336,7 @@ public final class TableWalker {
             out.s1FullPerms = perms;
             out.s1Perms = clean ? perms & ~WRITE_BITS : perms;
             out.global = (desc & NG) == 0;
-            out.s1MairAttr = (int) (c.mair() >>> (8 * (((int) desc >>> Vmsa.ATTR_SHIFT) & 7))) & 0xFF;
+            out.s1Mair = c.mair();
             return oaBase | (va & ((1L << shift) - 1));
         }
     }
@@ -487,13 +487,15 @@ public final class TableWalker {
     // ---------------------------------------------------------------- fault helpers
 
     private static long s2Fail(WalkResult out, Fault f, int level, int clazz, long ipa, boolean readAccess) {
+        out.fail(f, level, true, clazz, ipa);
         out.ttRnW = readAccess;
-        return out.fail(f, level, true, clazz, ipa);
+        return FAULTED;
     }
 
     private static long abort(WalkResult out, long pa, int level, boolean s2, int clazz, long ipa, boolean read) {
+        out.fail(Fault.WALK_EABT, level, s2, clazz, ipa);
         out.fetchAddress = pa;
         out.ttRnW = read;
-        return out.fail(Fault.WALK_EABT, level, s2, clazz, ipa);
+        return FAULTED;
     }
 }

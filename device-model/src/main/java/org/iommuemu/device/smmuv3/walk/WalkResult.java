@@ -6,7 +6,9 @@ import org.iommuemu.device.machine.FaultType;
 
 /**
  * The outcome of one table walk: a mutable holder that the caller owns and reuses, so walks allocate nothing.
- * Every walk overwrites every field that its {@link #outcome()} makes meaningful.
+ * Every walk sets the request, the counters and every field its {@link #outcome()} makes meaningful; the
+ * others keep whatever an earlier walk left ({@link #fault()} and the bad-configuration accessors answer null / 0
+ * unless the outcome is theirs).
  *
  * <h2>Success</h2>
  * {@link #outputAddress()} is the physical address of the access. The translation holds for the naturally
@@ -125,7 +127,7 @@ public final class WalkResult {
     long s1Descriptor;
     int s1Perms;
     int s1FullPerms;
-    int s1MairAttr;
+    long s1Mair;
     // stage-2 leaf
     int s2Level;
     int s2SizeLg2;
@@ -164,38 +166,12 @@ public final class WalkResult {
 
     // ---------------------------------------------------------------- filled by the walker
 
+    /** Starts a walk: only the request and the counters; each outcome sets the fields it defines. */
     void begin(long inputAddress, int access) {
         this.inputAddress = inputAddress;
         this.access = access;
-        this.outcome = Outcome.OK;
         this.reads = 0;
         this.updates = 0;
-        this.stages = 0;
-        this.ipa = 0;
-        this.writableClean = false;
-        this.global = true;
-        this.asid = -1;
-        this.vmid = -1;
-        this.s1Level = -1;
-        this.s1SizeLg2 = 0;
-        this.s1Descriptor = 0;
-        this.s1Perms = 0;
-        this.s1FullPerms = 0;
-        this.s1MairAttr = 0;
-        this.s2Level = -1;
-        this.s2SizeLg2 = 0;
-        this.s2Descriptor = 0;
-        this.s2Perms = 0;
-        this.s2FullPerms = 0;
-        this.fault = null;
-        this.faultLevel = 0;
-        this.faultS2 = false;
-        this.faultClass = CLASS_IN;
-        this.faultIpa = 0;
-        this.fetchAddress = 0;
-        this.ttRnW = true;
-        this.badConfigStage = 0;
-        this.badConfigReason = null;
     }
 
     /** Records a fault; returns {@code -1} for the walker to pass up as "no address". */
@@ -206,6 +182,8 @@ public final class WalkResult {
         this.faultS2 = s2;
         this.faultClass = clazz;
         this.faultIpa = s2 ? ipa : 0;
+        this.fetchAddress = 0;
+        this.ttRnW = true;
         return -1L;
     }
 
@@ -270,7 +248,7 @@ public final class WalkResult {
         return outputAddress;
     }
 
-    /** For a nested walk, the intermediate physical address (the stage-1 output); for stage 2 only, the input. */
+    /** For a nested walk, the intermediate physical address (the stage-1 output); for stage 2 only, the input; else 0. */
     public long ipa() {
         return ipa;
     }
@@ -292,30 +270,32 @@ public final class WalkResult {
 
     /** {@link #STAGE_1} and/or {@link #STAGE_2}: the stages that translated. */
     public int stages() {
-        return stages;
+        return outcome == Outcome.OK ? stages : 0;
     }
 
     /** Level of the leaf: stage 1's when stage 1 took part, else stage 2's. */
     public int level() {
-        return s1Level >= 0 ? s1Level : s2Level;
+        return (stages() & STAGE_1) != 0 ? s1Level : s2Level;
     }
 
     /** Arm level of the stage-1 leaf, or -1. */
     public int s1Level() {
-        return s1Level;
+        return (stages() & STAGE_1) != 0 ? s1Level : -1;
     }
 
     /** Arm level of the stage-2 leaf (of the final stage-2 translation, not of table fetches), or -1. */
     public int s2Level() {
-        return s2Level;
+        return (stages() & STAGE_2) != 0 ? s2Level : -1;
     }
 
+    /** log2 of the bytes the stage-1 leaf covers, or 0 without stage 1. */
     public int s1SizeLg2() {
-        return s1SizeLg2;
+        return (stages() & STAGE_1) != 0 ? s1SizeLg2 : 0;
     }
 
+    /** log2 of the bytes the final stage-2 leaf covers, or 0 without stage 2. */
     public int s2SizeLg2() {
-        return s2SizeLg2;
+        return (stages() & STAGE_2) != 0 ? s2SizeLg2 : 0;
     }
 
     /** {@link #PRIV_READ} ... {@link #UNPRIV_EXEC}: what the translation allows without another walk. */
@@ -335,59 +315,59 @@ public final class WalkResult {
 
     /** Whether the stage-1 leaf is global (nG = 0); true when stage 1 did not take part (VMID-tagged only). */
     public boolean global() {
-        return global;
+        return (stages() & STAGE_1) == 0 || global;
     }
 
     /** The context's ASID when stage 1 took part, else -1. */
     public int asid() {
-        return asid;
+        return (stages() & STAGE_1) != 0 ? asid : -1;
     }
 
     /** The context's VMID when stage 2 took part, else -1. */
     public int vmid() {
-        return vmid;
+        return (stages() & STAGE_2) != 0 ? vmid : -1;
     }
 
     /** The stage-1 leaf descriptor as the walk left it (after any hardware update). */
     public long s1Descriptor() {
-        return s1Descriptor;
+        return (stages() & STAGE_1) != 0 ? s1Descriptor : 0;
     }
 
     /** The stage-2 leaf descriptor of the final translation, as the walk left it. */
     public long s2Descriptor() {
-        return s2Descriptor;
+        return (stages() & STAGE_2) != 0 ? s2Descriptor : 0;
     }
 
     /** Stage-1 AttrIndx[2:0]. */
     public int s1AttrIndx() {
-        return (int) (s1Descriptor >>> Vmsa.ATTR_SHIFT) & 7;
+        return (int) (s1Descriptor() >>> Vmsa.ATTR_SHIFT) & 7;
     }
 
     /** The MAIR attribute byte stage-1 AttrIndx selects. */
     public int s1MemoryAttributes() {
-        return s1MairAttr;
+        return (stages() & STAGE_1) != 0 ? (int) (s1Mair >>> (8 * s1AttrIndx())) & 0xFF : 0;
     }
 
     /** Stage-1 SH[1:0]. */
     public int s1Shareability() {
-        return (int) (s1Descriptor >>> Vmsa.SH_SHIFT) & 3;
+        return (int) (s1Descriptor() >>> Vmsa.SH_SHIFT) & 3;
     }
 
     /** Stage-2 MemAttr[3:0]. */
     public int s2MemAttr() {
-        return (int) (s2Descriptor >>> Vmsa.ATTR_SHIFT) & 0xF;
+        return (int) (s2Descriptor() >>> Vmsa.ATTR_SHIFT) & 0xF;
     }
 
     /** Stage-2 SH[1:0]. */
     public int s2Shareability() {
-        return (int) (s2Descriptor >>> Vmsa.SH_SHIFT) & 3;
+        return (int) (s2Descriptor() >>> Vmsa.SH_SHIFT) & 3;
     }
 
     // ---------------------------------------------------------------- fault
 
     /** The fault, or null when the walk did not fault. */
     public Fault fault() {
-        return fault;
+        return outcome == Outcome.FAULT ? fault : null;
     }
 
     /** The lookup level the fault arose at (0 for checks before the first lookup). */
@@ -424,12 +404,12 @@ public final class WalkResult {
 
     /** 1 for an invalid stage-1 context (C_BAD_CD), 2 for stage 2 (C_BAD_STE), 0 otherwise. */
     public int badConfigStage() {
-        return badConfigStage;
+        return outcome == Outcome.BAD_CONFIG ? badConfigStage : 0;
     }
 
     /** Why the configuration is invalid, or null. */
     public String badConfigReason() {
-        return badConfigReason;
+        return outcome == Outcome.BAD_CONFIG ? badConfigReason : null;
     }
 
     /** A description for logs and test failures (allocates). */
@@ -440,8 +420,8 @@ public final class WalkResult {
         String stats = " reads=" + reads + " updates=" + updates;
         return switch (outcome) {
             case OK -> "OK " + req + " -> " + Bits.hex(outputAddress) + " ipa=" + Bits.hex(ipa) + " block "
-                    + Bits.hex(inputBase) + "/2^" + sizeLg2 + " s1L" + s1Level + " s2L" + s2Level + " perms="
-                    + permString(permissions) + (writableClean ? " clean" : "") + (global ? " global" : " nG")
+                    + Bits.hex(inputBase) + "/2^" + sizeLg2 + " s1L" + s1Level() + " s2L" + s2Level() + " perms="
+                    + permString(permissions) + (writableClean ? " clean" : "") + (global() ? " global" : " nG")
                     + stats;
             case FAULT -> "FAULT " + fault + " " + req + " level " + faultLevel + (faultS2 ? " S2" : " S1")
                     + " class=" + (faultClass == CLASS_TT ? "TT" : faultClass == CLASS_IN ? "IN" : "CD")
