@@ -3,6 +3,7 @@ package org.iommuemu.device.smmuv3.walk;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.device.machine.Access;
 import org.iommuemu.device.machine.FaultType;
+import org.iommuemu.device.machine.Translation;
 
 /**
  * The outcome of one table walk: a mutable holder that the caller owns and reuses, so walks allocate nothing.
@@ -17,7 +18,8 @@ import org.iommuemu.device.machine.FaultType;
  * an IOTLB entry would cache it). Levels are Arm's (0..3). For a nested walk {@link #ipa()} is the stage-1
  * output. Permissions are the ones the leaf (or both leaves) grant now; a write through a writable-clean leaf
  * (DBM set, not yet dirty) would be allowed, but only by a walk that marks it dirty, so such a leaf leaves the
- * write bits clear and sets {@link #writableClean()}: an IOTLB must walk again for a write.
+ * write bits clear and sets {@link #writableClean()}: an IOTLB must walk again for a write. With TBI the input
+ * addresses keep the top byte the access carried; an IOTLB honouring TBI must ignore it when matching.
  *
  * <h2>Fault</h2>
  * {@link #fault()} is the event type (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION, F_WALK_EABT) and the
@@ -261,6 +263,14 @@ public final class WalkResult {
     /** log2 of the bytes this translation covers. */
     public int sizeLg2() {
         return sizeLg2;
+    }
+
+    /**
+     * Bytes from the input address to the end of the translated block ({@link Translation#contiguousBytes()}):
+     * they all translate linearly with the same permissions.
+     */
+    public long contiguousBytes() {
+        return (1L << sizeLg2) - (inputAddress & ((1L << sizeLg2) - 1));
     }
 
     /** The output address of {@link #inputBase()}. */

@@ -143,6 +143,7 @@ class Stage1WalkTest {
         assertThat(out.outputAddress()).as("%s", out).isEqualTo(0x8_0020_0000L | (VA & 0x1F_FFFFL));
         assertThat(out.sizeLg2()).isEqualTo(21);
         assertThat(out.inputBase()).isEqualTo(VA & ~0x1F_FFFFL);
+        assertThat(out.contiguousBytes()).isEqualTo(0x20_0000L - (VA & 0x1F_FFFFL));
         f.put(slot(L0, 0, VA), block(0, RW_ANY));
         assertFault(walk(VA, READ_PRIV), Fault.TRANSLATION, 0);
     }
