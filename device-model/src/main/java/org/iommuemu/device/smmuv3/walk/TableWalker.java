@@ -95,6 +95,11 @@ import org.iommuemu.device.smmuv3.walk.WalkResult.Fault;
  * A nested walk reports stage-1 faults (S2 = 0) before any fault of the final stage-2 translation (S2 = 1,
  * CLASS = IN, IPA = the stage-1 output).
  *
+ * <h2>Not modelled</h2>
+ * The contiguous hint (a leaf covers its own entry's span; the bit is visible in the reported descriptor), PAN,
+ * 52-bit VAs and FEAT_LPA2, small translation tables (STT), AArch32 and big-endian tables, hardware updates of
+ * table descriptors, and stage-1 regimes other than EL1&amp;0 (STRW = EL2 would change AP[1] and nG).
+ *
  * <h2>Performance</h2>
  * A walk allocates nothing (no boxing, no exceptions on fault paths; the only exception is the
  * {@link MemoryAccessException} the memory itself throws for an external abort): contexts carry precomputed
