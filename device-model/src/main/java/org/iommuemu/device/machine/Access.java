@@ -6,7 +6,7 @@ public final class Access {
 
     /** A write (SMMUv3 RnW=0). */
     public static final int WRITE = 1;
-    /** A privileged access (SMMUv3 PnU=0). */
+    /** A privileged access (SMMUv3 PnU=1). */
     public static final int PRIVILEGED = 2;
     /** An instruction fetch (SMMUv3 InD=1). */
     public static final int INSTRUCTION = 4;
