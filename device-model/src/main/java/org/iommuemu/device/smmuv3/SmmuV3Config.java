@@ -1,6 +1,7 @@
 package org.iommuemu.device.smmuv3;
 
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.xlate.CostModel;
 
 /**
  * What an emulated SMMUv3 implements, and the ID register values that advertise it (Arm SMMUv3
@@ -33,6 +34,10 @@ import org.iommuemu.core.bits.Bits;
  * @param cmdqLog2 log2 of the largest command queue, 0..19 (IDR1.CMDQS)
  * @param eventqLog2 log2 of the largest event queue, 0..19 (IDR1.EVENTQS)
  * @param priqLog2 log2 of the largest PRI queue, 0..19 (IDR1.PRIQS; reported as 0 without PRI)
+ * @param iotlbCapacity IOTLB entries
+ * @param configCacheCapacity configuration-cache entries (STEs and CDs)
+ * @param walkCacheCapacity walk-cache entries (intermediate table descriptors)
+ * @param cost simulated nanoseconds per MMIO access, table read, command, sync...
  */
 public record SmmuV3Config(
         int sidBits,
@@ -56,7 +61,11 @@ public record SmmuV3Config(
         boolean granule64k,
         int cmdqLog2,
         int eventqLog2,
-        int priqLog2) {
+        int priqLog2,
+        int iotlbCapacity,
+        int configCacheCapacity,
+        int walkCacheCapacity,
+        CostModel cost) {
 
     /** The largest queue log2 size the architecture allows (IDR1.CMDQS/EVENTQS/PRIQS). */
     public static final int MAX_QUEUE_LOG2 = 19;
@@ -84,7 +93,20 @@ public record SmmuV3Config(
         check(cmdqLog2 >= 0 && cmdqLog2 <= MAX_QUEUE_LOG2, "cmdqLog2 must be 0..19, was " + cmdqLog2);
         check(eventqLog2 >= 0 && eventqLog2 <= MAX_QUEUE_LOG2, "eventqLog2 must be 0..19, was " + eventqLog2);
         check(priqLog2 >= 0 && priqLog2 <= MAX_QUEUE_LOG2, "priqLog2 must be 0..19, was " + priqLog2);
+        check(iotlbCapacity >= 1 && iotlbCapacity <= 1 << 20, "iotlbCapacity must be 1..2^20, was " + iotlbCapacity);
+        check(configCacheCapacity >= 1 && configCacheCapacity <= 1 << 20,
+                "configCacheCapacity must be 1..2^20, was " + configCacheCapacity);
+        check(walkCacheCapacity >= 1 && walkCacheCapacity <= 1 << 20,
+                "walkCacheCapacity must be 1..2^20, was " + walkCacheCapacity);
+        check(cost != null, "cost model missing");
     }
+
+    /** Default IOTLB entries. */
+    public static final int DEFAULT_IOTLB_CAPACITY = 2048;
+    /** Default configuration-cache entries (STEs and CDs). */
+    public static final int DEFAULT_CONFIG_CACHE_CAPACITY = 256;
+    /** Default walk-cache entries. */
+    public static final int DEFAULT_WALK_CACHE_CAPACITY = 512;
 
     private static void check(boolean ok, String message) {
         if (!ok) {
@@ -99,7 +121,8 @@ public record SmmuV3Config(
      */
     public static SmmuV3Config defaults() {
         return new SmmuV3Config(16, 20, 48, true, true, true, true, true, true, true, true, true, false, false,
-                true, true, true, true, true, MAX_QUEUE_LOG2, MAX_QUEUE_LOG2, MAX_QUEUE_LOG2);
+                true, true, true, true, true, MAX_QUEUE_LOG2, MAX_QUEUE_LOG2, MAX_QUEUE_LOG2,
+                DEFAULT_IOTLB_CAPACITY, DEFAULT_CONFIG_CACHE_CAPACITY, DEFAULT_WALK_CACHE_CAPACITY, CostModel.DEFAULTS);
     }
 
     /** A builder starting from {@link #defaults()}. */
@@ -217,6 +240,10 @@ public record SmmuV3Config(
         private int cmdqLog2;
         private int eventqLog2;
         private int priqLog2;
+        private int iotlbCapacity;
+        private int configCacheCapacity;
+        private int walkCacheCapacity;
+        private CostModel cost;
 
         private Builder(SmmuV3Config c) {
             sidBits = c.sidBits;
@@ -241,6 +268,34 @@ public record SmmuV3Config(
             cmdqLog2 = c.cmdqLog2;
             eventqLog2 = c.eventqLog2;
             priqLog2 = c.priqLog2;
+            iotlbCapacity = c.iotlbCapacity;
+            configCacheCapacity = c.configCacheCapacity;
+            walkCacheCapacity = c.walkCacheCapacity;
+            cost = c.cost;
+        }
+
+        /** IOTLB entries (LRU beyond that). */
+        public Builder iotlbCapacity(int v) {
+            iotlbCapacity = v;
+            return this;
+        }
+
+        /** Configuration-cache entries (STEs and CDs; LRU beyond that). */
+        public Builder configCacheCapacity(int v) {
+            configCacheCapacity = v;
+            return this;
+        }
+
+        /** Walk-cache entries (intermediate table descriptors; LRU beyond that). */
+        public Builder walkCacheCapacity(int v) {
+            walkCacheCapacity = v;
+            return this;
+        }
+
+        /** Simulated nanoseconds charged per MMIO access, table read, command, sync... */
+        public Builder cost(CostModel v) {
+            cost = v;
+            return this;
         }
 
         public Builder sidBits(int v) {
@@ -356,7 +411,8 @@ public record SmmuV3Config(
         public SmmuV3Config build() {
             return new SmmuV3Config(sidBits, ssidBits, oasBits, stage1, stage2, twoLevelStreamTable, twoLevelCd,
                     asid16, vmid16, rangeInvalidation, msi, sev, ats, pri, httuAccess, httuDirty, granule4k,
-                    granule16k, granule64k, cmdqLog2, eventqLog2, priqLog2);
+                    granule16k, granule64k, cmdqLog2, eventqLog2, priqLog2, iotlbCapacity, configCacheCapacity,
+                    walkCacheCapacity, cost);
         }
     }
 }

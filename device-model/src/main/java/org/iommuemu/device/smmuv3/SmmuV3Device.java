@@ -3,39 +3,58 @@ package org.iommuemu.device.smmuv3;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.core.smmuv3.Command;
+import org.iommuemu.core.smmuv3.CommandOp;
+import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.xlate.CacheStats;
+import org.iommuemu.device.xlate.ConfigCache;
+import org.iommuemu.device.xlate.SimClock;
+import org.iommuemu.device.xlate.TranslationCaches;
+import org.iommuemu.device.xlate.XlateStats;
 
 /**
  * An Arm SMMUv3 (architecture version 3.2) as seen through its non-secure register interface.
  *
- * <p>Modelled so far (the register shell): the ID registers computed from {@link SmmuV3Config}; the
- * CR0/CR0ACK and IRQ_CTRL/IRQ_CTRLACK update protocols, which complete at once; the GBPA update
- * handshake; GERROR read-only and GERRORN read-write; and the incoming-transaction behaviour while the
- * SMMU is disabled (CR0.SMMUEN=0): bypass, or abort when GBPA.ABORT=1 ("Global bypass attribute" in the
- * architecture). Queues, stream tables, context descriptors and the translation walk are register storage
- * only: with SMMUEN=1 {@link #translate} reports {@link Translation.Outcome#UNIMPLEMENTED}.
+ * <p>Modelled: the ID registers computed from {@link SmmuV3Config} (each feature can be switched off); the
+ * CR0/CR0ACK and IRQ_CTRL/IRQ_CTRLACK protocols and the GBPA update handshake (all complete at once); with
+ * SMMUEN=0, bypass or abort as GBPA says; with SMMUEN=1, translation through linear or 2-level stream tables,
+ * linear or 2-level CD tables, stage 1, stage 2 and nested walks, with real caches (IOTLB, configuration cache,
+ * walk cache) that stay stale until invalidated ({@link Translator}); the command queue with every command and
+ * its error protocol ({@link CommandQueue}); the event queue with overflow ({@link EventQueue}); GERROR and the
+ * interrupts as MSIs or wired lines ({@link Signals}); a cost model and counters ({@code Telemetry.Stats}).
+ * Not modelled: stalling (IDR0.STALL_MODEL says so and a CD or STE asking for it is rejected), ATS and PRI
+ * (not advertised by default; ATC_INV and PRI_RESP are then CERROR_ILL), the PRI queue, the secure side.
  *
- * <p>Thread-safe: register writes and their hooks serialise on the register file's lock; translate reads
- * volatile register state and allocates nothing.
+ * <p>Thread-safe: register writes, their hooks, command processing and event writes serialise on the register
+ * file's lock; translations run concurrently on the caches' own locks and allocate nothing on a cache hit.
  */
 public final class SmmuV3Device implements IommuDevice {
     static final String GBPA_ABORT_MESSAGE = "SMMUEN=0 and GBPA.ABORT=1: incoming transactions abort";
-    static final String UNIMPLEMENTED_MESSAGE = "SMMUv3 translation (SMMUEN=1) is not modelled yet";
 
     private final String name;
     private final SmmuV3Config config;
-    /** Read by the queues and table walks (not modelled yet). */
     private final PhysicalMemory memory;
-    /** Signalled by GERROR, the event queue and CMD_SYNC (not modelled yet). */
     private final InterruptSink interrupts;
     private final SmmuV3Registers regs;
     private final List<String> features;
+    private final XlateStats stats;
+    private final TranslationCaches caches;
+    private final ConfigCache<SmmuConfig> configs;
+    private final Signals signals;
+    private final EventQueue events;
+    private final CommandQueue commands;
+    private final Translator translator;
+    private final LongAdder mmioReads = new LongAdder();
+    private final LongAdder mmioWrites = new LongAdder();
 
     public SmmuV3Device(String name, SmmuV3Config config, PhysicalMemory memory, InterruptSink interrupts) {
         this.name = Objects.requireNonNull(name, "name");
@@ -44,9 +63,26 @@ public final class SmmuV3Device implements IommuDevice {
         this.interrupts = Objects.requireNonNull(interrupts, "interrupts");
         this.regs = new SmmuV3Registers(name, config);
         this.features = features(config);
+        this.stats = new XlateStats(config.cost(), new SimClock());
+        this.caches = new TranslationCaches(config.iotlbCapacity(), config.walkCacheCapacity());
+        this.configs = new ConfigCache<>(config.configCacheCapacity());
+        RegisterFile f = regs.file;
+        this.signals = new Signals(name, config.msi(), interrupts, stats, f);
+        this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2());
+        Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
+        this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
+                config.cmdqLog2());
+        this.translator = new Translator(name, config, memory, stats, caches, configs, events, f);
 
-        // The update completes at once, so the acknowledgement mirrors the request.
-        regs.cr0.afterWrite((oldValue, newValue, written, mask) -> regs.cr0ack.set(newValue));
+        // The update completes at once, so the acknowledgement mirrors the request; enabling the command queue
+        // consumes what is already there.
+        regs.cr0.afterWrite((oldValue, newValue, written, mask) -> {
+            regs.cr0ack.set(newValue);
+            commands.process();
+        });
+        f.register("CMDQ_PROD").afterWrite((oldValue, newValue, written, mask) -> commands.process());
+        // Acknowledging a command error (GERRORN) resumes consumption from CMDQ_CONS.
+        regs.gerrorn.afterWrite((oldValue, newValue, written, mask) -> commands.process());
         regs.irqCtrl.afterWrite((oldValue, newValue, written, mask) -> regs.irqCtrlAck.set(newValue));
         // GBPA: the attribute fields are read-only to plain writes; a write with UPDATE=1 latches them and
         // the update is complete (UPDATE reads 0) before anyone can read the register again.
@@ -139,11 +175,15 @@ public final class SmmuV3Device implements IommuDevice {
 
     @Override
     public long mmioRead(long offset, int width) {
+        mmioReads.increment();
+        stats.mmioAccess();
         return regs.file.read(offset, width);
     }
 
     @Override
     public void mmioWrite(long offset, int width, long value) {
+        mmioWrites.increment();
+        stats.mmioAccess();
         regs.file.write(offset, width, value);
     }
 
@@ -164,12 +204,12 @@ public final class SmmuV3Device implements IommuDevice {
 
     @Override
     public boolean translationModelled() {
-        return false;
+        return true;
     }
 
     /**
-     * With the SMMU disabled, every transaction bypasses or aborts as GBPA says; the stream id is not
-     * checked (the machine keeps it below 2^SIDSIZE).
+     * With the SMMU disabled, every transaction bypasses or aborts as GBPA says; enabled, it is translated by
+     * its stream's configuration ({@link Translator}).
      */
     @Override
     public Translation translate(int streamId, int substreamId, long iova, int access, Translation out) {
@@ -179,12 +219,37 @@ public final class SmmuV3Device implements IommuDevice {
             }
             return out.ok(iova, -1L);
         }
-        return out.unimplemented(UNIMPLEMENTED_MESSAGE);
+        return translator.translate(streamId, substreamId, iova, access, out);
     }
 
     @Override
     public void reset() {
-        regs.file.reset();
+        synchronized (regs.file.lock()) {
+            regs.file.reset();
+            caches.invalidateAll();
+            configs.invalidateAll();
+        }
+    }
+
+    @Override
+    public DeviceStats stats() {
+        XlateStats.Snapshot snap = stats.snapshot();
+        List<DeviceStats.CacheStat> cacheStats = List.of(
+                cacheStat("iotlb", caches.iotlb().stats()),
+                cacheStat("config", configs.stats()),
+                cacheStat("walk", caches.walkCache().stats()));
+        List<DeviceStats.CodeCount> byOpcode = new ArrayList<>();
+        snap.commandsByOpcode().forEach((op, n) -> byOpcode.add(new DeviceStats.CodeCount(op, CommandOp.name(op), n)));
+        List<DeviceStats.CodeCount> byType = new ArrayList<>();
+        snap.eventsByType().forEach((type, n) -> byType.add(new DeviceStats.CodeCount(type, EventType.name(type), n)));
+        return new DeviceStats(translator.translations.sum(), translator.faults.sum(), cacheStats,
+                translator.walks.sum(), translator.walkReads.sum(), mmioReads.sum(), mmioWrites.sum(), byOpcode, byType,
+                events.lost.sum(), signals.globalErrors.sum(), snap.simNanos(), signals.interrupts.sum());
+    }
+
+    private static DeviceStats.CacheStat cacheStat(String name, CacheStats s) {
+        return new DeviceStats.CacheStat(name, s.hits(), s.misses(), s.inserts(), s.evictions(), s.invalidated(),
+                s.entries(), s.capacity());
     }
 
     /** The register file, for tests and the device's own subsystems. */

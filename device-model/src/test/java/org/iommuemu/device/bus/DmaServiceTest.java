@@ -197,9 +197,19 @@ class DmaServiceTest {
     }
 
     @Test
-    void enabledTranslationIsUnimplementedLoudly() {
+    void enabledSmmuWithoutAStreamTableGivesAnArchitectedFault() {
         DmaSession s = client.attach("nic", "smmu0", 1);
-        bus.machine.iommu("smmu0").mmioWrite(0x20, 4, 1); // CR0.SMMUEN
+        bus.machine.iommu("smmu0").mmioWrite(0x20, 4, 1); // CR0.SMMUEN with STRTAB_BASE_CFG.LOG2SIZE = 0
+        DmaResult r = s.read(bus.ramBase(), 8);
+        assertThat(r.fault().getKind()).isEqualTo(FaultKind.BAD_CONFIGURATION);
+        assertThat(r.fault().getCode()).as("C_BAD_STREAMID").isEqualTo(0x02);
+        assertThat(r.fault().getDescription()).contains("C_BAD_STREAMID");
+    }
+
+    @Test
+    void enabledVtdTranslationIsUnimplementedLoudly() {
+        DmaSession s = client.attach("disk", "dmar0", 1);
+        bus.machine.iommu("dmar0").mmioWrite(0x18, 4, 1L << 31); // GCMD.TE
         assertStatus(() -> s.read(bus.ramBase(), 8), Status.Code.UNIMPLEMENTED, "not modelled yet");
     }
 

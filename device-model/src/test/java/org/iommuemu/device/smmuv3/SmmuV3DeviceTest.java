@@ -470,14 +470,15 @@ class SmmuV3DeviceTest {
         }
 
         @Test
-        void enabledSmmuIsNotModelledYet() {
-            smmu.mmioWrite(0x20, 4, 1);
+        void enabledSmmuTranslatesThroughTheStreamTableAndIgnoresGbpa() {
+            smmu.mmioWrite(0x20, 4, 1); // SMMUEN, with STRTAB_BASE still 0: this (mocked) memory reads zeros there
             smmu.translate(0, -1, 0x1000, Access.PRIVILEGED, out);
-            assertThat(out.outcome()).isEqualTo(Translation.Outcome.UNIMPLEMENTED);
-            assertThat(out.description()).isEqualTo("SMMUv3 translation (SMMUEN=1) is not modelled yet");
+            assertThat(out.outcome()).isEqualTo(Translation.Outcome.FAULT);
+            assertThat(out.faultType()).isEqualTo(FaultType.BAD_CONFIGURATION);
+            assertThat(out.code()).as("C_BAD_STE: an all-zero STE has V=0").isEqualTo(0x04);
             smmu.mmioWrite(0x44, 4, (1L << 31) | (1L << 20));
-            assertThat(smmu.translate(0, -1, 0x1000, 0, out).outcome())
-                    .as("GBPA does not apply while enabled").isEqualTo(Translation.Outcome.UNIMPLEMENTED);
+            assertThat(smmu.translate(0, -1, 0x1000, 0, out).code())
+                    .as("GBPA does not apply while enabled").isEqualTo(0x04);
             smmu.reset();
             assertThat(smmu.translate(0, -1, 0x1000, 0, out).isOk()).isTrue();
         }
@@ -489,7 +490,7 @@ class SmmuV3DeviceTest {
                 for (int i = 0; i < 50_000; i++) {
                     smmu.mmioWrite(0x44, 4, (1L << 31) | ((i & 1L) << 20));
                     smmu.translate(i & 0xFFFF, -1, (long) i << 12, Access.WRITE, out);
-                    smmu.mmioWrite(0x20, 4, i & 1);
+                    smmu.mmioWrite(0x20, 4, 0x8); // CMDQEN with an empty queue: the disabled path only
                     smmu.mmioWrite(0x100A8, 4, i);
                     smmu.translate(i & 0xFFFF, 1, (long) i << 12, 0, out);
                     sink[0] += smmu.mmioRead(0x24, 4) + smmu.mmioRead(0xA8, 8) + out.physicalAddress();
@@ -500,8 +501,8 @@ class SmmuV3DeviceTest {
         }
 
         @Test
-        void shellTouchesNeitherMemoryNorInterrupts() {
-            smmu.mmioWrite(0x20, 4, 0xF);
+        void queuesWithNothingInThemAndBypassTouchNeitherMemoryNorInterrupts() {
+            smmu.mmioWrite(0x20, 4, 0xE); // queues enabled, empty; SMMUEN=0: bypass
             smmu.translate(0, -1, 0, 0, out);
             verifyNoInteractions(memory, interrupts);
         }
@@ -516,7 +517,7 @@ class SmmuV3DeviceTest {
             assertThat(smmu.mmioSize()).isEqualTo(0x2_0000);
             assertThat(smmu.streamIdBits()).isEqualTo(16);
             assertThat(smmu.substreamIdBits()).isEqualTo(20);
-            assertThat(smmu.translationModelled()).isFalse();
+            assertThat(smmu.translationModelled()).isTrue();
             assertThat(smmu.config()).isEqualTo(SmmuV3Config.defaults());
             assertThat(smmu.features()).containsExactly("GBPA", "S1P", "S2P", "TTF_AARCH64", "COHACC", "HTTU_AD",
                     "ASID16", "VMID16", "MSI", "SEV", "ST_2LVL", "CD2L", "RIL", "GRAN4K", "GRAN16K", "GRAN64K",

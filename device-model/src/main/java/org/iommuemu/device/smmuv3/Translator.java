@@ -1,0 +1,654 @@
+package org.iommuemu.device.smmuv3;
+
+import java.util.concurrent.atomic.LongAdder;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.memory.MemoryAccessException;
+import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.core.smmuv3.Cd;
+import org.iommuemu.core.smmuv3.Encodings;
+import org.iommuemu.core.smmuv3.EventRecord;
+import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.smmuv3.L1CdDescriptor;
+import org.iommuemu.core.smmuv3.L1StreamDescriptor;
+import org.iommuemu.core.smmuv3.Ste;
+import org.iommuemu.core.smmuv3.StreamTableBase;
+import org.iommuemu.device.machine.Access;
+import org.iommuemu.device.machine.FaultType;
+import org.iommuemu.device.machine.Translation;
+import org.iommuemu.device.regs.Register;
+import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.smmuv3.walk.DescriptorReader;
+import org.iommuemu.device.smmuv3.walk.Stage1Context;
+import org.iommuemu.device.smmuv3.walk.Stage2Context;
+import org.iommuemu.device.smmuv3.walk.TableWalker;
+import org.iommuemu.device.smmuv3.walk.WalkResult;
+import org.iommuemu.device.xlate.ConfigCache;
+import org.iommuemu.device.xlate.Iotlb;
+import org.iommuemu.device.xlate.IotlbEntry;
+import org.iommuemu.device.xlate.Perm;
+import org.iommuemu.device.xlate.Stage;
+import org.iommuemu.device.xlate.TranslationCaches;
+import org.iommuemu.device.xlate.WalkCache;
+import org.iommuemu.device.xlate.WalkEntry;
+import org.iommuemu.device.xlate.XlateStats;
+
+/**
+ * What the SMMU does with one incoming transaction while translation is enabled (spec §5, §6, §8):
+ * <ol>
+ * <li>the stream's STE, from the configuration cache or fetched from the linear or 2-level stream table and
+ *     checked (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE); STE.Config abort terminates silently, bypass passes the
+ *     address through;</li>
+ * <li>with stage 1, the substream's CD (C_BAD_SUBSTREAMID, S1DSS for transactions without a substream,
+ *     F_CD_FETCH, C_BAD_CD), fetched through stage 2 when nested;</li>
+ * <li>the IOTLB, tagged by VMID and ASID; on a miss, the table walk (stage 1, stage 2 or nested), whose table
+ *     descriptors the walk cache keeps by context and input block; the result is cached;</li>
+ * <li>faults become event records: translation-class faults (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+ *     F_PERMISSION) only when CD.R (stage 1) or STE.S2R (stage 2) asks for them, the others always.</li>
+ * </ol>
+ * Nothing is re-read to stay coherent: a configuration or translation stays cached, stale if software changed
+ * memory without invalidating, until a CFGI_* or TLBI_* command or capacity evicts it.
+ *
+ * <p>Thread-safe without the device lock: caches have their own; event writes take the device lock. The hit path
+ * allocates nothing; misses allocate the decoded STE/CD they cache.
+ */
+final class Translator {
+    private final String name;
+    private final SmmuV3Config config;
+    private final PhysicalMemory memory;
+    private final XlateStats stats;
+    private final TranslationCaches caches;
+    private final Iotlb iotlb;
+    private final WalkCache walkCache;
+    private final ConfigCache<SmmuConfig> configs;
+    private final EventQueue events;
+    private final Register strtabBase;
+    private final Register strtabCfg;
+    private final int ias;
+    private final ThreadLocal<Scratch> scratch;
+    final LongAdder translations = new LongAdder();
+    final LongAdder faults = new LongAdder();
+    final LongAdder walks = new LongAdder();
+    final LongAdder walkReads = new LongAdder();
+
+    /** Per-thread working state: the walker with its caching reader, and the result holders. */
+    private final class Scratch {
+        final CachingReader reader = new CachingReader();
+        final TableWalker walker = new TableWalker(reader);
+        final WalkResult walk = new WalkResult();
+        final IotlbEntry entry = new IotlbEntry();
+        final long[] words = new long[8];
+    }
+
+    Translator(String name, SmmuV3Config config, PhysicalMemory memory, XlateStats stats, TranslationCaches caches,
+            ConfigCache<SmmuConfig> configs, EventQueue events, RegisterFile f) {
+        this.name = name;
+        this.config = config;
+        this.memory = memory;
+        this.stats = stats;
+        this.caches = caches;
+        this.iotlb = caches.iotlb();
+        this.walkCache = caches.walkCache();
+        this.configs = configs;
+        this.events = events;
+        this.strtabBase = f.register("STRTAB_BASE");
+        this.strtabCfg = f.register("STRTAB_BASE_CFG");
+        this.ias = config.oasBits(); // this SMMU's input address size: IAS = OAS (no 52-bit VA, no AArch32)
+        this.scratch = ThreadLocal.withInitial(Scratch::new);
+    }
+
+    /** Translates one access of stream {@code sid} (substream {@code ssid}, or -1) with SMMUEN=1. */
+    Translation translate(int sid, int ssid, long iova, int access, Translation out) {
+        translations.increment();
+        Scratch s = scratch.get();
+        SmmuConfig c = stream(sid, ssid, iova, access, s, out);
+        if (c == null) {
+            return out;
+        }
+        SmmuConfig.Stream stream = (SmmuConfig.Stream) c;
+        Ste ste = stream.ste();
+        if (ste.isAbort()) {
+            faults.increment();
+            return out.fault(FaultType.ABORTED, 0, "STE.Config is abort for stream " + sid);
+        }
+        if (ste.isBypass()) {
+            return out.ok(iova, -1L);
+        }
+        boolean s1 = ste.stage1();
+        boolean s2 = ste.stage2();
+        Stage1Context c1 = null;
+        boolean recordS1 = false;
+        int asid = -1;
+        if (s1) {
+            int cdIndex;
+            if (ssid >= 0) {
+                if (ste.s1CdMax() == 0 || (ssid >>> ste.s1CdMax()) != 0) {
+                    return bad(EventRecord.badSubstreamId(sid, ssid), out, "substream " + ssid
+                            + " is beyond the CD table of stream " + sid + " (S1CDMax " + ste.s1CdMax() + ")");
+                }
+                cdIndex = ssid;
+            } else if (ste.s1CdMax() == 0) {
+                cdIndex = 0;
+            } else {
+                switch (ste.s1Dss()) {
+                    case Ste.S1DSS_BYPASS -> cdIndex = -1;
+                    case Ste.S1DSS_SSID0 -> cdIndex = 0;
+                    default -> {
+                        faults.increment();
+                        events.write(EventRecord.streamDisabled(sid));
+                        return out.fault(FaultType.ABORTED, EventType.F_STREAM_DISABLED, "stream " + sid
+                                + ": a transaction without a substream and STE.S1DSS=terminate");
+                    }
+                }
+            }
+            if (cdIndex >= 0) {
+                SmmuConfig.Context ctx = context(sid, ssid, cdIndex, stream, iova, access, s, out);
+                if (ctx == null) {
+                    return out;
+                }
+                c1 = ctx.stage1();
+                asid = c1.asid();
+                recordS1 = ctx.cd().r();
+            } else {
+                s1 = false; // S1DSS bypass: stage 1 is skipped for transactions without a substream
+            }
+        }
+        if (!s1 && !s2) {
+            return out.ok(iova, -1L);
+        }
+        int vmid = stream.vmid();
+        boolean write = Access.isWrite(access);
+        IotlbEntry e = s.entry;
+        if (iotlb.lookup(vmid, asid, iova, write, e)) {
+            stats.cacheHit();
+            if ((e.perms() & required(access)) != 0) {
+                return out.ok(e.outputAddress(iova), e.contiguousBytes(iova));
+            }
+            // the cached translation forbids the access: a permission fault, without walking
+            boolean s2Fault = e.stage() == Stage.S2;
+            faults.increment();
+            if (s2Fault ? ste.s2R() : recordS1) {
+                events.write(EventRecord.translationFault(EventType.F_PERMISSION, sid, ssid >= 0, Math.max(ssid, 0),
+                        iova, !write, Access.isPrivileged(access), Access.isInstruction(access), s2Fault,
+                        WalkResult.CLASS_IN, s2Fault ? e.ipa() : 0));
+            }
+            return out.fault(FaultType.PERMISSION, EventType.F_PERMISSION, "the cached translation of "
+                    + Bits.hex(iova) + " does not allow this access (" + Perm.toString(e.perms()) + ")");
+        }
+        stats.cacheMiss();
+        long tlbEpoch = iotlb.epoch();
+        CachingReader reader = s.reader;
+        reader.begin(vmid, asid, iova, c1 == null ? 0 : granuleFor(c1, iova), s2 ? stream.stage2().granuleLg2() : 0,
+                s1 && s2, walkCache.epoch());
+        WalkResult w;
+        if (s1 && s2) {
+            w = s.walker.translateNested(c1, stream.stage2(), iova, access, s.walk);
+        } else if (s1) {
+            w = s.walker.translateStage1(c1, iova, access, s.walk);
+        } else {
+            w = s.walker.translateStage2(stream.stage2(), iova, access, s.walk);
+        }
+        walks.increment();
+        walkReads.add(w.reads());
+        switch (w.outcome()) {
+            case OK -> {
+                int stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
+                int perms = perms(w.permissions()) | (w.writableClean() ? Perm.DIRTY_WRITABLE : 0);
+                boolean global = s1 && w.global();
+                e.set(vmid, stage == Stage.S2 ? -1 : asid, global, w.inputBase(), w.sizeLg2(), 3 - w.level(),
+                        w.outputBase(), stage == Stage.NESTED ? w.ipa() & -(1L << w.sizeLg2()) : 0, perms, stage);
+                iotlb.insert(e, tlbEpoch);
+                return out.ok(w.outputAddress(), w.contiguousBytes());
+            }
+            case FAULT -> {
+                faults.increment();
+                WalkResult.Fault f = w.fault();
+                boolean translationClass = f != WalkResult.Fault.WALK_EABT;
+                boolean record = !translationClass || (w.faultS2() ? ste.s2R() : recordS1);
+                if (record) {
+                    events.write(walkEvent(w, sid, ssid, iova));
+                }
+                return out.fault(f.faultType(), f.eventType(), EventType.name(f.eventType()) + " at " + Bits.hex(iova)
+                        + " (stage " + (w.faultS2() ? 2 : 1) + ", level " + w.faultLevel() + ")");
+            }
+            default -> {
+                boolean s2Bad = w.badConfigStage() == WalkResult.STAGE_2;
+                return bad(s2Bad ? EventRecord.badSte(sid, ssid >= 0, Math.max(ssid, 0))
+                        : EventRecord.badCd(sid, ssid >= 0, Math.max(ssid, 0)), out, w.badConfigReason());
+            }
+        }
+    }
+
+    private static int granuleFor(Stage1Context c1, long iova) {
+        return ((iova >>> 55) & 1) != 0 ? c1.ttb1().granuleLg2() : c1.ttb0().granuleLg2();
+    }
+
+    private static EventRecord walkEvent(WalkResult w, int sid, int ssid, long iova) {
+        boolean ssv = ssid >= 0;
+        int ss = Math.max(ssid, 0);
+        boolean read = !Access.isWrite(w.access());
+        if (w.fault() == WalkResult.Fault.WALK_EABT) {
+            return EventRecord.walkExternalAbort(sid, ssv, ss, iova, read, w.pnu(), w.ind(), w.faultS2(),
+                    w.faultClass(), w.fetchAddress());
+        }
+        return EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, read, w.pnu(), w.ind(),
+                w.faultS2(), w.faultClass(), w.faultIpa());
+    }
+
+    /** The Perm bit an access needs. */
+    private static int required(int access) {
+        boolean priv = Access.isPrivileged(access);
+        if (Access.isWrite(access)) {
+            return priv ? Perm.PRIV_WRITE : Perm.WRITE;
+        }
+        if (Access.isInstruction(access)) {
+            return priv ? Perm.PRIV_EXEC : Perm.EXEC;
+        }
+        return priv ? Perm.PRIV_READ : Perm.READ;
+    }
+
+    /** The walker's permission bits in the cache's encoding. */
+    private static int perms(int walk) {
+        int p = 0;
+        p |= (walk & WalkResult.PRIV_READ) != 0 ? Perm.PRIV_READ : 0;
+        p |= (walk & WalkResult.PRIV_WRITE) != 0 ? Perm.PRIV_WRITE : 0;
+        p |= (walk & WalkResult.PRIV_EXEC) != 0 ? Perm.PRIV_EXEC : 0;
+        p |= (walk & WalkResult.UNPRIV_READ) != 0 ? Perm.READ : 0;
+        p |= (walk & WalkResult.UNPRIV_WRITE) != 0 ? Perm.WRITE : 0;
+        p |= (walk & WalkResult.UNPRIV_EXEC) != 0 ? Perm.EXEC : 0;
+        return p;
+    }
+
+    private Translation bad(EventRecord event, Translation out, String reason) {
+        faults.increment();
+        events.write(event);
+        FaultType type = event.type() == EventType.F_STE_FETCH || event.type() == EventType.F_CD_FETCH
+                ? FaultType.EXTERNAL_ABORT : FaultType.BAD_CONFIGURATION;
+        return out.fault(type, event.type(), EventType.name(event.type()) + ": " + reason);
+    }
+
+    // ------------------------------------------------------------------ STE
+
+    /** The stream's configuration, or null with {@code out} set to the fault. */
+    private SmmuConfig stream(int sid, int ssid, long iova, int access, Scratch s, Translation out) {
+        SmmuConfig cached = configs.lookup(sid, ConfigCache.NO_SUBSTREAM);
+        if (cached != null) {
+            stats.cacheHit();
+            return cached;
+        }
+        stats.cacheMiss();
+        long epoch = configs.epoch();
+        boolean ssv = ssid >= 0;
+        int ss = Math.max(ssid, 0);
+        long base = StreamTableBase.address(strtabBase.value());
+        int cfg = (int) strtabCfg.value();
+        int log2 = StreamTableBase.log2Size(cfg);
+        if (!StreamTableBase.inRange(sid, log2, config.sidBits())) {
+            bad(EventRecord.badStreamId(sid, ssv, ss), out, "stream " + sid + " is beyond the stream table (2^"
+                    + Math.min(log2, config.sidBits()) + " entries)");
+            return null;
+        }
+        long steAddress;
+        int fmt = StreamTableBase.fmt(cfg);
+        if (fmt == StreamTableBase.FMT_LINEAR) {
+            steAddress = StreamTableBase.linearSteAddress(base, sid);
+        } else if (fmt == StreamTableBase.FMT_2LVL && config.twoLevelStreamTable()) {
+            int split = StreamTableBase.split(cfg);
+            if (split != 6 && split != 8 && split != 10) {
+                bad(EventRecord.badStreamId(sid, ssv, ss), out, "STRTAB_BASE_CFG.SPLIT " + split
+                        + " is not 6, 8 or 10");
+                return null;
+            }
+            long l1Address = StreamTableBase.l1DescriptorAddress(base, sid, split);
+            long l1;
+            try {
+                l1 = memory.read64(l1Address);
+                stats.tableRead();
+            } catch (MemoryAccessException e) {
+                bad(EventRecord.steFetch(sid, ssv, ss, l1Address), out, "reading the L1 stream descriptor at "
+                        + Bits.hex(l1Address) + " aborted");
+                return null;
+            }
+            int span = L1StreamDescriptor.span(l1);
+            long index = StreamTableBase.l2Index(sid, split);
+            if (span == 0 || span > split + 1 || index >= 1L << (span - 1)) {
+                bad(EventRecord.badSte(sid, ssv, ss), out, "the L1 stream descriptor for stream " + sid
+                        + " has SPAN " + span + ": no STE for it");
+                return null;
+            }
+            steAddress = L1StreamDescriptor.l2Ptr(l1) + index * Ste.SIZE;
+        } else {
+            bad(EventRecord.badStreamId(sid, ssv, ss), out, "STRTAB_BASE_CFG.FMT " + fmt + " is not implemented");
+            return null;
+        }
+        try {
+            memory.read64s(steAddress, s.words, 0, 8);
+            stats.tableRead();
+        } catch (MemoryAccessException e) {
+            bad(EventRecord.steFetch(sid, ssv, ss, steAddress), out, "reading the STE at " + Bits.hex(steAddress)
+                    + " aborted");
+            return null;
+        }
+        Ste ste;
+        try {
+            ste = Ste.decode(s.words);
+        } catch (RuntimeException e) {
+            bad(EventRecord.badSte(sid, ssv, ss), out, "undecodable STE: " + e.getMessage());
+            return null;
+        }
+        String why = checkSte(ste);
+        Stage2Context s2 = null;
+        if (why == null && ste.stage2()) {
+            s2 = stage2(ste);
+            why = Stage2Context.validate(s2);
+        }
+        if (why != null) {
+            bad(EventRecord.badSte(sid, ssv, ss), out, "stream " + sid + ": " + why);
+            return null;
+        }
+        SmmuConfig.Stream stream = new SmmuConfig.Stream(ste, s2, config.stage2() ? ste.s2Vmid() : 0);
+        configs.insert(sid, ConfigCache.NO_SUBSTREAM, ConfigCache.NO_TAG, stream, epoch);
+        return stream;
+    }
+
+    /** Why an STE is unusable on this SMMU (C_BAD_STE), or null. */
+    private String checkSte(Ste ste) {
+        if (!ste.valid()) {
+            return "STE.V is 0";
+        }
+        if (ste.isAbort() || ste.isBypass()) {
+            return null;
+        }
+        if (ste.stage1() && !config.stage1()) {
+            return "STE.Config asks for stage 1, which this SMMU does not implement";
+        }
+        if (ste.stage2() && !config.stage2()) {
+            return "STE.Config asks for stage 2, which this SMMU does not implement";
+        }
+        if (ste.stage1()) {
+            if (ste.s1Fmt() != Ste.S1FMT_LINEAR && (!config.twoLevelCd() || Ste.cdLeafLg2(ste.s1Fmt()) < 0)) {
+                return "S1Fmt " + ste.s1Fmt() + " (2-level CD tables) is not implemented";
+            }
+            if (ste.s1CdMax() > config.ssidBits()) {
+                return "S1CDMax " + ste.s1CdMax() + " exceeds the " + config.ssidBits() + "-bit SubstreamID";
+            }
+        }
+        if (ste.stage2()) {
+            if (!ste.s2Aa64()) {
+                return "S2AA64 is 0: AArch32 stage-2 tables are not implemented";
+            }
+            if (ste.s2Endi()) {
+                return "S2ENDI is 1: big-endian tables are not implemented";
+            }
+            if (ste.s2S()) {
+                return "S2S is 1: stalling is not implemented (IDR0.STALL_MODEL)";
+            }
+            int g = Ste.granuleLg2ForS2Tg(ste.s2Tg());
+            if (g < 0 || !granuleImplemented(g)) {
+                return "S2TG " + ste.s2Tg() + " names a granule this SMMU does not implement";
+            }
+            if (Encodings.oasBits(ste.s2Ps()) < 0) {
+                return "S2PS " + ste.s2Ps() + " is reserved";
+            }
+        }
+        return null;
+    }
+
+    private Stage2Context stage2(Ste ste) {
+        return Stage2Context.builder()
+                .vmid(ste.s2Vmid())
+                .t0sz(ste.s2T0sz())
+                .sl0(ste.s2Sl0())
+                .granuleLg2(Ste.granuleLg2ForS2Tg(ste.s2Tg()))
+                .psBits(Math.min(Encodings.oasBits(ste.s2Ps()), config.oasBits()))
+                .ttb(ste.s2Ttb())
+                .affd(ste.s2Affd())
+                .ha(ste.s2Ha() && config.httuAccess())
+                .hd(ste.s2Hd() && config.httuDirty())
+                .ptw(ste.s2Ptw())
+                .fwb(false)
+                .iasBits(ias)
+                .build();
+    }
+
+    private boolean granuleImplemented(int g) {
+        return g == 12 ? config.granule4k() : g == 14 ? config.granule16k() : g == 16 && config.granule64k();
+    }
+
+    // ------------------------------------------------------------------ CD
+
+    /** The substream's CD (index {@code cdIndex}), or null with {@code out} set to the fault. */
+    private SmmuConfig.Context context(int sid, int ssid, int cdIndex, SmmuConfig.Stream stream, long iova,
+            int access, Scratch s, Translation out) {
+        SmmuConfig cached = configs.lookup(sid, cdIndex);
+        if (cached != null) {
+            stats.cacheHit();
+            return (SmmuConfig.Context) cached;
+        }
+        stats.cacheMiss();
+        long epoch = configs.epoch();
+        boolean ssv = ssid >= 0;
+        int ss = Math.max(ssid, 0);
+        Ste ste = stream.ste();
+        Stage2Context s2 = stream.stage2();
+        long cdAddress;
+        long ptr = ste.s1ContextPtr();
+        if (ste.s1CdMax() == 0 || ste.s1Fmt() == Ste.S1FMT_LINEAR) {
+            cdAddress = ptr + (long) cdIndex * Cd.SIZE;
+        } else {
+            int leafLg2 = Ste.cdLeafLg2(ste.s1Fmt());
+            long l1Address = ptr + ((long) (cdIndex >>> leafLg2)) * L1CdDescriptor.SIZE;
+            long l1Pa = ipaToPa(s2, l1Address, sid, ssid, iova, s, out);
+            if (l1Pa == -1) {
+                return null;
+            }
+            long l1;
+            try {
+                l1 = memory.read64(l1Pa);
+                stats.tableRead();
+            } catch (MemoryAccessException e) {
+                bad(EventRecord.cdFetch(sid, ssv, ss, l1Address), out, "reading the L1 CD descriptor at "
+                        + Bits.hex(l1Address) + " aborted");
+                return null;
+            }
+            if (!L1CdDescriptor.valid(l1)) {
+                bad(EventRecord.badSubstreamId(sid, ss), out, "the L1 CD descriptor for substream " + cdIndex
+                        + " of stream " + sid + " is not valid");
+                return null;
+            }
+            cdAddress = L1CdDescriptor.l2Ptr(l1) + ((long) cdIndex & ((1L << leafLg2) - 1)) * Cd.SIZE;
+        }
+        long cdPa = ipaToPa(s2, cdAddress, sid, ssid, iova, s, out);
+        if (cdPa == -1) {
+            return null;
+        }
+        try {
+            memory.read64s(cdPa, s.words, 0, 8);
+            stats.tableRead();
+        } catch (MemoryAccessException e) {
+            bad(EventRecord.cdFetch(sid, ssv, ss, cdAddress), out, "reading the CD at " + Bits.hex(cdAddress)
+                    + " aborted");
+            return null;
+        }
+        Cd cd;
+        try {
+            cd = Cd.decode(s.words);
+        } catch (RuntimeException e) {
+            bad(EventRecord.badCd(sid, ssv, ss), out, "undecodable CD: " + e.getMessage());
+            return null;
+        }
+        String why = checkCd(cd);
+        Stage1Context c1 = null;
+        if (why == null) {
+            c1 = stage1(cd, s2 != null);
+            why = Stage1Context.validate(c1);
+        }
+        if (why != null) {
+            bad(EventRecord.badCd(sid, ssv, ss), out, "stream " + sid + " substream " + cdIndex + ": " + why);
+            return null;
+        }
+        SmmuConfig.Context ctx = new SmmuConfig.Context(cd, c1);
+        configs.insert(sid, cdIndex, ConfigCache.NO_TAG, ctx, epoch);
+        return ctx;
+    }
+
+    /** An IPA of a CD structure translated through stage 2 (nested), or {@code ipa} itself; -1 after a fault. */
+    private long ipaToPa(Stage2Context s2, long ipa, int sid, int ssid, long iova, Scratch s, Translation out) {
+        if (s2 == null) {
+            return ipa;
+        }
+        s.reader.disable();
+        WalkResult w = s.walker.translateStage2(s2, ipa, 0, s.walk);
+        walkReads.add(w.reads());
+        if (w.isOk()) {
+            return w.outputAddress();
+        }
+        faults.increment();
+        boolean ssv = ssid >= 0;
+        int ss = Math.max(ssid, 0);
+        if (w.outcome() == WalkResult.Outcome.FAULT) {
+            // a stage-2 fault while fetching configuration: reported with CLASS=CD (spec §8)
+            EventRecord event = w.fault() == WalkResult.Fault.WALK_EABT
+                    ? EventRecord.walkExternalAbort(sid, ssv, ss, iova, true, false, false, true, WalkResult.CLASS_CD,
+                            w.fetchAddress())
+                    : EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, true, false, false, true,
+                            WalkResult.CLASS_CD, ipa);
+            events.write(event);
+            out.fault(w.fault().faultType(), w.fault().eventType(), EventType.name(w.fault().eventType())
+                    + " in stage 2 while fetching the CD at IPA " + Bits.hex(ipa));
+        } else {
+            bad(EventRecord.badSte(sid, ssv, ss), out, w.badConfigReason());
+        }
+        return -1;
+    }
+
+    /** Why a CD is unusable on this SMMU (C_BAD_CD), or null. */
+    private String checkCd(Cd cd) {
+        if (!cd.valid()) {
+            return "CD.V is 0";
+        }
+        if (!cd.aa64()) {
+            return "CD.AA64 is 0: AArch32 stage-1 tables are not implemented";
+        }
+        if (cd.endi()) {
+            return "CD.ENDI is 1: big-endian tables are not implemented";
+        }
+        if (cd.s()) {
+            return "CD.S is 1: stalling is not implemented (IDR0.STALL_MODEL)";
+        }
+        if (!config.asid16() && (cd.asid() >>> 8) != 0) {
+            return "ASID " + cd.asid() + " needs 16-bit ASIDs, which this SMMU does not implement";
+        }
+        if (!cd.epd0()) {
+            int g = Encodings.granuleLg2ForTg0(cd.tg0());
+            if (g < 0 || !granuleImplemented(g)) {
+                return "TG0 " + cd.tg0() + " names a granule this SMMU does not implement";
+            }
+        }
+        if (!cd.epd1()) {
+            int g = Encodings.granuleLg2ForTg1(cd.tg1());
+            if (g < 0 || !granuleImplemented(g)) {
+                return "TG1 " + cd.tg1() + " names a granule this SMMU does not implement";
+            }
+        }
+        if (Encodings.oasBits(cd.ips()) < 0) {
+            return "IPS " + cd.ips() + " is reserved";
+        }
+        return null;
+    }
+
+    private Stage1Context stage1(Cd cd, boolean nested) {
+        Stage1Context.TableHalf t0 = cd.epd0() ? Stage1Context.TableHalf.DISABLED
+                : Stage1Context.TableHalf.of(cd.t0sz(), Encodings.granuleLg2ForTg0(cd.tg0()), cd.ttb0());
+        Stage1Context.TableHalf t1 = cd.epd1() ? Stage1Context.TableHalf.DISABLED
+                : Stage1Context.TableHalf.of(cd.t1sz(), Encodings.granuleLg2ForTg1(cd.tg1()), cd.ttb1());
+        int oas = Math.min(Encodings.oasBits(cd.ips()), nested ? ias : config.oasBits());
+        return Stage1Context.builder()
+                .ttb0(t0)
+                .ttb1(t1)
+                .oasBits(oas)
+                .affd(cd.affd())
+                .ha(cd.ha() && config.httuAccess())
+                .hd(cd.hd() && config.httuDirty())
+                .wxn(cd.wxn())
+                .asid(cd.asid())
+                .tbi0(cd.tbi0())
+                .tbi1(cd.tbi1())
+                .mair(cd.mair())
+                .build();
+    }
+
+    // ------------------------------------------------------------------ the walk cache
+
+    /**
+     * The walker's view of guest memory: every descriptor read is charged to the cost model, and table
+     * descriptors (not leaves) of the walk in progress are kept in the walk cache, tagged by the walk's VMID and
+     * ASID and keyed by the input block the descriptor covers (so TLBI by address drops exactly what it should).
+     * Stage-2 lookups of table and output addresses inside a nested walk are not cached (their input is an IPA
+     * the reader is not told).
+     */
+    private final class CachingReader implements DescriptorReader {
+        private final WalkEntry hit = new WalkEntry();
+        private boolean enabled;
+        private int vmid;
+        private int asid;
+        private long va;
+        private int s1Granule;
+        private int s2Granule;
+        private boolean nested;
+        private long epoch;
+
+        void begin(int vmid, int asid, long va, int s1Granule, int s2Granule, boolean nested, long epoch) {
+            this.enabled = true;
+            this.vmid = vmid;
+            this.asid = asid;
+            this.va = va;
+            this.s1Granule = s1Granule;
+            this.s2Granule = s2Granule;
+            this.nested = nested;
+            this.epoch = epoch;
+        }
+
+        void disable() {
+            enabled = false;
+        }
+
+        @Override
+        public long read(long pa, int stage, int level) throws MemoryAccessException {
+            boolean cacheable = enabled && level < 3 && !(nested && stage == 2);
+            if (!cacheable) {
+                stats.tableRead();
+                return memory.read64(pa);
+            }
+            int g = stage == 1 ? s1Granule : s2Granule;
+            int span = g + (3 - level) * (g - 3);
+            int st = stage == 1 ? Stage.S1 : Stage.S2;
+            int a = stage == 1 ? asid : -1;
+            if (span >= 63) {
+                stats.tableRead();
+                return memory.read64(pa);
+            }
+            if (walkCache.lookup(vmid, a, st, span, va, hit)) {
+                stats.cacheHit();
+                return hit.descriptor();
+            }
+            stats.tableRead();
+            long d = memory.read64(pa);
+            if ((d & 3) == 3) {
+                walkCache.insert(vmid, a, st, 3 - level, span, va, d, epoch);
+            }
+            return d;
+        }
+
+        @Override
+        public long compareAndExchange(long pa, long expected, long update, int stage, int level)
+                throws MemoryAccessException {
+            stats.tableWrite();
+            return memory.compareAndExchange64(pa, expected, update);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Translator[" + name + ", " + caches + "]";
+    }
+}
