@@ -123,6 +123,62 @@ public final class WalkCache {
     }
 
     /**
+     * Every level of one walk at once: probes each span in {@code spans} (bit n set: span 2^n) for {@code va} in
+     * a context, under one acquisition of the monitor, and copies each hit's descriptor to
+     * {@code descriptors[span]}. Each probe counts as a hit or a miss, as {@link #lookup} would.
+     *
+     * @param descriptors 64 entries, indexed by span; entries for spans that missed are left alone
+     * @return the spans that hit (bit n: span 2^n)
+     */
+    public long lookupEach(int vmid, int asid, int stage, long va, long spans, long[] descriptors) {
+        synchronized (lock) {
+            long probe = spans & -(1L << MIN_SPAN_LG2);
+            long hitMask = 0;
+            long k1 = key1(vmid, asid);
+            for (long m = probe & spanMask; m != 0; m &= m - 1) {
+                int s = Long.numberOfTrailingZeros(m);
+                int slot = index.find(key0(stage, s, va), k1);
+                if (slot != NONE) {
+                    index.touch(slot);
+                    descriptors[s] = descriptor[slot];
+                    hitMask |= 1L << s;
+                }
+            }
+            int h = Long.bitCount(hitMask);
+            hits += h;
+            misses += Long.bitCount(probe) - h;
+            return hitMask;
+        }
+    }
+
+    /**
+     * Several levels of one walk at once, under one acquisition of the monitor, unless an invalidation ran since
+     * {@link #epoch()} returned {@code epoch}: for each span in {@code spans}, caches {@code descriptors[span]}
+     * at level {@code levels[span]}, as {@link #insert(int, int, int, int, int, long, long, long)} would.
+     *
+     * @return whether the entries were cached
+     * @throws IllegalArgumentException as {@link #insert(int, int, int, int, int, long, long)}
+     */
+    public boolean insertEach(int vmid, int asid, int stage, long va, long spans, long[] descriptors,
+            byte[] levels, long epoch) {
+        for (long m = spans; m != 0; m &= m - 1) {
+            int s = Long.numberOfTrailingZeros(m);
+            check(vmid, asid, stage, levels[s], s);
+        }
+        synchronized (lock) {
+            if (this.epoch != epoch) {
+                staleInserts += Long.bitCount(spans);
+                return false;
+            }
+            for (long m = spans; m != 0; m &= m - 1) {
+                int s = Long.numberOfTrailingZeros(m);
+                store(vmid, asid, stage, levels[s], s, va, descriptors[s]);
+            }
+            return true;
+        }
+    }
+
+    /**
      * Caches a table descriptor, replacing one with the same key, else evicting the least recently used entry
      * when full.
      *
