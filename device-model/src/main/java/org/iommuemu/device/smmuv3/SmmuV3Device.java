@@ -72,7 +72,7 @@ public final class SmmuV3Device implements IommuDevice {
         Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
                 config.cmdqLog2());
-        this.translator = new Translator(name, config, memory, stats, caches, configs, events, f);
+        this.translator = new Translator(name, config, memory, caches, configs, events, f);
 
         // The update completes at once, so the acknowledgement mirrors the request; enabling the command queue
         // consumes what is already there.
@@ -234,22 +234,23 @@ public final class SmmuV3Device implements IommuDevice {
     @Override
     public DeviceStats stats() {
         XlateStats.Snapshot snap = stats.snapshot();
+        // per-thread micro-TLB and configuration memo hits: lookups answered before they reached the shared cache
         List<DeviceStats.CacheStat> cacheStats = List.of(
-                cacheStat("iotlb", caches.iotlb().stats()),
-                cacheStat("config", configs.stats()),
-                cacheStat("walk", caches.walkCache().stats()));
+                cacheStat("iotlb", caches.iotlb().stats(), translator.microTlbHits()),
+                cacheStat("config", configs.stats(), translator.configMemoHits()),
+                cacheStat("walk", caches.walkCache().stats(), 0));
         List<DeviceStats.CodeCount> byOpcode = new ArrayList<>();
         snap.commandsByOpcode().forEach((op, n) -> byOpcode.add(new DeviceStats.CodeCount(op, CommandOp.name(op), n)));
         List<DeviceStats.CodeCount> byType = new ArrayList<>();
         snap.eventsByType().forEach((type, n) -> byType.add(new DeviceStats.CodeCount(type, EventType.name(type), n)));
-        return new DeviceStats(translator.translations.sum(), translator.faults.sum(), cacheStats,
-                translator.walks.sum(), translator.walkReads.sum(), mmioReads.sum(), mmioWrites.sum(), byOpcode, byType,
-                events.lost.sum(), signals.globalErrors.sum(), snap.simNanos(), signals.interrupts.sum());
+        return new DeviceStats(translator.translations(), translator.faults(), cacheStats, translator.walks(),
+                translator.walkReads(), mmioReads.sum(), mmioWrites.sum(), byOpcode, byType, events.lost.sum(),
+                signals.globalErrors.sum(), snap.simNanos() + translator.translationNanos(), signals.interrupts.sum());
     }
 
-    private static DeviceStats.CacheStat cacheStat(String name, CacheStats s) {
-        return new DeviceStats.CacheStat(name, s.hits(), s.misses(), s.inserts(), s.evictions(), s.invalidated(),
-                s.entries(), s.capacity());
+    private static DeviceStats.CacheStat cacheStat(String name, CacheStats s, long frontHits) {
+        return new DeviceStats.CacheStat(name, s.hits() + frontHits, s.misses(), s.inserts(), s.evictions(),
+                s.invalidated(), s.entries(), s.capacity());
     }
 
     /** The register file, for tests and the device's own subsystems. */

@@ -1,6 +1,8 @@
 package org.iommuemu.device.smmuv3;
 
-import java.util.concurrent.atomic.LongAdder;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
@@ -29,8 +31,6 @@ import org.iommuemu.device.xlate.Perm;
 import org.iommuemu.device.xlate.Stage;
 import org.iommuemu.device.xlate.TranslationCaches;
 import org.iommuemu.device.xlate.WalkCache;
-import org.iommuemu.device.xlate.WalkEntry;
-import org.iommuemu.device.xlate.XlateStats;
 
 /**
  * What the SMMU does with one incoming transaction while translation is enabled (spec §5, §6, §8):
@@ -55,7 +55,6 @@ final class Translator {
     private final String name;
     private final SmmuV3Config config;
     private final PhysicalMemory memory;
-    private final XlateStats stats;
     private final TranslationCaches caches;
     private final Iotlb iotlb;
     private final WalkCache walkCache;
@@ -65,26 +64,86 @@ final class Translator {
     private final Register strtabCfg;
     private final int ias;
     private final ThreadLocal<Scratch> scratch;
-    final LongAdder translations = new LongAdder();
-    final LongAdder faults = new LongAdder();
-    final LongAdder walks = new LongAdder();
-    final LongAdder walkReads = new LongAdder();
+    private final CopyOnWriteArrayList<Scratch> scratches = new CopyOnWriteArrayList<>();
+    private final long hitCost;
+    private final long missCost;
+    private final long readCost;
+    private final long writeCost;
 
-    /** Per-thread working state: the walker with its caching reader, and the result holders. */
+    // per-thread counters (Scratch.counts), written by their thread with opaque stores and summed on read
+    private static final int TRANSLATIONS = 0;
+    private static final int FAULTS = 1;
+    private static final int WALKS = 2;
+    private static final int WALK_READS = 3;
+    private static final int MICRO_HITS = 4;
+    private static final int SIM_NANOS = 5;
+    private static final int CONFIG_HITS = 6;
+    private static final int COUNTERS = 7;
+    private static final VarHandle COUNT = MethodHandles.arrayElementVarHandle(long[].class);
+
+    /**
+     * Per-thread working state: the walker with its caching reader, the result holders, the counters, and a
+     * one-entry micro-TLB: the last translation this thread resolved (configuration and IOTLB entry together),
+     * valid while neither the configuration cache nor the IOTLB has been invalidated since (their epochs), so it
+     * never serves anything the caches behind it would not.
+     */
     private final class Scratch {
-        final CachingReader reader = new CachingReader();
+        final CachingReader reader = new CachingReader(this);
         final TableWalker walker = new TableWalker(reader);
         final WalkResult walk = new WalkResult();
         final IotlbEntry entry = new IotlbEntry();
         final long[] words = new long[8];
+        final long[] counts = new long[COUNTERS];
+        // the micro-TLB
+        boolean microValid;
+        int microSid;
+        int microSsid;
+        long microConfigEpoch;
+        long microTlbEpoch;
+        long microVa;
+        long microVaLast;
+        long microOa;
+        int microPerms;
+        // the last configurations this thread used, valid while the configuration cache's epoch is unchanged
+        long memoEpoch = -1;
+        int memoSid = -1;
+        SmmuConfig memoStream;
+        int memoCdSid = -1;
+        int memoCdIndex = -1;
+        SmmuConfig.Context memoContext;
+
+        void count(int counter, long n) {
+            COUNT.setOpaque(counts, counter, counts[counter] + n);
+        }
+
+        /** Charges simulated time for work the shared counters do not see. */
+        void charge(long ns) {
+            count(SIM_NANOS, ns);
+        }
+
+        void configHit() {
+            count(CONFIG_HITS, 1);
+            charge(hitCost);
+        }
+
+        void remember(int sid, int ssid, long configEpoch, long tlbEpoch, IotlbEntry e) {
+            microValid = true;
+            microSid = sid;
+            microSsid = ssid;
+            microConfigEpoch = configEpoch;
+            microTlbEpoch = tlbEpoch;
+            microVa = e.va();
+            microVaLast = e.vaLast();
+            microOa = e.oa();
+            microPerms = e.perms();
+        }
     }
 
-    Translator(String name, SmmuV3Config config, PhysicalMemory memory, XlateStats stats, TranslationCaches caches,
+    Translator(String name, SmmuV3Config config, PhysicalMemory memory, TranslationCaches caches,
             ConfigCache<SmmuConfig> configs, EventQueue events, RegisterFile f) {
         this.name = name;
         this.config = config;
         this.memory = memory;
-        this.stats = stats;
         this.caches = caches;
         this.iotlb = caches.iotlb();
         this.walkCache = caches.walkCache();
@@ -93,13 +152,76 @@ final class Translator {
         this.strtabBase = f.register("STRTAB_BASE");
         this.strtabCfg = f.register("STRTAB_BASE_CFG");
         this.ias = config.oasBits(); // this SMMU's input address size: IAS = OAS (no 52-bit VA, no AArch32)
-        this.scratch = ThreadLocal.withInitial(Scratch::new);
+        this.hitCost = config.cost().cacheHitNs();
+        this.missCost = config.cost().cacheMissNs();
+        this.readCost = config.cost().tableReadNs();
+        this.writeCost = config.cost().tableWriteNs();
+        this.scratch = ThreadLocal.withInitial(() -> {
+            Scratch s = new Scratch();
+            scratches.add(s);
+            return s;
+        });
+    }
+
+    private long sum(int counter) {
+        long total = 0;
+        for (Scratch s : scratches) {
+            total += (long) COUNT.getOpaque(s.counts, counter);
+        }
+        return total;
+    }
+
+    long translations() {
+        return sum(TRANSLATIONS);
+    }
+
+    long faults() {
+        return sum(FAULTS);
+    }
+
+    long walks() {
+        return sum(WALKS);
+    }
+
+    long walkReads() {
+        return sum(WALK_READS);
+    }
+
+    /** Translations served by the per-thread micro-TLBs (IOTLB hits that did not reach the shared IOTLB). */
+    long microTlbHits() {
+        return sum(MICRO_HITS);
+    }
+
+    /** Configuration lookups served by the per-thread memo of the last STE and CD (configuration cache hits). */
+    long configMemoHits() {
+        return sum(CONFIG_HITS);
+    }
+
+    /**
+     * Simulated nanoseconds the translation path charged (cache lookups, table reads and writes), kept per
+     * thread and added to the device's clock when read.
+     */
+    long translationNanos() {
+        return sum(SIM_NANOS);
     }
 
     /** Translates one access of stream {@code sid} (substream {@code ssid}, or -1) with SMMUEN=1. */
     Translation translate(int sid, int ssid, long iova, int access, Translation out) {
-        translations.increment();
         Scratch s = scratch.get();
+        s.count(TRANSLATIONS, 1);
+        long configEpoch = configs.epoch();
+        long tlbEpoch = iotlb.epoch();
+        if (s.microValid && s.microSid == sid && s.microSsid == ssid && s.microConfigEpoch == configEpoch
+                && s.microTlbEpoch == tlbEpoch && Long.compareUnsigned(iova - s.microVa, s.microVaLast - s.microVa) <= 0) {
+            int perms = s.microPerms;
+            boolean dirtying = Access.isWrite(access) && (perms & Perm.DIRTY_WRITABLE) != 0;
+            if ((perms & required(access)) != 0 && !dirtying) {
+                s.count(MICRO_HITS, 1);
+                s.count(SIM_NANOS, hitCost);
+                long offset = iova - s.microVa;
+                return out.ok(s.microOa + offset, s.microVaLast - iova + 1);
+            }
+        }
         SmmuConfig c = stream(sid, ssid, iova, access, s, out);
         if (c == null) {
             return out;
@@ -107,7 +229,7 @@ final class Translator {
         SmmuConfig.Stream stream = (SmmuConfig.Stream) c;
         Ste ste = stream.ste();
         if (ste.isAbort()) {
-            faults.increment();
+            s.count(FAULTS, 1);
             return out.fault(FaultType.ABORTED, 0, "STE.Config is abort for stream " + sid);
         }
         if (ste.isBypass()) {
@@ -133,7 +255,7 @@ final class Translator {
                     case Ste.S1DSS_BYPASS -> cdIndex = -1;
                     case Ste.S1DSS_SSID0 -> cdIndex = 0;
                     default -> {
-                        faults.increment();
+                        s.count(FAULTS, 1);
                         events.write(EventRecord.streamDisabled(sid));
                         return out.fault(FaultType.ABORTED, EventType.F_STREAM_DISABLED, "stream " + sid
                                 + ": a transaction without a substream and STE.S1DSS=terminate");
@@ -159,13 +281,14 @@ final class Translator {
         boolean write = Access.isWrite(access);
         IotlbEntry e = s.entry;
         if (iotlb.lookup(vmid, asid, iova, write, e)) {
-            stats.cacheHit();
+            s.charge(hitCost);
             if ((e.perms() & required(access)) != 0) {
+                s.remember(sid, ssid, configEpoch, tlbEpoch, e);
                 return out.ok(e.outputAddress(iova), e.contiguousBytes(iova));
             }
             // the cached translation forbids the access: a permission fault, without walking
             boolean s2Fault = e.stage() == Stage.S2;
-            faults.increment();
+            s.count(FAULTS, 1);
             if (s2Fault ? ste.s2R() : recordS1) {
                 events.write(EventRecord.translationFault(EventType.F_PERMISSION, sid, ssid >= 0, Math.max(ssid, 0),
                         iova, !write, Access.isPrivileged(access), Access.isInstruction(access), s2Fault,
@@ -174,8 +297,7 @@ final class Translator {
             return out.fault(FaultType.PERMISSION, EventType.F_PERMISSION, "the cached translation of "
                     + Bits.hex(iova) + " does not allow this access (" + Perm.toString(e.perms()) + ")");
         }
-        stats.cacheMiss();
-        long tlbEpoch = iotlb.epoch();
+        s.charge(missCost);
         CachingReader reader = s.reader;
         reader.begin(vmid, asid, iova, c1 == null ? 0 : granuleFor(c1, iova), s2 ? stream.stage2().granuleLg2() : 0,
                 s1 && s2, walkCache.epoch());
@@ -187,8 +309,9 @@ final class Translator {
         } else {
             w = s.walker.translateStage2(stream.stage2(), iova, access, s.walk);
         }
-        walks.increment();
-        walkReads.add(w.reads());
+        reader.finish();
+        s.count(WALKS, 1);
+        s.count(WALK_READS, w.reads());
         switch (w.outcome()) {
             case OK -> {
                 int stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
@@ -196,11 +319,13 @@ final class Translator {
                 boolean global = s1 && w.global();
                 e.set(vmid, stage == Stage.S2 ? -1 : asid, global, w.inputBase(), w.sizeLg2(), 3 - w.level(),
                         w.outputBase(), stage == Stage.NESTED ? w.ipa() & -(1L << w.sizeLg2()) : 0, perms, stage);
-                iotlb.insert(e, tlbEpoch);
+                if (iotlb.insert(e, tlbEpoch)) {
+                    s.remember(sid, ssid, configEpoch, tlbEpoch, e);
+                }
                 return out.ok(w.outputAddress(), w.contiguousBytes());
             }
             case FAULT -> {
-                faults.increment();
+                s.count(FAULTS, 1);
                 WalkResult.Fault f = w.fault();
                 boolean translationClass = f != WalkResult.Fault.WALK_EABT;
                 boolean record = !translationClass || (w.faultS2() ? ste.s2R() : recordS1);
@@ -259,7 +384,7 @@ final class Translator {
     }
 
     private Translation bad(EventRecord event, Translation out, String reason) {
-        faults.increment();
+        scratch.get().count(FAULTS, 1);
         events.write(event);
         FaultType type = event.type() == EventType.F_STE_FETCH || event.type() == EventType.F_CD_FETCH
                 ? FaultType.EXTERNAL_ABORT : FaultType.BAD_CONFIGURATION;
@@ -270,13 +395,17 @@ final class Translator {
 
     /** The stream's configuration, or null with {@code out} set to the fault. */
     private SmmuConfig stream(int sid, int ssid, long iova, int access, Scratch s, Translation out) {
+        long epoch = configs.epoch();
+        if (s.memoSid == sid && s.memoEpoch == epoch) {
+            s.configHit();
+            return s.memoStream;
+        }
         SmmuConfig cached = configs.lookup(sid, ConfigCache.NO_SUBSTREAM);
         if (cached != null) {
-            stats.cacheHit();
-            return cached;
+            s.charge(hitCost);
+            return memoStream(s, sid, cached, epoch);
         }
-        stats.cacheMiss();
-        long epoch = configs.epoch();
+        s.charge(missCost);
         boolean ssv = ssid >= 0;
         int ss = Math.max(ssid, 0);
         long base = StreamTableBase.address(strtabBase.value());
@@ -302,7 +431,7 @@ final class Translator {
             long l1;
             try {
                 l1 = memory.read64(l1Address);
-                stats.tableRead();
+                s.charge(readCost);
             } catch (MemoryAccessException e) {
                 bad(EventRecord.steFetch(sid, ssv, ss, l1Address), out, "reading the L1 stream descriptor at "
                         + Bits.hex(l1Address) + " aborted");
@@ -322,7 +451,7 @@ final class Translator {
         }
         try {
             memory.read64s(steAddress, s.words, 0, 8);
-            stats.tableRead();
+            s.charge(readCost);
         } catch (MemoryAccessException e) {
             bad(EventRecord.steFetch(sid, ssv, ss, steAddress), out, "reading the STE at " + Bits.hex(steAddress)
                     + " aborted");
@@ -346,8 +475,36 @@ final class Translator {
             return null;
         }
         SmmuConfig.Stream stream = new SmmuConfig.Stream(ste, s2, config.stage2() ? ste.s2Vmid() : 0);
-        configs.insert(sid, ConfigCache.NO_SUBSTREAM, ConfigCache.NO_TAG, stream, epoch);
+        if (configs.insert(sid, ConfigCache.NO_SUBSTREAM, ConfigCache.NO_TAG, stream, epoch)) {
+            memoStream(s, sid, stream, epoch);
+        }
         return stream;
+    }
+
+    /**
+     * Remembers the stream's configuration for this thread while the configuration cache's epoch stays
+     * {@code epoch}: a CFGI_* changes it, so the memo never serves what the cache would not have.
+     */
+    private static SmmuConfig memoStream(Scratch s, int sid, SmmuConfig stream, long epoch) {
+        if (s.memoEpoch != epoch) {
+            s.memoCdSid = -1;
+        }
+        s.memoEpoch = epoch;
+        s.memoSid = sid;
+        s.memoStream = stream;
+        return stream;
+    }
+
+    private static SmmuConfig.Context memoContext(Scratch s, int sid, int cdIndex, SmmuConfig.Context ctx,
+            long epoch) {
+        if (s.memoEpoch != epoch) {
+            s.memoSid = -1;
+        }
+        s.memoEpoch = epoch;
+        s.memoCdSid = sid;
+        s.memoCdIndex = cdIndex;
+        s.memoContext = ctx;
+        return ctx;
     }
 
     /** Why an STE is unusable on this SMMU (C_BAD_STE), or null. */
@@ -419,13 +576,17 @@ final class Translator {
     /** The substream's CD (index {@code cdIndex}), or null with {@code out} set to the fault. */
     private SmmuConfig.Context context(int sid, int ssid, int cdIndex, SmmuConfig.Stream stream, long iova,
             int access, Scratch s, Translation out) {
+        long epoch = configs.epoch();
+        if (s.memoCdSid == sid && s.memoCdIndex == cdIndex && s.memoEpoch == epoch) {
+            s.configHit();
+            return s.memoContext;
+        }
         SmmuConfig cached = configs.lookup(sid, cdIndex);
         if (cached != null) {
-            stats.cacheHit();
-            return (SmmuConfig.Context) cached;
+            s.charge(hitCost);
+            return memoContext(s, sid, cdIndex, (SmmuConfig.Context) cached, epoch);
         }
-        stats.cacheMiss();
-        long epoch = configs.epoch();
+        s.charge(missCost);
         boolean ssv = ssid >= 0;
         int ss = Math.max(ssid, 0);
         Ste ste = stream.ste();
@@ -444,7 +605,7 @@ final class Translator {
             long l1;
             try {
                 l1 = memory.read64(l1Pa);
-                stats.tableRead();
+                s.charge(readCost);
             } catch (MemoryAccessException e) {
                 bad(EventRecord.cdFetch(sid, ssv, ss, l1Address), out, "reading the L1 CD descriptor at "
                         + Bits.hex(l1Address) + " aborted");
@@ -463,7 +624,7 @@ final class Translator {
         }
         try {
             memory.read64s(cdPa, s.words, 0, 8);
-            stats.tableRead();
+            s.charge(readCost);
         } catch (MemoryAccessException e) {
             bad(EventRecord.cdFetch(sid, ssv, ss, cdAddress), out, "reading the CD at " + Bits.hex(cdAddress)
                     + " aborted");
@@ -487,7 +648,9 @@ final class Translator {
             return null;
         }
         SmmuConfig.Context ctx = new SmmuConfig.Context(cd, c1);
-        configs.insert(sid, cdIndex, ConfigCache.NO_TAG, ctx, epoch);
+        if (configs.insert(sid, cdIndex, ConfigCache.NO_TAG, ctx, epoch)) {
+            memoContext(s, sid, cdIndex, ctx, epoch);
+        }
         return ctx;
     }
 
@@ -498,11 +661,11 @@ final class Translator {
         }
         s.reader.disable();
         WalkResult w = s.walker.translateStage2(s2, ipa, 0, s.walk);
-        walkReads.add(w.reads());
+        s.count(WALK_READS, w.reads());
         if (w.isOk()) {
             return w.outputAddress();
         }
-        faults.increment();
+        s.count(FAULTS, 1);
         boolean ssv = ssid >= 0;
         int ss = Math.max(ssid, 0);
         if (w.outcome() == WalkResult.Outcome.FAULT) {
@@ -583,22 +746,39 @@ final class Translator {
      * The walker's view of guest memory: every descriptor read is charged to the cost model, and table
      * descriptors (not leaves) of the walk in progress are kept in the walk cache, tagged by the walk's VMID and
      * ASID and keyed by the input block the descriptor covers (so TLBI by address drops exactly what it should).
-     * Stage-2 lookups of table and output addresses inside a nested walk are not cached (their input is an IPA
-     * the reader is not told).
+     * The cache is consulted once per walk, for every level together (the first cacheable read probes each span
+     * the table geometry uses), and the descriptors the walk read are stored together when it ends
+     * ({@link #finish}): two acquisitions of the cache's monitor per walk, not two per level. Stage-2 lookups of
+     * table and output addresses inside a nested walk are not cached (their input is an IPA the reader is not
+     * told).
      */
     private final class CachingReader implements DescriptorReader {
-        private final WalkEntry hit = new WalkEntry();
+        private final Scratch s;
+        private final long[] cached = new long[64];
+        private final long[] fetched = new long[64];
+        private final byte[] levels = new byte[64];
         private boolean enabled;
+        private boolean probed;
+        private long hitSpans;
+        private long fetchedSpans;
         private int vmid;
         private int asid;
+        private int stage;
         private long va;
         private int s1Granule;
         private int s2Granule;
         private boolean nested;
         private long epoch;
 
+        CachingReader(Scratch s) {
+            this.s = s;
+        }
+
         void begin(int vmid, int asid, long va, int s1Granule, int s2Granule, boolean nested, long epoch) {
             this.enabled = true;
+            this.probed = false;
+            this.hitSpans = 0;
+            this.fetchedSpans = 0;
             this.vmid = vmid;
             this.asid = asid;
             this.va = va;
@@ -608,33 +788,54 @@ final class Translator {
             this.epoch = epoch;
         }
 
+        /** Stores the table descriptors the walk read from memory; ends the walk's use of the cache. */
+        void finish() {
+            if (enabled && fetchedSpans != 0) {
+                walkCache.insertEach(vmid, stage == Stage.S1 ? asid : -1, stage, va, fetchedSpans, fetched, levels,
+                        epoch);
+            }
+            enabled = false;
+        }
+
         void disable() {
             enabled = false;
         }
 
         @Override
         public long read(long pa, int stage, int level) throws MemoryAccessException {
-            boolean cacheable = enabled && level < 3 && !(nested && stage == 2);
-            if (!cacheable) {
-                stats.tableRead();
+            if (!enabled || level >= 3 || (nested && stage == 2)) {
+                s.charge(readCost);
                 return memory.read64(pa);
             }
             int g = stage == 1 ? s1Granule : s2Granule;
             int span = g + (3 - level) * (g - 3);
-            int st = stage == 1 ? Stage.S1 : Stage.S2;
-            int a = stage == 1 ? asid : -1;
             if (span >= 63) {
-                stats.tableRead();
+                s.charge(readCost);
                 return memory.read64(pa);
             }
-            if (walkCache.lookup(vmid, a, st, span, va, hit)) {
-                stats.cacheHit();
-                return hit.descriptor();
+            if (!probed) {
+                probed = true;
+                this.stage = stage == 1 ? Stage.S1 : Stage.S2;
+                // the spans of levels 0..2 for this granule: the blocks their next-level tables translate
+                long spans = 0;
+                for (int l = level; l < 3; l++) {
+                    int sp = g + (3 - l) * (g - 3);
+                    if (sp < 63) {
+                        spans |= 1L << sp;
+                    }
+                }
+                hitSpans = walkCache.lookupEach(vmid, stage == 1 ? asid : -1, this.stage, va, spans, cached);
             }
-            stats.tableRead();
+            if ((hitSpans & (1L << span)) != 0) {
+                s.charge(hitCost);
+                return cached[span];
+            }
+            s.charge(readCost);
             long d = memory.read64(pa);
             if ((d & 3) == 3) {
-                walkCache.insert(vmid, a, st, 3 - level, span, va, d, epoch);
+                fetched[span] = d;
+                levels[span] = (byte) (3 - level);
+                fetchedSpans |= 1L << span;
             }
             return d;
         }
@@ -642,7 +843,7 @@ final class Translator {
         @Override
         public long compareAndExchange(long pa, long expected, long update, int stage, int level)
                 throws MemoryAccessException {
-            stats.tableWrite();
+            s.charge(writeCost);
             return memory.compareAndExchange64(pa, expected, update);
         }
     }
