@@ -341,12 +341,12 @@ final class SmmuTestRig {
     }
 
     /**
-     * A stage-1 CD for {@code pt} as Linux writes it (TTB0 only, EPD1, R, A, ASET), IPS 48 bits.
+     * A stage-1 CD for {@code pt} as Linux writes it (TTB0 only, EPD1, R, A, ASET), IPS the table's output size.
      */
     static Cd cdFor(PageTable pt, int asid) {
         Arm64Lpae f = (Arm64Lpae) pt.format();
-        return Cd.stage1(f.t0sz(), Encodings.tg0ForGranuleLg2(f.granuleLg2()), Encodings.oasEncoding(48), asid,
-                pt.root(), Cd.LINUX_MAIR);
+        return Cd.stage1(f.t0sz(), Encodings.tg0ForGranuleLg2(f.granuleLg2()),
+                Encodings.oasEncoding(f.config().oasBits()), asid, pt.root(), Cd.LINUX_MAIR);
     }
 
     /** A 2-level CD table with 64 KB leaves: the L1 table of 2^(cdMax-10) descriptors (at least one). */
