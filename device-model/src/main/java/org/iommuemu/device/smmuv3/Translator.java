@@ -169,7 +169,7 @@ final class Translator {
             if (s2Fault ? ste.s2R() : recordS1) {
                 events.write(EventRecord.translationFault(EventType.F_PERMISSION, sid, ssid >= 0, Math.max(ssid, 0),
                         iova, !write, Access.isPrivileged(access), Access.isInstruction(access), s2Fault,
-                        WalkResult.CLASS_IN, s2Fault ? e.ipa() : 0));
+                        WalkResult.CLASS_IN, s2Fault ? ipaField(iova) : 0)); // a stage-2 entry's input is the IPA
             }
             return out.fault(FaultType.PERMISSION, EventType.F_PERMISSION, "the cached translation of "
                     + Bits.hex(iova) + " does not allow this access (" + Perm.toString(e.perms()) + ")");
@@ -231,7 +231,12 @@ final class Translator {
                     w.faultClass(), w.fetchAddress());
         }
         return EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, read, w.pnu(), w.ind(),
-                w.faultS2(), w.faultClass(), w.faultIpa());
+                w.faultS2(), w.faultClass(), ipaField(w.faultIpa()));
+    }
+
+    /** The IPA field of an event record, bits [51:12], for a stage-2 fault on {@code ipa}. */
+    private static long ipaField(long ipa) {
+        return ipa & EventRecord.IPA.mask();
     }
 
     /** The Perm bit an access needs. */
@@ -511,7 +516,7 @@ final class Translator {
                     ? EventRecord.walkExternalAbort(sid, ssv, ss, iova, true, false, false, true, WalkResult.CLASS_CD,
                             w.fetchAddress())
                     : EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, true, false, false, true,
-                            WalkResult.CLASS_CD, ipa);
+                            WalkResult.CLASS_CD, ipaField(ipa));
             events.write(event);
             out.fault(w.fault().faultType(), w.fault().eventType(), EventType.name(w.fault().eventType())
                     + " in stage 2 while fetching the CD at IPA " + Bits.hex(ipa));
