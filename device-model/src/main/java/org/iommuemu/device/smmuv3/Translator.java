@@ -43,7 +43,8 @@ import org.iommuemu.device.xlate.XlateStats;
  * <li>the IOTLB, tagged by VMID and ASID; on a miss, the table walk (stage 1, stage 2 or nested), whose table
  *     descriptors the walk cache keeps by context and input block; the result is cached;</li>
  * <li>faults become event records: translation-class faults (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
- *     F_PERMISSION) only when CD.R (stage 1) or STE.S2R (stage 2) asks for them, the others always.</li>
+ *     F_PERMISSION) only when CD.R (stage 1) or STE.S2R (stage 2, and stage 1 of a stream without a CD) asks
+ *     for them, the others always.</li>
  * </ol>
  * Nothing is re-read to stay coherent: a configuration or translation stays cached, stale if software changed
  * memory without invalidating, until a CFGI_* or TLBI_* command or capacity evicts it.
@@ -116,7 +117,9 @@ final class Translator {
         boolean s1 = ste.stage1();
         boolean s2 = ste.stage2();
         Stage1Context c1 = null;
-        boolean recordS1 = false;
+        // Without a CD there is no CD.R: the one stage-1 fault such a stream can take (an input above the IAS with
+        // stage 1 bypassed, SMMUv3 §3.4) is recorded as STE.S2R says, as QEMU does.
+        boolean recordS1 = ste.s2R();
         int asid = -1;
         if (s1) {
             int cdIndex;
