@@ -43,7 +43,8 @@ import org.iommuemu.device.xlate.WalkCache;
  * <li>the IOTLB, tagged by VMID and ASID; on a miss, the table walk (stage 1, stage 2 or nested), whose table
  *     descriptors the walk cache keeps by context and input block; the result is cached;</li>
  * <li>faults become event records: translation-class faults (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
- *     F_PERMISSION) only when CD.R (stage 1) or STE.S2R (stage 2) asks for them, the others always.</li>
+ *     F_PERMISSION) only when CD.R (stage 1) or STE.S2R (stage 2, and stage 1 of a stream without a CD) asks
+ *     for them, the others always.</li>
  * </ol>
  * Nothing is re-read to stay coherent: a configuration or translation stays cached, stale if software changed
  * memory without invalidating, until a CFGI_* or TLBI_* command or capacity evicts it.
@@ -238,7 +239,9 @@ final class Translator {
         boolean s1 = ste.stage1();
         boolean s2 = ste.stage2();
         Stage1Context c1 = null;
-        boolean recordS1 = false;
+        // Without a CD there is no CD.R: the one stage-1 fault such a stream can take (an input above the IAS with
+        // stage 1 bypassed, SMMUv3 §3.4) is recorded as STE.S2R says, as QEMU does.
+        boolean recordS1 = ste.s2R();
         int asid = -1;
         if (s1) {
             int cdIndex;
@@ -292,7 +295,7 @@ final class Translator {
             if (s2Fault ? ste.s2R() : recordS1) {
                 events.write(EventRecord.translationFault(EventType.F_PERMISSION, sid, ssid >= 0, Math.max(ssid, 0),
                         iova, !write, Access.isPrivileged(access), Access.isInstruction(access), s2Fault,
-                        WalkResult.CLASS_IN, s2Fault ? e.ipa() : 0));
+                        WalkResult.CLASS_IN, s2Fault ? ipaField(iova) : 0)); // a stage-2 entry's input is the IPA
             }
             return out.fault(FaultType.PERMISSION, EventType.F_PERMISSION, "the cached translation of "
                     + Bits.hex(iova) + " does not allow this access (" + Perm.toString(e.perms()) + ")");
@@ -356,7 +359,12 @@ final class Translator {
                     w.faultClass(), w.fetchAddress());
         }
         return EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, read, w.pnu(), w.ind(),
-                w.faultS2(), w.faultClass(), w.faultIpa());
+                w.faultS2(), w.faultClass(), ipaField(w.faultIpa()));
+    }
+
+    /** The IPA field of an event record, bits [51:12], for a stage-2 fault on {@code ipa}. */
+    private static long ipaField(long ipa) {
+        return ipa & EventRecord.IPA.mask();
     }
 
     /** The Perm bit an access needs. */
@@ -674,7 +682,7 @@ final class Translator {
                     ? EventRecord.walkExternalAbort(sid, ssv, ss, iova, true, false, false, true, WalkResult.CLASS_CD,
                             w.fetchAddress())
                     : EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, true, false, false, true,
-                            WalkResult.CLASS_CD, ipa);
+                            WalkResult.CLASS_CD, ipaField(ipa));
             events.write(event);
             out.fault(w.fault().faultType(), w.fault().eventType(), EventType.name(w.fault().eventType())
                     + " in stage 2 while fetching the CD at IPA " + Bits.hex(ipa));
