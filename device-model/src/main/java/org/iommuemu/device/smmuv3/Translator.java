@@ -289,13 +289,17 @@ final class Translator {
                 s.remember(sid, ssid, configEpoch, tlbEpoch, e);
                 return out.ok(e.outputAddress(iova), e.contiguousBytes(iova));
             }
-            // the cached translation forbids the access: a permission fault, without walking
-            boolean s2Fault = e.stage() == Stage.S2;
+            // the cached translation forbids the access: a permission fault, without walking. A nested entry
+            // remembers what stage 1 alone allowed, so the record names the stage that denied the access.
+            int need = required(access);
+            boolean s2Fault = e.stage() == Stage.S2
+                    || (e.stage() == Stage.NESTED && (Perm.firstStage(e.perms()) & need) != 0);
+            long faultIpa = e.stage() == Stage.S2 ? iova : e.ipa() + (iova - e.va());
             s.count(FAULTS, 1);
             if (s2Fault ? ste.s2R() : recordS1) {
                 events.write(EventRecord.translationFault(EventType.F_PERMISSION, sid, ssid >= 0, Math.max(ssid, 0),
                         iova, !write, Access.isPrivileged(access), Access.isInstruction(access), s2Fault,
-                        WalkResult.CLASS_IN, s2Fault ? ipaField(iova) : 0)); // a stage-2 entry's input is the IPA
+                        WalkResult.CLASS_IN, s2Fault ? ipaField(faultIpa) : 0));
             }
             return out.fault(FaultType.PERMISSION, EventType.F_PERMISSION, "the cached translation of "
                     + Bits.hex(iova) + " does not allow this access (" + Perm.toString(e.perms()) + ")");
@@ -319,6 +323,9 @@ final class Translator {
             case OK -> {
                 int stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
                 int perms = perms(w.permissions()) | (w.writableClean() ? Perm.DIRTY_WRITABLE : 0);
+                if (stage == Stage.NESTED) {
+                    perms = Perm.withFirstStage(perms, perms(w.stage1Permissions()));
+                }
                 boolean global = s1 && w.global();
                 e.set(vmid, stage == Stage.S2 ? -1 : asid, global, w.inputBase(), w.sizeLg2(), 3 - w.level(),
                         w.outputBase(), stage == Stage.NESTED ? w.ipa() & -(1L << w.sizeLg2()) : 0, perms, stage);
@@ -606,7 +613,7 @@ final class Translator {
         } else {
             int leafLg2 = Ste.cdLeafLg2(ste.s1Fmt());
             long l1Address = ptr + ((long) (cdIndex >>> leafLg2)) * L1CdDescriptor.SIZE;
-            long l1Pa = ipaToPa(s2, l1Address, sid, ssid, iova, s, out);
+            long l1Pa = ipaToPa(s2, l1Address, sid, ssid, iova, access, s, out);
             if (l1Pa == -1) {
                 return null;
             }
@@ -626,7 +633,7 @@ final class Translator {
             }
             cdAddress = L1CdDescriptor.l2Ptr(l1) + ((long) cdIndex & ((1L << leafLg2) - 1)) * Cd.SIZE;
         }
-        long cdPa = ipaToPa(s2, cdAddress, sid, ssid, iova, s, out);
+        long cdPa = ipaToPa(s2, cdAddress, sid, ssid, iova, access, s, out);
         if (cdPa == -1) {
             return null;
         }
@@ -662,8 +669,12 @@ final class Translator {
         return ctx;
     }
 
-    /** An IPA of a CD structure translated through stage 2 (nested), or {@code ipa} itself; -1 after a fault. */
-    private long ipaToPa(Stage2Context s2, long ipa, int sid, int ssid, long iova, Scratch s, Translation out) {
+    /**
+     * An IPA of a CD structure translated through stage 2 (nested), or {@code ipa} itself; -1 after a fault. A fault
+     * record describes the transaction ({@code iova}, {@code access}) whose CD fetch faulted.
+     */
+    private long ipaToPa(Stage2Context s2, long ipa, int sid, int ssid, long iova, int access, Scratch s,
+            Translation out) {
         if (s2 == null) {
             return ipa;
         }
@@ -678,10 +689,13 @@ final class Translator {
         int ss = Math.max(ssid, 0);
         if (w.outcome() == WalkResult.Outcome.FAULT) {
             // a stage-2 fault while fetching configuration: reported with CLASS=CD (spec §8)
+            boolean read = !Access.isWrite(access);
+            boolean priv = Access.isPrivileged(access);
+            boolean instr = Access.isInstruction(access);
             EventRecord event = w.fault() == WalkResult.Fault.WALK_EABT
-                    ? EventRecord.walkExternalAbort(sid, ssv, ss, iova, true, false, false, true, WalkResult.CLASS_CD,
+                    ? EventRecord.walkExternalAbort(sid, ssv, ss, iova, read, priv, instr, true, WalkResult.CLASS_CD,
                             w.fetchAddress())
-                    : EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, true, false, false, true,
+                    : EventRecord.translationFault(w.fault().eventType(), sid, ssv, ss, iova, read, priv, instr, true,
                             WalkResult.CLASS_CD, ipaField(ipa));
             events.write(event);
             out.fault(w.fault().faultType(), w.fault().eventType(), EventType.name(w.fault().eventType())

@@ -375,6 +375,9 @@ public final class Iotlb {
         if ((e.perms() & ~Perm.VALID_MASK) != 0) {
             throw new IllegalArgumentException("undefined permission bits: " + Bits.hex(e.perms()));
         }
+        if ((e.perms() & Perm.FIRST_STAGE_MASK) != 0 && e.stage() != Stage.NESTED) {
+            throw new IllegalArgumentException("first-stage permission bits on a single-stage entry: " + e);
+        }
     }
 
     private void store(IotlbEntry e) {

@@ -474,8 +474,10 @@ class IotlbTest {
                 .hasMessageContaining("global");
         assertThatThrownBy(() -> tlb.insert(in.set(0, 1, false, 0, K4, 0, 0, 0, 0, Stage.S2)))
                 .hasMessageContaining("stage 2");
-        assertThatThrownBy(() -> tlb.insert(in.set(0, 1, false, 0, K4, 0, 0, 0, 1 << 10, Stage.S1)))
+        assertThatThrownBy(() -> tlb.insert(in.set(0, 1, false, 0, K4, 0, 0, 0, 1 << 14, Stage.S1)))
                 .hasMessageContaining("permission");
+        assertThatThrownBy(() -> tlb.insert(in.set(0, 1, false, 0, K4, 0, 0, 0, Perm.withFirstStage(0, Perm.READ),
+                Stage.S1))).hasMessageContaining("first-stage");
         assertThatThrownBy(() -> new Iotlb(0)).isInstanceOf(IllegalArgumentException.class);
         assertThat(tlb.size()).isZero();
     }

@@ -313,6 +313,15 @@ public final class WalkResult {
         return permissions;
     }
 
+    /**
+     * For a successful walk that used stage 1: what the stage-1 leaf alone allows (same bits as
+     * {@link #permissions()}), so a cache of nested translations can tell which stage forbids an access; 0
+     * without stage 1.
+     */
+    public int stage1Permissions() {
+        return (stages() & STAGE_1) != 0 ? s1Perms : 0;
+    }
+
     /** Whether an access with these {@link Access} flags may use this translation without another walk. */
     public boolean permits(int access) {
         return (permissions & requiredPermission(access)) != 0;
