@@ -2,7 +2,10 @@ package org.iommuemu.device.config;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
 import org.iommuemu.core.bits.Sizes;
 import org.iommuemu.core.memory.RamRegion;
 import org.iommuemu.core.memory.SparseRam;
@@ -10,6 +13,8 @@ import org.iommuemu.device.machine.IommuSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Limits;
 import org.iommuemu.device.machine.MachineConfig;
+import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.xlate.CostModel;
 
 /**
  * The file given to {@code iommu-emu serve --config}. Every key is optional; command-line flags override
@@ -24,6 +29,11 @@ import org.iommuemu.device.machine.MachineConfig;
  * iommus:
  *   - name: smmu0
  *     kind: smmuv3
+ *     smmuv3:            # optional: what this SMMUv3 implements (SmmuV3Section)
+ *       stage2: false
+ *       range_invalidation: false
+ *       cost:
+ *         sync_ns: 500
  *   - name: dmar0
  *     kind: vtd
  * limits:
@@ -95,10 +105,14 @@ public final class ServeConfig {
         }
     }
 
-    /** An IOMMU instance: {@code name} and {@code kind} (smmuv3 or vtd) are required. */
+    /**
+     * An IOMMU instance: {@code name} and {@code kind} (smmuv3 or vtd) are required; an smmuv3 instance may have
+     * an {@code smmuv3:} section ({@link SmmuV3Section}).
+     */
     public static final class Iommu {
         private String name;
         private IommuType kind;
+        private SmmuV3Section smmuv3;
 
         @JsonProperty("name")
         void setName(String value) {
@@ -108,6 +122,264 @@ public final class ServeConfig {
         @JsonProperty("kind")
         void setKind(String value) {
             kind = IommuType.parse(value);
+        }
+
+        @JsonProperty("smmuv3")
+        void setSmmuv3(SmmuV3Section value) {
+            smmuv3 = value;
+        }
+    }
+
+    /**
+     * The {@code smmuv3:} settings of an SMMUv3 instance: each feature can be switched off (or on) so that a
+     * driver can be tested against less capable hardware, and the queue sizes, cache sizes and simulated costs
+     * set. Omitted keys keep {@link SmmuV3Config#defaults()}, except that switching a feature off also switches
+     * off the omitted keys that depend on it ({@code stage1: false} clears {@code asid16}, {@code two_level_cd}
+     * and {@code ssid_bits}; {@code stage2: false} clears {@code vmid16}; {@code ats: false} clears
+     * {@code pri}; {@code httu_access: false} clears {@code httu_dirty}). The combination is checked when the
+     * machine is built: a contradiction the file spells out ({@code ats: false} with {@code pri: true}) is an
+     * error.
+     */
+    public static final class SmmuV3Section {
+        private final Map<String, Consumer<SmmuV3Config.Builder>> settings = new LinkedHashMap<>();
+        private final Map<String, Boolean> flags = new LinkedHashMap<>();
+        private CostSection cost;
+
+        private void dependent(SmmuV3Config.Builder b, String parent, boolean parentDefault, String key,
+                Consumer<SmmuV3Config.Builder> off) {
+            if (!flags.getOrDefault(parent, parentDefault) && !settings.containsKey(key)) {
+                off.accept(b);
+            }
+        }
+
+        @JsonProperty("stage1")
+        void setStage1(boolean value) {
+            settings.put("stage1", b -> b.stage1(value));
+            flags.put("stage1", value);
+        }
+
+        @JsonProperty("stage2")
+        void setStage2(boolean value) {
+            settings.put("stage2", b -> b.stage2(value));
+            flags.put("stage2", value);
+        }
+
+        @JsonProperty("two_level_stream_table")
+        void setTwoLevelStreamTable(boolean value) {
+            settings.put("two_level_stream_table", b -> b.twoLevelStreamTable(value));
+            flags.put("two_level_stream_table", value);
+        }
+
+        @JsonProperty("two_level_cd")
+        void setTwoLevelCd(boolean value) {
+            settings.put("two_level_cd", b -> b.twoLevelCd(value));
+            flags.put("two_level_cd", value);
+        }
+
+        @JsonProperty("asid16")
+        void setAsid16(boolean value) {
+            settings.put("asid16", b -> b.asid16(value));
+            flags.put("asid16", value);
+        }
+
+        @JsonProperty("vmid16")
+        void setVmid16(boolean value) {
+            settings.put("vmid16", b -> b.vmid16(value));
+            flags.put("vmid16", value);
+        }
+
+        @JsonProperty("range_invalidation")
+        void setRangeInvalidation(boolean value) {
+            settings.put("range_invalidation", b -> b.rangeInvalidation(value));
+            flags.put("range_invalidation", value);
+        }
+
+        @JsonProperty("msi")
+        void setMsi(boolean value) {
+            settings.put("msi", b -> b.msi(value));
+            flags.put("msi", value);
+        }
+
+        @JsonProperty("sev")
+        void setSev(boolean value) {
+            settings.put("sev", b -> b.sev(value));
+            flags.put("sev", value);
+        }
+
+        @JsonProperty("ats")
+        void setAts(boolean value) {
+            settings.put("ats", b -> b.ats(value));
+            flags.put("ats", value);
+        }
+
+        @JsonProperty("pri")
+        void setPri(boolean value) {
+            settings.put("pri", b -> b.pri(value));
+            flags.put("pri", value);
+        }
+
+        @JsonProperty("httu_access")
+        void setHttuAccess(boolean value) {
+            settings.put("httu_access", b -> b.httuAccess(value));
+            flags.put("httu_access", value);
+        }
+
+        @JsonProperty("httu_dirty")
+        void setHttuDirty(boolean value) {
+            settings.put("httu_dirty", b -> b.httuDirty(value));
+            flags.put("httu_dirty", value);
+        }
+
+        @JsonProperty("granule_4k")
+        void setGranule4k(boolean value) {
+            settings.put("granule_4k", b -> b.granule4k(value));
+            flags.put("granule_4k", value);
+        }
+
+        @JsonProperty("granule_16k")
+        void setGranule16k(boolean value) {
+            settings.put("granule_16k", b -> b.granule16k(value));
+            flags.put("granule_16k", value);
+        }
+
+        @JsonProperty("granule_64k")
+        void setGranule64k(boolean value) {
+            settings.put("granule_64k", b -> b.granule64k(value));
+            flags.put("granule_64k", value);
+        }
+
+        @JsonProperty("sid_bits")
+        void setSidBits(int value) {
+            settings.put("sid_bits", b -> b.sidBits(value));
+        }
+
+        @JsonProperty("ssid_bits")
+        void setSsidBits(int value) {
+            settings.put("ssid_bits", b -> b.ssidBits(value));
+        }
+
+        @JsonProperty("oas_bits")
+        void setOasBits(int value) {
+            settings.put("oas_bits", b -> b.oasBits(value));
+        }
+
+        @JsonProperty("cmdq_log2")
+        void setCmdqLog2(int value) {
+            settings.put("cmdq_log2", b -> b.cmdqLog2(value));
+        }
+
+        @JsonProperty("eventq_log2")
+        void setEventqLog2(int value) {
+            settings.put("eventq_log2", b -> b.eventqLog2(value));
+        }
+
+        @JsonProperty("priq_log2")
+        void setPriqLog2(int value) {
+            settings.put("priq_log2", b -> b.priqLog2(value));
+        }
+
+        @JsonProperty("iotlb_capacity")
+        void setIotlbCapacity(int value) {
+            settings.put("iotlb_capacity", b -> b.iotlbCapacity(value));
+        }
+
+        @JsonProperty("config_cache_capacity")
+        void setConfigCacheCapacity(int value) {
+            settings.put("config_cache_capacity", b -> b.configCacheCapacity(value));
+        }
+
+        @JsonProperty("walk_cache_capacity")
+        void setWalkCacheCapacity(int value) {
+            settings.put("walk_cache_capacity", b -> b.walkCacheCapacity(value));
+        }
+
+        @JsonProperty("cost")
+        void setCost(CostSection value) {
+            cost = value;
+        }
+
+        SmmuV3Config apply(SmmuV3Config base) {
+            SmmuV3Config.Builder b = base.toBuilder();
+            settings.values().forEach(setting -> setting.accept(b));
+            // switching a feature off also switches off what depends on it, unless the file sets that too
+            dependent(b, "stage1", base.stage1(), "asid16", x -> x.asid16(false));
+            dependent(b, "stage1", base.stage1(), "two_level_cd", x -> x.twoLevelCd(false));
+            dependent(b, "stage1", base.stage1(), "ssid_bits", x -> x.ssidBits(0));
+            dependent(b, "stage2", base.stage2(), "vmid16", x -> x.vmid16(false));
+            dependent(b, "ats", base.ats(), "pri", x -> x.pri(false));
+            dependent(b, "httu_access", base.httuAccess(), "httu_dirty", x -> x.httuDirty(false));
+            if (cost != null) {
+                b.cost(cost.apply(base.cost()));
+            }
+            return b.build();
+        }
+    }
+
+    /** Simulated nanoseconds per unit of hardware work ({@link CostModel}); omitted keys keep their defaults. */
+    public static final class CostSection {
+        private final Map<String, Long> costs = new LinkedHashMap<>();
+
+        @JsonProperty("mmio_access_ns")
+        void setMmioAccessNs(Object value) {
+            costs.put("mmio_access_ns", number(value, "mmio_access_ns"));
+        }
+
+        @JsonProperty("table_read_ns")
+        void setTableReadNs(Object value) {
+            costs.put("table_read_ns", number(value, "table_read_ns"));
+        }
+
+        @JsonProperty("table_write_ns")
+        void setTableWriteNs(Object value) {
+            costs.put("table_write_ns", number(value, "table_write_ns"));
+        }
+
+        @JsonProperty("queue_read_ns")
+        void setQueueReadNs(Object value) {
+            costs.put("queue_read_ns", number(value, "queue_read_ns"));
+        }
+
+        @JsonProperty("cache_hit_ns")
+        void setCacheHitNs(Object value) {
+            costs.put("cache_hit_ns", number(value, "cache_hit_ns"));
+        }
+
+        @JsonProperty("cache_miss_ns")
+        void setCacheMissNs(Object value) {
+            costs.put("cache_miss_ns", number(value, "cache_miss_ns"));
+        }
+
+        @JsonProperty("command_ns")
+        void setCommandNs(Object value) {
+            costs.put("command_ns", number(value, "command_ns"));
+        }
+
+        @JsonProperty("sync_ns")
+        void setSyncNs(Object value) {
+            costs.put("sync_ns", number(value, "sync_ns"));
+        }
+
+        @JsonProperty("event_write_ns")
+        void setEventWriteNs(Object value) {
+            costs.put("event_write_ns", number(value, "event_write_ns"));
+        }
+
+        @JsonProperty("msi_write_ns")
+        void setMsiWriteNs(Object value) {
+            costs.put("msi_write_ns", number(value, "msi_write_ns"));
+        }
+
+        CostModel apply(CostModel base) {
+            return new CostModel(costs.getOrDefault("mmio_access_ns", base.mmioAccessNs()),
+                    costs.getOrDefault("table_read_ns", base.tableReadNs()),
+                    costs.getOrDefault("table_write_ns", base.tableWriteNs()),
+                    costs.getOrDefault("queue_read_ns", base.queueReadNs()),
+                    costs.getOrDefault("cache_hit_ns", base.cacheHitNs()),
+                    costs.getOrDefault("cache_miss_ns", base.cacheMissNs()),
+                    costs.getOrDefault("command_ns", base.commandNs()),
+                    costs.getOrDefault("sync_ns", base.syncNs()),
+                    costs.getOrDefault("event_write_ns", base.eventWriteNs()),
+                    costs.getOrDefault("msi_write_ns", base.msiWriteNs()));
         }
     }
 
@@ -199,7 +471,19 @@ public final class ServeConfig {
                 if (m == null || m.name == null || m.kind == null) {
                     throw new ConfigException("iommus[" + i + "]: name and kind are required");
                 }
-                specs.add(new IommuSpec(m.name, m.kind));
+                if (m.smmuv3 != null && m.kind != IommuType.SMMUV3) {
+                    throw new ConfigException("iommus[" + i + "] (" + m.name + "): an smmuv3 section on a "
+                            + m.kind.id() + " instance");
+                }
+                SmmuV3Config smmu = null;
+                if (m.smmuv3 != null) {
+                    try {
+                        smmu = m.smmuv3.apply(SmmuV3Config.defaults());
+                    } catch (IllegalArgumentException e) {
+                        throw new ConfigException("iommus[" + i + "] (" + m.name + ").smmuv3: " + e.getMessage());
+                    }
+                }
+                specs.add(new IommuSpec(m.name, m.kind, smmu));
             }
             c = c.withIommus(specs);
         }

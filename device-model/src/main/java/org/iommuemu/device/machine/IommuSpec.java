@@ -1,14 +1,17 @@
 package org.iommuemu.device.machine;
 
 import java.util.regex.Pattern;
+import org.iommuemu.device.smmuv3.SmmuV3Config;
 
 /**
- * One IOMMU instance of a machine: its name and architecture.
+ * One IOMMU instance of a machine: its name, architecture and, for an SMMUv3, what it implements.
  *
  * @param name instance name used on the bus, e.g. "smmu0": letters, digits, '-', '_' and '.', 1..32 characters
  * @param type the architecture
+ * @param smmuv3 the features, queue sizes, cache sizes and costs of an SMMUv3 instance; null for
+ *     {@link SmmuV3Config#defaults()} (and always null for other architectures)
  */
-public record IommuSpec(String name, IommuType type) {
+public record IommuSpec(String name, IommuType type, SmmuV3Config smmuv3) {
     private static final Pattern NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}");
 
     public IommuSpec {
@@ -19,6 +22,20 @@ public record IommuSpec(String name, IommuType type) {
         if (type == null) {
             throw new IllegalArgumentException("IOMMU instance '" + name + "' has no kind");
         }
+        if (smmuv3 != null && type != IommuType.SMMUV3) {
+            throw new IllegalArgumentException("IOMMU instance '" + name + "' is " + type
+                    + ", not smmuv3: it takes no SMMUv3 settings");
+        }
+    }
+
+    /** An instance with the architecture's default features. */
+    public IommuSpec(String name, IommuType type) {
+        this(name, type, null);
+    }
+
+    /** The SMMUv3 configuration this instance is built with. */
+    public SmmuV3Config smmuv3OrDefaults() {
+        return smmuv3 == null ? SmmuV3Config.defaults() : smmuv3;
     }
 
     /** Parses {@code NAME=KIND}, e.g. {@code smmu0=smmuv3}, as given to {@code --iommu}. */

@@ -6,7 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import org.iommuemu.core.memory.RamRegion;
 import org.iommuemu.device.machine.IommuSpec;
 import org.iommuemu.device.machine.IommuType;
+import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
+import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.xlate.CostModel;
 import org.junit.jupiter.api.Test;
 
 class ServeConfigTest {
@@ -80,5 +83,68 @@ class ServeConfigTest {
         assertThatThrownBy(() -> parse("bind: 'unterminated\n")).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("not valid YAML");
         assertThatThrownBy(() -> parse("")).isInstanceOf(ConfigException.class).hasMessageContaining("empty");
+    }
+
+    @Test
+    void anSmmuv3SectionSwitchesFeaturesAndSetsSizesAndCosts() {
+        MachineConfig m = parse("""
+                iommus:
+                  - name: small
+                    kind: smmuv3
+                    smmuv3:
+                      stage2: false
+                      range_invalidation: false
+                      two_level_stream_table: false
+                      granule_16k: false
+                      oas_bits: 40
+                      sid_bits: 8
+                      cmdq_log2: 5
+                      iotlb_capacity: 64
+                      cost:
+                        sync_ns: 1234
+                        cache_hit_ns: 0
+                  - name: full
+                    kind: smmuv3
+                """);
+        SmmuV3Config small = m.iommus().get(0).smmuv3OrDefaults();
+        SmmuV3Config d = SmmuV3Config.defaults();
+        assertThat(small).isEqualTo(d.toBuilder().stage2(false).vmid16(false).rangeInvalidation(false).twoLevelStreamTable(false)
+                .granule16k(false).oasBits(40).sidBits(8).cmdqLog2(5).iotlbCapacity(64)
+                .cost(new CostModel(d.cost().mmioAccessNs(), d.cost().tableReadNs(), d.cost().tableWriteNs(),
+                        d.cost().queueReadNs(), 0, d.cost().cacheMissNs(), d.cost().commandNs(), 1234,
+                        d.cost().eventWriteNs(), d.cost().msiWriteNs()))
+                .build());
+        assertThat(m.iommus().get(1).smmuv3()).as("no section: the defaults").isNull();
+
+        // the device the machine builds advertises exactly that in its ID registers
+        Machine machine = new Machine(m);
+        {
+            long idr0 = machine.iommu("small").mmioRead(0x0, 4);
+            assertThat(idr0 & 1).as("IDR0.S2P").isZero();
+            assertThat((idr0 >>> 1) & 1).as("IDR0.S1P").isEqualTo(1);
+            assertThat((idr0 >>> 27) & 3).as("IDR0.ST_LEVEL").isZero();
+            assertThat(machine.iommu("small").mmioRead(0x0C, 4) & (1 << 10)).as("IDR3.RIL").isZero();
+            long idr5 = machine.iommu("small").mmioRead(0x14, 4);
+            assertThat(idr5 & 7).as("IDR5.OAS (40 bits)").isEqualTo(2);
+            assertThat((idr5 >>> 5) & 1).as("IDR5.GRAN16K").isZero();
+            assertThat(machine.iommu("small").mmioRead(0x04, 4) & 0x3F).as("IDR1.SIDSIZE").isEqualTo(8);
+            assertThat(machine.iommu("full").mmioRead(0x0, 4) & 1).as("the other instance keeps S2P").isEqualTo(1);
+        }
+    }
+
+    @Test
+    void smmuv3SectionErrorsNameTheInstanceAndTheKey() {
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: smmuv3\n    smmuv3:\n      stage3: true\n"))
+                .isInstanceOf(ConfigException.class).hasMessageStartingWith("test.yaml:5:")
+                .hasMessageContaining("unknown key 'stage3'");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: vtd\n    smmuv3:\n      msi: false\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("iommus[0] (a): an smmuv3 section on a vtd");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: smmuv3\n    smmuv3:\n      ats: false\n"
+                + "      pri: true\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("iommus[0] (a).smmuv3:")
+                .hasMessageContaining("ATS");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: smmuv3\n    smmuv3:\n      cost:\n"
+                + "        sync_ns: -1\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("sync_ns");
     }
 }
