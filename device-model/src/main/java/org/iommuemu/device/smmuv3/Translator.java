@@ -318,7 +318,7 @@ final class Translator {
         }
         reader.finish();
         s.count(WALKS, 1);
-        s.count(WALK_READS, w.reads());
+        s.count(WALK_READS, reader.memoryReads());
         switch (w.outcome()) {
             case OK -> {
                 int stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
@@ -791,6 +791,7 @@ final class Translator {
         private int s2Granule;
         private boolean nested;
         private long epoch;
+        private int memoryReads;
 
         CachingReader(Scratch s) {
             this.s = s;
@@ -808,6 +809,12 @@ final class Translator {
             this.s2Granule = s2Granule;
             this.nested = nested;
             this.epoch = epoch;
+            this.memoryReads = 0;
+        }
+
+        /** Descriptor reads since {@link #begin} that went to memory (walk-cache hits are not reads). */
+        int memoryReads() {
+            return memoryReads;
         }
 
         /** Stores the table descriptors the walk read from memory; ends the walk's use of the cache. */
@@ -827,12 +834,14 @@ final class Translator {
         public long read(long pa, int stage, int level) throws MemoryAccessException {
             if (!enabled || level >= 3 || (nested && stage == 2)) {
                 s.charge(readCost);
+                memoryReads++;
                 return memory.read64(pa);
             }
             int g = stage == 1 ? s1Granule : s2Granule;
             int span = g + (3 - level) * (g - 3);
             if (span >= 63) {
                 s.charge(readCost);
+                memoryReads++;
                 return memory.read64(pa);
             }
             if (!probed) {
@@ -853,6 +862,7 @@ final class Translator {
                 return cached[span];
             }
             s.charge(readCost);
+            memoryReads++;
             long d = memory.read64(pa);
             if ((d & 3) == 3) {
                 fetched[span] = d;
