@@ -42,7 +42,9 @@ class IommuEmuTest {
         int code = run("demo", "--ops", "200");
         assertThat(code).as(out + "\n" + err).isZero();
         assertThat(out.toString()).contains("demo passed", "attached 'demo-nic'", "GBPA.ABORT=1 aborts",
-                "external abort", "200 pipelined 4 KiB reads").doesNotContain("FAIL");
+                "external abort", "200 pipelined 4 KiB reads", "lands at physical", "faults: FAULT TRANSLATION",
+                "the event queue holds one record", "stale IOTLB entry", "DMA reaches the new page",
+                "Telemetry.Stats: 4 translations, 1 fault(s), 3 walks (6 table reads)").doesNotContain("FAIL");
     }
 
     @Test
