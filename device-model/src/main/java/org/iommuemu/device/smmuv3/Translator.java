@@ -554,6 +554,13 @@ final class Translator {
             if (ste.s2S()) {
                 return "S2S is 1: stalling is not implemented (IDR0.STALL_MODEL)";
             }
+            // SMMUv3 STE.S2HA/S2HD: ILLEGAL to set S2HA if IDR0.HTTU == 0b00, S2HD if IDR0.HTTU == 0b0x
+            if (ste.s2Ha() && !config.httuAccess()) {
+                return "S2HA is 1 but this SMMU has no hardware access-flag update (IDR0.HTTU 0)";
+            }
+            if (ste.s2Hd() && !config.httuDirty()) {
+                return "S2HD is 1 but this SMMU has no hardware dirty-state update (IDR0.HTTU " + config.httu() + ")";
+            }
             int g = Ste.granuleLg2ForS2Tg(ste.s2Tg());
             if (g < 0 || !granuleImplemented(g)) {
                 return "S2TG " + ste.s2Tg() + " names a granule this SMMU does not implement";
@@ -719,6 +726,13 @@ final class Translator {
         }
         if (cd.s()) {
             return "CD.S is 1: stalling is not implemented (IDR0.STALL_MODEL)";
+        }
+        // SMMUv3 CD.HA/HD: ILLEGAL to set HA if IDR0.HTTU == 0b00, HD if IDR0.HTTU == 0b0x
+        if (cd.ha() && !config.httuAccess()) {
+            return "CD.HA is 1 but this SMMU has no hardware access-flag update (IDR0.HTTU 0)";
+        }
+        if (cd.hd() && !config.httuDirty()) {
+            return "CD.HD is 1 but this SMMU has no hardware dirty-state update (IDR0.HTTU " + config.httu() + ")";
         }
         if (!config.asid16() && (cd.asid() >>> 8) != 0) {
             return "ASID " + cd.asid() + " needs 16-bit ASIDs, which this SMMU does not implement";
