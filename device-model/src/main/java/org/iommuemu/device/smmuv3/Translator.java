@@ -184,6 +184,7 @@ final class Translator {
         return sum(WALKS);
     }
 
+    /** Descriptor reads walks made from guest memory; walk-cache hits are not reads. */
     long walkReads() {
         return sum(WALK_READS);
     }
@@ -318,7 +319,6 @@ final class Translator {
         }
         reader.finish();
         s.count(WALKS, 1);
-        s.count(WALK_READS, w.reads());
         switch (w.outcome()) {
             case OK -> {
                 int stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
@@ -687,7 +687,6 @@ final class Translator {
         }
         s.reader.disable();
         WalkResult w = s.walker.translateStage2(s2, ipa, 0, s.walk);
-        s.count(WALK_READS, w.reads());
         if (w.isOk()) {
             return w.outputAddress();
         }
@@ -837,17 +836,22 @@ final class Translator {
             enabled = false;
         }
 
+        /** One descriptor read from guest memory: charged, and counted as a walk read (walk-cache hits are not). */
+        private long fromMemory(long pa) throws MemoryAccessException {
+            s.charge(readCost);
+            s.count(WALK_READS, 1);
+            return memory.read64(pa);
+        }
+
         @Override
         public long read(long pa, int stage, int level) throws MemoryAccessException {
             if (!enabled || level >= 3 || (nested && stage == 2)) {
-                s.charge(readCost);
-                return memory.read64(pa);
+                return fromMemory(pa);
             }
             int g = stage == 1 ? s1Granule : s2Granule;
             int span = g + (3 - level) * (g - 3);
             if (span >= 63) {
-                s.charge(readCost);
-                return memory.read64(pa);
+                return fromMemory(pa);
             }
             if (!probed) {
                 probed = true;
@@ -866,8 +870,7 @@ final class Translator {
                 s.charge(hitCost);
                 return cached[span];
             }
-            s.charge(readCost);
-            long d = memory.read64(pa);
+            long d = fromMemory(pa);
             if ((d & 3) == 3) {
                 fetched[span] = d;
                 levels[span] = (byte) (3 - level);
