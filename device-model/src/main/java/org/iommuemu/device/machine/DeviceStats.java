@@ -9,7 +9,7 @@ import java.util.List;
  * @param faults translations that ended in a fault or an abort
  * @param caches per-cache counters ("iotlb", "config", "walk")
  * @param walks page-table walks started
- * @param walkReads descriptor reads made by walks
+ * @param walkReads descriptor reads walks made from memory (what a walk cache answered is not counted)
  * @param mmioReads register reads
  * @param mmioWrites register writes
  * @param commands commands consumed, by opcode (only those seen)

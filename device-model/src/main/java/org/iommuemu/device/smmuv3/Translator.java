@@ -184,6 +184,7 @@ final class Translator {
         return sum(WALKS);
     }
 
+    /** Descriptor reads walks made from guest memory; walk-cache hits are not reads. */
     long walkReads() {
         return sum(WALK_READS);
     }
@@ -318,7 +319,6 @@ final class Translator {
         }
         reader.finish();
         s.count(WALKS, 1);
-        s.count(WALK_READS, reader.memoryReads());
         switch (w.outcome()) {
             case OK -> {
                 int stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
@@ -554,6 +554,13 @@ final class Translator {
             if (ste.s2S()) {
                 return "S2S is 1: stalling is not implemented (IDR0.STALL_MODEL)";
             }
+            // SMMUv3 STE.S2HA/S2HD: ILLEGAL to set S2HA if IDR0.HTTU == 0b00, S2HD if IDR0.HTTU == 0b0x
+            if (ste.s2Ha() && !config.httuAccess()) {
+                return "S2HA is 1 but this SMMU has no hardware access-flag update (IDR0.HTTU 0)";
+            }
+            if (ste.s2Hd() && !config.httuDirty()) {
+                return "S2HD is 1 but this SMMU has no hardware dirty-state update (IDR0.HTTU " + config.httu() + ")";
+            }
             int g = Ste.granuleLg2ForS2Tg(ste.s2Tg());
             if (g < 0 || !granuleImplemented(g)) {
                 return "S2TG " + ste.s2Tg() + " names a granule this SMMU does not implement";
@@ -680,7 +687,6 @@ final class Translator {
         }
         s.reader.disable();
         WalkResult w = s.walker.translateStage2(s2, ipa, 0, s.walk);
-        s.count(WALK_READS, w.reads());
         if (w.isOk()) {
             return w.outputAddress();
         }
@@ -719,6 +725,13 @@ final class Translator {
         }
         if (cd.s()) {
             return "CD.S is 1: stalling is not implemented (IDR0.STALL_MODEL)";
+        }
+        // SMMUv3 CD.HA/HD: ILLEGAL to set HA if IDR0.HTTU == 0b00, HD if IDR0.HTTU == 0b0x
+        if (cd.ha() && !config.httuAccess()) {
+            return "CD.HA is 1 but this SMMU has no hardware access-flag update (IDR0.HTTU 0)";
+        }
+        if (cd.hd() && !config.httuDirty()) {
+            return "CD.HD is 1 but this SMMU has no hardware dirty-state update (IDR0.HTTU " + config.httu() + ")";
         }
         if (!config.asid16() && (cd.asid() >>> 8) != 0) {
             return "ASID " + cd.asid() + " needs 16-bit ASIDs, which this SMMU does not implement";
@@ -791,7 +804,6 @@ final class Translator {
         private int s2Granule;
         private boolean nested;
         private long epoch;
-        private int memoryReads;
 
         CachingReader(Scratch s) {
             this.s = s;
@@ -809,12 +821,6 @@ final class Translator {
             this.s2Granule = s2Granule;
             this.nested = nested;
             this.epoch = epoch;
-            this.memoryReads = 0;
-        }
-
-        /** Descriptor reads since {@link #begin} that went to memory (walk-cache hits are not reads). */
-        int memoryReads() {
-            return memoryReads;
         }
 
         /** Stores the table descriptors the walk read from memory; ends the walk's use of the cache. */
@@ -830,19 +836,22 @@ final class Translator {
             enabled = false;
         }
 
+        /** One descriptor read from guest memory: charged, and counted as a walk read (walk-cache hits are not). */
+        private long fromMemory(long pa) throws MemoryAccessException {
+            s.charge(readCost);
+            s.count(WALK_READS, 1);
+            return memory.read64(pa);
+        }
+
         @Override
         public long read(long pa, int stage, int level) throws MemoryAccessException {
             if (!enabled || level >= 3 || (nested && stage == 2)) {
-                s.charge(readCost);
-                memoryReads++;
-                return memory.read64(pa);
+                return fromMemory(pa);
             }
             int g = stage == 1 ? s1Granule : s2Granule;
             int span = g + (3 - level) * (g - 3);
             if (span >= 63) {
-                s.charge(readCost);
-                memoryReads++;
-                return memory.read64(pa);
+                return fromMemory(pa);
             }
             if (!probed) {
                 probed = true;
@@ -861,9 +870,7 @@ final class Translator {
                 s.charge(hitCost);
                 return cached[span];
             }
-            s.charge(readCost);
-            memoryReads++;
-            long d = memory.read64(pa);
+            long d = fromMemory(pa);
             if ((d & 3) == 3) {
                 fetched[span] = d;
                 levels[span] = (byte) (3 - level);

@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Function;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.MemoryAccessException;
@@ -30,8 +31,10 @@ import org.iommuemu.core.smmuv3.QueueBase;
 import org.iommuemu.core.smmuv3.QueuePointer;
 import org.iommuemu.core.smmuv3.Ste;
 import org.iommuemu.core.smmuv3.StreamTableBase;
+import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.InterruptHub;
 import org.iommuemu.device.machine.InterruptRecord;
+import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.Translation;
 
 /**
@@ -78,12 +81,7 @@ final class SmmuTestRig {
     private final Map<Long, Long> l2Tables = new HashMap<>();
 
     SmmuTestRig(SmmuV3Config config) {
-        this.config = config;
-        this.ram = new SparseRam(List.of(new RamRegion(RAM_BASE, RAM_SIZE)));
-        this.alloc = new BuddyPageAllocator(ram, RAM_BASE, RAM_SIZE);
-        this.hub = new InterruptHub(ram);
-        hub.subscribe(interrupts::add);
-        this.smmu = new SmmuV3Device("smmu0", config, ram, hub);
+        this(config, hub -> hub);
     }
 
     /** A default SMMU (MSIs, both stages, HTTU...) with small queues. */
@@ -608,5 +606,108 @@ final class SmmuTestRig {
     /** Counts of the interrupts recorded from {@code source}. */
     long interruptsFrom(String source) {
         return interrupts.stream().filter(r -> r.source().equals(source)).count();
+    }
+
+    // ------------------------------------------------------------------ event queue, interrupts, stats helpers
+
+    /**
+     * A rig whose SMMU signals through {@code wrap} applied to the machine's {@link InterruptHub}: lets a test
+     * stand for an interconnect that aborts some MSI writes (the hub never does for RAM it can write).
+     */
+    SmmuTestRig(SmmuV3Config config, Function<InterruptSink, InterruptSink> wrap) {
+        this.config = config;
+        this.ram = new SparseRam(List.of(new RamRegion(RAM_BASE, RAM_SIZE)));
+        this.alloc = new BuddyPageAllocator(ram, RAM_BASE, RAM_SIZE);
+        this.hub = new InterruptHub(ram);
+        hub.subscribe(interrupts::add);
+        this.smmu = new SmmuV3Device("smmu0", config, ram, wrap.apply(hub));
+    }
+
+    /** An interrupt sink that passes everything to {@code next} except MSIs to {@code address}, which abort. */
+    static InterruptSink abortingMsisTo(long address, InterruptSink next) {
+        return new InterruptSink() {
+            @Override
+            public void wired(String iommu, String source) {
+                next.wired(iommu, source);
+            }
+
+            @Override
+            public boolean msi(String iommu, String source, long a, int data) {
+                return a != address && next.msi(iommu, source, a, data);
+            }
+        };
+    }
+
+    int eventqLog2() {
+        return eventqLog2;
+    }
+
+    /** The address of event-queue slot {@code index} (index only, no wrap bit). */
+    long eventSlot(int index) {
+        return eventqBase + (long) index * QueuePointer.EVENTQ_ENTRY_SIZE;
+    }
+
+    /** The four raw dwords of event-queue slot {@code index}, as they are in memory. */
+    long[] rawEvent(int index) {
+        long[] words = new long[EventRecord.DWORDS];
+        for (int i = 0; i < words.length; i++) {
+            words[i] = r64(eventSlot(index) + 8L * i);
+        }
+        return words;
+    }
+
+    /**
+     * One access on each of the streams {@code first .. first+n-1}, whose STEs are all zero (V=0): one C_BAD_STE
+     * each, never cached, so every access produces one event record.
+     */
+    void badSteFaults(int first, int n) {
+        for (int sid = first; sid < first + n; sid++) {
+            Translation t = translate(sid, -1, 0x1000, 0);
+            assertThat(t.code()).as("stream %d faults with C_BAD_STE", sid).isEqualTo(0x04);
+        }
+    }
+
+    /** The stream IDs of the records between CONS and PROD, consumed as {@link #events()} does. */
+    List<Integer> eventStreams() {
+        return events().stream().map(EventRecord::streamId).toList();
+    }
+
+    DeviceStats stats() {
+        return smmu.stats();
+    }
+
+    /** The counters of cache {@code name} ("iotlb", "config", "walk"). */
+    DeviceStats.CacheStat cache(String name) {
+        return smmu.stats().caches().stream().filter(c -> c.cache().equals(name)).findFirst().orElseThrow();
+    }
+
+    /** How many events of {@code type} the device counted. */
+    long eventsOfType(int type) {
+        return smmu.stats().events().stream().filter(c -> c.code() == type).mapToLong(DeviceStats.CodeCount::count)
+                .sum();
+    }
+
+    /** How many commands with {@code opcode} the device consumed. */
+    long commandsOf(int opcode) {
+        return smmu.stats().commands().stream().filter(c -> c.code() == opcode)
+                .mapToLong(DeviceStats.CodeCount::count).sum();
+    }
+
+    int gerror() {
+        return (int) read32(SmmuV3Registers.GERROR);
+    }
+
+    int gerrorn() {
+        return (int) read32(SmmuV3Registers.GERRORN);
+    }
+
+    /** Acknowledges every active global error as Linux's arm_smmu_gerror_handler does: GERRORN := GERROR. */
+    void acknowledgeGerror() {
+        write32(SmmuV3Registers.GERRORN, read32(SmmuV3Registers.GERROR));
+    }
+
+    /** The interrupts recorded from {@code source}. */
+    List<InterruptRecord> interruptList(String source) {
+        return interrupts.stream().filter(r -> r.source().equals(source)).toList();
     }
 }
