@@ -678,4 +678,16 @@ final class SmmuTestRig {
         assertThat(t.code()).as("fault code of %s", Bits.hex(iova)).isEqualTo(EventType.F_TRANSLATION);
         events();
     }
+
+    /**
+     * Writes raw entries ({@code dw0, dw1} pairs) from PROD on and moves CMDQ_PROD past all of them with one write,
+     * as one batch of arm_smmu_cmdq_issue_cmdlist.
+     */
+    void submitWords(long... words) {
+        assertThat(words.length % 2).as("whole entries").isZero();
+        for (int i = 0; i < words.length; i += 2) {
+            place(words[i], words[i + 1]);
+        }
+        write32(SmmuV3Registers.CMDQ_PROD, cmdqProd);
+    }
 }
