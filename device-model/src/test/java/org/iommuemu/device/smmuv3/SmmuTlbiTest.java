@@ -203,4 +203,20 @@ class SmmuTlbiTest {
 
         a.expect("oo");
     }
+
+    /**
+     * Without stage 2 there is no VMID: stage-1 entries are tagged with VMID 0 whatever STE.S2VMID holds, and Linux's
+     * TLBIs (VMID 0) reach them.
+     */
+    @Test
+    void withoutStage2Stage1EntriesBelongToVmid0() {
+        SmmuTestRig s1Only = SmmuTestRig.started(SmmuTestRig.smallQueues().stage2(false).vmid16(false).build());
+        StaleDomains.Domain a = new StaleDomains(s1Only).s1(1, 0x55, 1, 2);
+
+        s1Only.issue(Command.tlbiNhVa(0, 1, a.va(0), true));
+        a.expect("No");
+
+        s1Only.issue(Command.tlbiNhAsid(0, 1));
+        a.expect("NN");
+    }
 }
