@@ -25,6 +25,7 @@ import org.iommuemu.core.smmuv3.Cd;
 import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.Encodings;
 import org.iommuemu.core.smmuv3.EventRecord;
+import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.core.smmuv3.L1CdDescriptor;
 import org.iommuemu.core.smmuv3.L1StreamDescriptor;
 import org.iommuemu.core.smmuv3.QueueBase;
@@ -693,10 +694,12 @@ final class SmmuTestRig {
                 .mapToLong(DeviceStats.CodeCount::count).sum();
     }
 
+    /** GERROR as read through MMIO. */
     int gerror() {
         return (int) read32(SmmuV3Registers.GERROR);
     }
 
+    /** GERRORN as read through MMIO. */
     int gerrorn() {
         return (int) read32(SmmuV3Registers.GERRORN);
     }
@@ -709,5 +712,70 @@ final class SmmuTestRig {
     /** The interrupts recorded from {@code source}. */
     List<InterruptRecord> interruptList(String source) {
         return interrupts.stream().filter(r -> r.source().equals(source)).toList();
+    }
+
+    // ------------------------------------------------------------------ command-queue helpers
+
+    /**
+     * Linux's recovery from a command error (arm_smmu_cmdq_skip_err, then the GERRORN write of
+     * arm_smmu_gerror_handler): overwrites the entry CMDQ_CONS points at with {@code replacement} and acknowledges.
+     */
+    void replaceBadCommandAndAck(Command replacement) {
+        long at = cmdqSlot(cmdqCons());
+        w64(at, replacement.dw0());
+        w64(at + 8, replacement.dw1());
+        acknowledgeGerror();
+    }
+
+    /** CMDQ_CONS index and wrap (ERR dropped). */
+    int cmdqConsPointer() {
+        return QueuePointer.indexAndWrap(cmdqCons(), cmdqLog2);
+    }
+
+    /**
+     * Points the leaf descriptor that maps {@code iova} in {@code pt} at {@code newPa}, every attribute kept,
+     * without any invalidation: what a buggy (or not yet synchronised) driver leaves the SMMU to find.
+     */
+    void retarget(PageTable pt, long iova, long newPa) {
+        int g = ((Arm64Lpae) pt.format()).granuleLg2();
+        long slot = leafSlot(pt, iova);
+        long mask = Bits.maskHiLo(47, g);
+        w64(slot, (r64(slot) & ~mask) | (newPa & mask));
+    }
+
+    /** Clears the leaf descriptor that maps {@code iova} in {@code pt}, without any invalidation. */
+    void clearLeaf(PageTable pt, long iova) {
+        w64(leafSlot(pt, iova), 0);
+    }
+
+    /**
+     * A stage-1 stream whose STE carries {@code vmid} in S2VMID (which tags stage-1-only TLB entries when stage 2
+     * is implemented), translating through {@code pt} with {@code asid}; one-entry CD table, CFGI_STE issued.
+     */
+    Stage1Stream stage1Stream(int sid, int vmid, int asid, PageTable pt) {
+        long cds = cdTable(0);
+        writeCd(cds, 0, cdFor(pt, asid));
+        installSte(sid, Ste.stage1(cds, Ste.S1FMT_LINEAR, 0, Ste.S1DSS_SSID0).toBuilder().s2Vmid(vmid).build());
+        return new Stage1Stream(sid, asid, pt, cds);
+    }
+
+    /** Expects a translation fault (the walk found nothing) for {@code iova}; drops the event it recorded. */
+    void assertUnmapped(int sid, int ssid, long iova) {
+        Translation t = translate(sid, ssid, iova, 0);
+        assertThat(t.outcome()).as("translation of %s: %s", Bits.hex(iova), t).isNotEqualTo(Translation.Outcome.OK);
+        assertThat(t.code()).as("fault code of %s", Bits.hex(iova)).isEqualTo(EventType.F_TRANSLATION);
+        events();
+    }
+
+    /**
+     * Writes raw entries ({@code dw0, dw1} pairs) from PROD on and moves CMDQ_PROD past all of them with one write,
+     * as one batch of arm_smmu_cmdq_issue_cmdlist.
+     */
+    void submitWords(long... words) {
+        assertThat(words.length % 2).as("whole entries").isZero();
+        for (int i = 0; i < words.length; i += 2) {
+            place(words[i], words[i + 1]);
+        }
+        write32(SmmuV3Registers.CMDQ_PROD, cmdqProd);
     }
 }
