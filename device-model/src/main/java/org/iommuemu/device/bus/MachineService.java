@@ -70,6 +70,7 @@ final class MachineService extends MachineGrpc.MachineImplBase {
                 .setMaxMemAccessLength(l.maxMemAccessLength())
                 .setMaxSessions(l.maxSessions())
                 .setMaxTransferInFlight(l.maxTransferInFlight()));
+        b.setMsiDoorbellBase(machine.interrupts().doorbellBase()).setMsiDoorbellSize(machine.interrupts().doorbellSize());
         return b.build();
     }
 

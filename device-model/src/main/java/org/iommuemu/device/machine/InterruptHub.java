@@ -14,8 +14,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>An MSI is a 32-bit memory write. When its address is RAM the write is performed in guest memory
  * (as on hardware, where e.g. a driver polls for an SMMUv3 CMD_SYNC completion written by MSI) and the
- * interrupt is still reported to subscribers; otherwise it only reaches subscribers, as a write to an
- * interrupt controller's doorbell would.
+ * interrupt is still reported to subscribers. When it falls in the interrupt controller's doorbell window
+ * ({@link #DEFAULT_DOORBELL_BASE}, 64 KiB, like a GICv3 ITS translation page) it only reaches subscribers.
+ * Anywhere else nothing answers the write: it aborts, the device is told so ({@link #msi} returns false; an
+ * SMMUv3 sets GERROR.MSI_*_ABT_ERR) and subscribers see nothing.
  *
  * <p>Subscribers are called on the raising device's thread and must not block: the bus puts records into
  * a bounded per-subscriber buffer and counts what it has to drop.
@@ -23,12 +25,46 @@ import org.slf4j.LoggerFactory;
 public final class InterruptHub implements InterruptSink {
     private static final Logger log = LoggerFactory.getLogger(InterruptHub.class);
 
+    /** Where the doorbell window starts by default: below the default RAM, clear of it. */
+    public static final long DEFAULT_DOORBELL_BASE = 0x0800_0000L;
+    /** The doorbell window's size by default. */
+    public static final long DEFAULT_DOORBELL_SIZE = 0x1_0000L;
+
     private final PhysicalMemory memory;
+    private final long doorbellBase;
+    private final long doorbellSize;
     private final CopyOnWriteArrayList<Consumer<InterruptRecord>> subscribers = new CopyOnWriteArrayList<>();
     private final AtomicLong sequence = new AtomicLong();
+    private final AtomicLong aborted = new AtomicLong();
 
+    /** A hub with the default doorbell window. */
     public InterruptHub(PhysicalMemory memory) {
+        this(memory, DEFAULT_DOORBELL_BASE, DEFAULT_DOORBELL_SIZE);
+    }
+
+    /** A hub whose doorbell window is {@code [doorbellBase, doorbellBase + doorbellSize)}. */
+    public InterruptHub(PhysicalMemory memory, long doorbellBase, long doorbellSize) {
+        if (doorbellSize <= 0 || (doorbellBase & 3) != 0
+                || Long.compareUnsigned(doorbellBase + doorbellSize - 1, doorbellBase) < 0) {
+            throw new IllegalArgumentException("bad MSI doorbell window 0x" + Long.toHexString(doorbellBase) + "+0x"
+                    + Long.toHexString(doorbellSize));
+        }
         this.memory = memory;
+        this.doorbellBase = doorbellBase;
+        this.doorbellSize = doorbellSize;
+    }
+
+    public long doorbellBase() {
+        return doorbellBase;
+    }
+
+    public long doorbellSize() {
+        return doorbellSize;
+    }
+
+    /** MSI writes that aborted (neither RAM nor the doorbell window, or a failed RAM write). */
+    public long abortedMsis() {
+        return aborted.get();
     }
 
     /** Adds a subscriber; returns a handle that removes it. */
@@ -55,21 +91,24 @@ public final class InterruptHub implements InterruptSink {
     @Override
     public boolean msi(String iommu, String source, long address, int data) {
         boolean inRam = false;
-        boolean aborted = false;
         if ((address & 3) == 0 && memory.isRam(address, 4)) {
             try {
                 memory.write32(address, data);
                 inRam = true;
             } catch (MemoryAccessException e) {
-                log.debug("{}: MSI write for {} at {} failed: {}", iommu, source, Long.toHexString(address),
-                        e.getMessage());
-                aborted = true;
+                return abort(iommu, source, address, e.getMessage());
             }
+        } else if (Long.compareUnsigned(address - doorbellBase, doorbellSize - 4) > 0) {
+            return abort(iommu, source, address, "neither RAM nor the doorbell window");
         }
-        if (!aborted) {
-            publish(new InterruptRecord(sequence.incrementAndGet(), iommu, source, true, address, data, inRam));
-        }
-        return !aborted;
+        publish(new InterruptRecord(sequence.incrementAndGet(), iommu, source, true, address, data, inRam));
+        return true;
+    }
+
+    private boolean abort(String iommu, String source, long address, String why) {
+        aborted.incrementAndGet();
+        log.debug("{}: MSI write for {} at {} aborted: {}", iommu, source, Long.toHexString(address), why);
+        return false;
     }
 
     private void publish(InterruptRecord record) {

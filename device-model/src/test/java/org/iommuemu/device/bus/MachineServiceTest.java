@@ -77,6 +77,8 @@ class MachineServiceTest {
         assertThat(d.getLimits().getMaxMessageBytes()).isGreaterThan(1 << 20);
         assertThat(d.getLimits().getMaxSessions()).isEqualTo(1024);
         assertThat(d.getLimits().getMaxTransferInFlight()).isEqualTo(128);
+        assertThat(d.getMsiDoorbellBase()).isEqualTo(0x0800_0000L);
+        assertThat(d.getMsiDoorbellSize()).isEqualTo(0x1_0000L);
     }
 
     @Test

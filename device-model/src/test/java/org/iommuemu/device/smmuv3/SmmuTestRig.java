@@ -7,7 +7,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.Function;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.MemoryAccessException;
@@ -35,7 +34,6 @@ import org.iommuemu.core.smmuv3.StreamTableBase;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.InterruptHub;
 import org.iommuemu.device.machine.InterruptRecord;
-import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.Translation;
 
 /**
@@ -82,7 +80,12 @@ final class SmmuTestRig {
     private final Map<Long, Long> l2Tables = new HashMap<>();
 
     SmmuTestRig(SmmuV3Config config) {
-        this(config, hub -> hub);
+        this.config = config;
+        this.ram = new SparseRam(List.of(new RamRegion(RAM_BASE, RAM_SIZE)));
+        this.alloc = new BuddyPageAllocator(ram, RAM_BASE, RAM_SIZE);
+        this.hub = new InterruptHub(ram);
+        hub.subscribe(interrupts::add);
+        this.smmu = new SmmuV3Device("smmu0", config, ram, hub);
     }
 
     /** A default SMMU (MSIs, both stages, HTTU...) with small queues. */
@@ -610,34 +613,6 @@ final class SmmuTestRig {
     }
 
     // ------------------------------------------------------------------ event queue, interrupts, stats helpers
-
-    /**
-     * A rig whose SMMU signals through {@code wrap} applied to the machine's {@link InterruptHub}: lets a test
-     * stand for an interconnect that aborts some MSI writes (the hub never does for RAM it can write).
-     */
-    SmmuTestRig(SmmuV3Config config, Function<InterruptSink, InterruptSink> wrap) {
-        this.config = config;
-        this.ram = new SparseRam(List.of(new RamRegion(RAM_BASE, RAM_SIZE)));
-        this.alloc = new BuddyPageAllocator(ram, RAM_BASE, RAM_SIZE);
-        this.hub = new InterruptHub(ram);
-        hub.subscribe(interrupts::add);
-        this.smmu = new SmmuV3Device("smmu0", config, ram, wrap.apply(hub));
-    }
-
-    /** An interrupt sink that passes everything to {@code next} except MSIs to {@code address}, which abort. */
-    static InterruptSink abortingMsisTo(long address, InterruptSink next) {
-        return new InterruptSink() {
-            @Override
-            public void wired(String iommu, String source) {
-                next.wired(iommu, source);
-            }
-
-            @Override
-            public boolean msi(String iommu, String source, long a, int data) {
-                return a != address && next.msi(iommu, source, a, data);
-            }
-        };
-    }
 
     int eventqLog2() {
         return eventqLog2;
