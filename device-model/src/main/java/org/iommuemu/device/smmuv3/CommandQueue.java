@@ -31,7 +31,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Invalidations: CFGI_* drop configuration-cache entries (CFGI_STE also the stream's CDs, as QEMU does);
  * TLBI_* drop IOTLB and walk-cache entries (Leaf=1 spares the walk cache; a TTL level hint narrows IOTLB
- * invalidation by address). Commands the SMMU does not implement ({@link Command#check}) are CERROR_ILL;
+ * invalidation by address). TLBI_S2_IPA drops stage-2 entries only: combined nested entries stay, as the
+ * architecture allows, until a stage-1 invalidation of their VMID, so a driver that forgets it sees them. Commands the SMMU does not implement ({@link Command#check}) are CERROR_ILL;
  * PREFETCH_*, RESUME and STALL_TERM do nothing (no prefetching, no stall model). Called with the register file's
  * lock held.
  */
@@ -123,8 +124,10 @@ final class CommandQueue {
             case CommandOp.TLBI_S12_VMALL -> caches.invalidateVmid(Command.vmid(dw0), Stage.ALL);
             case CommandOp.TLBI_S2_IPA -> {
                 long address = Command.address(dw0, dw1);
+                // strict: combined stage 1 + stage 2 entries stay until a stage-1 invalidation (TLBI_NH_ALL,
+                // TLBI_S12_VMALL...), which the architecture allows and Linux issues after it for a nesting parent
                 caches.invalidateIpa(Command.vmid(dw0), address, length(dw0, dw1, address), level(dw1),
-                        Command.leaf(dw1), true);
+                        Command.leaf(dw1), false);
             }
             case CommandOp.TLBI_NSNH_ALL -> caches.invalidateAll();
             case CommandOp.CMD_SYNC -> sync(dw0, dw1);
