@@ -53,14 +53,12 @@ final class SparseImage {
     }
 
     void write(long offset, ByteString src) {
-        int done = 0;
-        int length = src.size();
-        while (done < length) {
+        java.nio.ByteBuffer from = src.asReadOnlyByteBuffer();
+        while (from.hasRemaining()) {
             int in = (int) (offset & (CHUNK - 1));
-            int n = Math.min(length - done, CHUNK - in);
-            src.copyTo(chunk(offset), done, in, n);
+            int n = Math.min(from.remaining(), CHUNK - in);
+            from.get(chunk(offset), in, n);
             offset += n;
-            done += n;
         }
     }
 

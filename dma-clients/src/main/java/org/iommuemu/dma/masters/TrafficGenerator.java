@@ -62,7 +62,7 @@ public final class TrafficGenerator {
      */
     public TrafficStats run() throws InterruptedException {
         int window = spec.window();
-        @SuppressWarnings("unchecked")
+        @SuppressWarnings({"unchecked", "rawtypes"})
         CompletableFuture<DmaResult>[] inFlight = new CompletableFuture[window];
         boolean[] isRead = new boolean[window];
         Counts c = new Counts();
