@@ -3,6 +3,7 @@ package org.iommuemu.device.smmuv3.driver;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 import org.iommuemu.core.driver.smmuv3.SmmuHost;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
@@ -24,9 +25,11 @@ import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.InProcessSmmuHost;
 import org.iommuemu.device.machine.InterruptHub;
 import org.iommuemu.device.machine.InterruptRecord;
+import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
 import org.iommuemu.device.smmuv3.SmmuV3Device;
+import org.iommuemu.device.xlate.ConfigCache;
 
 /**
  * One {@link SmmuV3Device} in 64 MiB of RAM, an {@link InProcessSmmuHost} over it and the driver, with a listener
@@ -50,12 +53,17 @@ final class DriverRig {
     SmmuV3Driver driver;
 
     DriverRig(SmmuV3Config config) {
+        this(config, sink -> sink);
+    }
+
+    /** A rig whose device signals through {@code wrap} applied to the hub (to lose some MSI writes, say). */
+    DriverRig(SmmuV3Config config, UnaryOperator<InterruptSink> wrap) {
         this.config = config;
         this.ram = new SparseRam(List.of(new RamRegion(RAM_BASE, RAM_SIZE)));
         this.alloc = new BuddyPageAllocator(ram, RAM_BASE, RAM_SIZE);
         this.hub = new InterruptHub(ram);
         hub.subscribe(interrupts::add);
-        this.smmu = new SmmuV3Device("smmu0", config, ram, hub);
+        this.smmu = new SmmuV3Device("smmu0", config, ram, wrap.apply(hub));
         this.host = new InProcessSmmuHost(smmu, ram, alloc, hub);
     }
 
@@ -132,8 +140,9 @@ final class DriverRig {
         return interrupts.stream().filter(r -> r.source().equals(source)).count();
     }
 
+    /** Translates one access without a substream. */
     Translation translate(int sid, long iova, int access) {
-        return smmu.translate(sid, 0, iova, access, new Translation());
+        return smmu.translate(sid, ConfigCache.NO_SUBSTREAM, iova, access, new Translation());
     }
 
     /**

@@ -21,7 +21,8 @@ import org.iommuemu.core.smmuv3.SmmuRegs;
  * <p><b>Completion.</b> With {@link #msiPolling} the CMD_SYNC has CS=IRQ and its MSIAddr names a 4-byte word
  * the driver owns (not the CMD_SYNC's own queue slot, as Linux's {@code arm_smmu_cmdq_poll_until_msi} does), and
  * MSIData is a sequence number that changes with every CMD_SYNC: the sync is complete when the word holds it.
- * Otherwise the CMD_SYNC has CS=SEV (CS=NONE when the SMMU has no SEV) and the driver polls CMDQ_CONS until it
+ * A CMD_SYNC whose MSI write was lost (GERROR.MSI_CMDQ_ABT_ERR) still completes: from the second poll on, CMDQ_CONS
+ * reaching PROD counts as completion too. Otherwise the CMD_SYNC has CS=SEV (CS=NONE when the SMMU has no SEV) and the driver polls CMDQ_CONS until it
  * reaches PROD (under the queue lock nothing follows the CMD_SYNC, so CONS passing it means CONS = PROD).
  *
  * <p><b>Full queue.</b> Before writing a batch the driver waits, polling CMDQ_CONS, until the queue has room for
@@ -206,6 +207,12 @@ final class CommandQueue {
                 if (readSyncWord() == sequence) {
                     cons = prod; // everything up to the CMD_SYNC was consumed
                     return;
+                }
+                if (i > 0) { // the MSI write may have been lost (GERROR.MSI_CMDQ_ABT_ERR): CONS tells too
+                    cons = readCons();
+                    if (QueuePointer.isEmpty(prod, cons, log2)) {
+                        return;
+                    }
                 }
             } else {
                 cons = readCons();
