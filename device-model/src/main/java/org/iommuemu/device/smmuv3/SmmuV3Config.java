@@ -1,6 +1,7 @@
 package org.iommuemu.device.smmuv3;
 
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.smmuv3.SmmuRegs;
 import org.iommuemu.device.xlate.CostModel;
 
 /**
@@ -71,11 +72,11 @@ public record SmmuV3Config(
     public static final int MAX_QUEUE_LOG2 = 19;
 
     /** IDR0.TTF: AArch64 tables only. */
-    public static final int TTF_AARCH64 = 2;
+    public static final int TTF_AARCH64 = SmmuRegs.TTF_AARCH64;
     /** IDR0.TTENDIAN: little-endian only. */
-    public static final int TTENDIAN_LITTLE = 2;
+    public static final int TTENDIAN_LITTLE = SmmuRegs.TTENDIAN_LITTLE;
     /** IDR0.STALL_MODEL: stalling not supported. */
-    public static final int STALL_MODEL_NO_STALL = 1;
+    public static final int STALL_MODEL_NO_STALL = SmmuRegs.STALL_MODEL_NO_STALL;
 
     /** @throws IllegalArgumentException for values out of range or combinations the architecture forbids */
     public SmmuV3Config {

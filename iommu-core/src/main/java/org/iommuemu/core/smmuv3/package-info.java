@@ -19,7 +19,8 @@
  * </ul>
  *
  * <p>Structures are immutable records whose canonical constructors reject values that do not fit their
- * fields, so encode and decode are exact inverses on the fields modelled. Register offsets and ID-register
- * fields stay with the device ({@code org.iommuemu.device.smmuv3.SmmuV3Registers}).
+ * fields, so encode and decode are exact inverses on the fields modelled. {@link org.iommuemu.core.smmuv3.SmmuRegs}
+ * holds the register offsets and the control and ID register fields, for the device's register file and the
+ * drivers alike.
  */
 package org.iommuemu.core.smmuv3;
