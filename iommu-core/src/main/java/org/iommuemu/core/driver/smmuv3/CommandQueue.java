@@ -43,7 +43,7 @@ import org.iommuemu.core.smmuv3.SmmuRegs;
  * queue concurrently; the emulated SMMU consumes synchronously, so little would be gained. A submission encodes
  * into a preallocated buffer and allocates nothing per command.
  */
-final class CommandQueue {
+final class CommandQueue implements TlbiPlanner.Sink {
     private static final System.Logger log = System.getLogger(CommandQueue.class.getName());
 
     /** The most commands one CMD_SYNC covers (Linux's CMDQ_BATCH_ENTRIES on a 64-bit host). */
@@ -65,6 +65,8 @@ final class CommandQueue {
     private int prod;
     private int cons;
     private int syncSequence;
+    /** Commands collected by the open batch ({@link #openBatch}) and not yet issued. */
+    private int pending;
     private long commands;
     private long syncs;
     private long commandErrors;
@@ -122,6 +124,35 @@ final class CommandQueue {
             issueBatch(batch);
             i += batch;
         } while (i < n);
+    }
+
+    /**
+     * Opens a batch of commands given as words to {@link #command}: they collect in the preallocated buffer, a
+     * CMD_SYNC follows every {@link #maxBatch} of them, and {@link #closeBatch} issues the rest with a last
+     * CMD_SYNC. The caller holds this queue's monitor from open to close ({@code synchronized (queue)}), so no
+     * other submission interleaves.
+     */
+    void openBatch() {
+        pending = 0;
+    }
+
+    /** One command of the open batch (a {@link TlbiPlanner.Sink}, so plans go straight into the queue). */
+    @Override
+    public void command(long dw0, long dw1) {
+        words[2 * pending] = dw0;
+        words[2 * pending + 1] = dw1;
+        if (++pending == maxBatch) {
+            issueBatch(pending);
+            pending = 0;
+        }
+    }
+
+    /** Issues what the open batch still holds, with a CMD_SYNC, and waits for it. */
+    void closeBatch() {
+        if (pending > 0) {
+            issueBatch(pending);
+        }
+        pending = 0;
     }
 
     /** Issues one command given as its two words, without {@link Command}'s checks, and a CMD_SYNC. */

@@ -85,6 +85,11 @@ public final class SmmuV3Driver {
         return (int) host.mmioRead(offset, 4);
     }
 
+    /** The host the driver reaches its SMMU through. */
+    public SmmuHost host() {
+        return host;
+    }
+
     public SmmuV3Features features() {
         return features;
     }
@@ -292,6 +297,11 @@ public final class SmmuV3Driver {
      */
     public void submitRaw(long dw0, long dw1) {
         cmdq().submitRaw(dw0, dw1);
+    }
+
+    /** The command queue, for the domain layer's batched invalidations; throws before {@link #init}. */
+    CommandQueue commandQueue() {
+        return cmdq();
     }
 
     private CommandQueue cmdq() {
