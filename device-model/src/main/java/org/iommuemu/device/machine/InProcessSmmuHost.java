@@ -49,10 +49,11 @@ public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
         this.memory = Objects.requireNonNull(memory, "memory");
         this.allocator = Objects.requireNonNull(allocator, "allocator");
         String name = device.name();
-        this.subscription = hub.subscribe(r -> {
-            if (name.equals(r.iommu())) {
-                Irq irq = irq(r.source());
-                if (irq != null) {
+        this.subscription = hub.listen((iommu, source, msi, landedInRam) -> {
+            if (name.equals(iommu)) {
+                Irq irq = irq(source);
+                // a CMD_SYNC whose MSI was written to RAM completed a poll: a memory write, not a CPU interrupt
+                if (irq != null && !(irq == Irq.CMD_SYNC && landedInRam)) {
                     pending.add(irq);
                 }
             }

@@ -36,6 +36,7 @@ public final class InterruptHub implements InterruptSink {
     private final CopyOnWriteArrayList<Consumer<InterruptRecord>> subscribers = new CopyOnWriteArrayList<>();
     private final AtomicLong sequence = new AtomicLong();
     private final AtomicLong aborted = new AtomicLong();
+    private volatile Listener[] listeners = new Listener[0];
 
     /** A hub with the default doorbell window. */
     public InterruptHub(PhysicalMemory memory) {
@@ -67,6 +68,41 @@ public final class InterruptHub implements InterruptSink {
         return aborted.get();
     }
 
+    /**
+     * Told of every interrupt as it is raised, without a record being built: what an in-process driver host
+     * needs on its hot path (a CMD_SYNC completion per invalidation). Called on the raising device's thread;
+     * must not block or throw.
+     */
+    @FunctionalInterface
+    public interface Listener {
+        void interrupt(String iommu, String source, boolean msi, boolean landedInRam);
+    }
+
+    /** Adds a listener; returns a handle that removes it. Raising an interrupt for listeners allocates nothing. */
+    public AutoCloseable listen(Listener listener) {
+        java.util.Objects.requireNonNull(listener, "listener");
+        synchronized (this) {
+            Listener[] now = listeners;
+            Listener[] next = java.util.Arrays.copyOf(now, now.length + 1);
+            next[now.length] = listener;
+            listeners = next;
+        }
+        return () -> {
+            synchronized (this) {
+                Listener[] now = listeners;
+                for (int i = 0; i < now.length; i++) {
+                    if (now[i] == listener) {
+                        Listener[] next = new Listener[now.length - 1];
+                        System.arraycopy(now, 0, next, 0, i);
+                        System.arraycopy(now, i + 1, next, i, now.length - i - 1);
+                        listeners = next;
+                        return;
+                    }
+                }
+            }
+        };
+    }
+
     /** Adds a subscriber; returns a handle that removes it. */
     public AutoCloseable subscribe(Consumer<InterruptRecord> subscriber) {
         subscribers.add(subscriber);
@@ -85,7 +121,11 @@ public final class InterruptHub implements InterruptSink {
 
     @Override
     public void wired(String iommu, String source) {
-        publish(new InterruptRecord(sequence.incrementAndGet(), iommu, source, false, 0, 0, false));
+        long seq = sequence.incrementAndGet();
+        tell(iommu, source, false, false);
+        if (!subscribers.isEmpty()) {
+            publish(new InterruptRecord(seq, iommu, source, false, 0, 0, false));
+        }
     }
 
     @Override
@@ -101,8 +141,22 @@ public final class InterruptHub implements InterruptSink {
         } else if (Long.compareUnsigned(address - doorbellBase, doorbellSize - 4) > 0) {
             return abort(iommu, source, address, "neither RAM nor the doorbell window");
         }
-        publish(new InterruptRecord(sequence.incrementAndGet(), iommu, source, true, address, data, inRam));
+        long seq = sequence.incrementAndGet();
+        tell(iommu, source, true, inRam);
+        if (!subscribers.isEmpty()) { // a record only for someone who keeps it
+            publish(new InterruptRecord(seq, iommu, source, true, address, data, inRam));
+        }
         return true;
+    }
+
+    private void tell(String iommu, String source, boolean msi, boolean inRam) {
+        for (Listener l : listeners) { // an array: no iterator
+            try {
+                l.interrupt(iommu, source, msi, inRam);
+            } catch (RuntimeException e) {
+                log.warn("interrupt listener failed", e);
+            }
+        }
     }
 
     private boolean abort(String iommu, String source, long address, String why) {

@@ -57,4 +57,20 @@ class InterruptHubTest {
         assertThatThrownBy(() -> new InterruptHub(ram, 0x1000, 0)).hasMessageContaining("doorbell");
         assertThatThrownBy(() -> new InterruptHub(ram, -4096, 8192)).hasMessageContaining("doorbell");
     }
+
+    @Test
+    void listenersAreToldOfEveryInterruptAndCanLeave() throws Exception {
+        List<String> told = new ArrayList<>();
+        AutoCloseable l = hub.listen((iommu, source, msi, inRam) -> told.add(iommu + "/" + source + "/" + msi + "/" + inRam));
+        hub.wired("smmu0", "eventq");
+        hub.msi("smmu0", "cmd-sync", RAM + 8, 1);
+        hub.msi("smmu0", "gerror", InterruptHub.DEFAULT_DOORBELL_BASE, 2);
+        hub.msi("smmu0", "gerror", 0x40_0000_0000L, 3); // aborts: nobody is told
+        assertThat(told).containsExactly("smmu0/eventq/false/false", "smmu0/cmd-sync/true/true",
+                "smmu0/gerror/true/false");
+        assertThat(seen).as("record subscribers see the same interrupts").hasSize(3);
+        l.close();
+        hub.wired("smmu0", "eventq");
+        assertThat(told).hasSize(3);
+    }
 }
