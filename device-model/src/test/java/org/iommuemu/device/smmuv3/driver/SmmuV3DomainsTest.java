@@ -195,4 +195,29 @@ class SmmuV3DomainsTest {
         assertThat(t.isOk()).isTrue();
         assertThat(bytes).as("bytes allocated by 1000 map + translate + strict unmap rounds (least of 3 windows)").isZero();
     }
+
+    @Test
+    void eventsReachTheFaultHandlerOfTheStreamsDomain() throws Exception {
+        DriverRig rig = DriverRig.started();
+        SmmuV3Domains smmu = new SmmuV3Domains(rig.driver, "smmu0", TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD);
+        IommuDomain handled = domain(rig, Arm64Lpae.stage1(12, 48, 48), FlushPolicy.STRICT);
+        IommuDomain silent = domain(rig, Arm64Lpae.stage1(12, 48, 48), FlushPolicy.STRICT);
+        smmu.attachStream(handled, SmmuV3Domains.Stage.S1, SID);
+        smmu.attachStream(silent, SmmuV3Domains.Stage.S1, SID + 1);
+        List<String> faults = new java.util.ArrayList<>();
+        smmu.setFaultHandler(handled, (dom, sid, e) -> faults.add(dom.name() + "/" + sid + "/" + e.type() + "/"
+                + Long.toHexString(e.inputAddr())));
+
+        assertThat(rig.translate(SID, IOVA + 0x40, Access.WRITE).code()).isEqualTo(EventType.F_TRANSLATION);
+        assertThat(rig.translate(SID + 1, IOVA, 0).code()).isEqualTo(EventType.F_TRANSLATION);
+        rig.driver.drainEvents();
+
+        assertThat(faults).containsExactly("dom/" + SID + "/" + EventType.F_TRANSLATION + "/"
+                + Long.toHexString(IOVA + 0x40));
+        assertThat(smmu.unhandledEvents()).as("the other domain has no handler").isEqualTo(1);
+        smmu.setFaultHandler(handled, null);
+        rig.translate(SID, IOVA, 0);
+        rig.driver.drainEvents();
+        assertThat(faults).hasSize(1);
+    }
 }

@@ -17,6 +17,7 @@ import org.iommuemu.core.smmuv3.Cd;
 import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.Encodings;
+import org.iommuemu.core.smmuv3.EventRecord;
 import org.iommuemu.core.smmuv3.Ste;
 
 /**
@@ -41,6 +42,10 @@ import org.iommuemu.core.smmuv3.Ste;
  * TLBI_S12_VMALL with a CMD_SYNC. The SMMU caches no invalid entries, so maps need no sync
  * ({@link #needsMapSync} is false).
  *
+ * <p><b>Faults.</b> Every event record the driver reads for a stream attached here goes to its domain's
+ * {@link FaultHandler} ({@link #setFaultHandler}); records of domains without one are counted
+ * ({@link #unhandledEvents}).
+ *
  * <p>Thread-safe: attach and detach serialise on this object (and then take the command queue's monitor, never
  * the other way round); invalidations from any number of mapping threads serialise on the command queue and
  * allocate nothing.
@@ -52,6 +57,16 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         S2
     }
 
+    /**
+     * Told of each event record the driver reads for a stream attached to a domain (Linux's
+     * {@code iommu_set_fault_handler}). Called on the thread draining the event queue, with the driver's queue
+     * lock held: return quickly, do not call back into the driver.
+     */
+    @FunctionalInterface
+    public interface FaultHandler {
+        void onFault(IommuDomain domain, int streamId, EventRecord event);
+    }
+
     /** A domain's context on this SMMU. */
     private record Context(Stage stage, int vmid, int asid, int tgLg2) {}
 
@@ -61,8 +76,11 @@ public final class SmmuV3Domains implements IommuInstanceOps {
     private final IdAllocator asids;
     private final IdAllocator vmids;
     private final ConcurrentHashMap<IommuDomain, Context> contexts = new ConcurrentHashMap<>();
-    /** Guarded by {@code this}: the streams attached through this object, and their CD tables (0 for stage 2). */
-    private final Map<Integer, IommuDomain> streams = new HashMap<>();
+    /** The streams attached through this object (changed under {@code this}, read by the event path). */
+    private final Map<Integer, IommuDomain> streams = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<IommuDomain, FaultHandler> handlers = new ConcurrentHashMap<>();
+    private final AtomicLong unhandledEvents = new AtomicLong();
+    /** Guarded by {@code this}: each attached stream's CD table (0 for stage 2). */
     private final Map<Integer, Long> cdTables = new HashMap<>();
     private final AtomicLong invalidations = new AtomicLong();
 
@@ -79,6 +97,39 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         this.planner = new TlbiPlanner(f.rangeInvalidation(), contextThreshold);
         this.asids = f.stage1() ? new IdAllocator("ASID", 1, f.asidBits()) : null;
         this.vmids = f.stage2() ? new IdAllocator("VMID", 1, f.vmidBits()) : null;
+        driver.addListener(new SmmuV3Listener() {
+            @Override
+            public void onEvent(EventRecord event) {
+                route(event);
+            }
+        });
+    }
+
+    /** Sends {@code domain}'s event records to {@code handler} (null: stop). */
+    public void setFaultHandler(IommuDomain domain, FaultHandler handler) {
+        Objects.requireNonNull(domain, "domain");
+        if (handler == null) {
+            handlers.remove(domain);
+        } else {
+            handlers.put(domain, handler);
+        }
+    }
+
+    /** Event records of attached streams whose domain had no fault handler. */
+    public long unhandledEvents() {
+        return unhandledEvents.get();
+    }
+
+    private void route(EventRecord event) {
+        IommuDomain domain = streams.get(event.streamId());
+        FaultHandler h = domain == null ? null : handlers.get(domain);
+        if (h == null) {
+            if (domain != null) {
+                unhandledEvents.incrementAndGet();
+            }
+            return;
+        }
+        h.onFault(domain, event.streamId(), event);
     }
 
     @Override
