@@ -125,7 +125,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     }
 
     private static String streamKey(String iommu, int streamId) {
-        return iommu + "/" + Integer.toUnsignedString(streamId);
+        return iommu + " stream " + Integer.toUnsignedString(streamId);
     }
 
     // ------------------------------------------------------------------ domains
@@ -253,7 +253,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 Domain d = domain(request.getDomain());
                 if (!d.streams.isEmpty()) {
                     throw BusError.failedPrecondition("domain " + d.id + " (" + d.api.name()
-                            + ") still has streams attached: " + d.streams + "; DetachDevice them first");
+                            + ") still has streams attached (" + String.join(", ", d.streams) + "); DetachDevice them first");
                 }
                 Lock w = d.lock.writeLock();
                 w.lock();
