@@ -326,6 +326,11 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         } catch (SmmuV3DriverException e) {
             throw driverError(e);
         } finally {
+            if (old != null && o.domains().domainOf(sid) != old.api) {
+                // moved, or lost on the way when the attach failed after taking it from its old domain
+                old.streams.remove(key);
+                streams.remove(key);
+            }
             if (ow != null) {
                 ow.unlock();
             }
