@@ -17,13 +17,15 @@ import java.util.concurrent.TimeUnit;
 import org.iommuemu.device.BuildInfo;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.DmaGrpc;
+import org.iommuemu.proto.v1.DriverGrpc;
 import org.iommuemu.proto.v1.MachineGrpc;
 import org.iommuemu.proto.v1.TelemetryGrpc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The gRPC bus in front of a {@link Machine}: the {@code Machine} and {@code Dma} services, the standard
+ * The gRPC bus in front of a {@link Machine}: the {@code Machine}, {@code Dma}, {@code Telemetry} and
+ * {@code Driver} services, the standard
  * health service and server reflection, over Netty (TCP, loopback by default) or grpc's in-process
  * transport (the embedded default).
  *
@@ -43,6 +45,7 @@ public final class BusServer implements AutoCloseable {
     private final SessionRegistry sessions;
     private final MachineService machineService;
     private final DmaService dmaService;
+    private final DriverService driverService;
     private final HealthStatusManager health = new HealthStatusManager();
     private final String target;
     private volatile boolean shutdown;
@@ -52,10 +55,12 @@ public final class BusServer implements AutoCloseable {
         this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions());
         this.machineService = new MachineService(machine, BuildInfo.version());
         this.dmaService = new DmaService(machine, sessions);
+        this.driverService = new DriverService(machine);
         ConnectionTracker tracker = new ConnectionTracker(sessions);
         builder.addService(machineService)
                 .addService(dmaService)
                 .addService(new TelemetryService(machine))
+                .addService(driverService)
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .addTransportFilter(tracker)
@@ -109,7 +114,7 @@ public final class BusServer implements AutoCloseable {
     public BusServer start() throws IOException {
         server.start();
         for (String service : new String[] {"", MachineGrpc.SERVICE_NAME, DmaGrpc.SERVICE_NAME,
-            TelemetryGrpc.SERVICE_NAME}) {
+            TelemetryGrpc.SERVICE_NAME, DriverGrpc.SERVICE_NAME}) {
             health.setStatus(service, io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
         }
         log.debug("bus serving on {}", server.getListenSockets());
@@ -153,6 +158,7 @@ public final class BusServer implements AutoCloseable {
         server.shutdown();
         machineService.beginShutdown();
         dmaService.beginShutdown();
+        driverService.shutdown();
         try {
             if (!server.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS)) {
                 log.warn("calls still running after {} ms; cancelling them", grace.toMillis());

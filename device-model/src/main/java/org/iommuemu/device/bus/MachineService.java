@@ -106,6 +106,10 @@ final class MachineService extends MachineGrpc.MachineImplBase {
         Calls.unary(responses, () -> {
             IommuDevice d = device(machine, request.getIommu());
             checkMmio(d, request.getOffset(), request.getWidth());
+            if (machine.driverHost().owns(d.name())) {
+                throw BusError.failedPrecondition("iommu " + d.name() + " belongs to the Driver service (taken over"
+                        + " by Driver.CreateDomain); its registers can be read but not written");
+            }
             if (request.getWidth() == 4 && !Bits.fitsUnsigned(request.getValue(), 32)) {
                 throw BusError.invalidArgument("value " + Bits.hex(request.getValue())
                         + " does not fit in a 4-byte write (width 4)");

@@ -24,6 +24,7 @@ public final class Machine {
     private final Map<String, IommuDevice> iommus;
     private final DmaEngine dma;
     private final StreamClaims claims = new StreamClaims();
+    private final DriverHost driverHost;
 
     public Machine(MachineConfig config) {
         this.config = config;
@@ -35,6 +36,7 @@ public final class Machine {
         }
         this.iommus = Collections.unmodifiableMap(devices);
         this.dma = new DmaEngine(memory);
+        this.driverHost = new DriverHost(this);
     }
 
     private IommuDevice create(IommuSpec spec) {
@@ -87,6 +89,11 @@ public final class Machine {
 
     public StreamClaims claims() {
         return claims;
+    }
+
+    /** The in-process IOMMU driver: its heap and the instances it has taken over. */
+    public DriverHost driverHost() {
+        return driverHost;
     }
 
     /** Returns every IOMMU to its power-on state (RAM keeps its contents). */

@@ -1,0 +1,564 @@
+package org.iommuemu.device.bus;
+
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.iommuemu.core.api.FlushPolicy;
+import org.iommuemu.core.api.FlushQueueTimer;
+import org.iommuemu.core.api.IommuApiException;
+import org.iommuemu.core.api.IommuDomain;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
+import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
+import org.iommuemu.core.memory.GuestMemoryExhaustedException;
+import org.iommuemu.core.memory.PageAllocator;
+import org.iommuemu.core.pgtable.PageTableException;
+import org.iommuemu.core.pgtable.Prot;
+import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
+import org.iommuemu.device.machine.DriverHost;
+import org.iommuemu.device.machine.IommuDevice;
+import org.iommuemu.device.machine.IommuType;
+import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.AllocBufferReply;
+import org.iommuemu.proto.v1.AllocBufferRequest;
+import org.iommuemu.proto.v1.AttachDeviceReply;
+import org.iommuemu.proto.v1.AttachDeviceRequest;
+import org.iommuemu.proto.v1.CreateDomainReply;
+import org.iommuemu.proto.v1.CreateDomainRequest;
+import org.iommuemu.proto.v1.DestroyDomainReply;
+import org.iommuemu.proto.v1.DestroyDomainRequest;
+import org.iommuemu.proto.v1.DetachDeviceReply;
+import org.iommuemu.proto.v1.DetachDeviceRequest;
+import org.iommuemu.proto.v1.DriverGrpc;
+import org.iommuemu.proto.v1.FreeBufferReply;
+import org.iommuemu.proto.v1.FreeBufferRequest;
+import org.iommuemu.proto.v1.IovaToPhysReply;
+import org.iommuemu.proto.v1.IovaToPhysRequest;
+import org.iommuemu.proto.v1.MapReply;
+import org.iommuemu.proto.v1.MapRequest;
+import org.iommuemu.proto.v1.MapSgReply;
+import org.iommuemu.proto.v1.MapSgRequest;
+import org.iommuemu.proto.v1.UnmapReply;
+import org.iommuemu.proto.v1.UnmapRequest;
+
+/**
+ * The in-process IOMMU API on the bus: domains of the machine's {@link DriverHost} driver, stream attachment,
+ * map / mapSg / unmap / iovaToPhys, and buffers from the driver heap.
+ *
+ * <p><b>Locking.</b> Creating, destroying, attaching and detaching serialise on this service; each also takes the
+ * write side of the domains' read-write locks it changes, so they never run under a map or unmap of those
+ * domains (which {@link IommuDomain} does not allow). Map, mapSg, unmap and iovaToPhys take the read side: any
+ * number run at once, on any domains.
+ *
+ * <p><b>Destroy</b> refuses (FAILED_PRECONDITION, naming the streams) a domain that still has streams attached:
+ * a client detaches its devices first, as Linux requires before {@code iommu_domain_free}.
+ */
+final class DriverService extends DriverGrpc.DriverImplBase {
+    /** Longest domain name. */
+    static final int MAX_NAME = 64;
+
+    private final Machine machine;
+    private final DriverHost host;
+    private final AtomicLong nextId = new AtomicLong(1);
+    private final Map<Long, Domain> domains = new ConcurrentHashMap<>();
+    /** Guarded by {@code this}: who each attached stream belongs to, keyed by {@link #streamKey}. */
+    private final Map<String, Domain> streams = new HashMap<>();
+    /** AllocBuffer blocks not freed yet (FreeBuffer frees only these, never driver structures). */
+    private final Set<Long> buffers = ConcurrentHashMap.newKeySet();
+    private FlushQueueTimer timer;
+
+    /** A domain of the service: the IOMMU API domain, the instances it is for and its attached streams. */
+    private static final class Domain {
+        final long id;
+        final IommuDomain api;
+        final SmmuV3Domains.Stage stage;
+        final List<DriverHost.Owned> instances;
+        /** Guarded by the service: stream keys attached. */
+        final Set<String> streams = new LinkedHashSet<>();
+        final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+
+        Domain(long id, IommuDomain api, SmmuV3Domains.Stage stage, List<DriverHost.Owned> instances) {
+            this.id = id;
+            this.api = api;
+            this.stage = stage;
+            this.instances = instances;
+        }
+
+        DriverHost.Owned instance(String name) {
+            for (DriverHost.Owned o : instances) {
+                if (o.name().equals(name)) {
+                    return o;
+                }
+            }
+            return null;
+        }
+
+        List<String> instanceNames() {
+            List<String> names = new ArrayList<>();
+            for (DriverHost.Owned o : instances) {
+                names.add(o.name());
+            }
+            return names;
+        }
+    }
+
+    DriverService(Machine machine) {
+        this.machine = machine;
+        this.host = machine.driverHost();
+    }
+
+    /** Stops the LAZY flush-queue timer (at server shutdown). */
+    synchronized void shutdown() {
+        if (timer != null) {
+            timer.close();
+            timer = null;
+        }
+    }
+
+    private static String streamKey(String iommu, int streamId) {
+        return iommu + " stream " + Integer.toUnsignedString(streamId);
+    }
+
+    // ------------------------------------------------------------------ domains
+
+    @Override
+    public void createDomain(CreateDomainRequest request, StreamObserver<CreateDomainReply> responses) {
+        Calls.unary(responses, () -> create(request));
+    }
+
+    private synchronized CreateDomainReply create(CreateDomainRequest r) {
+        if (r.getIommusCount() == 0) {
+            throw BusError.invalidArgument("iommus must name at least one instance (instances: "
+                    + machine.iommuNames() + ")");
+        }
+        SmmuV3Domains.Stage stage = switch (r.getStage()) {
+            case STAGE_1 -> SmmuV3Domains.Stage.S1;
+            case STAGE_2 -> SmmuV3Domains.Stage.S2;
+            default -> throw BusError.invalidArgument("stage must be STAGE_1 or STAGE_2, got " + r.getStage());
+        };
+        long granule = r.getGranule();
+        if (granule != 4096 && granule != 16384 && granule != 65536) {
+            throw BusError.invalidArgument("granule must be 4096, 16384 or 65536 bytes, got "
+                    + Long.toUnsignedString(granule));
+        }
+        int granuleLg2 = Bits.lg2(granule);
+        FlushPolicy policy = switch (r.getFlush()) {
+            case FLUSH_MODE_UNSPECIFIED, STRICT -> FlushPolicy.STRICT;
+            case LAZY -> FlushPolicy.LAZY;
+            default -> throw BusError.invalidArgument("flush must be STRICT or LAZY, got " + r.getFlush());
+        };
+        if (r.getName().length() > MAX_NAME) {
+            throw BusError.invalidArgument("name is longer than " + MAX_NAME + " characters");
+        }
+        // Check the names and kinds before taking any instance over.
+        List<IommuDevice> devices = new ArrayList<>();
+        for (String name : r.getIommusList()) {
+            IommuDevice d = MachineService.device(machine, name);
+            if (devices.contains(d)) {
+                throw BusError.invalidArgument("iommus names " + name + " twice");
+            }
+            if (d.type() != IommuType.SMMUV3) {
+                throw BusError.unimplemented("iommus: " + name + " is " + d.type()
+                        + ": VT-d driver not modelled yet (only SMMUv3 instances can have domains)");
+            }
+            devices.add(d);
+        }
+        List<DriverHost.Owned> owned = new ArrayList<>();
+        int oas = 48;
+        for (IommuDevice d : devices) {
+            DriverHost.Owned o = takeOver(d);
+            SmmuV3Features f = o.driver().features();
+            if (stage == SmmuV3Domains.Stage.S1 ? !f.stage1() : !f.stage2()) {
+                throw BusError.failedPrecondition("stage: " + d.name() + " does not implement stage "
+                        + (stage == SmmuV3Domains.Stage.S1 ? 1 : 2));
+            }
+            if ((f.pageSizes() & granule) == 0) {
+                throw BusError.failedPrecondition("granule: " + d.name() + " does not implement the "
+                        + (granule >> 10) + " KiB granule");
+            }
+            oas = Math.min(oas, f.oasBits());
+            owned.add(o);
+        }
+        int inputBits = r.getInputBits() == 0 ? 48 : r.getInputBits();
+        int outputBits = r.getOutputBits() == 0 ? oas : r.getOutputBits();
+        if (r.getOutputBits() != 0 && outputBits > minOas(owned)) {
+            throw BusError.outOfRange("output_bits " + outputBits + " exceeds the OAS of the instances ("
+                    + minOas(owned) + " bits)");
+        }
+        Arm64Lpae fmt;
+        try {
+            fmt = stage == SmmuV3Domains.Stage.S1
+                    ? Arm64Lpae.stage1(granuleLg2, inputBits, outputBits)
+                    : Arm64Lpae.stage2(granuleLg2, inputBits, outputBits);
+        } catch (IllegalArgumentException e) {
+            throw BusError.outOfRange("input_bits / output_bits: " + e.getMessage().replace("iasBits", "input_bits")
+                    .replace("oasBits", "output_bits"));
+        }
+        long id = nextId.getAndIncrement();
+        String name = r.getName().isEmpty() ? "domain" + id : r.getName();
+        IommuDomain api;
+        try {
+            api = IommuDomain.builder(fmt, machine.memory(), host.heap()).name(name).flushPolicy(policy).build();
+        } catch (IommuApiException e) {
+            throw apiError("CreateDomain", e);
+        } catch (GuestMemoryExhaustedException e) {
+            throw heapExhausted("the domain's page table", e);
+        }
+        Domain d = new Domain(id, api, stage, List.copyOf(owned));
+        domains.put(id, d);
+        if (policy == FlushPolicy.LAZY) {
+            if (timer == null) {
+                timer = new FlushQueueTimer();
+            }
+            timer.add(api);
+        }
+        return CreateDomainReply.newBuilder().setDomain(id).setName(name).setOutputBits(outputBits)
+                .setPageSizes(api.pageSizes()).build();
+    }
+
+    private static int minOas(List<DriverHost.Owned> owned) {
+        int oas = Integer.MAX_VALUE;
+        for (DriverHost.Owned o : owned) {
+            oas = Math.min(oas, o.driver().features().oasBits());
+        }
+        return oas;
+    }
+
+    private DriverHost.Owned takeOver(IommuDevice d) {
+        try {
+            return host.smmu(d);
+        } catch (GuestMemoryExhaustedException e) {
+            throw heapExhausted("the driver structures of " + d.name(), e);
+        } catch (SmmuV3DriverException e) {
+            throw BusError.failedPrecondition("iommus: the driver cannot take " + d.name() + " over: "
+                    + e.getMessage());
+        } catch (IllegalStateException e) {
+            throw BusError.failedPrecondition("iommus: " + d.name() + ": " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void destroyDomain(DestroyDomainRequest request, StreamObserver<DestroyDomainReply> responses) {
+        Calls.unary(responses, () -> {
+            synchronized (this) {
+                Domain d = domain(request.getDomain());
+                if (!d.streams.isEmpty()) {
+                    throw BusError.failedPrecondition("domain " + d.id + " (" + d.api.name()
+                            + ") still has streams attached (" + String.join(", ", d.streams) + "); DetachDevice them first");
+                }
+                Lock w = d.lock.writeLock();
+                w.lock();
+                try {
+                    if (timer != null) {
+                        timer.remove(d.api);
+                    }
+                    d.api.destroy();
+                } catch (IommuApiException e) {
+                    throw apiError("DestroyDomain", e);
+                } finally {
+                    w.unlock();
+                }
+                domains.remove(d.id);
+            }
+            return DestroyDomainReply.getDefaultInstance();
+        });
+    }
+
+    private Domain domain(long id) {
+        Domain d = domains.get(id);
+        if (d == null) {
+            throw BusError.notFound("domain " + Long.toUnsignedString(id) + " not found");
+        }
+        return d;
+    }
+
+    // ------------------------------------------------------------------ attach / detach
+
+    @Override
+    public void attachDevice(AttachDeviceRequest request, StreamObserver<AttachDeviceReply> responses) {
+        Calls.unary(responses, () -> attach(request));
+    }
+
+    private synchronized AttachDeviceReply attach(AttachDeviceRequest r) {
+        Domain d = domain(r.getDomain());
+        IommuDevice device = MachineService.device(machine, r.getIommu());
+        DriverHost.Owned o = d.instance(device.name());
+        if (o == null) {
+            throw BusError.invalidArgument("iommu " + device.name() + " is not one of domain " + d.id
+                    + "'s instances " + d.instanceNames());
+        }
+        int sid = r.getStreamId();
+        checkStreamId(device, sid);
+        if (r.hasSubstreamId()) {
+            throw BusError.unimplemented("substream_id: attaching a substream (SubstreamID "
+                    + Integer.toUnsignedString(r.getSubstreamId()) + ") is not modelled yet; attach the whole"
+                    + " stream (leave substream_id unset)");
+        }
+        String key = streamKey(device.name(), sid);
+        Domain old = streams.get(key);
+        if (old == d) {
+            throw BusError.alreadyExists("stream_id " + Integer.toUnsignedString(sid) + " of " + device.name()
+                    + " is attached to domain " + d.id + " already");
+        }
+        Lock w = d.lock.writeLock();
+        Lock ow = old == null ? null : old.lock.writeLock();
+        w.lock();
+        if (ow != null) {
+            ow.lock();
+        }
+        try {
+            o.domains().attachStream(d.api, d.stage, sid); // moves the stream from its old domain, if any
+        } catch (IommuApiException e) {
+            throw apiError("AttachDevice", e);
+        } catch (GuestMemoryExhaustedException e) {
+            throw heapExhausted("the stream's CD table", e);
+        } catch (IllegalStateException e) {
+            throw BusError.resourceExhausted("domain " + d.id + " on " + device.name() + ": " + e.getMessage());
+        } catch (SmmuV3DriverException e) {
+            throw driverError(e);
+        } finally {
+            if (old != null && o.domains().domainOf(sid) != old.api) {
+                // moved, or lost on the way when the attach failed after taking it from its old domain
+                old.streams.remove(key);
+                streams.remove(key);
+            }
+            if (ow != null) {
+                ow.unlock();
+            }
+            w.unlock();
+        }
+        if (old != null) {
+            old.streams.remove(key);
+        }
+        streams.put(key, d);
+        d.streams.add(key);
+        return AttachDeviceReply.newBuilder().setContextId(o.domains().contextId(d.api)).build();
+    }
+
+    private static void checkStreamId(IommuDevice device, int sid) {
+        if (!Bits.fitsUnsigned(Integer.toUnsignedLong(sid), device.streamIdBits())) {
+            throw BusError.outOfRange("stream_id " + Integer.toUnsignedString(sid) + " does not fit in the "
+                    + device.streamIdBits() + " stream id bits of " + device.name());
+        }
+    }
+
+    @Override
+    public void detachDevice(DetachDeviceRequest request, StreamObserver<DetachDeviceReply> responses) {
+        Calls.unary(responses, () -> {
+            synchronized (this) {
+                IommuDevice device = MachineService.device(machine, request.getIommu());
+                int sid = request.getStreamId();
+                checkStreamId(device, sid);
+                String key = streamKey(device.name(), sid);
+                Domain d = streams.get(key);
+                if (d == null) {
+                    throw BusError.notFound("stream_id " + Integer.toUnsignedString(sid) + " of " + device.name()
+                            + " is not attached to any domain");
+                }
+                Lock w = d.lock.writeLock();
+                w.lock();
+                try {
+                    d.instance(device.name()).domains().detachStream(sid);
+                } catch (IommuApiException e) {
+                    throw apiError("DetachDevice", e);
+                } catch (SmmuV3DriverException e) {
+                    throw driverError(e);
+                } finally {
+                    w.unlock();
+                }
+                streams.remove(key);
+                d.streams.remove(key);
+            }
+            return DetachDeviceReply.getDefaultInstance();
+        });
+    }
+
+    // ------------------------------------------------------------------ map / unmap / lookup
+
+    /** Runs {@code op} on the domain under its read lock, mapping API errors to statuses. */
+    private <R> R onDomain(long id, String what, ApiCall<R> op) {
+        Domain d = domain(id);
+        Lock r = d.lock.readLock();
+        r.lock();
+        try {
+            if (d.api.isDestroyed()) {
+                throw BusError.notFound("domain " + Long.toUnsignedString(id) + " not found");
+            }
+            return op.run(d.api);
+        } catch (IommuApiException e) {
+            throw apiError(what, e);
+        } catch (SmmuV3DriverException e) {
+            throw driverError(e);
+        } finally {
+            r.unlock();
+        }
+    }
+
+    @FunctionalInterface
+    private interface ApiCall<R> {
+        R run(IommuDomain d) throws IommuApiException;
+    }
+
+    private static int prot(boolean has, org.iommuemu.proto.v1.Prot p) {
+        if (!has || !(p.getRead() || p.getWrite())) {
+            throw BusError.invalidArgument("prot must allow read or write (or both)");
+        }
+        return (p.getRead() ? Prot.READ : 0) | (p.getWrite() ? Prot.WRITE : 0) | (p.getNoexec() ? Prot.NOEXEC : 0)
+                | (p.getPriv() ? Prot.PRIV : 0);
+    }
+
+    private static void nonZero(long value, String field) {
+        if (value == 0) {
+            throw BusError.invalidArgument(field + " must not be 0");
+        }
+    }
+
+    @Override
+    public void map(MapRequest request, StreamObserver<MapReply> responses) {
+        Calls.unary(responses, () -> {
+            nonZero(request.getSize(), "size");
+            int prot = prot(request.hasProt(), request.getProt());
+            long n = onDomain(request.getDomain(), "Map",
+                    d -> d.map(request.getIova(), request.getPa(), request.getSize(), prot));
+            return MapReply.newBuilder().setMapped(n).build();
+        });
+    }
+
+    @Override
+    public void mapSg(MapSgRequest request, StreamObserver<MapSgReply> responses) {
+        Calls.unary(responses, () -> {
+            if (request.getEntriesCount() == 0) {
+                throw BusError.invalidArgument("entries must hold at least one entry");
+            }
+            List<org.iommuemu.core.api.SgEntry> sg = new ArrayList<>(request.getEntriesCount());
+            for (int i = 0; i < request.getEntriesCount(); i++) {
+                org.iommuemu.proto.v1.SgEntry e = request.getEntries(i);
+                nonZero(e.getLength(), "entries[" + i + "].length");
+                sg.add(org.iommuemu.core.api.SgEntry.of(e.getPa(), e.getLength()));
+            }
+            int prot = prot(request.hasProt(), request.getProt());
+            long n = onDomain(request.getDomain(), "MapSg", d -> d.mapSg(request.getIova(), sg, prot));
+            return MapSgReply.newBuilder().setMapped(n).build();
+        });
+    }
+
+    @Override
+    public void unmap(UnmapRequest request, StreamObserver<UnmapReply> responses) {
+        Calls.unary(responses, () -> {
+            nonZero(request.getSize(), "size");
+            long n = onDomain(request.getDomain(), "Unmap", d -> d.unmap(request.getIova(), request.getSize()));
+            return UnmapReply.newBuilder().setUnmapped(n).build();
+        });
+    }
+
+    @Override
+    public void iovaToPhys(IovaToPhysRequest request, StreamObserver<IovaToPhysReply> responses) {
+        Calls.unary(responses, () -> {
+            long pa = onDomain(request.getDomain(), "IovaToPhys", d -> d.iovaToPhys(request.getIova()));
+            IovaToPhysReply.Builder b = IovaToPhysReply.newBuilder();
+            if (pa != IommuDomain.NO_MAPPING) {
+                b.setMapped(true).setPa(pa);
+            }
+            return b.build();
+        });
+    }
+
+    // ------------------------------------------------------------------ buffers
+
+    @Override
+    public void allocBuffer(AllocBufferRequest request, StreamObserver<AllocBufferReply> responses) {
+        Calls.unary(responses, () -> {
+            long size = request.getSize();
+            long align = request.getAlignment();
+            nonZero(size, "size");
+            if (align != 0 && !Bits.isPowerOfTwo(align)) {
+                throw BusError.invalidArgument("alignment " + Long.toUnsignedString(align)
+                        + " is not a power of two");
+            }
+            PageAllocator heap = heap();
+            long largest = PageAllocator.PAGE_SIZE << heap.maxOrder();
+            long bytes = Bits.maxUnsigned(size, align);
+            if (Long.compareUnsigned(bytes, largest) > 0) {
+                throw BusError.outOfRange((Long.compareUnsigned(size, largest) > 0 ? "size " : "alignment ")
+                        + Long.toUnsignedString(bytes) + " exceeds the largest buffer of the driver heap, "
+                        + largest + " bytes");
+            }
+            long pa;
+            try {
+                pa = heap.allocBytes(bytes, "dma-buffer");
+            } catch (GuestMemoryExhaustedException e) {
+                throw heapExhausted("a buffer of " + Long.toUnsignedString(size) + " bytes", e);
+            }
+            buffers.add(pa);
+            return AllocBufferReply.newBuilder().setPa(pa).setSize(heap.blockSize(pa)).build();
+        });
+    }
+
+    @Override
+    public void freeBuffer(FreeBufferRequest request, StreamObserver<FreeBufferReply> responses) {
+        Calls.unary(responses, () -> {
+            long pa = request.getPa();
+            if (!buffers.remove(pa)) {
+                throw BusError.notFound("pa " + Bits.hex(pa) + " is not a buffer from AllocBuffer (or was freed)");
+            }
+            heap().free(pa);
+            return FreeBufferReply.getDefaultInstance();
+        });
+    }
+
+    private PageAllocator heap() {
+        try {
+            return host.heap();
+        } catch (IllegalStateException e) {
+            throw BusError.failedPrecondition(e.getMessage());
+        }
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    private BusError heapExhausted(String what, GuestMemoryExhaustedException e) {
+        return BusError.resourceExhausted("the driver heap (" + Bits.hex(host.heapSize()) + " bytes at "
+                + Bits.hex(host.heapBase()) + ") has no room for " + what + ": " + e.getMessage());
+    }
+
+    private static BusError driverError(SmmuV3DriverException e) {
+        return e.kind() == SmmuV3DriverException.Kind.MEMORY
+                ? BusError.resourceExhausted(e.getMessage())
+                : BusError.failedPrecondition("the SMMUv3 driver failed: " + e.getMessage());
+    }
+
+    /** The status of an IOMMU API refusal; the message keeps the API's (which names the values). */
+    static BusError apiError(String rpc, IommuApiException e) {
+        String m = rpc + ": " + e.getMessage();
+        return switch (e.kind()) {
+            case BAD_ARGUMENT, MISALIGNED -> BusError.invalidArgument(m);
+            case OUT_OF_APERTURE -> BusError.outOfRange(m);
+            case ALREADY_ATTACHED -> BusError.alreadyExists(m);
+            case INCOMPATIBLE_INSTANCE, NOT_ATTACHED, STILL_ATTACHED -> BusError.failedPrecondition(m);
+            case DESTROYED -> BusError.notFound(m);
+            case PAGE_TABLE -> pageTableError(e.pageTableKind(), m);
+        };
+    }
+
+    private static BusError pageTableError(PageTableException.Kind kind, String m) {
+        if (kind == null) {
+            return BusError.failedPrecondition(m);
+        }
+        return switch (kind) {
+            case MISALIGNED, NO_PAGE_SIZE, BAD_PROT, BAD_SIZE -> BusError.invalidArgument(m);
+            case OA_TOO_WIDE, IOVA_OUT_OF_RANGE -> BusError.outOfRange(m);
+            case ADDRESS_IN_USE -> BusError.alreadyExists(m);
+            case NO_MEMORY -> BusError.resourceExhausted(m);
+            case UNMAP_SPLIT, MEMORY_FAULT -> BusError.failedPrecondition(m);
+        };
+    }
+}

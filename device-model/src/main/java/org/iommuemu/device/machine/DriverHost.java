@@ -1,0 +1,124 @@
+package org.iommuemu.device.machine;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
+import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
+import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
+import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
+import org.iommuemu.core.memory.BuddyPageAllocator;
+import org.iommuemu.core.memory.PageAllocator;
+import org.iommuemu.core.memory.RamRegion;
+
+/**
+ * The machine's in-process IOMMU driver: the driver heap and the SMMUv3 instances the driver has taken over. The
+ * bus's {@code Driver} service works through it, and {@code Machine.MmioWrite} asks it which instances are no
+ * longer the client's to program.
+ *
+ * <p><b>The driver heap</b> is the upper half of the machine's first RAM region, {@code [base + size/2, base +
+ * size)} rounded inward to 4 KiB, at most {@link BuddyPageAllocator#MAX_POOL_PAGES} pages (its top part when the
+ * half is larger). The driver's queues and stream tables, every domain's page tables and CD tables, and the
+ * buffers handed out to clients all come from one {@link BuddyPageAllocator} over it, created on first use.
+ *
+ * <p><b>Taking an instance over</b> ({@link #smmu}): the first request for an SMMUv3 instance probes it and
+ * initialises it ({@link SmmuV3Driver#init}: stream table, queues, SMMUEN with every stream aborting) through an
+ * {@link InProcessSmmuHost}; from then on {@link #owns} is true for it, for as long as the machine lives.
+ *
+ * <p>Thread-safe.
+ */
+public final class DriverHost {
+    /** One instance the driver owns. */
+    public record Owned(String name, InProcessSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains) {}
+
+    private final Machine machine;
+    private final long heapBase;
+    private final long heapSize;
+    private final Map<String, Owned> owned = new ConcurrentHashMap<>();
+    private volatile BuddyPageAllocator heap;
+
+    DriverHost(Machine machine) {
+        this.machine = machine;
+        RamRegion first = machine.memory().regions().get(0);
+        long end = Bits.alignDown(first.base() + first.size(), PageAllocator.PAGE_SHIFT);
+        long start = Bits.alignUp(first.base() + first.size() / 2, PageAllocator.PAGE_SHIFT);
+        long max = (long) BuddyPageAllocator.MAX_POOL_PAGES << PageAllocator.PAGE_SHIFT;
+        if (end - start > max) {
+            start = end - max;
+        }
+        this.heapBase = start;
+        this.heapSize = Math.max(0, end - start);
+    }
+
+    /** First byte of the driver heap. */
+    public long heapBase() {
+        return heapBase;
+    }
+
+    /** Size of the driver heap in bytes (0 when the first RAM region is too small to have one). */
+    public long heapSize() {
+        return heapSize;
+    }
+
+    /**
+     * The driver heap's allocator, created on first use.
+     *
+     * @throws IllegalStateException when the first RAM region leaves no room for a heap
+     */
+    public PageAllocator heap() {
+        BuddyPageAllocator h = heap;
+        if (h == null) {
+            synchronized (this) {
+                h = heap;
+                if (h == null) {
+                    if (heapSize == 0) {
+                        throw new IllegalStateException("the first RAM region is too small for a driver heap");
+                    }
+                    h = new BuddyPageAllocator(machine.memory(), heapBase, heapSize);
+                    heap = h;
+                }
+            }
+        }
+        return h;
+    }
+
+    /** Whether the driver has taken instance {@code iommu} over. */
+    public boolean owns(String iommu) {
+        return owned.containsKey(iommu);
+    }
+
+    /** The instance {@code iommu} if the driver owns it, else null. */
+    public Owned owned(String iommu) {
+        return owned.get(iommu);
+    }
+
+    /**
+     * The SMMUv3 instance {@code device}, taken over (probed and initialised) if the driver does not own it yet.
+     *
+     * @throws IllegalArgumentException when the device is not an SMMUv3
+     * @throws SmmuV3DriverException when probe or init fails (the instance is then not owned)
+     * @throws org.iommuemu.core.memory.GuestMemoryExhaustedException when the heap cannot hold its structures
+     */
+    public synchronized Owned smmu(IommuDevice device) {
+        Owned o = owned.get(device.name());
+        if (o != null) {
+            return o;
+        }
+        if (device.type() != IommuType.SMMUV3) {
+            throw new IllegalArgumentException(device.name() + " is " + device.type() + ", not an SMMUv3");
+        }
+        InProcessSmmuHost host = new InProcessSmmuHost(device, machine.memory(), heap(), machine.interrupts());
+        try {
+            SmmuV3Driver driver = SmmuV3Driver.probe(host, SmmuV3DriverOptions.defaults());
+            driver.init();
+            o = new Owned(device.name(), host, driver,
+                    new SmmuV3Domains(driver, device.name(), TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD));
+        } catch (RuntimeException e) {
+            host.close();
+            throw e;
+        }
+        owned.put(device.name(), o);
+        return o;
+    }
+}

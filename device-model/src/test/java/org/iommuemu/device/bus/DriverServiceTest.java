@@ -1,0 +1,449 @@
+package org.iommuemu.device.bus;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.iommuemu.device.bus.BusFixture.assertStatus;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.iommuemu.core.memory.RamRegion;
+import org.iommuemu.device.machine.IommuSpec;
+import org.iommuemu.device.machine.IommuType;
+import org.iommuemu.device.machine.MachineConfig;
+import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.dma.DmaClient;
+import org.iommuemu.dma.DmaResult;
+import org.iommuemu.dma.DmaSession;
+import org.iommuemu.proto.v1.AllocBufferReply;
+import org.iommuemu.proto.v1.AllocBufferRequest;
+import org.iommuemu.proto.v1.AttachDeviceReply;
+import org.iommuemu.proto.v1.AttachDeviceRequest;
+import org.iommuemu.proto.v1.CreateDomainReply;
+import org.iommuemu.proto.v1.CreateDomainRequest;
+import org.iommuemu.proto.v1.DestroyDomainRequest;
+import org.iommuemu.proto.v1.DetachDeviceRequest;
+import org.iommuemu.proto.v1.DomainStage;
+import org.iommuemu.proto.v1.DriverGrpc;
+import org.iommuemu.proto.v1.FaultKind;
+import org.iommuemu.proto.v1.FlushMode;
+import org.iommuemu.proto.v1.FreeBufferRequest;
+import org.iommuemu.proto.v1.InstanceStats;
+import org.iommuemu.proto.v1.IovaToPhysReply;
+import org.iommuemu.proto.v1.IovaToPhysRequest;
+import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.MapRequest;
+import org.iommuemu.proto.v1.MapSgRequest;
+import org.iommuemu.proto.v1.MemReadRequest;
+import org.iommuemu.proto.v1.MmioReadRequest;
+import org.iommuemu.proto.v1.MmioWriteRequest;
+import org.iommuemu.proto.v1.Prot;
+import org.iommuemu.proto.v1.SgEntry;
+import org.iommuemu.proto.v1.StatsRequest;
+import org.iommuemu.proto.v1.TelemetryGrpc;
+import org.iommuemu.proto.v1.UnmapRequest;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Driver service end to end on the in-process bus: domains created, buffers allocated and mapped through it,
+ * DMA masters on the Dma service translated through them, invalidation seen in Telemetry, and the refusals.
+ */
+class DriverServiceTest {
+    private static final int SID = 0x20;
+    private static final long IOVA = 0x1000_0000L;
+    private static final Prot RW = Prot.newBuilder().setRead(true).setWrite(true).build();
+    private static final int TLBI_NH_VA = 0x12;
+    private static final int TLBI_S2_IPA = 0x2A;
+
+    private BusFixture bus;
+    private DriverGrpc.DriverBlockingStub driver;
+    private MachineGrpc.MachineBlockingStub cpu;
+    private TelemetryGrpc.TelemetryBlockingStub telemetry;
+    private DmaClient dma;
+
+    private void start(MachineConfig config) throws Exception {
+        bus = new BusFixture(config);
+        driver = DriverGrpc.newBlockingStub(bus.channel());
+        cpu = bus.cpu();
+        telemetry = TelemetryGrpc.newBlockingStub(bus.channel());
+        dma = bus.client();
+    }
+
+    private void start() throws Exception {
+        start(MachineConfig.defaults());
+    }
+
+    @AfterEach
+    void tearDown() {
+        if (bus != null) {
+            bus.close();
+        }
+    }
+
+    private static MachineConfig twoSmmus() {
+        return MachineConfig.defaults().withIommus(List.of(
+                new IommuSpec("smmu0", IommuType.SMMUV3),
+                new IommuSpec("smmu1", IommuType.SMMUV3, SmmuV3Config.builder().oasBits(40).build()),
+                new IommuSpec("dmar0", IommuType.VTD)));
+    }
+
+    private CreateDomainReply create(DomainStage stage, String... iommus) {
+        return driver.createDomain(CreateDomainRequest.newBuilder().addAllIommus(List.of(iommus)).setStage(stage)
+                .setGranule(4096).build());
+    }
+
+    private long alloc(long size) {
+        return driver.allocBuffer(AllocBufferRequest.newBuilder().setSize(size).build()).getPa();
+    }
+
+    private void map(long domain, long iova, long pa, long size) {
+        driver.map(MapRequest.newBuilder().setDomain(domain).setIova(iova).setPa(pa).setSize(size).setProt(RW)
+                .build());
+    }
+
+    private AttachDeviceReply attach(long domain, String iommu, int sid) {
+        return driver.attachDevice(AttachDeviceRequest.newBuilder().setDomain(domain).setIommu(iommu)
+                .setStreamId(sid).build());
+    }
+
+    private long unmap(long domain, long iova, long size) {
+        return driver.unmap(UnmapRequest.newBuilder().setDomain(domain).setIova(iova).setSize(size).build())
+                .getUnmapped();
+    }
+
+    private IovaToPhysReply lookup(long domain, long iova) {
+        return driver.iovaToPhys(IovaToPhysRequest.newBuilder().setDomain(domain).setIova(iova).build());
+    }
+
+    private byte[] memRead(long pa, int length) {
+        return cpu.memRead(MemReadRequest.newBuilder().setAddress(pa).setLength(length).build()).getData()
+                .toByteArray();
+    }
+
+    private long commands(String iommu, int opcode) {
+        InstanceStats s = telemetry.stats(StatsRequest.newBuilder().addIommus(iommu).build()).getIommus(0);
+        return s.getCommandsList().stream().filter(c -> c.getCode() == opcode).mapToLong(c -> c.getCount()).sum();
+    }
+
+    private static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    // ------------------------------------------------------------------ translation
+
+    @Test
+    void aStage1DomainTranslatesDmaIntoAnAllocatedBufferAndAStrictUnmapEndsIt() throws Exception {
+        start();
+        CreateDomainReply dom = create(DomainStage.STAGE_1, "smmu0");
+        assertThat(dom.getDomain()).isPositive();
+        assertThat(dom.getName()).isEqualTo("domain" + dom.getDomain());
+        assertThat(dom.getOutputBits()).as("the default SMMU's OAS, 48").isEqualTo(48);
+        long d = dom.getDomain();
+        long pa = alloc(64 << 10);
+        var ram = bus.machine.memory().regions().get(0);
+        assertThat(pa).as("from the driver heap, the upper half of the first RAM region")
+                .isGreaterThanOrEqualTo(ram.base() + ram.size() / 2).isLessThan(ram.base() + ram.size());
+        map(d, IOVA, pa, 64 << 10);
+        assertThat(attach(d, "smmu0", SID).getContextId()).as("the first ASID").isEqualTo(1);
+
+        try (DmaSession nic = dma.attach("nic0", "smmu0", SID)) {
+            byte[] data = random(8192, 1);
+            DmaResult w = nic.write(IOVA + 0x1000, data);
+            assertThat(w.isOk()).as("%s", w).isTrue();
+            assertThat(memRead(pa + 0x1000, 8192)).as("the bytes landed at the buffer's pa").isEqualTo(data);
+            assertThat(nic.read(IOVA + 0x1000, 8192).data().toByteArray()).isEqualTo(data);
+
+            IovaToPhysReply hit = lookup(d, IOVA + 0x1234);
+            assertThat(hit.getMapped()).isTrue();
+            assertThat(hit.getPa()).isEqualTo(pa + 0x1234);
+
+            long tlbis = commands("smmu0", TLBI_NH_VA);
+            assertThat(unmap(d, IOVA, 64 << 10)).isEqualTo(64 << 10);
+            assertThat(commands("smmu0", TLBI_NH_VA) - tlbis).as("one range TLBI_NH_VA for the 16 pages (RIL)")
+                    .isEqualTo(1);
+
+            DmaResult gone = nic.read(IOVA + 0x1000, 16);
+            assertThat(gone.faulted()).isTrue();
+            assertThat(gone.fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            assertThat(gone.fault().getAddress()).isEqualTo(IOVA + 0x1000);
+            IovaToPhysReply miss = lookup(d, IOVA + 0x1234);
+            assertThat(miss.getMapped()).isFalse();
+            assertThat(miss.getPa()).isZero();
+        }
+    }
+
+    @Test
+    void mapSgPutsAScatteredListBackToBack() throws Exception {
+        start();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long a = alloc(4096);
+        alloc(4096); // keeps the two entries apart
+        long b = alloc(8192);
+        assertThat(driver.mapSg(MapSgRequest.newBuilder().setDomain(d).setIova(IOVA).setProt(RW)
+                .addEntries(SgEntry.newBuilder().setPa(a).setLength(4096))
+                .addEntries(SgEntry.newBuilder().setPa(b).setLength(8192)).build()).getMapped()).isEqualTo(12288);
+        attach(d, "smmu0", SID);
+        assertThat(lookup(d, IOVA + 0x2010).getPa()).isEqualTo(b + 0x1010);
+
+        try (DmaSession nic = dma.attach("nic0", "smmu0", SID)) {
+            byte[] data = random(12288, 2);
+            assertThat(nic.write(IOVA, data).isOk()).isTrue();
+            byte[] first = new byte[4096];
+            byte[] rest = new byte[8192];
+            System.arraycopy(data, 0, first, 0, 4096);
+            System.arraycopy(data, 4096, rest, 0, 8192);
+            assertThat(memRead(a, 4096)).isEqualTo(first);
+            assertThat(memRead(b, 8192)).isEqualTo(rest);
+        }
+    }
+
+    @Test
+    void aStage2DomainTranslatesWithAVmidAndInvalidatesByIpa() throws Exception {
+        start();
+        CreateDomainReply dom = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0")
+                .setStage(DomainStage.STAGE_2).setGranule(4096).setInputBits(40).build());
+        long d = dom.getDomain();
+        long pa = alloc(2 << 20);
+        map(d, 0x20_0000L, pa, 2 << 20);
+        assertThat(attach(d, "smmu0", SID).getContextId()).as("the first VMID").isEqualTo(1);
+        try (DmaSession nic = dma.attach("nic0", "smmu0", SID)) {
+            byte[] data = random(4096, 3);
+            assertThat(nic.write(0x20_0000L + 0x1_2000, data).isOk()).isTrue();
+            assertThat(memRead(pa + 0x1_2000, 4096)).isEqualTo(data);
+            long s2 = commands("smmu0", TLBI_S2_IPA);
+            assertThat(unmap(d, 0x20_0000L, 2 << 20)).isEqualTo(2 << 20);
+            assertThat(commands("smmu0", TLBI_S2_IPA) - s2).isEqualTo(1);
+            assertThat(nic.read(0x20_0000L, 4).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+        }
+    }
+
+    @Test
+    void aDomainSharedByTwoInstancesTranslatesOnBothAndIsInvalidatedOnBoth() throws Exception {
+        start(twoSmmus());
+        CreateDomainReply dom = create(DomainStage.STAGE_1, "smmu0", "smmu1");
+        assertThat(dom.getOutputBits()).as("the smaller OAS of the two").isEqualTo(40);
+        long d = dom.getDomain();
+        long pa = alloc(16 << 10);
+        map(d, IOVA, pa, 16 << 10);
+        attach(d, "smmu0", SID);
+        attach(d, "smmu1", SID + 1);
+        try (DmaSession a = dma.attach("a", "smmu0", SID); DmaSession b = dma.attach("b", "smmu1", SID + 1)) {
+            byte[] data = random(4096, 4);
+            assertThat(a.write(IOVA, data).isOk()).isTrue();
+            assertThat(b.read(IOVA, 4096).data().toByteArray()).as("smmu1 walks the same table").isEqualTo(data);
+
+            long t0 = commands("smmu0", TLBI_NH_VA);
+            long t1 = commands("smmu1", TLBI_NH_VA);
+            unmap(d, IOVA, 16 << 10);
+            assertThat(commands("smmu0", TLBI_NH_VA) - t0).isEqualTo(1);
+            assertThat(commands("smmu1", TLBI_NH_VA) - t1).isEqualTo(1);
+            assertThat(a.read(IOVA, 4).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            assertThat(b.read(IOVA, 4).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+        }
+        assertStatus(() -> attach(d, "dmar0", SID), Status.Code.INVALID_ARGUMENT, "not one of domain");
+    }
+
+    @Test
+    void aLazyDomainUnmapsAndMapsTheSameIovaAgain() throws Exception {
+        start();
+        long d = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(DomainStage.STAGE_1)
+                .setGranule(4096).setFlush(FlushMode.LAZY).build()).getDomain();
+        long first = alloc(4096);
+        long second = alloc(4096);
+        map(d, IOVA, first, 4096);
+        attach(d, "smmu0", SID);
+        try (DmaSession nic = dma.attach("nic0", "smmu0", SID)) {
+            assertThat(nic.read(IOVA, 4).isOk()).isTrue();
+            assertThat(unmap(d, IOVA, 4096)).isEqualTo(4096);
+            map(d, IOVA, second, 4096); // reuses a queued iova: the queue is flushed first
+            byte[] data = random(64, 5);
+            assertThat(nic.write(IOVA, data).isOk()).isTrue();
+            assertThat(memRead(second, 64)).as("the new mapping, never the stale one").isEqualTo(data);
+        }
+    }
+
+    @Test
+    void detachAbortsTheStreamAndDestroyNeedsEveryStreamDetached() throws Exception {
+        start();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        map(d, IOVA, alloc(4096), 4096);
+        attach(d, "smmu0", SID);
+        assertStatus(() -> driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(d).build()),
+                Status.Code.FAILED_PRECONDITION, "still has streams attached (smmu0 stream 32); DetachDevice them first");
+        driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu("smmu0").setStreamId(SID).build());
+        try (DmaSession nic = dma.attach("nic0", "smmu0", SID)) {
+            DmaResult r = nic.read(IOVA, 4);
+            assertThat(r.faulted()).isTrue();
+            assertThat(r.fault().getKind()).as("an aborting STE").isEqualTo(FaultKind.ABORTED);
+        }
+        assertStatus(() -> driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu("smmu0").setStreamId(SID)
+                .build()), Status.Code.NOT_FOUND, "stream_id 32 of smmu0 is not attached");
+        driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(d).build());
+        assertStatus(() -> lookup(d, IOVA), Status.Code.NOT_FOUND, "domain " + d + " not found");
+        long e = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        assertThat(e).as("ids are not reused").isNotEqualTo(d);
+        assertThat(attach(e, "smmu0", SID).getContextId()).as("ASID 1 was freed with the last stream").isEqualTo(1);
+    }
+
+    @Test
+    void attachingAStreamToAnotherDomainMovesIt() throws Exception {
+        start();
+        long d1 = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long d2 = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long pa1 = alloc(4096);
+        long pa2 = alloc(4096);
+        map(d1, IOVA, pa1, 4096);
+        map(d2, IOVA, pa2, 4096);
+        attach(d1, "smmu0", SID);
+        attach(d2, "smmu0", SID);
+        try (DmaSession nic = dma.attach("nic0", "smmu0", SID)) {
+            byte[] data = random(32, 6);
+            assertThat(nic.write(IOVA, data).isOk()).isTrue();
+            assertThat(memRead(pa2, 32)).isEqualTo(data);
+        }
+        driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(d1).build()); // no stream left on d1
+    }
+
+    @Test
+    void concurrentMapsOfDisjointRangesAllLand() throws Exception {
+        start();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        int threads = 4;
+        int perThread = 32;
+        long pa = alloc((long) threads * perThread * 4096);
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int base = t * perThread;
+                done.add(pool.submit(() -> {
+                    for (int i = base; i < base + perThread; i++) {
+                        map(d, IOVA + i * 4096L, pa + i * 4096L, 4096);
+                    }
+                }));
+            }
+            for (Future<?> f : done) {
+                f.get();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        for (int i = 0; i < threads * perThread; i++) {
+            assertThat(lookup(d, IOVA + i * 4096L + 8).getPa()).isEqualTo(pa + i * 4096L + 8);
+        }
+    }
+
+    // ------------------------------------------------------------------ ownership and refusals
+
+    @Test
+    void anInstanceTakenOverRefusesMmioWritesButStillAnswersReads() throws Exception {
+        start();
+        MmioWriteRequest write = MmioWriteRequest.newBuilder().setIommu("smmu0").setOffset(0x50).setWidth(4)
+                .setValue(0).build(); // IRQ_CTRL
+        cpu.mmioWrite(write); // not owned yet: the client may program it
+        create(DomainStage.STAGE_1, "smmu0");
+        assertStatus(() -> cpu.mmioWrite(write), Status.Code.FAILED_PRECONDITION,
+                "iommu smmu0 belongs to the Driver service");
+        long cr0 = cpu.mmioRead(MmioReadRequest.newBuilder().setIommu("smmu0").setOffset(0x20).setWidth(4).build())
+                .getValue();
+        assertThat(cr0 & 1).as("CR0.SMMUEN, set by the driver's init").isEqualTo(1);
+    }
+
+    @Test
+    void badCreateRequestsAreRefusedNamingTheField() throws Exception {
+        start();
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().setStage(DomainStage.STAGE_1)
+                .setGranule(4096).build()), Status.Code.INVALID_ARGUMENT, "iommus must name at least one instance");
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(
+                DomainStage.STAGE_1).setGranule(8192).build()), Status.Code.INVALID_ARGUMENT,
+                "granule must be 4096, 16384 or 65536 bytes, got 8192");
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setGranule(4096)
+                .build()), Status.Code.INVALID_ARGUMENT, "stage must be STAGE_1 or STAGE_2");
+        assertStatus(() -> create(DomainStage.STAGE_1, "dmar0"), Status.Code.UNIMPLEMENTED,
+                "VT-d driver not modelled yet");
+        assertStatus(() -> create(DomainStage.STAGE_1, "smmu7"), Status.Code.NOT_FOUND, "iommu 'smmu7' not found");
+        assertStatus(() -> create(DomainStage.STAGE_1, "smmu0", "smmu0"), Status.Code.INVALID_ARGUMENT,
+                "names smmu0 twice");
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(
+                DomainStage.STAGE_1).setGranule(4096).setInputBits(60).build()), Status.Code.OUT_OF_RANGE,
+                "input_bits");
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(
+                DomainStage.STAGE_1).setGranule(4096).setOutputBits(52).build()), Status.Code.OUT_OF_RANGE,
+                "output_bits 52 exceeds the OAS");
+        assertThat(bus.machine.driverHost().owns("dmar0")).isFalse();
+    }
+
+    @Test
+    void requestsOnDomainsAndStreamsAreRefusedNamingTheField() throws Exception {
+        start();
+        assertStatus(() -> map(99, IOVA, 0x1_0000_0000L, 4096), Status.Code.NOT_FOUND, "domain 99 not found");
+        assertStatus(() -> unmap(99, IOVA, 4096), Status.Code.NOT_FOUND, "domain 99 not found");
+        assertStatus(() -> attach(99, "smmu0", SID), Status.Code.NOT_FOUND, "domain 99 not found");
+        assertStatus(() -> driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(99).build()),
+                Status.Code.NOT_FOUND, "domain 99 not found");
+
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long pa = alloc(8192);
+        map(d, IOVA, pa, 8192);
+        assertStatus(() -> map(d, IOVA + 4096, pa, 4096), Status.Code.ALREADY_EXISTS, "Map");
+        assertStatus(() -> map(d, IOVA + 0x10, pa, 4096), Status.Code.INVALID_ARGUMENT, "Map");
+        assertStatus(() -> map(d, IOVA, pa, 0), Status.Code.INVALID_ARGUMENT, "size must not be 0");
+        assertStatus(() -> map(d, 1L << 50, pa, 4096), Status.Code.OUT_OF_RANGE, "Map");
+        assertStatus(() -> driver.map(MapRequest.newBuilder().setDomain(d).setIova(IOVA + 0x10_0000).setPa(pa)
+                .setSize(4096).build()), Status.Code.INVALID_ARGUMENT, "prot must allow read or write");
+        assertStatus(() -> unmap(d, IOVA, 0), Status.Code.INVALID_ARGUMENT, "size must not be 0");
+        assertStatus(() -> driver.mapSg(MapSgRequest.newBuilder().setDomain(d).setIova(IOVA).setProt(RW).build()),
+                Status.Code.INVALID_ARGUMENT, "entries must hold at least one entry");
+
+        attach(d, "smmu0", SID);
+        assertStatus(() -> attach(d, "smmu0", SID), Status.Code.ALREADY_EXISTS,
+                "stream_id 32 of smmu0 is attached to domain " + d + " already");
+        assertStatus(() -> driver.attachDevice(AttachDeviceRequest.newBuilder().setDomain(d).setIommu("smmu0")
+                .setStreamId(SID + 1).setSubstreamId(1).build()), Status.Code.UNIMPLEMENTED, "substream_id");
+        assertStatus(() -> attach(d, "smmu0", 1 << 20), Status.Code.OUT_OF_RANGE, "stream_id 1048576");
+        assertStatus(() -> attach(d, "", SID), Status.Code.INVALID_ARGUMENT, "iommu is required");
+    }
+
+    @Test
+    void buffersComeFromTheDriverHeapAndRunOut() throws Exception {
+        start(MachineConfig.defaults().withRam(List.of(new RamRegion(0x8000_0000L, 64L << 20))));
+        AllocBufferReply r = driver.allocBuffer(AllocBufferRequest.newBuilder().setSize(5000).setAlignment(16384)
+                .build());
+        assertThat(r.getSize()).isEqualTo(16384);
+        assertThat(r.getPa() % 16384).isZero();
+        assertThat(r.getPa()).isGreaterThanOrEqualTo(0x8000_0000L + (32L << 20));
+        assertStatus(() -> driver.allocBuffer(AllocBufferRequest.newBuilder().setSize(0).build()),
+                Status.Code.INVALID_ARGUMENT, "size must not be 0");
+        assertStatus(() -> driver.allocBuffer(AllocBufferRequest.newBuilder().setSize(1).setAlignment(3).build()),
+                Status.Code.INVALID_ARGUMENT, "alignment 3 is not a power of two");
+        assertStatus(() -> driver.allocBuffer(AllocBufferRequest.newBuilder().setSize(1L << 40).build()),
+                Status.Code.OUT_OF_RANGE, "exceeds the largest buffer of the driver heap");
+
+        List<Long> held = new ArrayList<>();
+        int refused = 0;
+        for (int i = 0; i < 8 && refused == 0; i++) { // 32 MiB of heap: at most 4 blocks of 8 MiB fit
+            try {
+                held.add(alloc(8L << 20));
+            } catch (io.grpc.StatusRuntimeException e) {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                assertThat(e.getStatus().getDescription()).contains("the driver heap");
+                refused++;
+            }
+        }
+        assertThat(refused).isEqualTo(1);
+        assertThat(held).as("three 8 MiB blocks beside the 16 KiB buffer").hasSize(3);
+        driver.freeBuffer(FreeBufferRequest.newBuilder().setPa(held.get(0)).build());
+        assertThat(alloc(8L << 20)).as("a freed buffer is free again").isEqualTo(held.get(0));
+        assertStatus(() -> driver.freeBuffer(FreeBufferRequest.newBuilder().setPa(0x8000_0000L).build()),
+                Status.Code.NOT_FOUND, "is not a buffer from AllocBuffer");
+        assertThat(ByteString.copyFrom(memRead(r.getPa(), 16))).as("buffers are zero-filled")
+                .isEqualTo(ByteString.copyFrom(new byte[16]));
+    }
+}
