@@ -71,6 +71,7 @@ final class MachineService extends MachineGrpc.MachineImplBase {
                 .setMaxSessions(l.maxSessions())
                 .setMaxTransferInFlight(l.maxTransferInFlight()));
         b.setMsiDoorbellBase(machine.interrupts().doorbellBase()).setMsiDoorbellSize(machine.interrupts().doorbellSize());
+        b.setDriverHeapBase(machine.driverHost().heapBase()).setDriverHeapSize(machine.driverHost().heapSize());
         return b.build();
     }
 

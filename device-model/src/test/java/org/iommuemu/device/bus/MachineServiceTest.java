@@ -79,6 +79,8 @@ class MachineServiceTest {
         assertThat(d.getLimits().getMaxTransferInFlight()).isEqualTo(128);
         assertThat(d.getMsiDoorbellBase()).isEqualTo(0x0800_0000L);
         assertThat(d.getMsiDoorbellSize()).isEqualTo(0x1_0000L);
+        assertThat(d.getDriverHeapBase()).as("the upper half of the 4 GiB at 0x8000_0000").isEqualTo(0x1_0000_0000L);
+        assertThat(d.getDriverHeapSize()).isEqualTo(2L << 30);
     }
 
     @Test
