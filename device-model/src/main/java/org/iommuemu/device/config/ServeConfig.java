@@ -419,8 +419,19 @@ public final class ServeConfig {
         }
     }
 
+    /**
+     * A configuration holding only the machine's RAM and IOMMU instances (either may be null: keep the base's),
+     * for files that describe a machine inside a larger document (scenarios).
+     */
+    public static ServeConfig machineOnly(List<Ram> ram, List<Iommu> iommus) {
+        ServeConfig c = new ServeConfig();
+        c.ram = ram;
+        c.iommus = iommus;
+        return c;
+    }
+
     /** Reads a non-negative number or a size string ("4GiB", "0x1000"). */
-    static long number(Object value, String field) {
+    public static long number(Object value, String field) {
         if (value instanceof java.math.BigInteger big) {
             if (big.signum() < 0 || big.bitLength() > 64) {
                 throw new IllegalArgumentException(field + " " + value + " is not an unsigned 64-bit number");

@@ -1,0 +1,57 @@
+package org.iommuemu.device.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.iommuemu.device.scenario.ScenarioException;
+import org.iommuemu.device.scenario.ScenarioFile;
+import org.iommuemu.device.scenario.ScenarioRunner;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code iommu-emu run FILE}: runs a scenario on the embedded machine (in-process bus) and prints a line per step
+ * and a summary. Exits 0 when every expect holds, 1 when one fails (or a step cannot be carried out), 2 when the
+ * file is not a valid scenario.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = {"Run a scenario file on the embedded machine (see README, \"Scenarios\"):",
+            "domains, buffers and devices, then map / map_sg / unmap / flush / dma / expect steps.",
+            "Exit status: 0 every expect held, 1 an expect failed or a step could not be done,",
+            "2 the file is not a valid scenario."})
+final class RunCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "FILE", description = "The scenario file (YAML).")
+    Path file;
+
+    @Option(names = "--report", paramLabel = "FILE", description = "Also write the summary as JSON to FILE.")
+    Path report;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        ScenarioRunner.Result result;
+        try {
+            result = ScenarioRunner.run(ScenarioFile.read(file), out);
+        } catch (ScenarioException e) {
+            throw new IommuEmu.UserError(e.getMessage());
+        }
+        if (report != null) {
+            try {
+                new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(report.toFile(),
+                        result.report());
+            } catch (IOException e) {
+                throw new IommuEmu.UserError("--report " + report + ": cannot write: " + e.getMessage());
+            }
+        }
+        out.flush();
+        return result.passed() ? 0 : 1;
+    }
+}

@@ -1,0 +1,633 @@
+package org.iommuemu.device.scenario;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import org.iommuemu.core.pgtable.Prot;
+import org.iommuemu.device.config.ServeConfig;
+
+/**
+ * A scenario file as read by {@link ScenarioFile}: the machine, domains, buffers, devices and the steps. Values
+ * are checked as they are read (so a bad value names its line and column); names are resolved by
+ * {@link ScenarioFile#validate}.
+ */
+public final class Scenario {
+    Machine machine;
+    List<Domain> domains = List.of();
+    List<Buffer> buffers = List.of();
+    List<Device> devices = List.of();
+    List<Step> steps = List.of();
+    /** Source name for messages. */
+    String source = "scenario";
+    /** Line of each step (1-based), or 0 when unknown. */
+    List<Integer> stepLines = List.of();
+
+    @JsonProperty("machine")
+    void setMachine(Machine value) {
+        machine = value;
+    }
+
+    @JsonProperty("domains")
+    void setDomains(List<Domain> value) {
+        domains = value == null ? List.of() : value;
+    }
+
+    @JsonProperty("buffers")
+    void setBuffers(List<Buffer> value) {
+        buffers = value == null ? List.of() : value;
+    }
+
+    @JsonProperty("devices")
+    void setDevices(List<Device> value) {
+        devices = value == null ? List.of() : value;
+    }
+
+    @JsonProperty("steps")
+    void setSteps(List<Step> value) {
+        steps = value == null ? List.of() : value;
+    }
+
+    /** The {@code machine:} section: {@code ram} and {@code iommus} exactly as in the serve configuration. */
+    static final class Machine {
+        List<ServeConfig.Ram> ram;
+        List<ServeConfig.Iommu> iommus;
+
+        @JsonProperty("ram")
+        void setRam(List<ServeConfig.Ram> value) {
+            ram = value;
+        }
+
+        @JsonProperty("iommus")
+        void setIommus(List<ServeConfig.Iommu> value) {
+            iommus = value;
+        }
+    }
+
+    /** An IOMMU domain of the machine's SMMUv3 driver. */
+    static final class Domain {
+        String name;
+        List<String> iommus = List.of();
+        int stage = 1;
+        int granuleLg2 = 12;
+        int inputBits = 48;
+        boolean lazy;
+
+        @JsonProperty("name")
+        void setName(String value) {
+            name = value;
+        }
+
+        @JsonProperty("iommus")
+        void setIommus(List<String> value) {
+            if (value == null || value.isEmpty()) {
+                throw new IllegalArgumentException("iommus must name at least one instance");
+            }
+            iommus = value;
+        }
+
+        @JsonProperty("stage")
+        void setStage(int value) {
+            if (value != 1 && value != 2) {
+                throw new IllegalArgumentException("stage must be 1 or 2, got " + value);
+            }
+            stage = value;
+        }
+
+        @JsonProperty("granule")
+        void setGranule(Object value) {
+            long g = ServeConfig.number(value, "granule");
+            if (g != 4096 && g != 16384 && g != 65536) {
+                throw new IllegalArgumentException("granule must be 4K, 16K or 64K, got " + value);
+            }
+            granuleLg2 = Long.numberOfTrailingZeros(g);
+        }
+
+        @JsonProperty("input_bits")
+        void setInputBits(int value) {
+            if (value < 16 || value > 52) {
+                throw new IllegalArgumentException("input_bits must be 16 to 52, got " + value);
+            }
+            inputBits = value;
+        }
+
+        @JsonProperty("flush")
+        void setFlush(String value) {
+            lazy = switch (value) {
+                case "strict" -> false;
+                case "lazy" -> true;
+                default -> throw new IllegalArgumentException("flush must be strict or lazy, got '" + value + "'");
+            };
+        }
+    }
+
+    /** A buffer allocated from the driver heap. */
+    static final class Buffer {
+        String name;
+        Long size;
+
+        @JsonProperty("name")
+        void setName(String value) {
+            name = value;
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            size = positive(value, "size");
+        }
+    }
+
+    /** A DMA master: a stream of an IOMMU instance, attached to a domain. */
+    static final class Device {
+        String name;
+        String iommu;
+        Integer stream;
+        String domain;
+
+        @JsonProperty("name")
+        void setName(String value) {
+            name = value;
+        }
+
+        @JsonProperty("iommu")
+        void setIommu(String value) {
+            iommu = value;
+        }
+
+        @JsonProperty("stream")
+        void setStream(Object value) {
+            long s = ServeConfig.number(value, "stream");
+            if (s > 0xFFFF_FFFFL) {
+                throw new IllegalArgumentException("stream " + value + " is not a 32-bit stream id");
+            }
+            stream = (int) s;
+        }
+
+        @JsonProperty("domain")
+        void setDomain(String value) {
+            domain = value;
+        }
+    }
+
+    /** One step: exactly one of its keys. */
+    static final class Step {
+        Map map;
+        MapSg mapSg;
+        Unmap unmap;
+        Dma dma;
+        Flush flush;
+        Expect expect;
+        int keys;
+
+        @JsonProperty("map")
+        void setMap(Map value) {
+            map = value;
+            keys++;
+        }
+
+        @JsonProperty("map_sg")
+        void setMapSg(MapSg value) {
+            mapSg = value;
+            keys++;
+        }
+
+        @JsonProperty("unmap")
+        void setUnmap(Unmap value) {
+            unmap = value;
+            keys++;
+        }
+
+        @JsonProperty("dma")
+        void setDma(Dma value) {
+            dma = value;
+            keys++;
+        }
+
+        @JsonProperty("flush")
+        void setFlush(Flush value) {
+            flush = value;
+            keys++;
+        }
+
+        @JsonProperty("expect")
+        void setExpect(Expect value) {
+            expect = value;
+            keys++;
+        }
+
+        String kind() {
+            return map != null ? "map" : mapSg != null ? "map_sg" : unmap != null ? "unmap" : dma != null ? "dma"
+                    : flush != null ? "flush" : expect != null ? "expect" : "?";
+        }
+    }
+
+    /** Where a mapping points: a buffer (plus offset) or a physical address. */
+    static class Target {
+        String buffer;
+        long offset;
+        Long pa;
+
+        @JsonProperty("buffer")
+        void setBuffer(String value) {
+            buffer = value;
+        }
+
+        @JsonProperty("offset")
+        void setOffset(Object value) {
+            offset = ServeConfig.number(value, "offset");
+        }
+
+        @JsonProperty("pa")
+        void setPa(Object value) {
+            pa = ServeConfig.number(value, "pa");
+        }
+    }
+
+    /** {@code map}: domain, iova, buffer [+ offset] or pa, size, prot. */
+    static final class Map extends Target {
+        String domain;
+        Long iova;
+        Long size;
+        int prot = Prot.READ | Prot.WRITE;
+
+        @JsonProperty("domain")
+        void setDomain(String value) {
+            domain = value;
+        }
+
+        @JsonProperty("iova")
+        void setIova(Object value) {
+            iova = ServeConfig.number(value, "iova");
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            size = positive(value, "size");
+        }
+
+        @JsonProperty("prot")
+        void setProt(String value) {
+            prot = prot(value);
+        }
+    }
+
+    /** One entry of a {@code map_sg} list. */
+    static final class SgPart extends Target {
+        Long size;
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            size = positive(value, "size");
+        }
+    }
+
+    /** {@code map_sg}: domain, iova, entries (buffer [+ offset] or pa, size), prot. */
+    static final class MapSg {
+        String domain;
+        Long iova;
+        List<SgPart> entries = List.of();
+        int prot = Prot.READ | Prot.WRITE;
+
+        @JsonProperty("domain")
+        void setDomain(String value) {
+            domain = value;
+        }
+
+        @JsonProperty("iova")
+        void setIova(Object value) {
+            iova = ServeConfig.number(value, "iova");
+        }
+
+        @JsonProperty("entries")
+        void setEntries(List<SgPart> value) {
+            if (value == null || value.isEmpty()) {
+                throw new IllegalArgumentException("entries must hold at least one entry");
+            }
+            entries = value;
+        }
+
+        @JsonProperty("prot")
+        void setProt(String value) {
+            prot = prot(value);
+        }
+    }
+
+    /** {@code unmap}: domain, iova, size. */
+    static final class Unmap {
+        String domain;
+        Long iova;
+        Long size;
+
+        @JsonProperty("domain")
+        void setDomain(String value) {
+            domain = value;
+        }
+
+        @JsonProperty("iova")
+        void setIova(Object value) {
+            iova = ServeConfig.number(value, "iova");
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            size = positive(value, "size");
+        }
+    }
+
+    /** {@code flush}: drains a lazy domain's flush queue (its deferred invalidations). */
+    static final class Flush {
+        String domain;
+
+        @JsonProperty("domain")
+        void setDomain(String value) {
+            domain = value;
+        }
+    }
+
+    /** {@code dma}: device, op read|write, iova, size, data (writes). */
+    static final class Dma {
+        String device;
+        Boolean write;
+        Long iova;
+        Long size;
+        Data data;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("op")
+        void setOp(String value) {
+            write = switch (value) {
+                case "read" -> false;
+                case "write" -> true;
+                default -> throw new IllegalArgumentException("op must be read or write, got '" + value + "'");
+            };
+        }
+
+        @JsonProperty("iova")
+        void setIova(Object value) {
+            iova = ServeConfig.number(value, "iova");
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            long s = positive(value, "size");
+            if (s > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("size " + value + " is too large for one DMA");
+            }
+            size = s;
+        }
+
+        @JsonProperty("data")
+        void setData(Data value) {
+            data = value;
+        }
+    }
+
+    /** A byte pattern: every byte {@code pattern}, or pseudo-random bytes from {@code seed}. */
+    static final class Data {
+        Integer pattern;
+        Long seed;
+
+        @JsonProperty("pattern")
+        void setPattern(Object value) {
+            if (seed != null) {
+                throw new IllegalArgumentException("data has both pattern and seed; give one");
+            }
+            long p = ServeConfig.number(value, "pattern");
+            if (p > 0xFF) {
+                throw new IllegalArgumentException("pattern " + value + " is not a byte (0 to 0xFF)");
+            }
+            pattern = (int) p;
+        }
+
+        @JsonProperty("seed")
+        void setSeed(long value) {
+            if (pattern != null) {
+                throw new IllegalArgumentException("data has both pattern and seed; give one");
+            }
+            seed = value;
+        }
+
+        boolean given() {
+            return pattern != null || seed != null;
+        }
+
+        byte[] bytes(int size) {
+            byte[] b = new byte[size];
+            if (pattern != null) {
+                java.util.Arrays.fill(b, (byte) (int) pattern);
+            } else {
+                new Random(seed).nextBytes(b);
+            }
+            return b;
+        }
+
+        @Override
+        public String toString() {
+            return pattern != null ? String.format("pattern 0x%02X", pattern) : "seed " + seed;
+        }
+    }
+
+    /** {@code expect}: exactly one of memory, read, fault, events, counter. */
+    static final class Expect {
+        MemoryExpect memory;
+        ReadExpect read;
+        FaultExpect fault;
+        EventsExpect events;
+        CounterExpect counter;
+        int keys;
+
+        @JsonProperty("memory")
+        void setMemory(MemoryExpect value) {
+            memory = value;
+            keys++;
+        }
+
+        @JsonProperty("read")
+        void setRead(ReadExpect value) {
+            read = value;
+            keys++;
+        }
+
+        @JsonProperty("fault")
+        void setFault(FaultExpect value) {
+            fault = value;
+            keys++;
+        }
+
+        @JsonProperty("events")
+        void setEvents(EventsExpect value) {
+            events = value;
+            keys++;
+        }
+
+        @JsonProperty("counter")
+        void setCounter(CounterExpect value) {
+            counter = value;
+            keys++;
+        }
+    }
+
+    /** The bytes of a buffer (read by the CPU from guest memory) equal a pattern. */
+    static final class MemoryExpect {
+        String buffer;
+        long offset;
+        Long size;
+        Data equals;
+
+        @JsonProperty("buffer")
+        void setBuffer(String value) {
+            buffer = value;
+        }
+
+        @JsonProperty("offset")
+        void setOffset(Object value) {
+            offset = ServeConfig.number(value, "offset");
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            long s = positive(value, "size");
+            if (s > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("size " + value + " is too large to compare");
+            }
+            size = s;
+        }
+
+        @JsonProperty("equals")
+        void setEquals(Data value) {
+            equals = value;
+        }
+    }
+
+    /** The data of a device's last DMA read equals a pattern. */
+    static final class ReadExpect {
+        String device;
+        Data equals;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("equals")
+        void setEquals(Data value) {
+            equals = value;
+        }
+    }
+
+    /** The fault of a device's last DMA: none, or a bus fault kind (TRANSLATION, PERMISSION...). */
+    static final class FaultExpect {
+        String device;
+        String kind;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("kind")
+        void setKind(String value) {
+            String k = value.toUpperCase(Locale.ROOT);
+            if (!k.equals("NONE") && !FAULT_KINDS.contains(k)) {
+                throw new IllegalArgumentException("kind must be none or one of " + FAULT_KINDS + ", got '"
+                        + value + "'");
+            }
+            kind = k;
+        }
+    }
+
+    /** How many event records of one type the driver has read from an instance's event queue so far. */
+    static final class EventsExpect {
+        String iommu;
+        Integer type;
+        String typeName;
+        Long count;
+
+        @JsonProperty("iommu")
+        void setIommu(String value) {
+            iommu = value;
+        }
+
+        @JsonProperty("type")
+        void setType(String value) {
+            for (int t : org.iommuemu.core.smmuv3.EventType.all()) {
+                if (org.iommuemu.core.smmuv3.EventType.name(t).equals(value)) {
+                    type = t;
+                    typeName = value;
+                    return;
+                }
+            }
+            throw new IllegalArgumentException("type '" + value + "' is not an SMMUv3 event type (F_TRANSLATION, "
+                    + "F_PERMISSION, C_BAD_STE...)");
+        }
+
+        @JsonProperty("count")
+        void setCount(Object value) {
+            count = ServeConfig.number(value, "count");
+        }
+    }
+
+    /** A counter of an instance's statistics within [min, max]. */
+    static final class CounterExpect {
+        String iommu;
+        String name;
+        Long min;
+        Long max;
+
+        @JsonProperty("iommu")
+        void setIommu(String value) {
+            iommu = value;
+        }
+
+        @JsonProperty("name")
+        void setName(String value) {
+            Counters.check(value);
+            name = value;
+        }
+
+        @JsonProperty("min")
+        void setMin(Object value) {
+            min = ServeConfig.number(value, "min");
+        }
+
+        @JsonProperty("max")
+        void setMax(Object value) {
+            max = ServeConfig.number(value, "max");
+        }
+    }
+
+    static final List<String> FAULT_KINDS = faultKinds();
+
+    private static List<String> faultKinds() {
+        List<String> kinds = new ArrayList<>();
+        for (org.iommuemu.proto.v1.FaultKind k : org.iommuemu.proto.v1.FaultKind.values()) {
+            if (k != org.iommuemu.proto.v1.FaultKind.FAULT_KIND_UNSPECIFIED
+                    && k != org.iommuemu.proto.v1.FaultKind.UNRECOGNIZED) {
+                kinds.add(k.name());
+            }
+        }
+        return List.copyOf(kinds);
+    }
+
+    static int prot(String value) {
+        return switch (value) {
+            case "rw" -> Prot.READ | Prot.WRITE;
+            case "r" -> Prot.READ;
+            case "w" -> Prot.WRITE;
+            default -> throw new IllegalArgumentException("prot must be rw, r or w, got '" + value + "'");
+        };
+    }
+
+    static long positive(Object value, String field) {
+        long v = ServeConfig.number(value, field);
+        if (v == 0) {
+            throw new IllegalArgumentException(field + " must not be 0");
+        }
+        return v;
+    }
+}

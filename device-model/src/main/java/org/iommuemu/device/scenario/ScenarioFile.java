@@ -1,0 +1,285 @@
+package org.iommuemu.device.scenario;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.iommuemu.device.config.ConfigException;
+import org.iommuemu.device.config.ServeConfig;
+import org.iommuemu.device.config.YamlFiles;
+import org.iommuemu.device.machine.IommuSpec;
+import org.iommuemu.device.machine.IommuType;
+import org.iommuemu.device.machine.MachineConfig;
+
+/**
+ * Reads a scenario file strictly ({@link YamlFiles}: unknown keys and bad values name the file, line and column)
+ * and checks what the reader cannot: required keys, that every name a step uses is defined, and that devices
+ * and domains are on SMMUv3 instances of the machine. Semantic errors name the section entry or the step index
+ * and the step's line.
+ */
+public final class ScenarioFile {
+    private ScenarioFile() {}
+
+    /** Reads and checks {@code file}; returns the scenario and the machine it runs on. */
+    public static Loaded read(Path file) {
+        String text;
+        try {
+            text = Files.readString(file);
+        } catch (NoSuchFileException e) {
+            throw new ScenarioException(file + ": no such file");
+        } catch (IOException e) {
+            throw new ScenarioException(file + ": cannot read: " + e.getMessage());
+        }
+        return parse(file.toString(), text);
+    }
+
+    /** Parses and checks {@code text}, naming it {@code source} in messages. */
+    public static Loaded parse(String source, String text) {
+        Scenario s;
+        try {
+            s = YamlFiles.parse(source, text, Scenario.class);
+        } catch (ConfigException e) {
+            throw new ScenarioException(e.getMessage(), e);
+        }
+        s.source = source;
+        s.stepLines = stepLines(text);
+        MachineConfig machine;
+        try {
+            machine = s.machine == null ? MachineConfig.defaults()
+                    : ServeConfig.machineOnly(s.machine.ram, s.machine.iommus).apply(MachineConfig.defaults());
+        } catch (ConfigException | IllegalArgumentException e) {
+            throw new ScenarioException(source + ": machine: " + e.getMessage(), e);
+        }
+        validate(s, machine);
+        return new Loaded(s, machine);
+    }
+
+    /** A checked scenario and its machine. */
+    public record Loaded(Scenario scenario, MachineConfig machine) {}
+
+    /** The line of each element of the top-level {@code steps} list (0 where it cannot be found). */
+    private static List<Integer> stepLines(String text) {
+        List<Integer> lines = new ArrayList<>();
+        try (JsonParser p = new YAMLFactory().createParser(text)) {
+            int depth = 0;
+            boolean inSteps = false;
+            String field = null;
+            for (JsonToken t = p.nextToken(); t != null; t = p.nextToken()) {
+                if (t == JsonToken.FIELD_NAME && depth == 1) {
+                    field = p.currentName();
+                } else if (t == JsonToken.START_ARRAY || t == JsonToken.START_OBJECT) {
+                    if (depth == 1 && t == JsonToken.START_ARRAY && "steps".equals(field)) {
+                        inSteps = true;
+                    } else if (inSteps && depth == 2) {
+                        lines.add(p.currentTokenLocation().getLineNr());
+                    }
+                    depth++;
+                } else if (t == JsonToken.END_ARRAY || t == JsonToken.END_OBJECT) {
+                    depth--;
+                    if (depth == 1) {
+                        inSteps = false;
+                    }
+                } else if (inSteps && depth == 2) {
+                    lines.add(p.currentTokenLocation().getLineNr()); // a scalar step: rejected by the reader
+                }
+            }
+        } catch (IOException e) {
+            return List.of(); // the reader has already accepted the text; lines are a courtesy
+        }
+        return lines;
+    }
+
+    private static void validate(Scenario s, MachineConfig machine) {
+        HashMap<String, IommuSpec> iommus = new HashMap<>();
+        for (IommuSpec spec : machine.iommus()) {
+            iommus.put(spec.name(), spec);
+        }
+        HashMap<String, Scenario.Domain> domains = new HashMap<>();
+        for (int i = 0; i < s.domains.size(); i++) {
+            Scenario.Domain d = s.domains.get(i);
+            String where = s.source + ": domains[" + i + "]";
+            if (d == null || d.name == null || d.iommus.isEmpty()) {
+                throw new ScenarioException(where + ": name and iommus are required");
+            }
+            where += " (" + d.name + ")";
+            if (domains.put(d.name, d) != null) {
+                throw new ScenarioException(where + ": a second domain named '" + d.name + "'");
+            }
+            Set<String> seen = new HashSet<>();
+            for (String m : d.iommus) {
+                smmu(where, iommus, m);
+                if (!seen.add(m)) {
+                    throw new ScenarioException(where + ": iommus names " + m + " twice");
+                }
+            }
+        }
+        HashMap<String, Scenario.Buffer> buffers = new HashMap<>();
+        for (int i = 0; i < s.buffers.size(); i++) {
+            Scenario.Buffer b = s.buffers.get(i);
+            String where = s.source + ": buffers[" + i + "]";
+            if (b == null || b.name == null || b.size == null) {
+                throw new ScenarioException(where + ": name and size are required");
+            }
+            if (buffers.put(b.name, b) != null) {
+                throw new ScenarioException(where + ": a second buffer named '" + b.name + "'");
+            }
+        }
+        HashMap<String, Scenario.Device> devices = new HashMap<>();
+        Set<String> streams = new HashSet<>();
+        for (int i = 0; i < s.devices.size(); i++) {
+            Scenario.Device d = s.devices.get(i);
+            String where = s.source + ": devices[" + i + "]";
+            if (d == null || d.name == null || d.iommu == null || d.stream == null || d.domain == null) {
+                throw new ScenarioException(where + ": name, iommu, stream and domain are required");
+            }
+            where += " (" + d.name + ")";
+            if (devices.put(d.name, d) != null) {
+                throw new ScenarioException(where + ": a second device named '" + d.name + "'");
+            }
+            smmu(where, iommus, d.iommu);
+            Scenario.Domain dom = known(where, "domain", domains, d.domain);
+            if (!dom.iommus.contains(d.iommu)) {
+                throw new ScenarioException(where + ": domain " + d.domain + " is on " + dom.iommus + ", not on "
+                        + d.iommu);
+            }
+            if (!streams.add(d.iommu + "/" + d.stream)) {
+                throw new ScenarioException(where + ": stream " + d.stream + " of " + d.iommu
+                        + " belongs to another device already");
+            }
+        }
+        for (int i = 0; i < s.steps.size(); i++) {
+            Scenario.Step st = s.steps.get(i);
+            String where = stepName(s, i);
+            if (st == null || st.keys != 1) {
+                throw new ScenarioException(where + ": a step is exactly one of map, map_sg, unmap, dma, flush,"
+                        + " expect");
+            }
+            if (st.map != null) {
+                Scenario.Map m = st.map;
+                require(where, m.domain != null && m.iova != null && m.size != null, "map needs domain, iova, size");
+                known(where, "domain", domains, m.domain);
+                target(where, buffers, m, m.size);
+            } else if (st.mapSg != null) {
+                Scenario.MapSg m = st.mapSg;
+                require(where, m.domain != null && m.iova != null && !m.entries.isEmpty(),
+                        "map_sg needs domain, iova, entries");
+                known(where, "domain", domains, m.domain);
+                for (Scenario.SgPart e : m.entries) {
+                    require(where, e != null && e.size != null, "each map_sg entry needs a size");
+                    target(where, buffers, e, e.size);
+                }
+            } else if (st.unmap != null) {
+                Scenario.Unmap u = st.unmap;
+                require(where, u.domain != null && u.iova != null && u.size != null,
+                        "unmap needs domain, iova, size");
+                known(where, "domain", domains, u.domain);
+            } else if (st.flush != null) {
+                require(where, st.flush.domain != null, "flush needs a domain");
+                known(where, "domain", domains, st.flush.domain);
+            } else if (st.dma != null) {
+                Scenario.Dma d = st.dma;
+                require(where, d.device != null && d.write != null && d.iova != null && d.size != null,
+                        "dma needs device, op, iova, size");
+                known(where, "device", devices, d.device);
+                if (d.write) {
+                    require(where, d.data != null && d.data.given(), "a dma write needs data (pattern or seed)");
+                } else {
+                    require(where, d.data == null, "a dma read has no data (check it with expect: read)");
+                }
+            } else {
+                expect(where, st.expect, iommus, buffers, devices);
+            }
+        }
+    }
+
+    private static void expect(String where, Scenario.Expect e, HashMap<String, IommuSpec> iommus,
+            HashMap<String, Scenario.Buffer> buffers, HashMap<String, Scenario.Device> devices) {
+        if (e == null || e.keys != 1) {
+            throw new ScenarioException(where + ": an expect is exactly one of memory, read, fault, events,"
+                    + " counter");
+        }
+        if (e.memory != null) {
+            Scenario.MemoryExpect m = e.memory;
+            require(where, m.buffer != null && m.size != null && m.equals != null && m.equals.given(),
+                    "expect memory needs buffer, size, equals (pattern or seed)");
+            Scenario.Buffer b = known(where, "buffer", buffers, m.buffer);
+            require(where, m.offset + m.size <= b.size && m.offset + m.size > 0,
+                    "offset + size runs past buffer " + b.name + " (" + b.size + " bytes)");
+        } else if (e.read != null) {
+            require(where, e.read.device != null && e.read.equals != null && e.read.equals.given(),
+                    "expect read needs device and equals (pattern or seed)");
+            known(where, "device", devices, e.read.device);
+        } else if (e.fault != null) {
+            require(where, e.fault.device != null && e.fault.kind != null, "expect fault needs device and kind");
+            known(where, "device", devices, e.fault.device);
+        } else if (e.events != null) {
+            require(where, e.events.iommu != null && e.events.type != null && e.events.count != null,
+                    "expect events needs iommu, type, count");
+            smmu(where, iommus, e.events.iommu);
+        } else {
+            Scenario.CounterExpect c = e.counter;
+            require(where, c.iommu != null && c.name != null && (c.min != null || c.max != null),
+                    "expect counter needs iommu, name and min and/or max");
+            if (!iommus.containsKey(c.iommu)) {
+                throw new ScenarioException(where + ": unknown iommu '" + c.iommu + "' (instances: "
+                        + iommus.keySet() + ")");
+            }
+            require(where, c.min == null || c.max == null || c.min <= c.max, "min is above max");
+        }
+    }
+
+    private static void target(String where, HashMap<String, Scenario.Buffer> buffers, Scenario.Target t,
+            long size) {
+        if ((t.buffer == null) == (t.pa == null)) {
+            throw new ScenarioException(where + ": give either buffer (and offset) or pa");
+        }
+        if (t.buffer != null) {
+            Scenario.Buffer b = known(where, "buffer", buffers, t.buffer);
+            require(where, t.offset + size <= b.size && t.offset + size > 0,
+                    "offset + size runs past buffer " + b.name + " (" + b.size + " bytes)");
+        } else {
+            require(where, t.offset == 0, "offset goes with buffer, not pa");
+        }
+    }
+
+    static String stepName(Scenario s, int i) {
+        int line = i < s.stepLines.size() ? s.stepLines.get(i) : 0;
+        return s.source + (line > 0 ? ":" + line : "") + ": steps[" + i + "]";
+    }
+
+    private static void require(String where, boolean ok, String message) {
+        if (!ok) {
+            throw new ScenarioException(where + ": " + message);
+        }
+    }
+
+    private static <T> T known(String where, String what, HashMap<String, T> map, String name) {
+        T t = map.get(name);
+        if (t == null) {
+            throw new ScenarioException(where + ": unknown " + what + " '" + name + "' ("
+                    + (map.isEmpty() ? "none defined" : "defined: " + String.join(", ", new java.util.TreeSet<>(
+                            map.keySet()))) + ")");
+        }
+        return t;
+    }
+
+    private static void smmu(String where, HashMap<String, IommuSpec> iommus, String name) {
+        IommuSpec spec = iommus.get(name);
+        if (spec == null) {
+            throw new ScenarioException(where + ": unknown iommu '" + name + "' (instances: "
+                    + new java.util.TreeSet<>(iommus.keySet()) + ")");
+        }
+        if (spec.type() != IommuType.SMMUV3) {
+            throw new ScenarioException(where + ": " + name + " is " + spec.type()
+                    + ": only SMMUv3 instances have a driver yet");
+        }
+    }
+}

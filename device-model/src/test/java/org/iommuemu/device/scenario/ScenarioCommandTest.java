@@ -1,0 +1,101 @@
+package org.iommuemu.device.scenario;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.iommuemu.device.cli.IommuEmu;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** {@code iommu-emu run FILE}: its exit status and what it prints. */
+class ScenarioCommandTest {
+    private final StringWriter out = new StringWriter();
+    private final StringWriter err = new StringWriter();
+
+    private int run(String... args) {
+        CommandLine cmd = IommuEmu.commandLine();
+        cmd.setOut(new PrintWriter(out, true));
+        cmd.setErr(new PrintWriter(err, true));
+        return cmd.execute(args);
+    }
+
+    private static final String BASE = """
+            domains:
+              - {name: d, iommus: [smmu0]}
+            buffers:
+              - {name: buf, size: 8KiB}
+            devices:
+              - {name: nic, iommu: smmu0, stream: 0x10, domain: d}
+            steps:
+              - map: {domain: d, iova: 0x1000_0000, buffer: buf, size: 8KiB, prot: rw}
+              - dma: {device: nic, op: write, iova: 0x1000_0000, size: 4KiB, data: {pattern: 0xA5}}
+            """;
+
+    @Test
+    void aPassingScenarioExitsZeroAndWritesAJsonReport(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("ok.yaml");
+        Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n");
+        Path report = dir.resolve("report.json");
+        assertThat(run("run", f.toString(), "--report", report.toString())).as(out + "\n" + err).isZero();
+        assertThat(out.toString()).contains("[2] PASS expect memory buf 4 KiB equals pattern 0xA5",
+                "DMA: 1 ops (0 reads, 1 writes), 4096 bytes", "cache hit rates: iotlb", "commands: ",
+                "simulated ns", "scenario passed");
+        JsonNode json = new ObjectMapper().readTree(report.toFile());
+        assertThat(json.get("expects_passed").asInt()).isEqualTo(1);
+        assertThat(json.get("dma").get("bytes").asLong()).isEqualTo(4096);
+        assertThat(json.get("iommus").get("smmu0").get("commands").get("CMD_SYNC").asLong()).isPositive();
+        assertThat(json.get("failures")).isEmpty();
+    }
+
+    @Test
+    void aFailingExpectExitsOneAndSaysWhichAndWhy(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("bad-expect.yaml");
+        Files.writeString(f, BASE
+                + "  - expect: {memory: {buffer: buf, offset: 4KiB, size: 16, equals: {pattern: 0xA5}}}\n"
+                + "  - expect: {fault: {device: nic, kind: TRANSLATION}}\n"
+                + "  - expect: {counter: {iommu: smmu0, name: faults, max: 0}}\n");
+        assertThat(run("run", f.toString())).as(out + "\n" + err).isEqualTo(1);
+        assertThat(out.toString())
+                .contains("[2] FAIL expect memory buf+0x1000 16 B equals pattern 0xA5: byte 0 is 0x00, expected 0xA5")
+                .contains("[3] FAIL expect fault nic TRANSLATION: the last DMA of nic gave no fault")
+                .contains("[4] PASS expect counter smmu0 faults <= 0")
+                .contains("scenario FAILED: 2 failure(s)")
+                .contains(f + ":10: steps[2]: expect memory", f + ":11: steps[3]: expect fault");
+    }
+
+    @Test
+    void aStepThatCannotBeDoneFailsAndStopsTheRun(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("overlap.yaml");
+        Files.writeString(f, BASE + "  - map: {domain: d, iova: 0x1000_0000, buffer: buf, size: 4KiB}\n"
+                + "  - expect: {fault: {device: nic, kind: none}}\n");
+        assertThat(run("run", f.toString())).as(out + "\n" + err).isEqualTo(1);
+        assertThat(out.toString()).contains("[2] FAIL map d iova 0x10000000", "stopping",
+                "steps: 3 of 4 run (stopped at one that could not be done); expects: 0 passed, 0 failed").doesNotContain("[3]");
+    }
+
+    @Test
+    void aBadFileExitsTwoWithALocatedMessageAndNoStackTrace(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("typo.yaml");
+        Files.writeString(f, BASE + "  - dma: {device: nic, op: read, iova: 0x1000_0000, lenght: 4}\n");
+        assertThat(run("run", f.toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("typo.yaml:10:", "unknown key 'lenght'").doesNotContain("\tat ");
+        err.getBuffer().setLength(0);
+        assertThat(run("run", dir.resolve("missing.yaml").toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("missing.yaml: no such file");
+    }
+
+    @Test
+    void helpListsTheRunCommand() {
+        assertThat(run("--help")).isZero();
+        assertThat(out.toString()).contains("run");
+        out.getBuffer().setLength(0);
+        assertThat(run("run", "--help")).isZero();
+        assertThat(out.toString()).contains("FILE", "--report", "Exit status");
+    }
+}

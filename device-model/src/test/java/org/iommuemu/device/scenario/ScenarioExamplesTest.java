@@ -1,0 +1,79 @@
+package org.iommuemu.device.scenario;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.api.Test;
+
+/** Every example under {@code scenarios/} at the repository root runs and passes, with every expect evaluated. */
+class ScenarioExamplesTest {
+    static Path dir() {
+        Path p = Path.of("..", "scenarios");
+        return Files.isDirectory(p) ? p : Path.of("scenarios");
+    }
+
+    static Stream<Path> examples() throws IOException {
+        List<Path> files;
+        try (Stream<Path> s = Files.list(dir())) {
+            files = s.filter(f -> f.toString().endsWith(".yaml")).sorted().toList();
+        }
+        assertThat(files).hasSizeGreaterThanOrEqualTo(4);
+        return files.stream();
+    }
+
+    private static ScenarioRunner.Result run(Path file, StringWriter out) {
+        return ScenarioRunner.run(ScenarioFile.read(file), new PrintWriter(out, true));
+    }
+
+    @ParameterizedTest
+    @MethodSource("examples")
+    void examplePassesAndEvaluatesEveryExpect(Path file) throws IOException {
+        StringWriter out = new StringWriter();
+        ScenarioRunner.Result r = run(file, out);
+        long expects = Files.readAllLines(file).stream().filter(l -> l.trim().startsWith("- expect:")).count();
+        assertThat(expects).as("the example checks something").isPositive();
+        assertThat(r.failures()).as(out.toString()).isEmpty();
+        assertThat(r.stepsRun()).isEqualTo(r.steps());
+        assertThat(r.expectsPassed()).as(out.toString()).isEqualTo(expects);
+        assertThat(out.toString()).contains("scenario passed").doesNotContain("FAIL");
+        assertThat(Files.readAllLines(file).get(0)).as("a comment header").startsWith("# ");
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void rangeInvalidationSendsFarFewerTlbisThanPerPage() {
+        StringWriter out = new StringWriter();
+        ScenarioRunner.Result r = run(dir().resolve("range-vs-page-invalidation.yaml"), out);
+        assertThat(r.passed()).as(out.toString()).isTrue();
+        Map<String, Object> iommus = (Map<String, Object>) r.report().get("iommus");
+        Map<String, Long> range = (Map<String, Long>) ((Map<String, Object>) iommus.get("smmu_range")).get("commands");
+        Map<String, Long> page = (Map<String, Long>) ((Map<String, Object>) iommus.get("smmu_page")).get("commands");
+        assertThat(range.get("TLBI_NH_VA")).isEqualTo(2L);
+        assertThat(range).doesNotContainKey("TLBI_NH_ASID");
+        assertThat(page.get("TLBI_NH_VA")).isEqualTo(256L);
+        assertThat(page.get("TLBI_NH_ASID")).isEqualTo(1L);
+        assertThat(out.toString()).contains("PASS expect counter smmu_page commands.TLBI_NH_VA = 256",
+                "PASS expect counter smmu_range commands.TLBI_NH_VA = 1");
+    }
+
+    @Test
+    void faultExamplesReportTheFaultAndTheEventRecord() {
+        StringWriter out = new StringWriter();
+        assertThat(run(dir().resolve("unmapped-iova.yaml"), out).passed()).isTrue();
+        assertThat(out.toString()).contains("fault TRANSLATION at 0x10010000",
+                "PASS expect events smmu0 F_TRANSLATION = 1", "events: F_TRANSLATION 1");
+        out = new StringWriter();
+        assertThat(run(dir().resolve("read-only-write.yaml"), out).passed()).isTrue();
+        assertThat(out.toString()).contains("fault PERMISSION at 0x30000000",
+                "PASS expect events smmu0 F_PERMISSION = 1", "PASS expect memory sector 4 KiB equals pattern 0x5A");
+    }
+}

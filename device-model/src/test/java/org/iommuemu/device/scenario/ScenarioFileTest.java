@@ -1,0 +1,128 @@
+package org.iommuemu.device.scenario;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import org.junit.jupiter.api.Test;
+
+/** Parsing and checking scenario files: every error names the file and where. */
+class ScenarioFileTest {
+    private static final String HEAD = """
+            domains:
+              - name: d
+                iommus: [smmu0]
+            buffers:
+              - name: buf
+                size: 64KiB
+            devices:
+              - name: nic
+                iommu: smmu0
+                stream: 0x10
+                domain: d
+            steps:
+            """;
+
+    private static ScenarioFile.Loaded parse(String steps) {
+        return ScenarioFile.parse("s.yaml", HEAD + steps);
+    }
+
+    @Test
+    void aValidFileParsesWithTheDefaultsAndTheStepLines() {
+        ScenarioFile.Loaded l = parse("""
+                  - map: {domain: d, iova: 0x1000, buffer: buf, size: 4K}
+                  - dma: {device: nic, op: read, iova: 0x1000, size: 16}
+                """);
+        Scenario s = l.scenario();
+        assertThat(s.domains.get(0).stage).isEqualTo(1);
+        assertThat(s.domains.get(0).granuleLg2).isEqualTo(12);
+        assertThat(s.domains.get(0).inputBits).isEqualTo(48);
+        assertThat(s.steps).extracting(Scenario.Step::kind).containsExactly("map", "dma");
+        assertThat(s.stepLines).containsExactly(13, 14);
+        assertThat(l.machine().iommus()).extracting(m -> m.name()).contains("smmu0");
+    }
+
+    @Test
+    void anUnknownKeyNamesFileLineAndColumn() {
+        assertThatThrownBy(() -> parse("""
+                  - map: {domain: d, iova: 0x1000, buffer: buf, size: 4K}
+                  - unmap: {domain: d, iova: 0x1000, size: 4K, colour: red}
+                """)).isInstanceOf(ScenarioException.class)
+                .hasMessageContaining("s.yaml:14:").hasMessageContaining("unknown key 'colour'")
+                .hasMessageContaining("expected one of: domain, iova, size");
+        assertThatThrownBy(() -> parse("  - jump: {to: 3}\n")).hasMessageContaining("s.yaml:13:")
+                .hasMessageContaining("unknown key 'jump'");
+        assertThatThrownBy(() -> ScenarioFile.parse("t.yaml", "machine:\n  port: 7400\n"))
+                .hasMessageContaining("t.yaml:2:").hasMessageContaining("unknown key 'port'");
+    }
+
+    @Test
+    void aBadValueNamesFileLineAndColumnAndWhatWasExpected() {
+        assertThatThrownBy(() -> parse("  - map: {domain: d, iova: 0x1000, buffer: buf, size: 4K, prot: rwx}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("prot must be rw, r or w, got 'rwx'");
+        assertThatThrownBy(() -> parse("  - dma: {device: nic, op: copy, iova: 0, size: 1}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("op must be read or write");
+        assertThatThrownBy(() -> ScenarioFile.parse("u.yaml", "domains:\n  - name: x\n    iommus: [smmu0]\n"
+                + "    stage: 3\n")).hasMessageContaining("u.yaml:4:").hasMessageContaining("stage must be 1 or 2");
+        assertThatThrownBy(() -> parse("  - expect: {events: {iommu: smmu0, type: F_NOPE, count: 1}}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("'F_NOPE' is not an SMMUv3 event type");
+        assertThatThrownBy(() -> parse("  - expect: {counter: {iommu: smmu0, name: commands.TLBI_ALL, max: 1}}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("'TLBI_ALL' is not an SMMUv3 command");
+        assertThatThrownBy(() -> parse("  - expect: {fault: {device: nic, kind: sideways}}\n"))
+                .hasMessageContaining("kind must be none or one of [TRANSLATION, PERMISSION");
+        assertThatThrownBy(() -> ScenarioFile.parse("m.yaml", "machine:\n  iommus:\n    - name: s\n"
+                + "      kind: smmuv3\n      smmuv3:\n        stage3: true\n"))
+                .hasMessageContaining("m.yaml:6:").hasMessageContaining("unknown key 'stage3'");
+    }
+
+    @Test
+    void unknownNamesInStepsNameTheStepAndItsLine() {
+        assertThatThrownBy(() -> parse("""
+                  - map: {domain: d, iova: 0x1000, buffer: buf, size: 4K}
+                  - map: {domain: nope, iova: 0x1000, buffer: buf, size: 4K}
+                """)).isInstanceOf(ScenarioException.class)
+                .hasMessage("s.yaml:14: steps[1]: unknown domain 'nope' (defined: d)");
+        assertThatThrownBy(() -> parse("  - map: {domain: d, iova: 0x1000, buffer: bof, size: 4K}\n"))
+                .hasMessage("s.yaml:13: steps[0]: unknown buffer 'bof' (defined: buf)");
+        assertThatThrownBy(() -> parse("  - dma: {device: gpu, op: read, iova: 0, size: 4}\n"))
+                .hasMessage("s.yaml:13: steps[0]: unknown device 'gpu' (defined: nic)");
+        assertThatThrownBy(() -> parse("  - expect: {events: {iommu: smmu9, type: F_TRANSLATION, count: 1}}\n"))
+                .hasMessageContaining("s.yaml:13: steps[0]: unknown iommu 'smmu9'");
+        assertThatThrownBy(() -> parse("  - map: {domain: d, iova: 0, buffer: buf, offset: 60K, size: 8K}\n"))
+                .hasMessageContaining("steps[0]: offset + size runs past buffer buf");
+        assertThatThrownBy(() -> parse("  - map: {domain: d, iova: 0, size: 4K}\n"))
+                .hasMessageContaining("steps[0]: give either buffer (and offset) or pa");
+        assertThatThrownBy(() -> parse("  - map: {domain: d, iova: 0, buffer: buf, size: 4K}\n"
+                + "    unmap: {domain: d, iova: 0, size: 4K}\n"))
+                .hasMessageContaining("steps[0]: a step is exactly one of");
+        assertThatThrownBy(() -> parse("  - dma: {device: nic, op: write, iova: 0, size: 4}\n"))
+                .hasMessageContaining("a dma write needs data");
+    }
+
+    @Test
+    void badSectionsNameTheEntry() {
+        assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
+                domains:
+                  - name: d
+                    iommus: [dmar0]
+                """)).hasMessage("v.yaml: domains[0] (d): dmar0 is VTD: only SMMUv3 instances have a driver yet");
+        assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
+                machine:
+                  iommus:
+                    - {name: a, kind: smmuv3}
+                    - {name: b, kind: smmuv3}
+                domains:
+                  - {name: d, iommus: [a]}
+                devices:
+                  - {name: x, iommu: b, stream: 1, domain: d}
+                """)).hasMessage("v.yaml: devices[0] (x): domain d is on [a], not on b");
+        assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
+                domains:
+                  - {name: d, iommus: [smmu0]}
+                devices:
+                  - {name: x, iommu: smmu0, stream: 1, domain: d}
+                  - {name: y, iommu: smmu0, stream: 1, domain: d}
+                """)).hasMessageContaining("devices[1] (y): stream 1 of smmu0 belongs to another device");
+        assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", "buffers:\n  - {name: b}\n"))
+                .hasMessage("v.yaml: buffers[0]: name and size are required");
+    }
+}
