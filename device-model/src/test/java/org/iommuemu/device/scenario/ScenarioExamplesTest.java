@@ -49,6 +49,19 @@ class ScenarioExamplesTest {
     }
 
     @Test
+    void theFormatExampleInTheReadmeRunsAndPasses() throws IOException {
+        Path readme = dir().resolveSibling("README.md");
+        String text = Files.readString(readme);
+        int start = text.indexOf("```yaml\nmachine:");
+        assertThat(start).as("README has the scenario format example").isNotNegative();
+        String yaml = text.substring(start + "```yaml\n".length(), text.indexOf("```", start + 7));
+        StringWriter out = new StringWriter();
+        ScenarioRunner.Result r = ScenarioRunner.run(ScenarioFile.parse("README.md", yaml), new PrintWriter(out, true));
+        assertThat(r.failures()).as(out.toString()).isEmpty();
+        assertThat(r.expectsPassed()).isEqualTo(5);
+    }
+
+    @Test
     @SuppressWarnings("unchecked")
     void rangeInvalidationSendsFarFewerTlbisThanPerPage() {
         StringWriter out = new StringWriter();
