@@ -34,12 +34,19 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--report", paramLabel = "FILE", description = "Also write the summary as JSON to FILE.")
     Path report;
 
+    @Option(names = "--transport", paramLabel = "KIND", defaultValue = "in-process",
+            description = "How the devices reach the machine: in-process (default) or netty (loopback TCP).")
+    String transport;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         ScenarioRunner.Result result;
         try {
-            result = ScenarioRunner.run(ScenarioFile.read(file), out);
+            if (!transport.equals("in-process") && !transport.equals("netty")) {
+                throw new IommuEmu.UserError("--transport must be in-process or netty, got " + transport);
+            }
+            result = ScenarioRunner.run(ScenarioFile.read(file), out, transport.equals("netty"));
         } catch (ScenarioException e) {
             throw new IommuEmu.UserError(e.getMessage());
         }

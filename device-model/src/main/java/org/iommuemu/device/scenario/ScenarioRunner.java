@@ -3,6 +3,7 @@ package org.iommuemu.device.scenario;
 import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
 import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.ArrayList;
@@ -83,15 +84,33 @@ public final class ScenarioRunner {
 
     /** Runs {@code loaded}, printing a line per step and then the summary to {@code out}. */
     public static Result run(ScenarioFile.Loaded loaded, PrintWriter out) {
-        return new ScenarioRunner(loaded, out).run();
+        return run(loaded, out, false);
     }
 
-    private Result run() {
+    /**
+     * Runs {@code loaded}; with {@code netty} the devices reach the machine over a Netty server on a free
+     * loopback port instead of the in-process transport.
+     */
+    public static Result run(ScenarioFile.Loaded loaded, PrintWriter out, boolean netty) {
+        return new ScenarioRunner(loaded, out).run(netty);
+    }
+
+    private Result run(boolean netty) {
         out.println("scenario " + s.source + ": " + s.domains.size() + " domain(s), " + s.buffers.size()
-                + " buffer(s), " + s.devices.size() + " device(s), " + s.steps.size() + " step(s)");
+                + " buffer(s), " + s.devices.size() + " device(s), " + s.steps.size() + " step(s)"
+                + (netty ? ", over Netty on loopback" : ""));
         String name = "iommu-emu-run-" + UUID.randomUUID();
-        ManagedChannel channel = InProcessChannelBuilder.forName(name).build();
-        try (BusServer server = BusServer.inProcess(machine, name).start(); DmaClient client = DmaClient.over(channel)) {
+        BusServer started;
+        try {
+            started = netty ? BusServer.netty(machine, "127.0.0.1", 0).start() : BusServer.inProcess(machine, name).start();
+        } catch (IOException e) {
+            throw new ScenarioException("cannot start the bus: " + e.getMessage(), e);
+        }
+        ManagedChannel channel = netty
+                ? NettyChannelBuilder.forTarget(started.target()).usePlaintext()
+                        .maxInboundMessageSize(DmaClient.MAX_INBOUND_MESSAGE).build()
+                : InProcessChannelBuilder.forName(name).build();
+        try (BusServer server = started; DmaClient client = DmaClient.over(channel)) {
             setUp(client);
             for (int i = 0; i < s.steps.size() && !stopped; i++) {
                 step(i, s.steps.get(i));
@@ -100,8 +119,6 @@ public final class ScenarioRunner {
             for (DmaSession session : sessions.values()) {
                 session.close();
             }
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot start the in-process bus: " + e.getMessage(), e);
         } finally {
             channel.shutdownNow();
             try {

@@ -98,4 +98,16 @@ class ScenarioCommandTest {
         assertThat(run("run", "--help")).isZero();
         assertThat(out.toString()).contains("FILE", "--report", "Exit status");
     }
+
+    @Test
+    void theSameScenarioRunsOverNettyOnLoopback(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("ok.yaml");
+        Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n"
+                + "  - dma: {device: nic, op: read, iova: 0x1000_3000, size: 16}\n"
+                + "  - expect: {fault: {device: nic, kind: TRANSLATION}}\n");
+        assertThat(run("run", f.toString(), "--transport", "netty")).as(out + "\n" + err).isZero();
+        assertThat(out.toString()).contains("over Netty on loopback", "scenario passed");
+        assertThat(run("run", f.toString(), "--transport", "carrier-pigeon")).isEqualTo(2);
+        assertThat(err.toString()).contains("--transport must be in-process or netty");
+    }
 }
