@@ -374,11 +374,7 @@ public final class Scenario {
 
         @JsonProperty("size")
         void setSize(Object value) {
-            long s = positive(value, "size");
-            if (s > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException("size " + value + " is too large for one DMA");
-            }
-            size = s;
+            size = intSize(value, "for one DMA");
         }
 
         @JsonProperty("data")
@@ -491,11 +487,7 @@ public final class Scenario {
 
         @JsonProperty("size")
         void setSize(Object value) {
-            long s = positive(value, "size");
-            if (s > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException("size " + value + " is too large to compare");
-            }
-            size = s;
+            size = intSize(value, "to compare");
         }
 
         @JsonProperty("equals")
@@ -621,6 +613,15 @@ public final class Scenario {
             case "w" -> Prot.WRITE;
             default -> throw new IllegalArgumentException("prot must be rw, r or w, got '" + value + "'");
         };
+    }
+
+    /** A positive {@code size} that fits one array: {@code purpose} says what for, in the error. */
+    static long intSize(Object value, String purpose) {
+        long s = positive(value, "size");
+        if (s > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("size " + value + " is too large " + purpose);
+        }
+        return s;
     }
 
     static long positive(Object value, String field) {
