@@ -24,6 +24,9 @@ import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.pgtable.PageTableException;
 import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
+import org.iommuemu.core.smmuv3.EventRecord;
+import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.device.machine.DriverEventLog;
 import org.iommuemu.device.machine.DriverHost;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
@@ -32,13 +35,19 @@ import org.iommuemu.proto.v1.AllocBufferReply;
 import org.iommuemu.proto.v1.AllocBufferRequest;
 import org.iommuemu.proto.v1.AttachDeviceReply;
 import org.iommuemu.proto.v1.AttachDeviceRequest;
+import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.CreateDomainReply;
 import org.iommuemu.proto.v1.CreateDomainRequest;
 import org.iommuemu.proto.v1.DestroyDomainReply;
 import org.iommuemu.proto.v1.DestroyDomainRequest;
 import org.iommuemu.proto.v1.DetachDeviceReply;
 import org.iommuemu.proto.v1.DetachDeviceRequest;
+import org.iommuemu.proto.v1.DriverEvent;
 import org.iommuemu.proto.v1.DriverGrpc;
+import org.iommuemu.proto.v1.EventsReply;
+import org.iommuemu.proto.v1.EventsRequest;
+import org.iommuemu.proto.v1.FlushReply;
+import org.iommuemu.proto.v1.FlushRequest;
 import org.iommuemu.proto.v1.FreeBufferReply;
 import org.iommuemu.proto.v1.FreeBufferRequest;
 import org.iommuemu.proto.v1.IovaToPhysReply;
@@ -156,6 +165,12 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             case LAZY -> FlushPolicy.LAZY;
             default -> throw BusError.invalidArgument("flush must be STRICT or LAZY, got " + r.getFlush());
         };
+        if (r.hasFlushTimeoutNs() && policy != FlushPolicy.LAZY) {
+            throw BusError.invalidArgument("flush_timeout_ns applies to LAZY domains only (flush is " + r.getFlush()
+                    + ")");
+        }
+        // 0: no time bound (the queue still flushes when full, on iova reuse and on Flush)
+        boolean timed = policy == FlushPolicy.LAZY && (!r.hasFlushTimeoutNs() || r.getFlushTimeoutNs() != 0);
         if (r.getName().length() > MAX_NAME) {
             throw BusError.invalidArgument("name is longer than " + MAX_NAME + " characters");
         }
@@ -207,7 +222,16 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         String name = r.getName().isEmpty() ? "domain" + id : r.getName();
         IommuDomain api;
         try {
-            api = IommuDomain.builder(fmt, machine.memory(), host.heap()).name(name).flushPolicy(policy).build();
+            IommuDomain.Builder b = IommuDomain.builder(fmt, machine.memory(), host.heap()).name(name)
+                    .flushPolicy(policy);
+            if (r.hasFlushTimeoutNs()) {
+                if (timed) {
+                    b.flushQueueTimeoutNanos(r.getFlushTimeoutNs());
+                } else {
+                    b.clock(() -> 0L); // the oldest entry never ages, so only fullness, reuse or Flush flush it
+                }
+            }
+            api = b.build();
         } catch (IommuApiException e) {
             throw apiError("CreateDomain", e);
         } catch (GuestMemoryExhaustedException e) {
@@ -215,7 +239,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         Domain d = new Domain(id, api, stage, List.copyOf(owned));
         domains.put(id, d);
-        if (policy == FlushPolicy.LAZY) {
+        if (timed) {
             if (timer == null) {
                 timer = new FlushQueueTimer();
             }
@@ -467,6 +491,49 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             IovaToPhysReply.Builder b = IovaToPhysReply.newBuilder();
             if (pa != IommuDomain.NO_MAPPING) {
                 b.setMapped(true).setPa(pa);
+            }
+            return b.build();
+        });
+    }
+
+    @Override
+    public void flush(FlushRequest request, StreamObserver<FlushReply> responses) {
+        Calls.unary(responses, () -> {
+            boolean flushed = onDomain(request.getDomain(), "Flush", IommuDomain::flushQueue);
+            return FlushReply.newBuilder().setFlushed(flushed).build();
+        });
+    }
+
+    // ------------------------------------------------------------------ events
+
+    @Override
+    public void events(EventsRequest request, StreamObserver<EventsReply> responses) {
+        Calls.unary(responses, () -> {
+            IommuDevice device = MachineService.device(machine, request.getIommu());
+            DriverHost.Owned o = host.owned(device.name());
+            EventsReply.Builder b = EventsReply.newBuilder();
+            if (o == null) {
+                return b.build();
+            }
+            try {
+                o.driver().drainEvents();
+            } catch (SmmuV3DriverException e) {
+                throw driverError(e);
+            }
+            DriverEventLog.Snapshot snap = o.events().since(request.getAfterSequence());
+            b.setOwned(true).setOverflows(snap.overflows()).setGlobalErrors(snap.globalErrors())
+                    .setCommandErrors(snap.commandErrors());
+            snap.countsByType().forEach((type, count) -> b.addCounts(CodeCount.newBuilder().setCode(type)
+                    .setName(EventType.name(type)).setCount(count)));
+            for (DriverEventLog.Entry e : snap.records()) {
+                EventRecord ev = e.record();
+                DriverEvent.Builder d = DriverEvent.newBuilder().setSequence(e.sequence()).setType(ev.type())
+                        .setTypeName(EventType.name(ev.type())).setStreamId(ev.streamId())
+                        .setInputAddress(ev.inputAddr()).setRead(ev.rnw()).setStage2(ev.s2()).setIpa(ev.ipa());
+                if (ev.ssv()) {
+                    d.setSubstreamId(ev.substreamId());
+                }
+                b.addRecords(d);
             }
             return b.build();
         });

@@ -29,8 +29,9 @@ import org.iommuemu.core.memory.RamRegion;
  * <p>Thread-safe.
  */
 public final class DriverHost {
-    /** One instance the driver owns. */
-    public record Owned(String name, InProcessSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains) {}
+    /** One instance the driver owns, and the log of what the driver has read from its event queue. */
+    public record Owned(String name, InProcessSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains,
+            DriverEventLog events) {}
 
     private final Machine machine;
     private final long heapBase;
@@ -111,9 +112,11 @@ public final class DriverHost {
         InProcessSmmuHost host = new InProcessSmmuHost(device, machine.memory(), heap(), machine.interrupts());
         try {
             SmmuV3Driver driver = SmmuV3Driver.probe(host, SmmuV3DriverOptions.defaults());
+            DriverEventLog events = new DriverEventLog();
+            driver.addListener(events);
             driver.init();
             o = new Owned(device.name(), host, driver,
-                    new SmmuV3Domains(driver, device.name(), TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD));
+                    new SmmuV3Domains(driver, device.name(), TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD), events);
         } catch (RuntimeException e) {
             host.close();
             throw e;

@@ -29,6 +29,9 @@ import org.iommuemu.proto.v1.DestroyDomainRequest;
 import org.iommuemu.proto.v1.DetachDeviceRequest;
 import org.iommuemu.proto.v1.DomainStage;
 import org.iommuemu.proto.v1.DriverGrpc;
+import org.iommuemu.proto.v1.EventsReply;
+import org.iommuemu.proto.v1.EventsRequest;
+import org.iommuemu.proto.v1.FlushRequest;
 import org.iommuemu.proto.v1.FaultKind;
 import org.iommuemu.proto.v1.FlushMode;
 import org.iommuemu.proto.v1.FreeBufferRequest;
@@ -445,5 +448,80 @@ class DriverServiceTest {
                 Status.Code.NOT_FOUND, "is not a buffer from AllocBuffer");
         assertThat(ByteString.copyFrom(memRead(r.getPa(), 16))).as("buffers are zero-filled")
                 .isEqualTo(ByteString.copyFrom(new byte[16]));
+    }
+
+    @Test
+    void aLazyDomainWithoutTimeBoundKeepsAStaleTranslationUntilFlush() throws Exception {
+        start();
+        long d = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(DomainStage.STAGE_1)
+                .setGranule(4096).setFlush(FlushMode.LAZY).setFlushTimeoutNs(0).build()).getDomain();
+        long pa = alloc(4096);
+        map(d, IOVA, pa, 4096);
+        attach(d, "smmu0", SID);
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            byte[] data = random(64, 7);
+            assertThat(dev.write(IOVA, data).isOk()).as("fills the IOTLB").isTrue();
+            assertThat(unmap(d, IOVA, 4096)).isEqualTo(4096);
+            assertThat(lookup(d, IOVA).getMapped()).as("gone from the page table").isFalse();
+            Thread.sleep(30); // three times Linux's 10 ms bound: nothing flushes by time
+            DmaResult stale = dev.read(IOVA, 64);
+            assertThat(stale.isOk()).as("the unmapped page is still reachable through the IOTLB").isTrue();
+            assertThat(stale.data().toByteArray()).isEqualTo(data);
+            assertThat(driver.flush(FlushRequest.newBuilder().setDomain(d).build()).getFlushed()).isTrue();
+            DmaResult after = dev.read(IOVA, 64);
+            assertThat(after.faulted()).isTrue();
+            assertThat(after.fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            assertThat(driver.flush(FlushRequest.newBuilder().setDomain(d).build()).getFlushed())
+                    .as("nothing left to flush").isFalse();
+        }
+    }
+
+    @Test
+    void flushTimeoutIsForLazyDomainsAndFlushNeedsAKnownDomain() throws Exception {
+        start();
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0")
+                .setStage(DomainStage.STAGE_1).setGranule(4096).setFlushTimeoutNs(1_000_000).build()),
+                Status.Code.INVALID_ARGUMENT, "flush_timeout_ns applies to LAZY domains only");
+        assertStatus(() -> driver.flush(FlushRequest.newBuilder().setDomain(99).build()), Status.Code.NOT_FOUND,
+                "domain 99 not found");
+        long strict = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        assertThat(driver.flush(FlushRequest.newBuilder().setDomain(strict).build()).getFlushed()).isFalse();
+    }
+
+    @Test
+    void eventsReportWhatTheDriverReadByTypeAndAsRecords() throws Exception {
+        start();
+        assertStatus(() -> driver.events(EventsRequest.newBuilder().setIommu("nope").build()),
+                Status.Code.NOT_FOUND, "nope");
+        EventsReply before = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
+        assertThat(before.getOwned()).as("not taken over yet").isFalse();
+        assertThat(before.getCountsList()).isEmpty();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long pa = alloc(4096);
+        map(d, IOVA, pa, 4096);
+        attach(d, "smmu0", SID);
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            assertThat(dev.read(IOVA + 0x1000, 8).faulted()).isTrue();
+            assertThat(dev.write(IOVA + 0x2008, new byte[8]).faulted()).isTrue();
+        }
+        EventsReply r = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
+        assertThat(r.getOwned()).isTrue();
+        assertThat(r.getCountsList()).singleElement().satisfies(c -> {
+            assertThat(c.getName()).isEqualTo("F_TRANSLATION");
+            assertThat(c.getCode()).isEqualTo(0x10);
+            assertThat(c.getCount()).isEqualTo(2);
+        });
+        assertThat(r.getRecordsList()).hasSize(2);
+        assertThat(r.getRecords(0).getSequence()).isEqualTo(1);
+        assertThat(r.getRecords(0).getStreamId()).isEqualTo(SID);
+        assertThat(r.getRecords(0).getInputAddress()).isEqualTo(IOVA + 0x1000);
+        assertThat(r.getRecords(0).getRead()).isTrue();
+        assertThat(r.getRecords(0).hasSubstreamId()).isFalse();
+        assertThat(r.getRecords(1).getInputAddress()).isEqualTo(IOVA + 0x2008);
+        assertThat(r.getRecords(1).getRead()).isFalse();
+        assertThat(r.getOverflows()).isZero();
+        EventsReply later = driver.events(EventsRequest.newBuilder().setIommu("smmu0").setAfterSequence(2).build());
+        assertThat(later.getRecordsList()).as("paged past both").isEmpty();
+        assertThat(later.getCounts(0).getCount()).as("counts stay cumulative").isEqualTo(2);
     }
 }
