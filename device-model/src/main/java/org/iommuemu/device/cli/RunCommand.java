@@ -15,13 +15,15 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code iommu-emu run FILE}: runs a scenario on the embedded machine (in-process bus) and prints a line per step
- * and a summary. Exits 0 when every expect holds, 1 when one fails (or a step cannot be carried out), 2 when the
- * file is not a valid scenario.
+ * {@code iommu-emu run FILE}: runs a scenario on the embedded machine (in-process bus, or Netty on loopback) or
+ * against a separate {@code iommu-emu serve} ({@code --target}), and prints a line per step and a summary. Exits 0
+ * when every expect holds, 1 when one fails (or a step cannot be carried out), 2 when the file is not a valid
+ * scenario or the server cannot be used.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"Run a scenario file on the embedded machine (see README, \"Scenarios\"):",
-            "domains, buffers and devices, then map / map_sg / unmap / flush / dma / expect steps.",
+        description = {"Run a scenario file on the embedded machine, or against a running server with",
+            "--target (see README, \"Scenarios\"): domains, buffers and devices, then",
+            "map / map_sg / unmap / flush / dma / expect steps.",
             "Exit status: 0 every expect held, 1 an expect failed or a step could not be done,",
             "2 the file is not a valid scenario."})
 final class RunCommand implements Callable<Integer> {
@@ -35,8 +37,13 @@ final class RunCommand implements Callable<Integer> {
     Path report;
 
     @Option(names = "--transport", paramLabel = "KIND", defaultValue = "in-process",
-            description = "How the devices reach the machine: in-process (default) or netty (loopback TCP).")
+            description = "How the run reaches the embedded machine: in-process (default) or netty (loopback TCP).")
     String transport;
+
+    @Option(names = "--target", paramLabel = "HOST:PORT",
+            description = {"Run against a separate `iommu-emu serve` at HOST:PORT instead of an embedded machine.",
+                "The file's machine section is then not applied: the server's instances are used."})
+    String target;
 
     @Override
     public Integer call() {
@@ -46,7 +53,21 @@ final class RunCommand implements Callable<Integer> {
             if (!transport.equals("in-process") && !transport.equals("netty")) {
                 throw new IommuEmu.UserError("--transport must be in-process or netty, got " + transport);
             }
-            result = ScenarioRunner.run(ScenarioFile.read(file), out, transport.equals("netty"));
+            ScenarioRunner.Options options;
+            if (target != null) {
+                if (spec.commandLine().getParseResult().hasMatchedOption("--transport")) {
+                    throw new IommuEmu.UserError("--transport is for the embedded machine; --target goes over"
+                            + " TCP to the server it names");
+                }
+                if (!target.matches("[^\\s:]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}")) {
+                    throw new IommuEmu.UserError("--target must be HOST:PORT, got '" + target + "'");
+                }
+                options = ScenarioRunner.Options.remote(target);
+            } else {
+                options = transport.equals("netty") ? ScenarioRunner.Options.netty()
+                        : ScenarioRunner.Options.inProcess();
+            }
+            result = ScenarioRunner.run(ScenarioFile.read(file), out, options);
         } catch (ScenarioException e) {
             throw new IommuEmu.UserError(e.getMessage());
         }

@@ -3,7 +3,9 @@ package org.iommuemu.device.scenario;
 import java.util.List;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
-import org.iommuemu.device.machine.DeviceStats;
+import org.iommuemu.proto.v1.CacheStats;
+import org.iommuemu.proto.v1.CodeCount;
+import org.iommuemu.proto.v1.InstanceStats;
 
 /**
  * The counter names an {@code expect: counter} can name, read from {@link DeviceStats}: {@code translations},
@@ -11,7 +13,8 @@ import org.iommuemu.device.machine.DeviceStats;
  * {@code global_errors}, {@code interrupts}, {@code sim_time_ns}; {@code commands.OPCODE} (e.g.
  * {@code commands.TLBI_NH_VA}); {@code events.TYPE} (e.g. {@code events.F_TRANSLATION}); and
  * {@code caches.CACHE.FIELD} with CACHE iotlb, config or walk and FIELD hits, misses, inserts, evictions,
- * invalidated or entries. Counts are since the machine started (the driver's initialisation included).
+ * invalidated (counts), or entries (a gauge). Counts are since the run started (the driver's initialisation
+ * included when the run is the first to use an instance).
  */
 final class Counters {
     static final List<String> PLAIN = List.of("translations", "faults", "walks", "walk_reads", "mmio_reads",
@@ -54,37 +57,46 @@ final class Counters {
     }
 
     /** The value of counter {@code name} (checked by {@link #check}) in {@code s}; 0 for what was never seen. */
-    static long value(DeviceStats s, String name) {
+    static long value(InstanceStats s, String name) {
         switch (name) {
-            case "translations": return s.translations();
-            case "faults": return s.faults();
-            case "walks": return s.walks();
-            case "walk_reads": return s.walkReads();
-            case "mmio_reads": return s.mmioReads();
-            case "mmio_writes": return s.mmioWrites();
-            case "events_lost": return s.eventsLost();
-            case "global_errors": return s.globalErrors();
-            case "interrupts": return s.interrupts();
-            case "sim_time_ns": return s.simTimeNs();
+            case "translations": return s.getTranslations();
+            case "faults": return s.getFaults();
+            case "walks": return s.getWalks();
+            case "walk_reads": return s.getWalkReads();
+            case "mmio_reads": return s.getMmioReads();
+            case "mmio_writes": return s.getMmioWrites();
+            case "events_lost": return s.getEventsLost();
+            case "global_errors": return s.getGlobalErrors();
+            case "interrupts": return s.getInterrupts();
+            case "sim_time_ns": return s.getSimTimeNs();
             default: break;
         }
         String[] p = name.split("\\.");
         if (p[0].equals("commands") || p[0].equals("events")) {
-            List<DeviceStats.CodeCount> counts = p[0].equals("commands") ? s.commands() : s.events();
-            return counts.stream().filter(c -> c.name().equals(p[1])).mapToLong(DeviceStats.CodeCount::count).sum();
+            List<CodeCount> counts = p[0].equals("commands") ? s.getCommandsList() : s.getEventsList();
+            return counts.stream().filter(c -> c.getName().equals(p[1])).mapToLong(CodeCount::getCount).sum();
         }
-        for (DeviceStats.CacheStat c : s.caches()) {
-            if (c.cache().equals(p[1])) {
+        for (CacheStats c : s.getCachesList()) {
+            if (c.getCache().equals(p[1])) {
                 return switch (p[2]) {
-                    case "hits" -> c.hits();
-                    case "misses" -> c.misses();
-                    case "inserts" -> c.inserts();
-                    case "evictions" -> c.evictions();
-                    case "invalidated" -> c.invalidated();
-                    default -> c.entries();
+                    case "hits" -> c.getHits();
+                    case "misses" -> c.getMisses();
+                    case "inserts" -> c.getInserts();
+                    case "evictions" -> c.getEvictions();
+                    case "invalidated" -> c.getInvalidated();
+                    default -> c.getEntries();
                 };
             }
         }
         return 0;
+    }
+
+    /**
+     * Counter {@code name} since {@code base} was taken: the difference for counts, the value now for the one gauge
+     * ({@code caches.CACHE.entries}).
+     */
+    static long since(InstanceStats base, InstanceStats now, String name) {
+        long v = value(now, name);
+        return name.endsWith(".entries") ? v : v - value(base, name);
     }
 }

@@ -1,7 +1,7 @@
 package org.iommuemu.device.scenario;
 
-import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
@@ -9,69 +9,122 @@ import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import org.iommuemu.core.api.FlushPolicy;
-import org.iommuemu.core.api.IommuDomain;
-import org.iommuemu.core.api.SgEntry;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.bits.Sizes;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Listener;
 import org.iommuemu.core.pgtable.Prot;
-import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
-import org.iommuemu.core.smmuv3.EventRecord;
-import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.device.bus.BusServer;
-import org.iommuemu.device.machine.DeviceStats;
-import org.iommuemu.device.machine.DriverHost;
-import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.dma.DmaClient;
 import org.iommuemu.dma.DmaResult;
 import org.iommuemu.dma.DmaSession;
+import org.iommuemu.proto.v1.CacheStats;
+import org.iommuemu.proto.v1.CodeCount;
+import org.iommuemu.proto.v1.DescribeReply;
+import org.iommuemu.proto.v1.DescribeRequest;
+import org.iommuemu.proto.v1.InstanceStats;
+import org.iommuemu.proto.v1.IommuInstance;
+import org.iommuemu.proto.v1.IommuKind;
+import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.MemReadRequest;
+import org.iommuemu.proto.v1.StatsRequest;
+import org.iommuemu.proto.v1.TelemetryGrpc;
 
 /**
- * Runs a checked scenario ({@link ScenarioFile}) on an embedded machine: the machine's own SMMUv3 driver
- * ({@link DriverHost}) makes the domains, allocates the buffers from the driver heap and attaches the devices'
- * streams; each device is a DMA master on the bus, in process ({@link BusServer#inProcess}), through
- * {@link DmaClient}. After each DMA the driver drains the event queues, and the records it decodes are counted by
- * instance and type for {@code expect: events}.
+ * Runs a checked scenario ({@link ScenarioFile}) as a client of the bus, as any program driving the emulator
+ * would: domains, buffers and attachments through a {@link ScenarioDriver} (by default the server's own driver,
+ * the {@code Driver} service), DMA through {@link DmaClient} sessions on the {@code Dma} service, memory checks
+ * through {@code Machine.MemRead}, counters from {@code Telemetry.Stats}. The server is embedded (a machine built
+ * from the file's {@code machine} section, reached in process or over Netty on loopback) or a separate
+ * {@code iommu-emu serve} ({@link Options#target}); then the file's {@code machine} section is not applied, and
+ * the instances the scenario names must exist there.
+ *
+ * <p>Counters and event counts are measured from the start of the run, so a scenario means the same on a fresh
+ * embedded machine and on a long-running server. At the end the runner detaches its devices, destroys its domains
+ * and frees its buffers, so the same scenario can run again on the same server.
  *
  * <p>A step that cannot be carried out (a map the domain refuses, a DMA the bus rejects) fails the run and stops
  * it; an expect that does not hold fails the run and the run goes on.
  */
 public final class ScenarioRunner {
+    /** How the runner reaches a server. */
+    public enum Transport {
+        /** An embedded machine on the in-process gRPC transport (the default). */
+        IN_PROCESS,
+        /** An embedded machine served over Netty on a free loopback port. */
+        NETTY,
+        /** A separate server at {@link Options#target}. */
+        REMOTE
+    }
+
+    /**
+     * How to run.
+     *
+     * @param transport how the bus is reached
+     * @param target    HOST:PORT of the server for {@link Transport#REMOTE}, else null
+     */
+    public record Options(Transport transport, String target) {
+        public Options {
+            if ((transport == Transport.REMOTE) != (target != null)) {
+                throw new IllegalArgumentException("a target goes with the REMOTE transport, and only with it");
+            }
+        }
+
+        public static Options inProcess() {
+            return new Options(Transport.IN_PROCESS, null);
+        }
+
+        public static Options netty() {
+            return new Options(Transport.NETTY, null);
+        }
+
+        public static Options remote(String target) {
+            return new Options(Transport.REMOTE, target);
+        }
+    }
+
+    /** How long the runner waits for a remote server to answer {@code Describe}. */
+    static final long CONNECT_TIMEOUT_SECONDS = 10;
+
     private final Scenario s;
-    private final Machine machine;
+    private final ScenarioFile.Loaded loaded;
+    private final Options options;
     private final PrintWriter out;
-    private final Map<String, IommuDomain> domains = new HashMap<>();
-    private final Map<String, SmmuV3Domains.Stage> stages = new HashMap<>();
-    private final Map<String, Long> buffers = new HashMap<>();
-    private final Map<String, DmaSession> sessions = new HashMap<>();
+    private ScenarioDriver driver;
+    private MachineGrpc.MachineBlockingStub cpu;
+    private TelemetryGrpc.TelemetryBlockingStub telemetry;
+    private DescribeReply described;
+    private final Map<String, Long> domains = new LinkedHashMap<>();
+    private final Map<String, Long> buffers = new LinkedHashMap<>();
+    private final Map<String, DmaSession> sessions = new LinkedHashMap<>();
     private final Map<String, DmaResult> lastDma = new HashMap<>();
-    private final Map<String, DriverHost.Owned> owned = new LinkedHashMap<>();
-    /** Decoded event records by instance, then by type name. */
-    private final Map<String, Map<String, AtomicLong>> events = new ConcurrentHashMap<>();
+    /** The instances the run reports on: every one of an embedded machine, the ones the scenario names else. */
+    private final Set<String> instances = new LinkedHashSet<>();
+    private final Map<String, InstanceStats> baseStats = new HashMap<>();
+    private final Map<String, Map<String, Long>> baseEvents = new HashMap<>();
+    private final List<Scenario.Device> attached = new ArrayList<>();
     private long dmaReads;
     private long dmaWrites;
     private long dmaBytes;
     private long dmaFaults;
+    private long dmaNanos;
     private int expectsPassed;
     private int expectsFailed;
     private final List<String> failures = new ArrayList<>();
     private int stepsRun;
     private boolean stopped;
 
-    private ScenarioRunner(ScenarioFile.Loaded loaded, PrintWriter out) {
+    private ScenarioRunner(ScenarioFile.Loaded loaded, PrintWriter out, Options options) {
         this.s = loaded.scenario();
-        this.machine = new Machine(loaded.machine());
+        this.loaded = loaded;
         this.out = out;
+        this.options = options;
     }
 
     /** What a run found; {@link #report} is the summary as plain data (for JSON). */
@@ -82,129 +135,217 @@ public final class ScenarioRunner {
         }
     }
 
-    /** Runs {@code loaded}, printing a line per step and then the summary to {@code out}. */
+    /** Runs {@code loaded} on an embedded machine in process, printing a line per step and the summary. */
     public static Result run(ScenarioFile.Loaded loaded, PrintWriter out) {
-        return run(loaded, out, false);
+        return run(loaded, out, Options.inProcess());
     }
 
     /**
-     * Runs {@code loaded}; with {@code netty} the devices reach the machine over a Netty server on a free
-     * loopback port instead of the in-process transport.
+     * Runs {@code loaded} as {@code options} say, printing a line per step and then the summary to {@code out}.
+     *
+     * @throws ScenarioException when the bus cannot be reached or set-up (domains, buffers, devices) fails
      */
-    public static Result run(ScenarioFile.Loaded loaded, PrintWriter out, boolean netty) {
-        return new ScenarioRunner(loaded, out).run(netty);
+    public static Result run(ScenarioFile.Loaded loaded, PrintWriter out, Options options) {
+        return new ScenarioRunner(loaded, out, options).run();
     }
 
-    private Result run(boolean netty) {
+    private Result run() {
         out.println("scenario " + s.source + ": " + s.domains.size() + " domain(s), " + s.buffers.size()
                 + " buffer(s), " + s.devices.size() + " device(s), " + s.steps.size() + " step(s)"
-                + (netty ? ", over Netty on loopback" : ""));
-        String name = "iommu-emu-run-" + UUID.randomUUID();
-        BusServer started;
-        try {
-            started = netty ? BusServer.netty(machine, "127.0.0.1", 0).start() : BusServer.inProcess(machine, name).start();
-        } catch (IOException e) {
-            throw new ScenarioException("cannot start the bus: " + e.getMessage(), e);
+                + switch (options.transport()) {
+                    case IN_PROCESS -> "";
+                    case NETTY -> ", over Netty on loopback";
+                    case REMOTE -> ", against the server at " + options.target();
+                });
+        BusServer server = null;
+        ManagedChannel channel;
+        if (options.transport() == Transport.REMOTE) {
+            channel = NettyChannelBuilder.forTarget(options.target()).usePlaintext()
+                    .maxInboundMessageSize(DmaClient.MAX_INBOUND_MESSAGE).build();
+        } else {
+            Machine machine = new Machine(loaded.machine());
+            String name = "iommu-emu-run-" + UUID.randomUUID();
+            boolean netty = options.transport() == Transport.NETTY;
+            try {
+                server = (netty ? BusServer.netty(machine, "127.0.0.1", 0) : BusServer.inProcess(machine, name))
+                        .start();
+            } catch (IOException e) {
+                throw new ScenarioException("cannot start the bus: " + e.getMessage(), e);
+            }
+            channel = netty ? NettyChannelBuilder.forTarget(server.target()).usePlaintext()
+                    .maxInboundMessageSize(DmaClient.MAX_INBOUND_MESSAGE).build()
+                    : InProcessChannelBuilder.forName(name).build();
         }
-        ManagedChannel channel = netty
-                ? NettyChannelBuilder.forTarget(started.target()).usePlaintext()
-                        .maxInboundMessageSize(DmaClient.MAX_INBOUND_MESSAGE).build()
-                : InProcessChannelBuilder.forName(name).build();
-        try (BusServer server = started; DmaClient client = DmaClient.over(channel)) {
+        try (DmaClient client = DmaClient.over(channel)) {
+            cpu = MachineGrpc.newBlockingStub(channel);
+            telemetry = TelemetryGrpc.newBlockingStub(channel);
+            connect();
+            driver = new ServiceDriver(channel);
+            baseline();
             setUp(client);
             for (int i = 0; i < s.steps.size() && !stopped; i++) {
                 step(i, s.steps.get(i));
                 stepsRun++;
             }
-            for (DmaSession session : sessions.values()) {
-                session.close();
-            }
+            Map<String, Object> report = summary();
+            tearDown();
+            out.flush();
+            return new Result(s.steps.size(), stepsRun, expectsPassed, List.copyOf(failures), report);
         } finally {
+            if (driver != null) {
+                driver.close();
+            }
             channel.shutdownNow();
             try {
                 channel.awaitTermination(5, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
+            if (server != null) {
+                server.close();
+            }
         }
-        Map<String, Object> report = summary();
-        out.flush();
-        return new Result(s.steps.size(), stepsRun, expectsPassed, List.copyOf(failures), report);
     }
 
     // ------------------------------------------------------------------ set-up
 
+    /** Describes the server and checks that every instance the scenario names is an SMMUv3 there. */
+    private void connect() {
+        try {
+            described = cpu.withDeadlineAfter(CONNECT_TIMEOUT_SECONDS, TimeUnit.SECONDS)
+                    .describe(DescribeRequest.getDefaultInstance());
+        } catch (StatusRuntimeException e) {
+            throw new ScenarioException("cannot reach the server" + (options.target() != null ? " at "
+                    + options.target() : "") + ": " + e.getStatus().getCode() + (e.getStatus().getDescription()
+                    != null ? ": " + e.getStatus().getDescription() : ""), e);
+        }
+        Map<String, IommuInstance> byName = new LinkedHashMap<>();
+        for (IommuInstance i : described.getIommusList()) {
+            byName.put(i.getName(), i);
+        }
+        Set<String> named = new LinkedHashSet<>();
+        s.domains.forEach(d -> named.addAll(d.iommus));
+        s.devices.forEach(d -> named.add(d.iommu));
+        for (Scenario.Step st : s.steps) {
+            if (st.expect != null && st.expect.events != null) {
+                named.add(st.expect.events.iommu);
+            }
+            if (st.expect != null && st.expect.counter != null) {
+                named.add(st.expect.counter.iommu);
+            }
+        }
+        for (String n : named) {
+            IommuInstance i = byName.get(n);
+            if (i == null) {
+                throw new ScenarioException(s.source + ": the server has no IOMMU instance " + n + " (it has "
+                        + byName.keySet() + ")");
+            }
+            if (i.getKind() != IommuKind.SMMUV3) {
+                throw new ScenarioException(s.source + ": " + n + " on the server is " + i.getKind()
+                        + ", not an SMMUv3");
+            }
+        }
+        if (options.transport() == Transport.REMOTE) {
+            out.println("  server " + described.getServerVersion() + ": " + byName.keySet() + " (the file's machine"
+                    + " section is not applied)");
+            instances.addAll(named);
+        } else {
+            instances.addAll(byName.keySet());
+        }
+    }
+
+    /** Counters and driver event counts as the run starts: what the run reports is measured from here. */
+    private void baseline() {
+        for (InstanceStats st : stats()) {
+            baseStats.put(st.getIommu(), st);
+        }
+        for (String i : instances) {
+            baseEvents.put(i, driver.events(i));
+        }
+    }
+
+    private List<InstanceStats> stats() {
+        return telemetry.stats(StatsRequest.newBuilder().addAllIommus(instances).build()).getIommusList();
+    }
+
+    private InstanceStats statsOf(String iommu) {
+        return telemetry.stats(StatsRequest.newBuilder().addIommus(iommu).build()).getIommus(0);
+    }
+
     private void setUp(DmaClient client) {
         for (Scenario.Domain d : s.domains) {
             try {
-                domain(d);
-            } catch (Exception e) {
-                throw new ScenarioException(s.source + ": domain " + d.name + ": " + e.getMessage(), e);
+                ScenarioDriver.Created c = driver.createDomain(d);
+                domains.put(d.name, c.handle());
+                out.println("  domain " + d.name + ": stage " + d.stage + ", " + (1 << d.granuleLg2 - 10)
+                        + " KiB granule, " + d.inputBits + "-bit input, " + (d.lazy ? "lazy" : "strict") + ", on "
+                        + d.iommus + " (" + c.description() + ")");
+            } catch (RuntimeException e) {
+                throw new ScenarioException(s.source + ": domain " + d.name + ": " + message(e), e);
             }
         }
         for (Scenario.Buffer b : s.buffers) {
             try {
-                long pa = machine.driverHost().heap().allocBytes(b.size, "scenario buffer " + b.name);
+                long pa = driver.allocBuffer(b.size);
                 buffers.put(b.name, pa);
                 out.println("  buffer " + b.name + ": " + Sizes.format(b.size) + " at " + Bits.hex(pa));
             } catch (RuntimeException e) {
-                throw new ScenarioException(s.source + ": buffer " + b.name + ": " + e.getMessage(), e);
+                throw new ScenarioException(s.source + ": buffer " + b.name + ": " + message(e), e);
             }
         }
         for (Scenario.Device d : s.devices) {
             try {
-                owned.get(d.iommu).domains().attachStream(domains.get(d.domain), stages.get(d.domain), d.stream);
+                int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream);
+                attached.add(d);
                 sessions.put(d.name, client.attach(d.name, d.iommu, d.stream));
                 out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + " of " + d.iommu
-                        + " in domain " + d.domain);
-            } catch (Exception e) {
-                throw new ScenarioException(s.source + ": device " + d.name + ": " + e.getMessage(), e);
+                        + " in domain " + d.domain + " (context " + ctx + ")");
+            } catch (RuntimeException e) {
+                throw new ScenarioException(s.source + ": device " + d.name + ": " + message(e), e);
             }
         }
     }
 
-    private void domain(Scenario.Domain d) throws Exception {
-        SmmuV3Domains.Stage stage = d.stage == 1 ? SmmuV3Domains.Stage.S1 : SmmuV3Domains.Stage.S2;
-        int oas = 48;
-        for (String m : d.iommus) {
-            DriverHost.Owned o = takeOver(m);
-            SmmuV3Features f = o.driver().features();
-            if (d.stage == 1 ? !f.stage1() : !f.stage2()) {
-                throw new IllegalArgumentException(m + " does not implement stage " + d.stage);
+    /** Gives back what the run took on the server; a failure here is reported, not fatal. */
+    private void tearDown() {
+        List<String> problems = new ArrayList<>();
+        for (DmaSession session : sessions.values()) {
+            try {
+                session.close();
+            } catch (RuntimeException e) {
+                problems.add("closing session " + session + ": " + message(e));
             }
-            if ((f.pageSizes() & (1L << d.granuleLg2)) == 0) {
-                throw new IllegalArgumentException(m + " does not implement the " + (1 << d.granuleLg2 - 10)
-                        + " KiB granule");
-            }
-            oas = Math.min(oas, f.oasBits());
         }
-        Arm64Lpae fmt = d.stage == 1 ? Arm64Lpae.stage1(d.granuleLg2, d.inputBits, oas)
-                : Arm64Lpae.stage2(d.granuleLg2, d.inputBits, oas);
-        IommuDomain api = IommuDomain.builder(fmt, machine.memory(), machine.driverHost().heap()).name(d.name)
-                .flushPolicy(d.lazy ? FlushPolicy.LAZY : FlushPolicy.STRICT)
-                .clock(() -> 0L) // lazy domains flush when their queue fills or at a flush step, never by time
-                .build();
-        domains.put(d.name, api);
-        stages.put(d.name, stage);
-        out.println("  domain " + d.name + ": stage " + d.stage + ", " + (1 << d.granuleLg2 - 10) + " KiB granule, "
-                + d.inputBits + "-bit input, " + (d.lazy ? "lazy" : "strict") + ", on " + d.iommus);
+        for (Scenario.Device d : attached) {
+            try {
+                driver.detach(d.iommu, d.stream);
+            } catch (RuntimeException e) {
+                problems.add("detaching " + d.name + ": " + message(e));
+            }
+        }
+        for (Map.Entry<String, Long> d : domains.entrySet()) {
+            try {
+                driver.destroyDomain(d.getValue());
+            } catch (RuntimeException e) {
+                problems.add("destroying domain " + d.getKey() + ": " + message(e));
+            }
+        }
+        for (Map.Entry<String, Long> b : buffers.entrySet()) {
+            try {
+                driver.freeBuffer(b.getValue());
+            } catch (RuntimeException e) {
+                problems.add("freeing buffer " + b.getKey() + ": " + message(e));
+            }
+        }
+        for (String p : problems) {
+            out.println("  warning: clean-up: " + p);
+        }
     }
 
-    private DriverHost.Owned takeOver(String iommu) {
-        DriverHost.Owned o = owned.get(iommu);
-        if (o == null) {
-            IommuDevice device = machine.iommu(iommu);
-            o = machine.driverHost().smmu(device);
-            Map<String, AtomicLong> byType = events.computeIfAbsent(iommu, k -> new ConcurrentHashMap<>());
-            o.driver().addListener(new SmmuV3Listener() {
-                @Override
-                public void onEvent(EventRecord event) {
-                    byType.computeIfAbsent(EventType.name(event.type()), k -> new AtomicLong()).incrementAndGet();
-                }
-            });
-            owned.put(iommu, o);
-        }
-        return o;
+    /** A failure's message without the exception class when it is a gRPC status (which says enough). */
+    static String message(Throwable e) {
+        return e instanceof StatusRuntimeException ? e.getMessage() : e.getClass().getSimpleName() + ": "
+                + e.getMessage();
     }
 
     // ------------------------------------------------------------------ steps
@@ -218,28 +359,28 @@ public final class ScenarioRunner {
                 long pa = pa(m);
                 what = "map " + m.domain + " iova " + Bits.hex(m.iova) + " -> " + target(m) + " size "
                         + Sizes.format(m.size) + " prot " + Prot.toString(m.prot);
-                long n = domains.get(m.domain).map(m.iova, pa, m.size, m.prot);
+                long n = driver.map(domains.get(m.domain), m.iova, pa, m.size, m.prot);
                 ok(tag, what + " (" + Sizes.format(n) + " mapped)");
             } else if (st.mapSg != null) {
                 Scenario.MapSg m = st.mapSg;
-                List<SgEntry> sg = new ArrayList<>();
+                List<long[]> sg = new ArrayList<>();
                 long total = 0;
                 for (Scenario.SgPart e : m.entries) {
-                    sg.add(new SgEntry(pa(e), 0, e.size));
+                    sg.add(new long[] {pa(e), e.size});
                     total += e.size;
                 }
                 what = "map_sg " + m.domain + " iova " + Bits.hex(m.iova) + " " + sg.size() + " entries, "
                         + Sizes.format(total) + " prot " + Prot.toString(m.prot);
-                long n = domains.get(m.domain).mapSg(m.iova, sg, m.prot);
+                long n = driver.mapSg(domains.get(m.domain), m.iova, sg, m.prot);
                 ok(tag, what + " (" + Sizes.format(n) + " mapped)");
             } else if (st.unmap != null) {
                 Scenario.Unmap u = st.unmap;
                 what = "unmap " + u.domain + " iova " + Bits.hex(u.iova) + " size " + Sizes.format(u.size);
-                long n = domains.get(u.domain).unmap(u.iova, u.size);
+                long n = driver.unmap(domains.get(u.domain), u.iova, u.size);
                 ok(tag, what + " (" + Sizes.format(n) + " unmapped)");
             } else if (st.flush != null) {
                 what = "flush " + st.flush.domain;
-                boolean any = domains.get(st.flush.domain).flushQueue();
+                boolean any = driver.flush(domains.get(st.flush.domain));
                 ok(tag, what + (any ? " (flushed the queue)" : " (queue was empty)"));
             } else if (st.dma != null) {
                 dma(tag, st.dma);
@@ -247,11 +388,11 @@ public final class ScenarioRunner {
                 expect(tag, st.expect);
             }
         } catch (Exception e) {
-            String msg = tag + "FAIL " + what + ": " + e.getClass().getSimpleName() + ": " + e.getMessage();
+            String msg = tag + "FAIL " + what + ": " + message(e);
             out.println(msg);
             out.println("  stopping: the steps after this one would run on a machine the scenario did not"
                     + " intend");
-            failures.add(ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + e.getMessage());
+            failures.add(ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + message(e));
             stopped = true;
         }
     }
@@ -278,6 +419,7 @@ public final class ScenarioRunner {
         int size = (int) (long) d.size;
         DmaResult r;
         String what;
+        long t0 = System.nanoTime();
         if (d.write) {
             what = "dma " + d.device + " write " + Sizes.format(size) + " at iova " + Bits.hex(d.iova) + " ("
                     + d.data + ")";
@@ -288,15 +430,13 @@ public final class ScenarioRunner {
             r = session.read(d.iova, size);
             dmaReads++;
         }
+        dmaNanos += System.nanoTime() - t0;
         lastDma.put(d.device, r);
         if (r.faulted()) {
             dmaFaults++;
             dmaBytes += r.fault().getBytesDone();
         } else {
             dmaBytes += size;
-        }
-        for (DriverHost.Owned o : owned.values()) {
-            o.driver().drainEvents();
         }
         ok(tag, what + (r.faulted() ? ": fault " + r.fault().getKind() + " at " + Bits.hex(r.fault().getAddress())
                 : ": done"));
@@ -310,9 +450,7 @@ public final class ScenarioRunner {
             int size = (int) (long) m.size;
             what = "expect memory " + m.buffer + (m.offset != 0 ? "+" + Bits.hex(m.offset) : "") + " "
                     + Sizes.format(size) + " equals " + m.equals;
-            byte[] got = new byte[size];
-            machine.memory().read(buffers.get(m.buffer) + m.offset, got, 0, size);
-            failure = differ(m.equals.bytes(size), got);
+            failure = differ(m.equals.bytes(size), memRead(buffers.get(m.buffer) + m.offset, size));
         } else if (e.read != null) {
             what = "expect read " + e.read.device + " equals " + e.read.equals;
             DmaResult r = lastDma.get(e.read.device);
@@ -335,8 +473,8 @@ public final class ScenarioRunner {
         } else if (e.events != null) {
             Scenario.EventsExpect ev = e.events;
             what = "expect events " + ev.iommu + " " + ev.typeName + " = " + ev.count;
-            Map<String, AtomicLong> byType = events.getOrDefault(ev.iommu, Map.of());
-            long got = byType.containsKey(ev.typeName) ? byType.get(ev.typeName).get() : 0;
+            Map<String, Long> byType = eventsSinceStart(ev.iommu);
+            long got = byType.getOrDefault(ev.typeName, 0L);
             if (got != ev.count) {
                 failure = "the driver read " + got + " " + ev.typeName + " record(s) from " + ev.iommu
                         + " (all: " + counts(byType) + ")";
@@ -346,7 +484,7 @@ public final class ScenarioRunner {
             what = "expect counter " + c.iommu + " " + c.name + (c.min != null && c.max != null
                     ? (c.min.equals(c.max) ? " = " + c.min : " in [" + c.min + ", " + c.max + "]")
                     : c.min != null ? " >= " + c.min : " <= " + c.max);
-            long got = Counters.value(machine.iommu(c.iommu).stats(), c.name);
+            long got = Counters.since(baseStats.get(c.iommu), statsOf(c.iommu), c.name);
             what += " (is " + got + ")";
             if ((c.min != null && got < c.min) || (c.max != null && got > c.max)) {
                 failure = c.name + " is " + got;
@@ -371,14 +509,40 @@ public final class ScenarioRunner {
         return null;
     }
 
-    private static String counts(Map<String, AtomicLong> byType) {
+    private static String counts(Map<String, Long> byType) {
         if (byType.isEmpty()) {
             return "none";
         }
         StringBuilder b = new StringBuilder();
-        new java.util.TreeMap<>(byType).forEach((k, v) -> b.append(b.length() == 0 ? "" : ", ").append(k)
-                .append(' ').append(v.get()));
+        new TreeMap<>(byType).forEach((k, v) -> b.append(b.length() == 0 ? "" : ", ").append(k).append(' ')
+                .append(v));
         return b.toString();
+    }
+
+    /** The records the driver has read from {@code iommu} since the run started, by type (reading the queue now). */
+    private Map<String, Long> eventsSinceStart(String iommu) {
+        Map<String, Long> base = baseEvents.getOrDefault(iommu, Map.of());
+        Map<String, Long> now = new TreeMap<>();
+        driver.events(iommu).forEach((type, n) -> {
+            long d = n - base.getOrDefault(type, 0L);
+            if (d != 0) {
+                now.put(type, d);
+            }
+        });
+        return now;
+    }
+
+    /** Reads guest memory through the Machine service, in pieces the server accepts. */
+    private byte[] memRead(long pa, int size) {
+        byte[] got = new byte[size];
+        long max = Math.max(1, described.getLimits().getMaxMemAccessLength());
+        for (int done = 0; done < size; ) {
+            int n = (int) Math.min(size - done, max);
+            cpu.memRead(MemReadRequest.newBuilder().setAddress(pa + done).setLength(n).build()).getData()
+                    .copyTo(got, done);
+            done += n;
+        }
+        return got;
     }
 
     // ------------------------------------------------------------------ summary
@@ -386,63 +550,73 @@ public final class ScenarioRunner {
     private Map<String, Object> summary() {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("scenario", s.source);
+        r.put("transport", options.transport().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
         r.put("steps", s.steps.size());
         r.put("steps_run", stepsRun);
         r.put("stopped", stopped);
         r.put("expects_passed", expectsPassed);
         r.put("expects_failed", expectsFailed);
         r.put("failures", List.copyOf(failures));
+        long ops = dmaReads + dmaWrites;
+        double seconds = dmaNanos / 1e9;
         Map<String, Object> dma = new LinkedHashMap<>();
         dma.put("reads", dmaReads);
         dma.put("writes", dmaWrites);
         dma.put("bytes", dmaBytes);
         dma.put("faulted", dmaFaults);
+        dma.put("wall_ns", dmaNanos);
+        dma.put("ops_per_second", ops == 0 ? null : ops / seconds);
+        dma.put("bytes_per_second", ops == 0 ? null : dmaBytes / seconds);
         r.put("dma", dma);
         out.println();
         out.println("summary");
         out.println("  steps: " + stepsRun + " of " + s.steps.size() + " run" + (stopped ? " (stopped at one that"
                 + " could not be done)" : "") + "; expects: " + expectsPassed + " passed, " + expectsFailed
                 + " failed");
-        out.println("  DMA: " + (dmaReads + dmaWrites) + " ops (" + dmaReads + " reads, " + dmaWrites + " writes), "
-                + dmaBytes + " bytes, " + dmaFaults + " faulted");
-        Map<String, Object> instances = new LinkedHashMap<>();
-        for (IommuDevice d : machine.iommus()) {
-            DeviceStats st = d.stats();
+        out.println("  DMA: " + ops + " ops (" + dmaReads + " reads, " + dmaWrites + " writes), " + dmaBytes
+                + " bytes, " + dmaFaults + " faulted" + (ops == 0 ? "" : String.format(
+                        "; %.0f ops/s, %.2f MiB/s over the bus", ops / seconds, dmaBytes / seconds / (1 << 20))));
+        Map<String, Object> byInstance = new LinkedHashMap<>();
+        long simTotal = 0;
+        for (InstanceStats now : stats()) {
+            InstanceStats base = baseStats.getOrDefault(now.getIommu(), InstanceStats.getDefaultInstance());
+            String n = now.getIommu();
             Map<String, Object> m = new LinkedHashMap<>();
-            m.put("translations", st.translations());
-            m.put("faults", st.faults());
-            m.put("walks", st.walks());
-            m.put("sim_time_ns", st.simTimeNs());
-            out.println("  " + d.name() + ": " + st.translations() + " translations, " + st.faults() + " faults, "
-                    + st.walks() + " walks, " + st.simTimeNs() + " simulated ns");
+            long sim = Counters.since(base, now, "sim_time_ns");
+            simTotal += sim;
+            for (String c : List.of("translations", "faults", "walks")) {
+                m.put(c, Counters.since(base, now, c));
+            }
+            m.put("sim_time_ns", sim);
+            out.println("  " + n + ": " + m.get("translations") + " translations, " + m.get("faults") + " faults, "
+                    + m.get("walks") + " walks, " + sim + " simulated ns");
             Map<String, Object> caches = new LinkedHashMap<>();
             StringBuilder line = new StringBuilder();
-            for (DeviceStats.CacheStat c : st.caches()) {
-                long lookups = c.hits() + c.misses();
+            for (CacheStats c : now.getCachesList()) {
+                String k = "caches." + c.getCache() + ".";
+                long hits = Counters.since(base, now, k + "hits");
+                long lookups = hits + Counters.since(base, now, k + "misses");
                 Map<String, Object> cm = new LinkedHashMap<>();
-                cm.put("hits", c.hits());
-                cm.put("misses", c.misses());
-                cm.put("hit_rate", lookups == 0 ? null : (double) c.hits() / lookups);
-                caches.put(c.cache(), cm);
-                line.append(line.length() == 0 ? "" : ", ").append(c.cache()).append(' ')
-                        .append(lookups == 0 ? "-" : String.format("%.1f%%", 100.0 * c.hits() / lookups))
-                        .append(" (").append(c.hits()).append('/').append(lookups).append(')');
+                cm.put("hits", hits);
+                cm.put("misses", lookups - hits);
+                cm.put("hit_rate", lookups == 0 ? null : (double) hits / lookups);
+                caches.put(c.getCache(), cm);
+                line.append(line.length() == 0 ? "" : ", ").append(c.getCache()).append(' ')
+                        .append(lookups == 0 ? "-" : String.format("%.1f%%", 100.0 * hits / lookups))
+                        .append(" (").append(hits).append('/').append(lookups).append(')');
             }
             m.put("caches", caches);
             if (line.length() > 0) {
                 out.println("    cache hit rates: " + line);
             }
-            m.put("commands", codes(st.commands(), "    commands: "));
-            m.put("events", codes(st.events(), "    events: "));
-            Map<String, AtomicLong> decoded = events.get(d.name());
-            if (decoded != null) {
-                Map<String, Long> dm = new java.util.TreeMap<>();
-                decoded.forEach((k, v) -> dm.put(k, v.get()));
-                m.put("events_read_by_driver", dm);
-            }
-            instances.put(d.name(), m);
+            m.put("commands", codes(base.getCommandsList(), now.getCommandsList(), "    commands: "));
+            m.put("events", codes(base.getEventsList(), now.getEventsList(), "    events: "));
+            m.put("events_read_by_driver", eventsSinceStart(n));
+            byInstance.put(n, m);
         }
-        r.put("iommus", instances);
+        r.put("iommus", byInstance);
+        r.put("sim_time_ns", simTotal);
+        out.println("  simulated time: " + simTotal + " ns over all instances");
         out.println(failures.isEmpty() ? "scenario passed" : "scenario FAILED: " + failures.size() + " failure(s)");
         for (String f : failures) {
             out.println("  " + f);
@@ -450,12 +624,21 @@ public final class ScenarioRunner {
         return r;
     }
 
-    private Map<String, Long> codes(List<DeviceStats.CodeCount> counts, String label) {
+    /** The counts that grew since {@code base}, by name, printed on one line after {@code label}. */
+    private Map<String, Long> codes(List<CodeCount> base, List<CodeCount> now, String label) {
+        Map<String, Long> before = new HashMap<>();
+        for (CodeCount c : base) {
+            before.put(c.getName(), c.getCount());
+        }
         Map<String, Long> m = new LinkedHashMap<>();
         StringBuilder line = new StringBuilder();
-        for (DeviceStats.CodeCount c : counts) {
-            m.put(c.name(), c.count());
-            line.append(line.length() == 0 ? "" : ", ").append(c.name()).append(' ').append(c.count());
+        for (CodeCount c : now) {
+            long d = c.getCount() - before.getOrDefault(c.getName(), 0L);
+            if (d == 0) {
+                continue;
+            }
+            m.put(c.getName(), d);
+            line.append(line.length() == 0 ? "" : ", ").append(c.getName()).append(' ').append(d);
         }
         if (line.length() > 0) {
             out.println(label + line);

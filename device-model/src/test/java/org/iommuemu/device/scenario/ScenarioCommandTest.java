@@ -8,7 +8,10 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.iommuemu.device.bus.BusServer;
 import org.iommuemu.device.cli.IommuEmu;
+import org.iommuemu.device.machine.Machine;
+import org.iommuemu.device.machine.MachineConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -109,5 +112,38 @@ class ScenarioCommandTest {
         assertThat(out.toString()).contains("over Netty on loopback", "scenario passed");
         assertThat(run("run", f.toString(), "--transport", "carrier-pigeon")).isEqualTo(2);
         assertThat(err.toString()).contains("--transport must be in-process or netty");
+    }
+
+    @Test
+    void targetRunsAgainstASeparateServerAndRefusesWhatCannotWork(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("ok.yaml");
+        Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n"
+                + "  - expect: {counter: {iommu: smmu0, name: translations, min: 1, max: 1}}\n");
+        try (BusServer server = BusServer.netty(new Machine(MachineConfig.defaults()), "127.0.0.1", 0).start()) {
+            assertThat(run("run", f.toString(), "--target", server.target())).as(out + "\n" + err).isZero();
+            assertThat(out.toString()).contains("against the server at " + server.target(),
+                    "the file's machine section is not applied", "scenario passed");
+            out.getBuffer().setLength(0);
+            assertThat(run("run", f.toString(), "--target", server.target())).as("again: counters are per run")
+                    .isZero();
+            Path other = dir.resolve("other.yaml");
+            Files.writeString(other, BASE.replace("smmu0", "smmu9").replace("steps:", """
+                    machine:
+                      iommus:
+                        - {name: smmu9, kind: smmuv3}
+                    steps:"""));
+            assertThat(run("run", other.toString(), "--target", server.target())).isEqualTo(2);
+            assertThat(err.toString()).contains("the server has no IOMMU instance smmu9");
+            assertThat(run("run", f.toString(), "--target", server.target(), "--transport", "netty")).isEqualTo(2);
+            assertThat(err.toString()).contains("--transport is for the embedded machine");
+        }
+        assertThat(run("run", f.toString(), "--target", "no-port")).isEqualTo(2);
+        assertThat(err.toString()).contains("--target must be HOST:PORT");
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+            int closed = s.getLocalPort();
+            s.close();
+            assertThat(run("run", f.toString(), "--target", "127.0.0.1:" + closed)).isEqualTo(2);
+            assertThat(err.toString()).contains("cannot reach the server at 127.0.0.1:" + closed, "UNAVAILABLE");
+        }
     }
 }

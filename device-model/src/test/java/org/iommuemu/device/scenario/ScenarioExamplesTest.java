@@ -12,6 +12,8 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.machine.Machine;
 import org.junit.jupiter.api.Test;
 
 /** Every example under {@code scenarios/} at the repository root runs and passes, with every expect evaluated. */
@@ -46,6 +48,32 @@ class ScenarioExamplesTest {
         assertThat(r.expectsPassed()).as(out.toString()).isEqualTo(expects);
         assertThat(out.toString()).contains("scenario passed").doesNotContain("FAIL");
         assertThat(Files.readAllLines(file).get(0)).as("a comment header").startsWith("# ");
+    }
+
+    @ParameterizedTest
+    @MethodSource("examples")
+    void examplePassesOverNetty(Path file) {
+        StringWriter out = new StringWriter();
+        ScenarioRunner.Result r = ScenarioRunner.run(ScenarioFile.read(file), new PrintWriter(out, true),
+                ScenarioRunner.Options.netty());
+        assertThat(r.failures()).as(out.toString()).isEmpty();
+        assertThat(r.report().get("transport")).isEqualTo("netty");
+    }
+
+    @ParameterizedTest
+    @MethodSource("examples")
+    void examplePassesTwiceAgainstOneSeparateServer(Path file) throws IOException {
+        ScenarioFile.Loaded loaded = ScenarioFile.read(file);
+        try (BusServer server = BusServer.netty(new Machine(loaded.machine()), "127.0.0.1", 0).start()) {
+            for (int run = 1; run <= 2; run++) {
+                StringWriter out = new StringWriter();
+                ScenarioRunner.Result r = ScenarioRunner.run(loaded, new PrintWriter(out, true),
+                        ScenarioRunner.Options.remote(server.target()));
+                assertThat(r.failures()).as("run " + run + ":\n" + out).isEmpty();
+                assertThat(r.expectsPassed()).as(out.toString()).isPositive();
+                assertThat(out.toString()).as("run %d cleans up after itself", run).doesNotContain("warning");
+            }
+        }
     }
 
     @Test
