@@ -168,6 +168,51 @@ public final class Scenario {
         void setDomain(String value) {
             domain = value;
         }
+
+        Nic nic;
+
+        @JsonProperty("nic")
+        void setNic(Nic value) {
+            nic = value;
+        }
+    }
+
+    /**
+     * {@code nic}: the device is a NIC ({@link org.iommuemu.dma.masters.Nic}) whose RX and TX descriptor rings the
+     * runner allocates and maps at {@code ring_iova} in the device's domain (RX ring first, then TX), as a network
+     * driver's coherent allocation would be.
+     */
+    static final class Nic {
+        Long ringIova;
+        int rxEntries = 256;
+        int txEntries = 256;
+
+        @JsonProperty("ring_iova")
+        void setRingIova(Object value) {
+            ringIova = ServeConfig.number(value, "ring_iova");
+        }
+
+        @JsonProperty("rx_entries")
+        void setRxEntries(int value) {
+            rxEntries = entries(value, "rx_entries");
+        }
+
+        @JsonProperty("tx_entries")
+        void setTxEntries(int value) {
+            txEntries = entries(value, "tx_entries");
+        }
+
+        private static int entries(int value, String field) {
+            if (value < 2 || value > 4096) {
+                throw new IllegalArgumentException(field + " must be 2 to 4096, got " + value);
+            }
+            return value;
+        }
+
+        /** Bytes of both rings together. */
+        long ringBytes() {
+            return (long) (rxEntries + txEntries) * org.iommuemu.dma.masters.NicDescriptor.SIZE;
+        }
     }
 
     /** One step: exactly one of its keys. */
@@ -178,7 +223,21 @@ public final class Scenario {
         Dma dma;
         Flush flush;
         Expect expect;
+        Traffic traffic;
+        NicReceive nicReceive;
         int keys;
+
+        @JsonProperty("traffic")
+        void setTraffic(Traffic value) {
+            traffic = value;
+            keys++;
+        }
+
+        @JsonProperty("nic_receive")
+        void setNicReceive(NicReceive value) {
+            nicReceive = value;
+            keys++;
+        }
 
         @JsonProperty("map")
         void setMap(Map value) {
@@ -218,7 +277,8 @@ public final class Scenario {
 
         String kind() {
             return map != null ? "map" : mapSg != null ? "map_sg" : unmap != null ? "unmap" : dma != null ? "dma"
-                    : flush != null ? "flush" : expect != null ? "expect" : "?";
+                    : flush != null ? "flush" : expect != null ? "expect" : traffic != null ? "traffic"
+                    : nicReceive != null ? "nic_receive" : "?";
         }
     }
 
@@ -383,6 +443,164 @@ public final class Scenario {
         }
     }
 
+    /**
+     * {@code traffic}: a {@link org.iommuemu.dma.masters.TrafficGenerator} run by a device: pattern, the iova
+     * range, request size, ops and/or bytes, read fraction, seed, window; stride (strided), hot_pages,
+     * hot_probability and page_size (hot_set).
+     */
+    static final class Traffic {
+        String device;
+        org.iommuemu.dma.masters.TrafficSpec.Builder spec = org.iommuemu.dma.masters.TrafficSpec.builder();
+        String pattern = "sequential";
+        Long iova;
+        Long range;
+        int bounds;
+        int hotPages;
+        double hotProbability = -1;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("pattern")
+        void setPattern(String value) {
+            spec.pattern(switch (value) {
+                case "sequential" -> org.iommuemu.dma.masters.TrafficSpec.Pattern.SEQUENTIAL;
+                case "random" -> org.iommuemu.dma.masters.TrafficSpec.Pattern.RANDOM;
+                case "strided" -> org.iommuemu.dma.masters.TrafficSpec.Pattern.STRIDED;
+                case "hot_set" -> org.iommuemu.dma.masters.TrafficSpec.Pattern.HOT_SET;
+                default -> throw new IllegalArgumentException("pattern must be sequential, random, strided or"
+                        + " hot_set, got '" + value + "'");
+            });
+            pattern = value;
+        }
+
+        @JsonProperty("iova")
+        void setIova(Object value) {
+            iova = ServeConfig.number(value, "iova");
+        }
+
+        @JsonProperty("range")
+        void setRange(Object value) {
+            range = positive(value, "range");
+        }
+
+        @JsonProperty("request")
+        void setRequest(Object value) {
+            spec.requestSize((int) intSize(value, "for one request"));
+        }
+
+        @JsonProperty("ops")
+        void setOps(Object value) {
+            spec.ops(positive(value, "ops"));
+            bounds++;
+        }
+
+        @JsonProperty("bytes")
+        void setBytes(Object value) {
+            spec.bytes(positive(value, "bytes"));
+            bounds++;
+        }
+
+        @JsonProperty("read_fraction")
+        void setReadFraction(double value) {
+            spec.readFraction(value);
+        }
+
+        @JsonProperty("seed")
+        void setSeed(long value) {
+            spec.seed(value);
+        }
+
+        @JsonProperty("window")
+        void setWindow(int value) {
+            spec.window(value);
+        }
+
+        @JsonProperty("stride")
+        void setStride(Object value) {
+            spec.stride(positive(value, "stride"));
+        }
+
+        @JsonProperty("page_size")
+        void setPageSize(Object value) {
+            spec.pageSize(positive(value, "page_size"));
+        }
+
+        @JsonProperty("hot_pages")
+        void setHotPages(int value) {
+            hotPages = value;
+        }
+
+        @JsonProperty("hot_probability")
+        void setHotProbability(double value) {
+            hotProbability = value;
+        }
+
+        /** The generator's spec; IllegalArgumentException names the value it refuses. */
+        org.iommuemu.dma.masters.TrafficSpec build() {
+            spec.range(iova, range);
+            if (hotPages != 0 || hotProbability >= 0) {
+                if (!pattern.equals("hot_set")) {
+                    throw new IllegalArgumentException("hot_pages and hot_probability go with pattern hot_set");
+                }
+                spec.hotSet(hotPages, hotProbability < 0 ? 0.9 : hotProbability);
+            }
+            return spec.build();
+        }
+    }
+
+    /**
+     * {@code nic_receive}: the runner plays a NIC's driver for {@code packets} packets of {@code size} bytes: per
+     * packet it maps a receive buffer (the next {@code size}-rounded-up-to-the-granule slot of {@code buffer}) at a
+     * fresh iova from {@code iova} on, posts it in the RX ring, the NIC receives the packet into it by DMA, and the
+     * driver reads the descriptor back, unmaps the buffer (strict: invalidated now; lazy: queued) and checks the
+     * bytes. Packet {@code i} is {@code data} with seed + i (or the pattern).
+     */
+    static final class NicReceive {
+        String device;
+        Long packets;
+        Long size;
+        Long iova;
+        String buffer;
+        Data data;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("packets")
+        void setPackets(Object value) {
+            packets = positive(value, "packets");
+        }
+
+        @JsonProperty("size")
+        void setSize(Object value) {
+            long v = positive(value, "size");
+            if (v > 65536) {
+                throw new IllegalArgumentException("size " + value + " is larger than a 64 KiB packet");
+            }
+            size = v;
+        }
+
+        @JsonProperty("iova")
+        void setIova(Object value) {
+            iova = ServeConfig.number(value, "iova");
+        }
+
+        @JsonProperty("buffer")
+        void setBuffer(String value) {
+            buffer = value;
+        }
+
+        @JsonProperty("data")
+        void setData(Data value) {
+            data = value;
+        }
+    }
+
     /** A byte pattern: every byte {@code pattern}, or pseudo-random bytes from {@code seed}. */
     static final class Data {
         Integer pattern;
@@ -435,7 +653,14 @@ public final class Scenario {
         FaultExpect fault;
         EventsExpect events;
         CounterExpect counter;
+        DeviceCounterExpect deviceCounter;
         int keys;
+
+        @JsonProperty("device_counter")
+        void setDeviceCounter(DeviceCounterExpect value) {
+            deviceCounter = value;
+            keys++;
+        }
 
         @JsonProperty("memory")
         void setMemory(MemoryExpect value) {
@@ -579,6 +804,43 @@ public final class Scenario {
         @JsonProperty("name")
         void setName(String value) {
             Counters.check(value);
+            name = value;
+        }
+
+        @JsonProperty("min")
+        void setMin(Object value) {
+            min = ServeConfig.number(value, "min");
+        }
+
+        @JsonProperty("max")
+        void setMax(Object value) {
+            max = ServeConfig.number(value, "max");
+        }
+    }
+
+    /**
+     * {@code expect: device_counter}: a counter of a scenario device, over the steps so far: {@code dma_ops},
+     * {@code dma_bytes}, {@code dma_faults} (dma and traffic steps); for NICs {@code rx_packets},
+     * {@code rx_bytes}, {@code rx_drops}, {@code rx_faults}.
+     */
+    static final class DeviceCounterExpect {
+        static final List<String> NAMES = List.of("dma_ops", "dma_bytes", "dma_faults", "rx_packets", "rx_bytes",
+                "rx_drops", "rx_faults");
+        String device;
+        String name;
+        Long min;
+        Long max;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("name")
+        void setName(String value) {
+            if (!NAMES.contains(value)) {
+                throw new IllegalArgumentException("unknown device counter '" + value + "' (one of " + NAMES + ")");
+            }
             name = value;
         }
 

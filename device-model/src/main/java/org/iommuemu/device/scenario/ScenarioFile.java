@@ -12,6 +12,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import org.iommuemu.core.bits.Bits;
 import org.iommuemu.device.config.ConfigException;
 import org.iommuemu.device.config.ServeConfig;
 import org.iommuemu.device.config.YamlFiles;
@@ -154,13 +155,19 @@ public final class ScenarioFile {
                 throw new ScenarioException(where + ": stream " + d.stream + " of " + d.iommu
                         + " belongs to another device already");
             }
+            if (d.nic != null) {
+                require(where, d.nic.ringIova != null, "nic needs ring_iova (where its descriptor rings are mapped)");
+                require(where, (d.nic.ringIova & ((1L << dom.granuleLg2) - 1)) == 0, "nic ring_iova "
+                        + Bits.hex(d.nic.ringIova) + " is not aligned to the " + (1 << dom.granuleLg2 - 10)
+                        + " KiB granule of domain " + dom.name);
+            }
         }
         for (int i = 0; i < s.steps.size(); i++) {
             Scenario.Step st = s.steps.get(i);
             String where = stepName(s, i);
             if (st == null || st.keys != 1) {
                 throw new ScenarioException(where + ": a step is exactly one of map, map_sg, unmap, dma, flush,"
-                        + " expect");
+                        + " traffic, nic_receive, expect");
             }
             if (st.map != null) {
                 Scenario.Map m = st.map;
@@ -194,6 +201,31 @@ public final class ScenarioFile {
                 } else {
                     require(where, d.data == null, "a dma read has no data (check it with expect: read)");
                 }
+            } else if (st.traffic != null) {
+                Scenario.Traffic t = st.traffic;
+                require(where, t.device != null && t.iova != null && t.range != null,
+                        "traffic needs device, iova, range");
+                require(where, t.bounds == 1, "traffic needs exactly one of ops and bytes");
+                known(where, "device", devices, t.device);
+                try {
+                    t.build();
+                } catch (IllegalArgumentException e) {
+                    throw new ScenarioException(where + ": traffic: " + e.getMessage(), e);
+                }
+            } else if (st.nicReceive != null) {
+                Scenario.NicReceive n = st.nicReceive;
+                require(where, n.device != null && n.packets != null && n.size != null && n.iova != null
+                        && n.buffer != null && n.data != null && n.data.given(),
+                        "nic_receive needs device, packets, size, iova, buffer, data (pattern or seed)");
+                Scenario.Device d = known(where, "device", devices, n.device);
+                require(where, d.nic != null, "device " + d.name + " is not a NIC (give it a nic: section)");
+                Scenario.Domain dom = domains.get(d.domain);
+                long slot = Bits.alignUp(n.size, dom.granuleLg2);
+                require(where, (n.iova & ((1L << dom.granuleLg2) - 1)) == 0, "iova " + Bits.hex(n.iova) + " is not aligned to the "
+                        + (1 << dom.granuleLg2 - 10) + " KiB granule of domain " + dom.name);
+                Scenario.Buffer b = known(where, "buffer", buffers, n.buffer);
+                require(where, b.size >= slot, "buffer " + b.name + " (" + b.size + " bytes) cannot hold one "
+                        + slot + "-byte receive buffer");
             } else {
                 expect(where, st.expect, iommus, buffers, devices);
             }
@@ -204,7 +236,7 @@ public final class ScenarioFile {
             HashMap<String, Scenario.Buffer> buffers, HashMap<String, Scenario.Device> devices) {
         if (e == null || e.keys != 1) {
             throw new ScenarioException(where + ": an expect is exactly one of memory, read, fault, events,"
-                    + " counter");
+                    + " counter, device_counter");
         }
         if (e.memory != null) {
             Scenario.MemoryExpect m = e.memory;
@@ -224,6 +256,14 @@ public final class ScenarioFile {
             require(where, e.events.iommu != null && e.events.type != null && e.events.count != null,
                     "expect events needs iommu, type, count");
             smmu(where, iommus, e.events.iommu);
+        } else if (e.deviceCounter != null) {
+            Scenario.DeviceCounterExpect c = e.deviceCounter;
+            require(where, c.device != null && c.name != null && (c.min != null || c.max != null),
+                    "expect device_counter needs device, name and min and/or max");
+            Scenario.Device d = known(where, "device", devices, c.device);
+            require(where, !c.name.startsWith("rx_") || d.nic != null, c.name + " is a NIC counter and "
+                    + d.name + " is not a NIC");
+            require(where, c.min == null || c.max == null || c.min <= c.max, "min is above max");
         } else {
             Scenario.CounterExpect c = e.counter;
             require(where, c.iommu != null && c.name != null && (c.min != null || c.max != null),

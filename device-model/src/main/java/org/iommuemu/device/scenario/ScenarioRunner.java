@@ -24,6 +24,12 @@ import org.iommuemu.device.machine.Machine;
 import org.iommuemu.dma.DmaClient;
 import org.iommuemu.dma.DmaResult;
 import org.iommuemu.dma.DmaSession;
+import org.iommuemu.dma.masters.CompletionCode;
+import org.iommuemu.dma.masters.Nic;
+import org.iommuemu.dma.masters.NicDescriptor;
+import org.iommuemu.dma.masters.TrafficGenerator;
+import org.iommuemu.dma.masters.TrafficSpec;
+import org.iommuemu.dma.masters.TrafficStats;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.DescribeReply;
@@ -33,6 +39,7 @@ import org.iommuemu.proto.v1.IommuInstance;
 import org.iommuemu.proto.v1.IommuKind;
 import org.iommuemu.proto.v1.MachineGrpc;
 import org.iommuemu.proto.v1.MemReadRequest;
+import org.iommuemu.proto.v1.MemWriteRequest;
 import org.iommuemu.proto.v1.StatsRequest;
 import org.iommuemu.proto.v1.TelemetryGrpc;
 
@@ -69,23 +76,34 @@ public final class ScenarioRunner {
      * @param transport how the bus is reached
      * @param target    HOST:PORT of the server for {@link Transport#REMOTE}, else null
      */
-    public record Options(Transport transport, String target) {
+    public record Options(Transport transport, String target, long progressIntervalNanos) {
+        /** Long traffic and nic_receive steps print a progress line this often: every second. */
+        public static final long DEFAULT_PROGRESS_NANOS = 1_000_000_000L;
+
         public Options {
             if ((transport == Transport.REMOTE) != (target != null)) {
                 throw new IllegalArgumentException("a target goes with the REMOTE transport, and only with it");
             }
+            if (progressIntervalNanos < 0) {
+                throw new IllegalArgumentException("progress interval " + progressIntervalNanos + " ns");
+            }
         }
 
         public static Options inProcess() {
-            return new Options(Transport.IN_PROCESS, null);
+            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS);
         }
 
         public static Options netty() {
-            return new Options(Transport.NETTY, null);
+            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS);
         }
 
         public static Options remote(String target) {
-            return new Options(Transport.REMOTE, target);
+            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS);
+        }
+
+        /** These options with progress lines every {@code nanos} (0: at every check). */
+        public Options withProgressEvery(long nanos) {
+            return new Options(transport, target, nanos);
         }
     }
 
@@ -109,6 +127,23 @@ public final class ScenarioRunner {
     private final Map<String, InstanceStats> baseStats = new HashMap<>();
     private final Map<String, Map<String, Long>> baseEvents = new HashMap<>();
     private final List<Scenario.Device> attached = new ArrayList<>();
+    /** Per device: DMA ops, bytes, faults over dma and traffic steps. */
+    private final Map<String, long[]> deviceDma = new HashMap<>();
+    private final Map<String, NicState> nics = new HashMap<>();
+
+    /** A NIC device and what its driver (the runner) keeps: where the rings are, the RX tail. */
+    private static final class NicState {
+        final Nic nic;
+        final long ringPa;
+        final int rxEntries;
+        int rxTail;
+
+        NicState(Nic nic, long ringPa, int rxEntries) {
+            this.nic = nic;
+            this.ringPa = ringPa;
+            this.rxEntries = rxEntries;
+        }
+    }
     private long dmaReads;
     private long dmaWrites;
     private long dmaBytes;
@@ -297,13 +332,50 @@ public final class ScenarioRunner {
             try {
                 int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream);
                 attached.add(d);
-                sessions.put(d.name, client.attach(d.name, d.iommu, d.stream));
+                DmaSession session = client.attach(d.name, d.iommu, d.stream);
+                sessions.put(d.name, session);
+                deviceDma.put(d.name, new long[3]);
                 out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + " of " + d.iommu
                         + " in domain " + d.domain + " (context " + ctx + ")");
+                if (d.nic != null) {
+                    nic(d, session);
+                }
             } catch (RuntimeException e) {
                 throw new ScenarioException(s.source + ": device " + d.name + ": " + message(e), e);
             }
         }
+    }
+
+    /** Allocates and maps a NIC's rings (RX then TX) at its ring_iova, as its driver's coherent allocation. */
+    private void nic(Scenario.Device d, DmaSession session) {
+        Scenario.Domain dom = domainSpec(d.domain);
+        long bytes = Bits.alignUp(d.nic.ringBytes(), dom.granuleLg2);
+        long pa = driver.allocBuffer(bytes);
+        buffers.put("rings of " + d.name, pa);
+        driver.map(domains.get(d.domain), d.nic.ringIova, pa, bytes, Prot.READ | Prot.WRITE);
+        long tx = d.nic.ringIova + (long) d.nic.rxEntries * NicDescriptor.SIZE;
+        nics.put(d.name, new NicState(new Nic(session, d.nic.ringIova, d.nic.rxEntries, tx, d.nic.txEntries), pa,
+                d.nic.rxEntries));
+        out.println("    nic: " + d.nic.rxEntries + " RX and " + d.nic.txEntries + " TX descriptors at iova "
+                + Bits.hex(d.nic.ringIova) + " (" + Bits.hex(pa) + ")");
+    }
+
+    private Scenario.Domain domainSpec(String name) {
+        for (Scenario.Domain d : s.domains) {
+            if (d.name.equals(name)) {
+                return d;
+            }
+        }
+        throw new IllegalStateException("no domain " + name); // ScenarioFile checked every name
+    }
+
+    private Scenario.Device deviceSpec(String name) {
+        for (Scenario.Device d : s.devices) {
+            if (d.name.equals(name)) {
+                return d;
+            }
+        }
+        throw new IllegalStateException("no device " + name);
     }
 
     /** Gives back what the run took on the server; a failure here is reported, not fatal. */
@@ -384,6 +456,12 @@ public final class ScenarioRunner {
                 ok(tag, what + (any ? " (flushed the queue)" : " (queue was empty)"));
             } else if (st.dma != null) {
                 dma(tag, st.dma);
+            } else if (st.traffic != null) {
+                what = "traffic " + st.traffic.device + " " + st.traffic.pattern;
+                traffic(tag, st.traffic);
+            } else if (st.nicReceive != null) {
+                what = "nic_receive " + st.nicReceive.device;
+                nicReceive(tag, st.nicReceive);
             } else {
                 expect(tag, st.expect);
             }
@@ -432,14 +510,124 @@ public final class ScenarioRunner {
         }
         dmaNanos += System.nanoTime() - t0;
         lastDma.put(d.device, r);
+        long[] dev = deviceDma.get(d.device);
+        dev[0]++;
         if (r.faulted()) {
             dmaFaults++;
+            dev[2]++;
             dmaBytes += r.fault().getBytesDone();
+            dev[1] += r.fault().getBytesDone();
         } else {
             dmaBytes += size;
+            dev[1] += size;
         }
         ok(tag, what + (r.faulted() ? ": fault " + r.fault().getKind() + " at " + Bits.hex(r.fault().getAddress())
                 : ": done"));
+    }
+
+    private void traffic(String tag, Scenario.Traffic t) throws InterruptedException {
+        TrafficSpec spec = t.build();
+        String what = "traffic " + t.device + " " + t.pattern + " over " + Sizes.format(spec.range()) + " at iova "
+                + Bits.hex(spec.base()) + ", " + (spec.maxOps() != 0 ? spec.maxOps() + " requests"
+                        : Sizes.format(spec.maxBytes())) + " of " + Sizes.format(spec.requestSize()) + ", "
+                + Math.round(spec.readFraction() * 100) + "% reads";
+        out.println(tag + "...  " + what);
+        TrafficStats st = new TrafficGenerator(sessions.get(t.device), spec).run((answered, fraction, elapsed) ->
+                progress(answered + " requests answered", fraction, elapsed), options.progressIntervalNanos());
+        dmaReads += st.reads();
+        dmaWrites += st.writes();
+        dmaBytes += st.bytes();
+        dmaFaults += st.faults();
+        dmaNanos += st.elapsedNanos();
+        long[] dev = deviceDma.get(t.device);
+        dev[0] += st.ops();
+        dev[1] += st.bytes();
+        dev[2] += st.faults();
+        if (st.rejected() != 0) {
+            throw new IllegalStateException(st.rejected() + " of the requests were rejected by the bus");
+        }
+        ok(tag, what + ": " + st.ops() + " done, " + st.faults() + " faulted" + (st.faultsByKind().isEmpty() ? ""
+                : " " + st.faultsByKind()) + String.format(", %.0f ops/s, %.1f MB/s", st.opsPerSecond(),
+                        st.megabytesPerSecond()));
+    }
+
+    private void progress(String done, double fraction, long elapsedNanos) {
+        out.println(String.format("         ... %3.0f%% (%s, %.1f s)", fraction * 100, done, elapsedNanos / 1e9));
+        out.flush();
+    }
+
+    private void nicReceive(String tag, Scenario.NicReceive n) {
+        NicState nic = nics.get(n.device);
+        Scenario.Device dev = deviceSpec(n.device);
+        long domain = domains.get(dev.domain);
+        int granuleLg2 = domainSpec(dev.domain).granuleLg2;
+        long slot = Bits.alignUp(n.size, granuleLg2);
+        long slots = s.buffers.stream().filter(b -> b.name.equals(n.buffer)).findFirst().orElseThrow().size / slot;
+        long pool = buffers.get(n.buffer);
+        int size = (int) (long) n.size;
+        String what = "nic_receive " + n.device + ": " + n.packets + " packets of " + size + " B into " + slots
+                + " buffers of " + n.buffer + ", iovas from " + Bits.hex(n.iova);
+        out.println(tag + "...  " + what);
+        long start = System.nanoTime();
+        long nextReport = start + options.progressIntervalNanos();
+        Nic.Counters before = nic.nic.counters();
+        byte[] packet = new byte[size];
+        byte[] descriptor = new byte[NicDescriptor.SIZE];
+        for (long i = 0; i < n.packets; i++) {
+            long iova = n.iova + i * slot; // a fresh iova per buffer, as the IOVA allocator hands out
+            long pa = pool + (i % slots) * slot;
+            if (driver.map(domain, iova, pa, slot, Prot.WRITE) != slot) {
+                throw new IllegalStateException("packet " + i + ": the map of its buffer was short");
+            }
+            int index = nic.rxTail;
+            long descPa = nic.ringPa + (long) index * NicDescriptor.SIZE;
+            memWrite(descPa, NicDescriptor.post(iova, slot).encode());
+            nic.rxTail = index + 1 == nic.rxEntries ? 0 : index + 1;
+            nic.nic.rxDoorbell(nic.rxTail);
+            packet(n.data, i, packet);
+            Nic.RxOutcome outcome = nic.nic.receive(packet);
+            NicDescriptor done = NicDescriptor.decode(memRead(descPa, NicDescriptor.SIZE, descriptor));
+            long unmapped = driver.unmap(domain, iova, slot);
+            if (outcome != Nic.RxOutcome.DELIVERED || done.code() != CompletionCode.OK || done.length() != size) {
+                throw new IllegalStateException("packet " + i + " at iova " + Bits.hex(iova) + ": " + outcome
+                        + ", descriptor " + done + (nic.nic.lastFault() != null ? ", last fault "
+                                + nic.nic.lastFault().getKind() + " at " + Bits.hex(nic.nic.lastFault().getAddress())
+                                : ""));
+            }
+            if (unmapped != slot) {
+                throw new IllegalStateException("packet " + i + ": unmap of its buffer removed " + unmapped
+                        + " bytes, not " + slot);
+            }
+            String bad = differ(packet, memRead(pa, size));
+            if (bad != null) {
+                throw new IllegalStateException("packet " + i + " landed wrong: " + bad);
+            }
+            if (options.progressIntervalNanos() >= 0 && ((i + 1) & 63) == 0) {
+                long now = System.nanoTime();
+                if (now - nextReport >= 0) {
+                    nextReport = now + options.progressIntervalNanos();
+                    progress((i + 1) + " packets", (double) (i + 1) / n.packets, now - start);
+                }
+            }
+        }
+        Nic.Counters after = nic.nic.counters();
+        long elapsed = System.nanoTime() - start;
+        ok(tag, what + ": " + (after.rxPackets() - before.rxPackets()) + " delivered and checked, "
+                + String.format("%.0f packets/s", n.packets * 1e9 / elapsed));
+    }
+
+    /** Packet {@code i}: the pattern, or bytes from seed + i. */
+    private static void packet(Scenario.Data data, long i, byte[] into) {
+        if (data.pattern != null) {
+            java.util.Arrays.fill(into, (byte) (int) data.pattern);
+        } else {
+            new java.util.Random(data.seed + i).nextBytes(into);
+        }
+    }
+
+    private void memWrite(long pa, byte[] data) {
+        cpu.memWrite(MemWriteRequest.newBuilder().setAddress(pa).setData(com.google.protobuf.ByteString.copyFrom(
+                data)).build());
     }
 
     private void expect(String tag, Scenario.Expect e) throws Exception {
@@ -479,11 +667,17 @@ public final class ScenarioRunner {
                 failure = "the driver read " + got + " " + ev.typeName + " record(s) from " + ev.iommu
                         + " (all: " + counts(byType) + ")";
             }
+        } else if (e.deviceCounter != null) {
+            Scenario.DeviceCounterExpect c = e.deviceCounter;
+            what = "expect device_counter " + c.device + " " + c.name + range(c.min, c.max);
+            long got = deviceCounter(c.device, c.name);
+            what += " (is " + got + ")";
+            if ((c.min != null && got < c.min) || (c.max != null && got > c.max)) {
+                failure = c.name + " is " + got;
+            }
         } else {
             Scenario.CounterExpect c = e.counter;
-            what = "expect counter " + c.iommu + " " + c.name + (c.min != null && c.max != null
-                    ? (c.min.equals(c.max) ? " = " + c.min : " in [" + c.min + ", " + c.max + "]")
-                    : c.min != null ? " >= " + c.min : " <= " + c.max);
+            what = "expect counter " + c.iommu + " " + c.name + range(c.min, c.max);
             long got = Counters.since(baseStats.get(c.iommu), statsOf(c.iommu), c.name);
             what += " (is " + got + ")";
             if ((c.min != null && got < c.min) || (c.max != null && got > c.max)) {
@@ -498,6 +692,25 @@ public final class ScenarioRunner {
             out.println(tag + "FAIL " + what + ": " + failure);
             failures.add(ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + failure);
         }
+    }
+
+    private static String range(Long min, Long max) {
+        return min != null && max != null ? (min.equals(max) ? " = " + min : " in [" + min + ", " + max + "]")
+                : min != null ? " >= " + min : " <= " + max;
+    }
+
+    private long deviceCounter(String device, String name) {
+        long[] dma = deviceDma.get(device);
+        Nic.Counters n = nics.containsKey(device) ? nics.get(device).nic.counters() : null;
+        return switch (name) {
+            case "dma_ops" -> dma[0];
+            case "dma_bytes" -> dma[1];
+            case "dma_faults" -> dma[2];
+            case "rx_packets" -> n.rxPackets();
+            case "rx_bytes" -> n.rxBytes();
+            case "rx_drops" -> n.rxDropsNoDescriptor() + n.rxDropsTooSmall();
+            default -> n.rxFaults();
+        };
     }
 
     private static String differ(byte[] want, byte[] got) {
@@ -534,7 +747,10 @@ public final class ScenarioRunner {
 
     /** Reads guest memory through the Machine service, in pieces the server accepts. */
     private byte[] memRead(long pa, int size) {
-        byte[] got = new byte[size];
+        return memRead(pa, size, new byte[size]);
+    }
+
+    private byte[] memRead(long pa, int size, byte[] got) {
         long max = Math.max(1, described.getLimits().getMaxMemAccessLength());
         for (int done = 0; done < size; ) {
             int n = (int) Math.min(size - done, max);
@@ -573,9 +789,24 @@ public final class ScenarioRunner {
         out.println("  steps: " + stepsRun + " of " + s.steps.size() + " run" + (stopped ? " (stopped at one that"
                 + " could not be done)" : "") + "; expects: " + expectsPassed + " passed, " + expectsFailed
                 + " failed");
-        out.println("  DMA: " + ops + " ops (" + dmaReads + " reads, " + dmaWrites + " writes), " + dmaBytes
+        out.println("  DMA by dma and traffic steps: " + ops + " ops (" + dmaReads + " reads, " + dmaWrites + " writes), " + dmaBytes
                 + " bytes, " + dmaFaults + " faulted" + (ops == 0 ? "" : String.format(
                         "; %.0f ops/s, %.2f MiB/s over the bus", ops / seconds, dmaBytes / seconds / (1 << 20))));
+        Map<String, Object> nicReport = new LinkedHashMap<>();
+        for (Map.Entry<String, NicState> e : nics.entrySet()) {
+            Nic.Counters c = e.getValue().nic.counters();
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("rx_packets", c.rxPackets());
+            m.put("rx_bytes", c.rxBytes());
+            m.put("rx_drops", c.rxDropsNoDescriptor() + c.rxDropsTooSmall());
+            m.put("rx_faults", c.rxFaults());
+            nicReport.put(e.getKey(), m);
+            out.println("  NIC " + e.getKey() + ": " + c.rxPackets() + " packets received (" + c.rxBytes()
+                    + " bytes), " + m.get("rx_drops") + " dropped, " + c.rxFaults() + " DMA faults");
+        }
+        if (!nicReport.isEmpty()) {
+            r.put("nics", nicReport);
+        }
         Map<String, Object> byInstance = new LinkedHashMap<>();
         long simTotal = 0;
         for (InstanceStats now : stats()) {

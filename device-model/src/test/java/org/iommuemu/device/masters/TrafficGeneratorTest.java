@@ -94,4 +94,23 @@ class TrafficGeneratorTest {
         assertThat(st.faults()).isZero();
         assertThat(st.bytes()).isEqualTo(500 * 256);
     }
+
+    @Test
+    void progressIsReportedWithAGrowingFractionAndNotForAShortRun() throws Exception {
+        long base = bus.ramBase() + 0x10_0000;
+        TrafficSpec spec = TrafficSpec.builder().range(base, 64 * 1024).requestSize(64).readFraction(0.5)
+                .window(4).ops(1024).build();
+        java.util.List<double[]> updates = new java.util.ArrayList<>();
+        TrafficStats st = new TrafficGenerator(session, spec).run((answered, fraction, elapsed) ->
+                updates.add(new double[] {answered, fraction, elapsed}), 0);
+        assertThat(st.ops()).isEqualTo(1024);
+        assertThat(updates).as("every 64 requests with a zero interval").hasSize(16);
+        for (int i = 0; i < updates.size(); i++) {
+            assertThat(updates.get(i)[1]).isEqualTo((i + 1) * 64 / 1024.0);
+            assertThat(updates.get(i)[0]).isLessThanOrEqualTo((i + 1) * 64).isGreaterThanOrEqualTo((i + 1) * 64 - 4);
+        }
+        updates.clear();
+        new TrafficGenerator(session, spec).run((a, f, e) -> updates.add(new double[] {a}), 3_600_000_000_000L);
+        assertThat(updates).as("an hour-long interval: nothing to report").isEmpty();
+    }
 }

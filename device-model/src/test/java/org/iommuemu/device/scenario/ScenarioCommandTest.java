@@ -47,7 +47,7 @@ class ScenarioCommandTest {
         Path report = dir.resolve("report.json");
         assertThat(run("run", f.toString(), "--report", report.toString())).as(out + "\n" + err).isZero();
         assertThat(out.toString()).contains("[2] PASS expect memory buf 4 KiB equals pattern 0xA5",
-                "DMA: 1 ops (0 reads, 1 writes), 4096 bytes", "cache hit rates: iotlb", "commands: ",
+                "DMA by dma and traffic steps: 1 ops (0 reads, 1 writes), 4096 bytes", "cache hit rates: iotlb", "commands: ",
                 "simulated ns", "scenario passed");
         JsonNode json = new ObjectMapper().readTree(report.toFile());
         assertThat(json.get("expects_passed").asInt()).isEqualTo(1);

@@ -54,6 +54,17 @@ public final class TrafficGenerator {
         return payload;
     }
 
+    /** Told how far a long run has got (on the thread calling {@link #run(Progress, long)}). */
+    @FunctionalInterface
+    public interface Progress {
+        /**
+         * @param answered requests whose replies have been accounted so far
+         * @param fraction how much of the spec's bound has been issued, 0 .. 1 (the larger of ops and bytes)
+         * @param elapsedNanos wall time since the run started
+         */
+        void update(long answered, double fraction, long elapsedNanos);
+    }
+
     /**
      * Runs the spec to its bound, blocking until every reply has arrived.
      *
@@ -61,6 +72,15 @@ public final class TrafficGenerator {
      *     cancelled)
      */
     public TrafficStats run() throws InterruptedException {
+        return run(null, 0);
+    }
+
+    /**
+     * {@link #run()}, calling {@code progress} about every {@code intervalNanos} of wall time (never when the run
+     * is shorter than that). The clock is read once every 64 requests, so a slow server does not make progress
+     * lag by more than 64 replies.
+     */
+    public TrafficStats run(Progress progress, long intervalNanos) throws InterruptedException {
         int window = spec.window();
         @SuppressWarnings({"unchecked", "rawtypes"})
         CompletableFuture<DmaResult>[] inFlight = new CompletableFuture[window];
@@ -68,6 +88,8 @@ public final class TrafficGenerator {
         Counts c = new Counts();
         TrafficPlan plan = new TrafficPlan(spec);
         long start = System.nanoTime();
+        long nextReport = start + intervalNanos;
+        long issued = 0;
         Transfer t = session.openTransfer(window);
         boolean done = false;
         try {
@@ -85,6 +107,13 @@ public final class TrafficGenerator {
                 inFlight[slot] = plan.read() ? t.read(plan.iova(), plan.size(), options)
                         : t.write(plan.iova(), payload, options);
                 count++;
+                if (progress != null && (++issued & 63) == 0) {
+                    long now = System.nanoTime();
+                    if (now - nextReport >= 0) {
+                        nextReport = now + intervalNanos;
+                        progress.update(c.reads + c.writes + c.rejected, fraction(issued), now - start);
+                    }
+                }
             }
             while (count > 0) {
                 c.account(inFlight[head], isRead[head], spec.requestSize());
@@ -109,6 +138,12 @@ public final class TrafficGenerator {
         }
         return new TrafficStats(c.reads + c.writes, c.reads, c.writes, c.bytes, c.faults, byKind, c.rejected,
                 elapsed);
+    }
+
+    private double fraction(long issued) {
+        double ops = spec.maxOps() == 0 ? 0 : (double) issued / spec.maxOps();
+        double bytes = spec.maxBytes() == 0 ? 0 : (double) issued * spec.requestSize() / spec.maxBytes();
+        return Math.min(1.0, Math.max(ops, bytes));
     }
 
     private static final class Counts {
