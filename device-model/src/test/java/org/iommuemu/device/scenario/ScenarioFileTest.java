@@ -125,4 +125,40 @@ class ScenarioFileTest {
         assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", "buffers:\n  - {name: b}\n"))
                 .hasMessage("v.yaml: buffers[0]: name and size are required");
     }
+
+    @Test
+    void trafficAndNicStepsAreCheckedWithTheirPlace() {
+        assertThatThrownBy(() -> parse("  - traffic: {device: nic, iova: 0x1000, range: 64KiB}\n"))
+                .hasMessageContaining("s.yaml:13: steps[0]: traffic needs exactly one of ops and bytes");
+        assertThatThrownBy(() -> parse("  - traffic: {device: nic, iova: 0x1000, range: 64KiB, ops: 5, bytes: 4K}\n"))
+                .hasMessageContaining("traffic needs exactly one of ops and bytes");
+        assertThatThrownBy(() -> parse("  - traffic: {device: nic, pattern: zigzag, iova: 0, range: 4K, ops: 1}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("pattern must be sequential, random,"
+                        + " strided or hot_set, got 'zigzag'");
+        assertThatThrownBy(() -> parse("  - traffic: {device: nic, iova: 0, range: 4K, ops: 1, hot_pages: 4}\n"))
+                .hasMessageContaining("hot_pages and hot_probability go with pattern hot_set");
+        assertThatThrownBy(() -> parse("  - traffic: {device: nic, iova: 0, range: 4K, request: 8K, ops: 1}\n"))
+                .hasMessageContaining("steps[0]: traffic: ");
+        assertThatThrownBy(() -> parse("  - nic_receive: {device: nic, packets: 1, size: 64, iova: 0x1000,"
+                + " buffer: buf, data: {seed: 1}}\n"))
+                .hasMessageContaining("device nic is not a NIC (give it a nic: section)");
+        assertThatThrownBy(() -> parse("  - nic_receive: {device: nic, packets: 1, size: 100000, iova: 0,"
+                + " buffer: buf, data: {seed: 1}}\n")).hasMessageContaining("larger than a 64 KiB packet");
+        assertThatThrownBy(() -> parse("  - expect: {device_counter: {device: nic, name: rx_packets, min: 1}}\n"))
+                .hasMessageContaining("rx_packets is a NIC counter and nic is not a NIC");
+        assertThatThrownBy(() -> parse("  - expect: {device_counter: {device: nic, name: tx_ghosts, min: 1}}\n"))
+                .hasMessageContaining("unknown device counter 'tx_ghosts'");
+        String nic = HEAD.replace("domain: d\n", "domain: d\n    nic: {ring_iova: 0xF000_0800}\n");
+        assertThatThrownBy(() -> ScenarioFile.parse("n.yaml", nic))
+                .hasMessageContaining("nic ring_iova 0xf0000800 is not aligned to the 4 KiB granule of domain d");
+        String ok = HEAD.replace("domain: d\n", "domain: d\n    nic: {ring_iova: 0xF000_0000, rx_entries: 8}\n");
+        assertThatThrownBy(() -> ScenarioFile.parse("n.yaml", ok + "  - nic_receive: {device: nic, packets: 2,"
+                + " size: 64, iova: 0x1000_0800, buffer: buf, data: {seed: 1}}\n"))
+                .hasMessageContaining("iova 0x10000800 is not aligned");
+        Scenario s = ScenarioFile.parse("n.yaml", ok + "  - nic_receive: {device: nic, packets: 2, size: 64,"
+                + " iova: 0x1000_0000, buffer: buf, data: {seed: 1}}\n").scenario();
+        assertThat(s.devices.get(0).nic.rxEntries).isEqualTo(8);
+        assertThat(s.devices.get(0).nic.txEntries).isEqualTo(256);
+        assertThat(s.steps.get(0).kind()).isEqualTo("nic_receive");
+    }
 }
