@@ -77,6 +77,17 @@ class ScenarioExamplesTest {
     }
 
     @Test
+    void theReadmesMainJobRunsAnExampleScenario() throws IOException {
+        String text = Files.readString(dir().resolveSibling("README.md"));
+        java.util.regex.Matcher m = java.util.regex.Pattern
+                .compile("java -jar device-model/target/iommu-emu.jar run scenarios/([a-z0-9-]+\\.yaml)\n")
+                .matcher(text.substring(text.indexOf("**Run the main job**")));
+        assertThat(m.find()).as("the main-job command runs a scenario").isTrue();
+        Path main = dir().resolve(m.group(1));
+        assertThat(examples()).as("and it is one of the examples this class runs").contains(main);
+    }
+
+    @Test
     void theFormatExampleInTheReadmeRunsAndPasses() throws IOException {
         Path readme = dir().resolveSibling("README.md");
         String text = Files.readString(readme);
@@ -86,7 +97,7 @@ class ScenarioExamplesTest {
         StringWriter out = new StringWriter();
         ScenarioRunner.Result r = ScenarioRunner.run(ScenarioFile.parse("README.md", yaml), new PrintWriter(out, true));
         assertThat(r.failures()).as(out.toString()).isEmpty();
-        assertThat(r.expectsPassed()).isEqualTo(5);
+        assertThat(r.expectsPassed()).isEqualTo(6);
     }
 
     @Test
