@@ -96,8 +96,18 @@ public final class Machine {
         return driverHost;
     }
 
-    /** Returns every IOMMU to its power-on state (RAM keeps its contents). */
+    /**
+     * Returns every IOMMU to its power-on state (RAM keeps its contents).
+     *
+     * @throws IllegalStateException when the machine's driver has taken an instance over: a reset would pull the
+     *     hardware from under its queues and tables, and the driver has no way to notice
+     */
     public void resetDevices() {
+        for (IommuDevice d : iommus.values()) {
+            if (driverHost.owns(d.name())) {
+                throw new IllegalStateException(d.name() + " is driven by the machine's driver; it cannot be reset");
+            }
+        }
         for (IommuDevice d : iommus.values()) {
             d.reset();
         }
