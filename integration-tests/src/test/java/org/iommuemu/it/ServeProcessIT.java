@@ -49,6 +49,61 @@ class ServeProcessIT {
         return -1;
     }
 
+    private static String javaBin() {
+        return System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
+    }
+
+    /** A started {@code iommu-emu} and the thread collecting its output (done once the process has exited). */
+    private record Started(Process process, Thread output) {}
+
+    /** Starts {@code iommu-emu ARGS...} with its output collected line by line into {@code lines}. */
+    private static Started start(List<String> lines, String... args) throws java.io.IOException {
+        List<String> cmd = new ArrayList<>(List.of(javaBin(), "-jar", jar().toString()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                    StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = out.readLine()) != null) {
+                    lines.add(line);
+                }
+            } catch (java.io.IOException e) {
+                lines.add("(output closed: " + e.getMessage() + ")");
+            }
+        }, "iommu-emu-output");
+        reader.setDaemon(true);
+        reader.start();
+        return new Started(p, reader);
+    }
+
+    @Test
+    void runTargetsAServeInAnotherProcessTwiceWithTheSameResult() throws Exception {
+        List<String> serveOut = Collections.synchronizedList(new ArrayList<>());
+        Process serve = start(serveOut, "serve", "--port", "0").process();
+        try {
+            int port = awaitPort(serveOut, 60);
+            assertThat(port).as("serve printed its port: " + serveOut).isPositive();
+            Path scenario = Path.of("..", "scenarios", "nic-receive-lazy.yaml");
+            for (int run = 1; run <= 2; run++) {
+                List<String> out = Collections.synchronizedList(new ArrayList<>());
+                Started r = start(out, "run", scenario.toString(), "--target", "127.0.0.1:" + port);
+                Process p = r.process();
+                assertThat(p.waitFor(120, TimeUnit.SECONDS)).as("run %d finishes", run).isTrue();
+                r.output().join(10_000);
+                String text;
+                synchronized (out) {
+                    text = String.join("\n", out);
+                }
+                assertThat(p.exitValue()).as("run %d:%n%s", run, text).isZero();
+                assertThat(text).contains("against the server at 127.0.0.1:" + port, "scenario passed",
+                        "NIC eth0: 500 packets received");
+            }
+        } finally {
+            serve.destroyForcibly();
+        }
+    }
+
     @Test
     void serveTalksToAnotherProcessAndStopsGracefullyOnSigterm(@TempDir Path dir) throws Exception {
         Path config = dir.resolve("machine.yaml");
@@ -60,22 +115,9 @@ class ServeProcessIT {
                   - name: smmu-it
                     kind: smmuv3
                 """);
-        String javaBin = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
-        Process p = new ProcessBuilder(javaBin, "-jar", jar().toString(), "serve", "--port", "0", "--config",
-                config.toString()).redirectErrorStream(true).start();
         List<String> lines = Collections.synchronizedList(new ArrayList<>());
-        Thread reader = new Thread(() -> {
-            try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(),
-                    StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = out.readLine()) != null) {
-                    lines.add(line);
-                }
-            } catch (java.io.IOException e) {
-                lines.add("(output closed: " + e.getMessage() + ")");
-            }
-        }, "serve-output");
-        reader.start();
+        Started started = start(lines, "serve", "--port", "0", "--config", config.toString());
+        Process p = started.process();
         try {
             int port = awaitPort(lines, 60);
             assertThat(port).as("serve printed its port: " + lines).isPositive();
@@ -99,7 +141,7 @@ class ServeProcessIT {
             ProcessHandle.of(p.pid()).ifPresent(h -> h.destroy()); // SIGTERM
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("serve exits after SIGTERM").isTrue();
             assertThat(p.exitValue()).as("the JVM's exit status after SIGTERM").isEqualTo(128 + 15);
-            reader.join(10_000);
+            started.output().join(10_000);
             assertThat(lines).as("no stack trace on the way out").noneMatch(l -> l.contains("Exception"));
         } finally {
             p.destroyForcibly();
