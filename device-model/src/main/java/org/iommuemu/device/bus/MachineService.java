@@ -21,6 +21,8 @@ import org.iommuemu.proto.v1.Interrupt;
 import org.iommuemu.proto.v1.InterruptsRequest;
 import org.iommuemu.proto.v1.IommuInstance;
 import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.MemCompareExchangeReply;
+import org.iommuemu.proto.v1.MemCompareExchangeRequest;
 import org.iommuemu.proto.v1.MemReadReply;
 import org.iommuemu.proto.v1.MemReadRequest;
 import org.iommuemu.proto.v1.MemWriteReply;
@@ -158,6 +160,26 @@ final class MachineService extends MachineGrpc.MachineImplBase {
                 throw notRam(request.getAddress(), length);
             }
             return MemWriteReply.getDefaultInstance();
+        });
+    }
+
+    @Override
+    public void memCompareExchange(MemCompareExchangeRequest request,
+            StreamObserver<MemCompareExchangeReply> responses) {
+        Calls.unary(responses, () -> {
+            long address = request.getAddress();
+            if ((address & 7) != 0) {
+                throw BusError.invalidArgument("address " + Bits.hex(address) + " is not 8-byte aligned");
+            }
+            checkMem(address, 8, "length");
+            long witness;
+            try {
+                witness = machine.memory().compareAndExchange64(address, request.getExpected(),
+                        request.getDesired());
+            } catch (MemoryAccessException e) {
+                throw notRam(address, 8);
+            }
+            return MemCompareExchangeReply.newBuilder().setWitness(witness).build();
         });
     }
 

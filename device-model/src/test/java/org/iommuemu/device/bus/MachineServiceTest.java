@@ -25,6 +25,8 @@ import org.iommuemu.proto.v1.Interrupt;
 import org.iommuemu.proto.v1.InterruptsRequest;
 import org.iommuemu.proto.v1.IommuKind;
 import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.MemCompareExchangeReply;
+import org.iommuemu.proto.v1.MemCompareExchangeRequest;
 import org.iommuemu.proto.v1.MemReadRequest;
 import org.iommuemu.proto.v1.MemWriteRequest;
 import org.iommuemu.proto.v1.MmioReadRequest;
@@ -146,6 +148,26 @@ class MachineServiceTest {
                 Status.Code.OUT_OF_RANGE, "wraps past 2^64");
         assertStatus(() -> cpu.memWrite(MemWriteRequest.newBuilder().setAddress(bus.ramBase()).build()),
                 Status.Code.INVALID_ARGUMENT, "data length must be at least 1");
+    }
+
+    @Test
+    void memCompareExchangeSwapsOnlyOnAMatchAndRefusesBadAddresses() throws Exception {
+        long pa = bus.ramBase() + 0x2000;
+        bus.machine.memory().write64(pa, 0x1111L);
+        MemCompareExchangeReply miss = cpu.memCompareExchange(MemCompareExchangeRequest.newBuilder().setAddress(pa)
+                .setExpected(0x2222L).setDesired(0x3333L).build());
+        assertThat(miss.getWitness()).isEqualTo(0x1111L);
+        assertThat(bus.machine.memory().read64(pa)).as("no swap on a mismatch").isEqualTo(0x1111L);
+        MemCompareExchangeReply hit = cpu.memCompareExchange(MemCompareExchangeRequest.newBuilder().setAddress(pa)
+                .setExpected(0x1111L).setDesired(0x8000_0000_0000_0003L).build());
+        assertThat(hit.getWitness()).isEqualTo(0x1111L);
+        assertThat(bus.machine.memory().read64(pa)).isEqualTo(0x8000_0000_0000_0003L);
+        assertStatus(() -> cpu.memCompareExchange(MemCompareExchangeRequest.newBuilder().setAddress(pa + 4).build()),
+                Status.Code.INVALID_ARGUMENT, "is not 8-byte aligned");
+        assertStatus(() -> cpu.memCompareExchange(MemCompareExchangeRequest.newBuilder().setAddress(bus.ramEnd())
+                .build()), Status.Code.OUT_OF_RANGE, "is not all RAM");
+        assertStatus(() -> cpu.memCompareExchange(MemCompareExchangeRequest.newBuilder().setAddress(-8).build()),
+                Status.Code.OUT_OF_RANGE, "[0xfffffffffffffff8, 0xffffffffffffffff] is not all RAM");
     }
 
     @Test
