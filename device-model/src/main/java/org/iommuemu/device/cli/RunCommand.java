@@ -45,6 +45,11 @@ final class RunCommand implements Callable<Integer> {
                 "The file's machine section is then not applied: the server's instances are used."})
     String target;
 
+    @Option(names = "--driver", paramLabel = "SIDE", defaultValue = "server",
+            description = {"Where the SMMUv3 driver runs: server (default; the Driver service) or client (in this",
+                "process, programming the SMMUs over the Machine service's MMIO, memory and interrupts)."})
+    String driverSide;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -67,6 +72,11 @@ final class RunCommand implements Callable<Integer> {
                 options = transport.equals("netty") ? ScenarioRunner.Options.netty()
                         : ScenarioRunner.Options.inProcess();
             }
+            options = options.withDriver(switch (driverSide) {
+                case "server" -> ScenarioRunner.DriverSide.SERVER;
+                case "client" -> ScenarioRunner.DriverSide.CLIENT;
+                default -> throw new IommuEmu.UserError("--driver must be server or client, got " + driverSide);
+            });
             result = ScenarioRunner.run(ScenarioFile.read(file), out, options);
         } catch (ScenarioException e) {
             throw new IommuEmu.UserError(e.getMessage());

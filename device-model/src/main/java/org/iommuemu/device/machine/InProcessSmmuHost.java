@@ -51,7 +51,7 @@ public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
         String name = device.name();
         this.subscription = hub.listen((iommu, source, msi, landedInRam) -> {
             if (name.equals(iommu)) {
-                Irq irq = irq(source);
+                Irq irq = Irq.fromSource(source);
                 // a CMD_SYNC whose MSI was written to RAM completed a poll: a memory write, not a CPU interrupt
                 if (irq != null && !(irq == Irq.CMD_SYNC && landedInRam)) {
                     pending.add(irq);
@@ -69,15 +69,6 @@ public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
         return new InProcessSmmuHost(d, machine.memory(), allocator, machine.interrupts());
     }
 
-    private static Irq irq(String source) {
-        return switch (source) {
-            case "eventq" -> Irq.EVENTQ;
-            case "gerror" -> Irq.GERROR;
-            case "priq" -> Irq.PRIQ;
-            case "cmd-sync" -> Irq.CMD_SYNC;
-            default -> null; // "sev": a send-event wakes pollers, it is not an interrupt
-        };
-    }
 
     @Override
     public long mmioRead(long offset, int width) {

@@ -70,13 +70,26 @@ public final class ScenarioRunner {
         REMOTE
     }
 
+    /** Where the IOMMU driver runs. */
+    public enum DriverSide {
+        /** The server's own driver, through the {@code Driver} service (the default). */
+        SERVER,
+        /**
+         * iommu-core's SMMUv3 driver in the runner's process, programming the instances over the {@code Machine}
+         * service (MMIO, memory, interrupts): the driver out of process.
+         */
+        CLIENT
+    }
+
     /**
      * How to run.
      *
-     * @param transport how the bus is reached
-     * @param target    HOST:PORT of the server for {@link Transport#REMOTE}, else null
+     * @param transport             how the bus is reached
+     * @param target                HOST:PORT of the server for {@link Transport#REMOTE}, else null
+     * @param progressIntervalNanos how often long steps print a progress line
+     * @param driver                where the driver runs
      */
-    public record Options(Transport transport, String target, long progressIntervalNanos) {
+    public record Options(Transport transport, String target, long progressIntervalNanos, DriverSide driver) {
         /** Long traffic and nic_receive steps print a progress line this often: every second. */
         public static final long DEFAULT_PROGRESS_NANOS = 1_000_000_000L;
 
@@ -87,23 +100,29 @@ public final class ScenarioRunner {
             if (progressIntervalNanos < 0) {
                 throw new IllegalArgumentException("progress interval " + progressIntervalNanos + " ns");
             }
+            java.util.Objects.requireNonNull(driver, "driver");
         }
 
         public static Options inProcess() {
-            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS);
+            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER);
         }
 
         public static Options netty() {
-            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS);
+            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER);
         }
 
         public static Options remote(String target) {
-            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS);
+            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER);
         }
 
         /** These options with progress lines every {@code nanos} (0: at every check). */
         public Options withProgressEvery(long nanos) {
-            return new Options(transport, target, nanos);
+            return new Options(transport, target, nanos, driver);
+        }
+
+        /** These options with the driver on {@code side}. */
+        public Options withDriver(DriverSide side) {
+            return new Options(transport, target, progressIntervalNanos, side);
         }
     }
 
@@ -191,7 +210,7 @@ public final class ScenarioRunner {
                     case IN_PROCESS -> "";
                     case NETTY -> ", over Netty on loopback";
                     case REMOTE -> ", against the server at " + options.target();
-                });
+                } + (options.driver() == DriverSide.CLIENT ? ", driver in this process over the bus" : ""));
         BusServer server = null;
         ManagedChannel channel;
         if (options.transport() == Transport.REMOTE) {
@@ -215,7 +234,8 @@ public final class ScenarioRunner {
             cpu = MachineGrpc.newBlockingStub(channel);
             telemetry = TelemetryGrpc.newBlockingStub(channel);
             connect();
-            driver = new ServiceDriver(channel);
+            driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described)
+                    : new ServiceDriver(channel);
             baseline();
             setUp(client);
             for (int i = 0; i < s.steps.size() && !stopped; i++) {
@@ -767,6 +787,7 @@ public final class ScenarioRunner {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("scenario", s.source);
         r.put("transport", options.transport().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
+        r.put("driver", options.driver().name().toLowerCase(java.util.Locale.ROOT));
         r.put("steps", s.steps.size());
         r.put("steps_run", stepsRun);
         r.put("stopped", stopped);

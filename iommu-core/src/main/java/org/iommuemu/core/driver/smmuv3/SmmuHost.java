@@ -27,7 +27,22 @@ public interface SmmuHost {
         /** The PRI queue has new requests (not used by this driver yet). */
         PRIQ,
         /** A CMD_SYNC with CS=IRQ completed. */
-        CMD_SYNC
+        CMD_SYNC;
+
+        /**
+         * The interrupt a device source name stands for ("eventq", "gerror", "priq", "cmd-sync", as the machine's
+         * interrupt controller and the bus's {@code Interrupt.source} name them), or null for one that is not an
+         * interrupt ("sev": a send-event wakes pollers).
+         */
+        public static Irq fromSource(String source) {
+            return switch (source) {
+                case "eventq" -> EVENTQ;
+                case "gerror" -> GERROR;
+                case "priq" -> PRIQ;
+                case "cmd-sync" -> CMD_SYNC;
+                default -> null;
+            };
+        }
     }
 
     /**

@@ -1,0 +1,227 @@
+package org.iommuemu.device.scenario;
+
+import io.grpc.Channel;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.iommuemu.core.api.FlushPolicy;
+import org.iommuemu.core.api.IommuApiException;
+import org.iommuemu.core.api.IommuDomain;
+import org.iommuemu.core.api.SgEntry;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
+import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
+import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
+import org.iommuemu.core.memory.BuddyPageAllocator;
+import org.iommuemu.core.memory.PageAllocator;
+import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
+import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.device.machine.DriverEventLog;
+import org.iommuemu.device.remote.BusPhysicalMemory;
+import org.iommuemu.device.remote.BusSmmuHost;
+import org.iommuemu.proto.v1.DescribeReply;
+import org.iommuemu.proto.v1.MachineGrpc;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A scenario's driver runs in the runner's process: iommu-core's SMMUv3 driver, unchanged, programs each instance
+ * through a {@link BusSmmuHost} — MMIO, memory and interrupts over the {@code Machine} service — as a guest
+ * kernel's driver would from outside the emulator. Its pages come from the machine's driver heap
+ * ({@code Machine.Describe}), so the server's own {@code Driver} service must not be used at the same time.
+ *
+ * <p>Instances are probed and initialised on first use; {@link #close} disables them again (CR0 = 0), as a
+ * driver's shutdown does, and closes their interrupt streams. Not thread-safe: the runner is one thread.
+ */
+final class ClientDriver implements ScenarioDriver {
+    private static final Logger log = LoggerFactory.getLogger(ClientDriver.class);
+
+    private record Instance(BusSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains, DriverEventLog events) {}
+
+    private record Domain(IommuDomain api, SmmuV3Domains.Stage stage, List<String> iommus) {}
+
+    private final Channel channel;
+    private final BusPhysicalMemory memory;
+    private final PageAllocator heap;
+    private final Map<String, Instance> instances = new LinkedHashMap<>();
+    private final Map<Long, Domain> domains = new HashMap<>();
+    private long nextId = 1;
+
+    ClientDriver(Channel channel, DescribeReply described) {
+        if (described.getDriverHeapSize() == 0) {
+            throw new ScenarioException("the server reports no driver heap for a client-side driver to use");
+        }
+        this.channel = channel;
+        this.memory = new BusPhysicalMemory(MachineGrpc.newBlockingStub(channel), described);
+        this.heap = new BuddyPageAllocator(memory, described.getDriverHeapBase(), described.getDriverHeapSize());
+    }
+
+    private Instance instance(String iommu) {
+        Instance i = instances.get(iommu);
+        if (i == null) {
+            BusSmmuHost host = new BusSmmuHost(channel, iommu, memory, heap);
+            try {
+                SmmuV3Driver driver = SmmuV3Driver.probe(host, SmmuV3DriverOptions.defaults());
+                DriverEventLog events = new DriverEventLog();
+                driver.addListener(events);
+                driver.init();
+                i = new Instance(host, driver, new SmmuV3Domains(driver, iommu,
+                        TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD), events);
+            } catch (RuntimeException e) {
+                host.close();
+                throw e;
+            }
+            instances.put(iommu, i);
+        }
+        return i;
+    }
+
+    @Override
+    public Created createDomain(Scenario.Domain d) {
+        SmmuV3Domains.Stage stage = d.stage == 1 ? SmmuV3Domains.Stage.S1 : SmmuV3Domains.Stage.S2;
+        int oas = 48;
+        for (String m : d.iommus) {
+            SmmuV3Features f = instance(m).driver().features();
+            if (d.stage == 1 ? !f.stage1() : !f.stage2()) {
+                throw new IllegalArgumentException(m + " does not implement stage " + d.stage);
+            }
+            if ((f.pageSizes() & 1L << d.granuleLg2) == 0) {
+                throw new IllegalArgumentException(m + " does not implement the " + (1 << d.granuleLg2 - 10)
+                        + " KiB granule");
+            }
+            oas = Math.min(oas, f.oasBits());
+        }
+        Arm64Lpae fmt = d.stage == 1 ? Arm64Lpae.stage1(d.granuleLg2, d.inputBits, oas)
+                : Arm64Lpae.stage2(d.granuleLg2, d.inputBits, oas);
+        IommuDomain api;
+        try {
+            api = IommuDomain.builder(fmt, memory, heap).name(d.name)
+                    .flushPolicy(d.lazy ? FlushPolicy.LAZY : FlushPolicy.STRICT)
+                    .clock(() -> 0L) // as the service's flush_timeout_ns 0: no flush by wall-clock time
+                    .build();
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("create: " + e.getMessage(), e);
+        }
+        long id = nextId++;
+        domains.put(id, new Domain(api, stage, List.copyOf(d.iommus)));
+        return new Created(id, "domain " + id + " of the client-side driver, " + oas + "-bit output");
+    }
+
+    private Domain domain(long id) {
+        Domain d = domains.get(id);
+        if (d == null) {
+            throw new IllegalArgumentException("no domain " + id);
+        }
+        return d;
+    }
+
+    @Override
+    public int attach(long domain, String iommu, int stream) {
+        Domain d = domain(domain);
+        SmmuV3Domains ops = instance(iommu).domains();
+        try {
+            ops.attachStream(d.api(), d.stage(), stream);
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("attach: " + e.getMessage(), e);
+        }
+        return ops.contextId(d.api());
+    }
+
+    @Override
+    public void detach(String iommu, int stream) {
+        try {
+            instance(iommu).domains().detachStream(stream);
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("detach: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public long map(long domain, long iova, long pa, long size, int prot) {
+        try {
+            return domain(domain).api().map(iova, pa, size, prot);
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("map: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public long mapSg(long domain, long iova, List<long[]> entries, int prot) {
+        List<SgEntry> sg = new ArrayList<>();
+        for (long[] e : entries) {
+            sg.add(SgEntry.of(e[0], e[1]));
+        }
+        try {
+            return domain(domain).api().mapSg(iova, sg, prot);
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("map_sg: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public long unmap(long domain, long iova, long size) {
+        try {
+            return domain(domain).api().unmap(iova, size);
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("unmap: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public boolean flush(long domain) {
+        try {
+            return domain(domain).api().flushQueue();
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("flush: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void destroyDomain(long domain) {
+        try {
+            domain(domain).api().destroy();
+        } catch (IommuApiException e) {
+            throw new IllegalStateException("destroy: " + e.getMessage(), e);
+        }
+        domains.remove(domain);
+    }
+
+    @Override
+    public long allocBuffer(long size) {
+        return heap.allocBytes(size, "dma-buffer");
+    }
+
+    @Override
+    public void freeBuffer(long pa) {
+        heap.free(pa);
+    }
+
+    @Override
+    public Map<String, Long> events(String iommu) {
+        Map<String, Long> counts = new TreeMap<>();
+        Instance i = instances.get(iommu);
+        if (i == null) {
+            return counts;
+        }
+        i.driver().drainEvents();
+        i.events().since(Long.MAX_VALUE).countsByType().forEach((type, n) -> counts.put(EventType.name(type), n));
+        return counts;
+    }
+
+    @Override
+    public void close() {
+        for (Map.Entry<String, Instance> e : instances.entrySet()) {
+            try {
+                e.getValue().driver().disable();
+            } catch (RuntimeException ex) {
+                log.warn("{}: disabling the SMMU at shutdown failed: {}", e.getKey(), ex.getMessage());
+            }
+            e.getValue().host().close();
+        }
+        instances.clear();
+    }
+}
