@@ -135,9 +135,9 @@ public final class BusSmmuHost implements SmmuHost, AutoCloseable {
         if (h == null || closed) {
             return;
         }
+        delivered.incrementAndGet();
         try {
             h.accept(irq);
-            delivered.incrementAndGet();
         } catch (RuntimeException e) {
             log.warn("{}: interrupt handler failed on {}", iommu, irq, e);
         }

@@ -146,4 +146,18 @@ class ScenarioCommandTest {
             assertThat(err.toString()).contains("cannot reach the server at 127.0.0.1:" + closed, "UNAVAILABLE");
         }
     }
+
+    @Test
+    void driverClientRunsTheDriverInThisProcess(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("ok.yaml");
+        Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n"
+                + "  - dma: {device: nic, op: read, iova: 0x1000_3000, size: 16}\n"
+                + "  - expect: {events: {iommu: smmu0, type: F_TRANSLATION, count: 1}}\n");
+        assertThat(run("run", f.toString(), "--driver", "client", "--transport", "netty")).as(out + "\n" + err)
+                .isZero();
+        assertThat(out.toString()).contains("driver in this process over the bus", "domain 1 of the client-side"
+                + " driver", "PASS expect events smmu0 F_TRANSLATION = 1", "scenario passed");
+        assertThat(run("run", f.toString(), "--driver", "kernel")).isEqualTo(2);
+        assertThat(err.toString()).contains("--driver must be server or client, got kernel");
+    }
 }
