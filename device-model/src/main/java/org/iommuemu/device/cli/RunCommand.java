@@ -21,11 +21,12 @@ import picocli.CommandLine.Parameters;
  * scenario or the server cannot be used.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"Run a scenario file on the embedded machine, or against a running server with",
-            "--target (see README, \"Scenarios\"): domains, buffers, devices and NICs, then map,",
-            "map_sg, unmap, flush, dma, traffic, nic_receive and expect steps.",
-            "Exit status: 0 every expect held; 1 an expect failed or a step could not be done;",
-            "2 the file is not a valid scenario, or the server cannot be used."})
+        description = {"Run a scenario file on the embedded machine, or against a running",
+            "server with --target (see README, \"Scenarios\"): domains, buffers,",
+            "devices and NICs, then map, map_sg, unmap, flush, dma, traffic,",
+            "nic_receive and expect steps. Exit status: 0 every expect held;",
+            "1 an expect failed or a step could not be done; 2 the file is not",
+            "a valid scenario, or the server cannot be used."})
 final class RunCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -41,15 +42,17 @@ final class RunCommand implements Callable<Integer> {
     String transport;
 
     @Option(names = "--target", paramLabel = "HOST:PORT",
-            description = {"Run against a separate `iommu-emu serve` at HOST:PORT instead of an",
-                "embedded machine. The file's machine section is then not applied: the",
-                "server's instances are used."})
+            description = {"Run against a separate `iommu-emu serve` at HOST:PORT",
+                "instead of an embedded machine. The file's machine",
+                "section is then not applied: the server's instances",
+                "are used."})
     String target;
 
     @Option(names = "--driver", paramLabel = "SIDE", defaultValue = "server",
-            description = {"Where the SMMUv3 driver runs: server (default; the Driver service), or client",
-                "(in this process, programming the SMMUs over the Machine service's MMIO, memory",
-                "and interrupts)."})
+            description = {"Where the SMMUv3 driver runs: server (default; the",
+                "Driver service), or client (in this process, driving",
+                "the SMMUs over the Machine service's MMIO, memory and",
+                "interrupts)."})
     String driverSide;
 
     @Override
