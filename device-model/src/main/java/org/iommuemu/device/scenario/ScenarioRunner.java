@@ -380,22 +380,18 @@ public final class ScenarioRunner {
                 + Bits.hex(d.nic.ringIova) + " (" + Bits.hex(pa) + ")");
     }
 
-    private Scenario.Domain domainSpec(String name) {
-        for (Scenario.Domain d : s.domains) {
-            if (d.name.equals(name)) {
-                return d;
+    /** The element of {@code list} named {@code name} (ScenarioFile checked that every name used is defined). */
+    private static <T> T named(List<T> list, java.util.function.Function<T, String> nameOf, String name) {
+        for (T t : list) {
+            if (nameOf.apply(t).equals(name)) {
+                return t;
             }
         }
-        throw new IllegalStateException("no domain " + name); // ScenarioFile checked every name
+        throw new IllegalStateException("nothing named " + name);
     }
 
-    private Scenario.Device deviceSpec(String name) {
-        for (Scenario.Device d : s.devices) {
-            if (d.name.equals(name)) {
-                return d;
-            }
-        }
-        throw new IllegalStateException("no device " + name);
+    private Scenario.Domain domainSpec(String name) {
+        return named(s.domains, d -> d.name, name);
     }
 
     /** Gives back what the run took on the server; a failure here is reported, not fatal. */
@@ -578,11 +574,11 @@ public final class ScenarioRunner {
 
     private void nicReceive(String tag, Scenario.NicReceive n) {
         NicState nic = nics.get(n.device);
-        Scenario.Device dev = deviceSpec(n.device);
+        Scenario.Device dev = named(s.devices, d -> d.name, n.device);
         long domain = domains.get(dev.domain);
         int granuleLg2 = domainSpec(dev.domain).granuleLg2;
         long slot = Bits.alignUp(n.size, granuleLg2);
-        long slots = s.buffers.stream().filter(b -> b.name.equals(n.buffer)).findFirst().orElseThrow().size / slot;
+        long slots = named(s.buffers, b -> b.name, n.buffer).size / slot;
         long pool = buffers.get(n.buffer);
         int size = (int) (long) n.size;
         String what = "nic_receive " + n.device + ": " + n.packets + " packets of " + size + " B into " + slots
@@ -622,7 +618,7 @@ public final class ScenarioRunner {
             if (bad != null) {
                 throw new IllegalStateException("packet " + i + " landed wrong: " + bad);
             }
-            if (options.progressIntervalNanos() >= 0 && ((i + 1) & 63) == 0) {
+            if (((i + 1) & 63) == 0) {
                 long now = System.nanoTime();
                 if (now - nextReport >= 0) {
                     nextReport = now + options.progressIntervalNanos();
