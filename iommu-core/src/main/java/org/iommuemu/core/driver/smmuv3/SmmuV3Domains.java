@@ -50,6 +50,16 @@ import org.iommuemu.core.smmuv3.Ste;
  * A stream with substreams cannot take a stage-2 or a nested domain, and a stream with one of those cannot take
  * substreams (INCOMPATIBLE_INSTANCE).
  *
+ * <p><b>Nesting</b> ({@link #attachNested}): a stage-1 domain on top of a stage-2 parent: STE.Config = stage 1 +
+ * stage 2, the stage-2 fields from the parent (its VMID and table), a one-entry CD table whose CD points at the
+ * stage-1 table. The SMMU reads S1ContextPtr, TTB0 and every stage-1 table descriptor as IPAs through stage 2, so
+ * the stage-1 domain's page table and the CD table come from a {@link NestedTables} block the parent maps at
+ * IPA == PA; the stage-1 domain's leaves map iovas to IPAs, which the parent maps to PAs. The stage-1 domain's
+ * context is an ASID under the parent's VMID, so its unmaps are TLBI_NH_VA with that VMID; the parent's unmaps are
+ * TLBI_S2_IPA followed by TLBI_NH_ALL of its VMID while nested streams use it (combined stage 1 + 2 entries are
+ * tagged by the stage-1 address, so only a stage-1 invalidation removes them; Linux does the same for a nesting
+ * parent).
+ *
  * <p><b>Invalidation</b> ({@link #iotlbSync}): the gathered range becomes TLBI_NH_VA (stage 1) or TLBI_S2_IPA
  * (stage 2) commands planned by {@link TlbiPlanner} (range commands with RIL, one per gathered page otherwise,
  * the whole context beyond the threshold), leaf-only unless the unmap freed tables, written straight into the
@@ -485,6 +495,107 @@ public final class SmmuV3Domains implements IommuInstanceOps {
     public synchronized List<Integer> substreamsOf(int streamId) {
         StreamState st = states.get(streamId);
         return st == null ? List.of() : List.copyOf(st.substreams.keySet());
+    }
+
+    // ------------------------------------------------------------------ nesting
+
+    /**
+     * Makes stream {@code streamId} translate through stage-1 {@code domain} nested on {@code tables.parent()}
+     * (see the class comment): {@code domain}'s page table must have been built over {@code tables}, which also
+     * gives the stream's CD table. The parent gets a context here (a VMID) if it has none; the stream counts as a
+     * use of both. A stream attached elsewhere is moved.
+     *
+     * @throws IommuApiException INCOMPATIBLE_INSTANCE when the SMMU cannot nest (it lacks a stage), a table does not
+     *     suit it, {@code domain}'s table is not in {@code tables}, {@code domain} already has a context here that
+     *     is not nested on this parent (or the parent one that is not stage 2), or the stream has substreams
+     * @throws IllegalStateException when no ASID or VMID is free, or {@code tables} is closed
+     */
+    public synchronized void attachNested(IommuDomain domain, NestedTables tables, int streamId)
+            throws IommuApiException {
+        Objects.requireNonNull(domain, "domain");
+        Objects.requireNonNull(tables, "tables");
+        IommuDomain parent = tables.parent();
+        if (!driver.features().nested()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot nest domain "
+                    + domain.name() + " on " + parent.name() + " at " + name
+                    + ": the SMMU does not implement both stages (IDR0.S1P and S2P)");
+        }
+        if (tables.isClosed()) {
+            throw new IllegalStateException("cannot nest domain " + domain.name() + ": " + tables + " is closed");
+        }
+        Arm64Lpae fmt = checkFormat(domain, Stage.S1);
+        Arm64Lpae parentFmt = checkFormat(parent, Stage.S2);
+        if (!tables.contains(domain.pageTable().root())) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot nest domain "
+                    + domain.name() + " on " + parent.name() + " at " + name + ": its page table (root "
+                    + Bits.hex(domain.pageTable().root()) + ") is not in " + tables
+                    + "; build the domain over those tables so stage 2 reaches them at IPA == PA");
+        }
+        checkContext(parent, Stage.S2, null);
+        checkContext(domain, Stage.S1, parent);
+        StreamState st = states.get(streamId);
+        if (st != null && !st.substreams.isEmpty()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot nest domain "
+                    + domain.name() + " on stream " + Integer.toUnsignedString(streamId) + " of " + name
+                    + ": substreams " + st.substreams.keySet() + " are attached to it (substreams of nested streams"
+                    + " are not modelled); detach them first");
+        }
+        if (st != null && st.whole != null) {
+            detachWhole(streamId, st);
+        }
+        if (st == null) {
+            st = new StreamState();
+        }
+        Context p = acquire(parent, Stage.S2, parentFmt, null);
+        Context ctx;
+        try {
+            ctx = acquire(domain, Stage.S1, fmt, parent);
+        } catch (IommuApiException | RuntimeException e) {
+            release(parent);
+            forgetIfEmpty(streamId, st);
+            throw e;
+        }
+        p.nestedUses++;
+        CdTable t = null;
+        try {
+            t = CdTable.single(driver.host().memory(), tables, CD_TAG);
+            t.fill(0, stage1Cd(fmt, ctx.asid, domain.pageTable().root()));
+            Ste s2 = stage2Ste(p, parentFmt, parent);
+            Ste ste = s2.toBuilder()
+                    .config(Ste.CONFIG_NESTED)
+                    .s1Fmt(t.s1Fmt())
+                    .s1ContextPtr(t.pointer())
+                    .s1CdMax(0)
+                    .s1Dss(Ste.S1DSS_SSID0)
+                    .s1Cir(Encodings.CACHE_WBWA)
+                    .s1Cor(Encodings.CACHE_WBWA)
+                    .s1Csh(Encodings.SH_ISH)
+                    .strw(Ste.STRW_NSEL1)
+                    .build();
+            driver.writeSte(streamId, ste);
+        } catch (RuntimeException e) {
+            if (t != null) {
+                t.free();
+            }
+            p.nestedUses--;
+            release(domain);
+            release(parent);
+            forgetIfEmpty(streamId, st);
+            throw e;
+        }
+        st.cds = t;
+        st.whole = domain;
+        st.wholeStage = Stage.S1;
+        st.parent = parent;
+        states.put(streamId, st);
+        streams.put(streamId, domain);
+        parents.put(streamId, parent);
+    }
+
+    /** The stage-2 parent of nested stream {@code streamId} here, or null when it is not nested. */
+    public synchronized IommuDomain parentOf(int streamId) {
+        StreamState st = states.get(streamId);
+        return st == null ? null : st.parent;
     }
 
     // ------------------------------------------------------------------ contexts and encodings
