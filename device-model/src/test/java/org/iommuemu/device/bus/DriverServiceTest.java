@@ -5,14 +5,25 @@ import static org.iommuemu.device.bus.BusFixture.assertStatus;
 
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Future;
 import org.iommuemu.core.driver.smmuv3.NestedTables;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Listener;
 import org.iommuemu.core.memory.RamRegion;
+import org.iommuemu.core.smmuv3.Command;
+import org.iommuemu.core.smmuv3.CommandOp;
+import org.iommuemu.core.smmuv3.Gerror;
+import org.iommuemu.core.smmuv3.QueueBase;
+import org.iommuemu.core.smmuv3.QueuePointer;
+import org.iommuemu.core.smmuv3.SmmuRegs;
 import org.iommuemu.device.machine.IommuSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.MachineConfig;
@@ -541,6 +552,118 @@ class DriverServiceTest {
         long c = createNested(parent, "smmu0").getDomain();
         assertStatus(() -> attachSubstream(c, "smmu0", SID, 1), Status.Code.UNIMPLEMENTED,
                 "substreams of nested domains are not modelled");
+    }
+
+    // ------------------------------------------------------------------ command errors, end to end
+
+    private long mmio(String iommu, long offset, int width) {
+        return cpu.mmioRead(MmioReadRequest.newBuilder().setIommu(iommu).setOffset(offset).setWidth(width).build())
+                .getValue();
+    }
+
+    private long globalErrors(String iommu) {
+        return telemetry.stats(StatsRequest.newBuilder().addIommus(iommu).build()).getIommus(0).getGlobalErrors();
+    }
+
+    /** What the driver's listener heard of command errors: {cerror, index, dw0, dw1} each. */
+    private static List<long[]> commandErrorsOf(SmmuV3Driver smmu) {
+        List<long[]> errors = new CopyOnWriteArrayList<>();
+        smmu.addListener(new SmmuV3Listener() {
+            @Override
+            public void onCommandError(int cerror, int index, long dw0, long dw1) {
+                errors.add(new long[] {cerror, index, dw0, dw1});
+            }
+        });
+        return errors;
+    }
+
+    @Test
+    void anIllegalCommandIsSkippedAndTheQueueGoesOnInvalidatingForDma() throws Exception {
+        start();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long pa = alloc(64 << 10);
+        map(d, IOVA, pa, 64 << 10);
+        attach(d, "smmu0", SID);
+        SmmuV3Driver smmu = bus.machine.driverHost().owned("smmu0").driver();
+        List<long[]> heard = commandErrorsOf(smmu);
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            byte[] data = random(8192, 31);
+            assertThat(dev.write(IOVA, data).isOk()).isTrue();
+            assertThat(dev.read(IOVA + 0x8000, 8).isOk()).as("the IOTLB holds the page to be unmapped").isTrue();
+            long cmdqBase = mmio("smmu0", SmmuRegs.CMDQ_BASE, 8);
+            int log2 = QueueBase.log2Size(cmdqBase);
+            int slot = QueuePointer.index((int) mmio("smmu0", SmmuRegs.CMDQ_PROD, 4), log2);
+            long syncs = commands("smmu0", CommandOp.CMD_SYNC);
+            long gerrors = globalErrors("smmu0");
+
+            smmu.submitRaw(0xFF, 0x1234); // no such opcode: CERROR_ILL, then the CMD_SYNC behind it
+
+            assertThat(heard).as("reported to the listeners").singleElement().satisfies(e -> {
+                assertThat(e[0]).isEqualTo(QueuePointer.CERROR_ILL);
+                assertThat(e[1]).as("queue index").isEqualTo(slot);
+                assertThat(e[2]).isEqualTo(0xFF);
+                assertThat(e[3]).isEqualTo(0x1234);
+            });
+            EventsReply events = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
+            assertThat(events.getCommandErrors()).isEqualTo(1);
+            assertThat(events.getGlobalErrors()).as("GERROR.CMDQ_ERR handled").isEqualTo(1);
+            assertThat(globalErrors("smmu0") - gerrors).as("the device raised one GERROR").isEqualTo(1);
+            long dw0 = ByteBuffer.wrap(memRead(QueueBase.address(cmdqBase) + (long) slot * Command.SIZE, 8))
+                    .order(ByteOrder.LITTLE_ENDIAN).getLong();
+            assertThat(Command.opcode(dw0)).as("the bad slot now holds a CMD_SYNC").isEqualTo(CommandOp.CMD_SYNC);
+            assertThat(commands("smmu0", CommandOp.CMD_SYNC) - syncs).as("the replacement and the batch's own sync")
+                    .isEqualTo(2);
+            assertThat(Gerror.active((int) mmio("smmu0", SmmuRegs.GERROR, 4), (int) mmio("smmu0", SmmuRegs.GERRORN, 4)))
+                    .as("CMDQ_ERR acknowledged in GERRORN").isZero();
+            int prod = (int) mmio("smmu0", SmmuRegs.CMDQ_PROD, 4);
+            int cons = (int) mmio("smmu0", SmmuRegs.CMDQ_CONS, 4);
+            assertThat(QueuePointer.isEmpty(prod, cons, log2)).as("the queue resumed and drained").isTrue();
+
+            // later commands: a strict unmap's TLBI and CMD_SYNC complete and take effect
+            long tlbis = commands("smmu0", TLBI_NH_VA);
+            assertThat(unmap(d, IOVA + 0x8000, 0x8000)).isEqualTo(0x8000);
+            assertThat(commands("smmu0", TLBI_NH_VA) - tlbis).isEqualTo(1);
+            DmaResult kept = dev.read(IOVA, 8192);
+            assertThat(kept.isOk()).isTrue();
+            assertThat(kept.data().toByteArray()).as("DMA through the mapping still works").isEqualTo(data);
+            DmaResult gone = dev.read(IOVA + 0x8000, 8);
+            assertThat(gone.fault().getKind()).as("the cached translation went with the TLBI")
+                    .isEqualTo(FaultKind.TRANSLATION);
+            assertThat(heard).as("no further error").hasSize(1);
+        }
+    }
+
+    @Test
+    void theCommandsBehindABadOneInTheSameBatchStillRun() throws Exception {
+        start();
+        long d = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(DomainStage.STAGE_1)
+                .setGranule(4096).setFlush(FlushMode.LAZY).setFlushTimeoutNs(0).build()).getDomain();
+        long pa = alloc(16384);
+        map(d, IOVA, pa, 16384);
+        int asid = attach(d, "smmu0", SID).getContextId();
+        SmmuV3Driver smmu = bus.machine.driverHost().owned("smmu0").driver();
+        List<long[]> heard = commandErrorsOf(smmu);
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            assertThat(dev.read(IOVA, 16).isOk()).isTrue();
+            unmap(d, IOVA, 16384); // LAZY, no time bound: not invalidated yet
+            assertThat(dev.read(IOVA, 16).isOk()).as("stale, as the flush queue holds the range").isTrue();
+            long asidTlbis = commands("smmu0", CommandOp.TLBI_NH_ASID);
+
+            // TLBI_EL2_ALL on an SMMU without IDR0.HYP is CERROR_ILL; the TLBI_NH_ASID behind it must still run
+            smmu.submit(Command.cfgiSte(SID, true), Command.tlbiEl2All(), Command.tlbiNhAsid(0, asid));
+
+            assertThat(heard).singleElement().satisfies(e -> {
+                assertThat(e[0]).isEqualTo(QueuePointer.CERROR_ILL);
+                assertThat(Command.opcode(e[2])).isEqualTo(CommandOp.TLBI_EL2_ALL);
+            });
+            assertThat(commands("smmu0", CommandOp.TLBI_NH_ASID) - asidTlbis).isEqualTo(1);
+            assertThat(dev.read(IOVA, 16).fault().getKind()).as("the TLBI after the bad command took effect")
+                    .isEqualTo(FaultKind.TRANSLATION);
+            map(d, IOVA, pa, 4096); // reuses the queued iova: the flush queue is flushed through the same queue
+            assertThat(dev.read(IOVA, 16).isOk()).isTrue();
+        }
+        assertThat(driver.events(EventsRequest.newBuilder().setIommu("smmu0").build()).getCommandErrors())
+                .isEqualTo(1);
     }
 
     // ------------------------------------------------------------------ ownership and refusals
