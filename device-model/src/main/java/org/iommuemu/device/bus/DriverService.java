@@ -16,6 +16,7 @@ import org.iommuemu.core.api.FlushQueueTimer;
 import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.driver.smmuv3.NestedTables;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
@@ -69,7 +70,13 @@ import org.iommuemu.proto.v1.UnmapRequest;
  * number run at once, on any domains.
  *
  * <p><b>Destroy</b> refuses (FAILED_PRECONDITION, naming the streams) a domain that still has streams attached:
- * a client detaches its devices first, as Linux requires before {@code iommu_domain_free}.
+ * a client detaches its devices first, as Linux requires before {@code iommu_domain_free}. It also refuses a
+ * stage-2 domain that nested domains are built on.
+ *
+ * <p><b>Substreams and nesting.</b> A substream is kept under its own key ({@link #substreamKey}) beside the
+ * whole stream's. A nested domain owns its {@link NestedTables} (taken from the heap and mapped in the parent when
+ * it is created, given back when it is destroyed); attaching, detaching or moving a stream of a nested domain
+ * also takes the parent's write lock, since the parent's context on the instance may come or go with it.
  */
 final class DriverService extends DriverGrpc.DriverImplBase {
     /** Longest domain name. */
@@ -85,21 +92,32 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     private final Set<Long> buffers = ConcurrentHashMap.newKeySet();
     private FlushQueueTimer timer;
 
+    /** The block of nesting tables each nested domain gets (see driver.proto, "Nesting"). */
+    static final long NESTED_TABLES_BYTES = 4L << 20;
+
     /** A domain of the service: the IOMMU API domain, the instances it is for and its attached streams. */
     private static final class Domain {
         final long id;
         final IommuDomain api;
         final SmmuV3Domains.Stage stage;
         final List<DriverHost.Owned> instances;
+        /** A nested domain's stage-2 parent and the tables it maps for it; null otherwise. */
+        final Domain parent;
+        final NestedTables tables;
         /** Guarded by the service: stream keys attached. */
         final Set<String> streams = new LinkedHashSet<>();
+        /** Guarded by the service: the domains nested on this one. */
+        final Set<Domain> children = new LinkedHashSet<>();
         final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
 
-        Domain(long id, IommuDomain api, SmmuV3Domains.Stage stage, List<DriverHost.Owned> instances) {
+        Domain(long id, IommuDomain api, SmmuV3Domains.Stage stage, List<DriverHost.Owned> instances, Domain parent,
+                NestedTables tables) {
             this.id = id;
             this.api = api;
             this.stage = stage;
             this.instances = instances;
+            this.parent = parent;
+            this.tables = tables;
         }
 
         DriverHost.Owned instance(String name) {
@@ -135,6 +153,34 @@ final class DriverService extends DriverGrpc.DriverImplBase {
 
     private static String streamKey(String iommu, int streamId) {
         return iommu + " stream " + Integer.toUnsignedString(streamId);
+    }
+
+    private static String substreamKey(String iommu, int streamId, int ssid) {
+        return streamKey(iommu, streamId) + " substream " + Integer.toUnsignedString(ssid);
+    }
+
+    /** Write-locks the distinct domains given (nulls skipped) in id order; unlock with {@link #unlock}. */
+    private static List<Lock> writeLock(Domain... ds) {
+        List<Domain> sorted = new ArrayList<>();
+        for (Domain d : ds) {
+            if (d != null && !sorted.contains(d)) {
+                sorted.add(d);
+            }
+        }
+        sorted.sort((a, b) -> Long.compare(a.id, b.id));
+        List<Lock> locks = new ArrayList<>();
+        for (Domain d : sorted) {
+            Lock w = d.lock.writeLock();
+            w.lock();
+            locks.add(w);
+        }
+        return locks;
+    }
+
+    private static void unlock(List<Lock> locks) {
+        for (int i = locks.size() - 1; i >= 0; i--) {
+            locks.get(i).unlock();
+        }
     }
 
     // ------------------------------------------------------------------ domains
@@ -174,6 +220,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         if (r.getName().length() > MAX_NAME) {
             throw BusError.invalidArgument("name is longer than " + MAX_NAME + " characters");
         }
+        Domain parent = nestParent(r, stage);
         // Check the names and kinds before taking any instance over.
         List<IommuDevice> devices = new ArrayList<>();
         for (String name : r.getIommusList()) {
@@ -200,10 +247,17 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 throw BusError.failedPrecondition("granule: " + d.name() + " does not implement the "
                         + (granule >> 10) + " KiB granule");
             }
+            if (parent != null && !f.nested()) {
+                throw BusError.failedPrecondition("nest_parent: " + d.name() + " does not implement both stages, so"
+                        + " it cannot nest");
+            }
             oas = Math.min(oas, f.oasBits());
             owned.add(o);
         }
         int inputBits = r.getInputBits() == 0 ? 48 : r.getInputBits();
+        if (parent != null) {
+            oas = Math.min(oas, parent.api.format().vaBits()); // a nested domain's output is an IPA
+        }
         int outputBits = r.getOutputBits() == 0 ? oas : r.getOutputBits();
         if (r.getOutputBits() != 0 && outputBits > minOas(owned)) {
             throw BusError.outOfRange("output_bits " + outputBits + " exceeds the OAS of the instances ("
@@ -220,10 +274,11 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         long id = nextId.getAndIncrement();
         String name = r.getName().isEmpty() ? "domain" + id : r.getName();
-        IommuDomain api;
+        NestedTables tables = parent == null ? null : nestedTables(parent);
+        IommuDomain api = null;
         try {
-            IommuDomain.Builder b = IommuDomain.builder(fmt, machine.memory(), host.heap()).name(name)
-                    .flushPolicy(policy);
+            IommuDomain.Builder b = IommuDomain.builder(fmt, machine.memory(), tables != null ? tables : host.heap())
+                    .name(name).flushPolicy(policy);
             if (r.hasFlushTimeoutNs()) {
                 if (timed) {
                     b.flushQueueTimeoutNanos(r.getFlushTimeoutNs());
@@ -236,8 +291,15 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw apiError("CreateDomain", e);
         } catch (GuestMemoryExhaustedException e) {
             throw heapExhausted("the domain's page table", e);
+        } finally {
+            if (api == null && tables != null) {
+                closeTables(parent, tables);
+            }
         }
-        Domain d = new Domain(id, api, stage, List.copyOf(owned));
+        Domain d = new Domain(id, api, stage, List.copyOf(owned), parent, tables);
+        if (parent != null) {
+            parent.children.add(d);
+        }
         domains.put(id, d);
         if (timed) {
             if (timer == null) {
@@ -247,6 +309,58 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         return CreateDomainReply.newBuilder().setDomain(id).setName(name).setOutputBits(outputBits)
                 .setPageSizes(api.pageSizes()).build();
+    }
+
+    /** The domain {@code nest_parent} names, checked; null when it is 0. */
+    private Domain nestParent(CreateDomainRequest r, SmmuV3Domains.Stage stage) {
+        if (r.getNestParent() == 0) {
+            return null;
+        }
+        if (stage != SmmuV3Domains.Stage.S1) {
+            throw BusError.invalidArgument("nest_parent applies to STAGE_1 domains (stage is " + r.getStage() + ")");
+        }
+        Domain parent = domains.get(r.getNestParent());
+        if (parent == null) {
+            throw BusError.notFound("nest_parent: domain " + Long.toUnsignedString(r.getNestParent()) + " not found");
+        }
+        if (parent.stage != SmmuV3Domains.Stage.S2) {
+            throw BusError.failedPrecondition("nest_parent: domain " + parent.id + " (" + parent.api.name()
+                    + ") is a STAGE_1 domain; a nest parent is a STAGE_2 domain");
+        }
+        for (String name : r.getIommusList()) {
+            if (parent.instance(name) == null) {
+                throw BusError.invalidArgument("iommus: " + name + " is not one of nest_parent " + parent.id
+                        + "'s instances " + parent.instanceNames());
+            }
+        }
+        return parent;
+    }
+
+    /** A nested domain's tables, mapped IPA == PA in the parent (under the parent's read lock, like a Map). */
+    private NestedTables nestedTables(Domain parent) {
+        Lock r = parent.lock.readLock();
+        r.lock();
+        try {
+            return NestedTables.create(parent.api, machine.memory(), host.heap(), NESTED_TABLES_BYTES);
+        } catch (IommuApiException e) {
+            throw apiError("CreateDomain: nest_parent " + parent.id, e);
+        } catch (GuestMemoryExhaustedException e) {
+            throw heapExhausted("the nesting tables (" + (NESTED_TABLES_BYTES >> 20) + " MiB)", e);
+        } finally {
+            r.unlock();
+        }
+    }
+
+    private void closeTables(Domain parent, NestedTables tables) {
+        Lock r = parent.lock.readLock();
+        r.lock();
+        try {
+            tables.close();
+        } catch (IommuApiException e) {
+            throw apiError("DestroyDomain: unmapping the nesting tables from domain " + parent.id, e);
+        } finally {
+            r.unlock();
+        }
     }
 
     private static int minOas(List<DriverHost.Owned> owned) {
@@ -279,6 +393,14 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                     throw BusError.failedPrecondition("domain " + d.id + " (" + d.api.name()
                             + ") still has streams attached (" + String.join(", ", d.streams) + "); DetachDevice them first");
                 }
+                if (!d.children.isEmpty()) {
+                    List<String> ids = new ArrayList<>();
+                    for (Domain c : d.children) {
+                        ids.add(Long.toUnsignedString(c.id));
+                    }
+                    throw BusError.failedPrecondition("domain " + d.id + " (" + d.api.name() + ") is the nest_parent of"
+                            + " domains " + ids + "; destroy them first");
+                }
                 Lock w = d.lock.writeLock();
                 w.lock();
                 try {
@@ -292,6 +414,10 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                     w.unlock();
                 }
                 domains.remove(d.id);
+                if (d.parent != null) {
+                    d.parent.children.remove(d);
+                    closeTables(d.parent, d.tables);
+                }
             }
             return DestroyDomainReply.getDefaultInstance();
         });
@@ -323,9 +449,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         int sid = r.getStreamId();
         checkStreamId(device, sid);
         if (r.hasSubstreamId()) {
-            throw BusError.unimplemented("substream_id: attaching a substream (SubstreamID "
-                    + Integer.toUnsignedString(r.getSubstreamId()) + ") is not modelled yet; attach the whole"
-                    + " stream (leave substream_id unset)");
+            return attachSubstream(d, device, o, sid, r.getSubstreamId());
         }
         String key = streamKey(device.name(), sid);
         Domain old = streams.get(key);
@@ -333,32 +457,23 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw BusError.alreadyExists("stream_id " + Integer.toUnsignedString(sid) + " of " + device.name()
                     + " is attached to domain " + d.id + " already");
         }
-        Lock w = d.lock.writeLock();
-        Lock ow = old == null ? null : old.lock.writeLock();
-        w.lock();
-        if (ow != null) {
-            ow.lock();
-        }
+        // a nested domain's parent (and an old nested domain's) may gain or lose its context on the instance
+        List<Lock> locks = writeLock(d, d.parent, old, old == null ? null : old.parent);
         try {
-            o.domains().attachStream(d.api, d.stage, sid); // moves the stream from its old domain, if any
-        } catch (IommuApiException e) {
-            throw apiError("AttachDevice", e);
-        } catch (GuestMemoryExhaustedException e) {
-            throw heapExhausted("the stream's CD table", e);
-        } catch (IllegalStateException e) {
-            throw BusError.resourceExhausted("domain " + d.id + " on " + device.name() + ": " + e.getMessage());
-        } catch (SmmuV3DriverException e) {
-            throw driverError(e);
+            onDriver(d, device, () -> {
+                if (d.parent != null) {
+                    o.domains().attachNested(d.api, d.tables, sid);
+                } else {
+                    o.domains().attachStream(d.api, d.stage, sid); // moves the stream from its old domain, if any
+                }
+            });
         } finally {
             if (old != null && o.domains().domainOf(sid) != old.api) {
                 // moved, or lost on the way when the attach failed after taking it from its old domain
                 old.streams.remove(key);
                 streams.remove(key);
             }
-            if (ow != null) {
-                ow.unlock();
-            }
-            w.unlock();
+            unlock(locks);
         }
         if (old != null) {
             old.streams.remove(key);
@@ -368,10 +483,80 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         return AttachDeviceReply.newBuilder().setContextId(o.domains().contextId(d.api)).build();
     }
 
+    private AttachDeviceReply attachSubstream(Domain d, IommuDevice device, DriverHost.Owned o, int sid, int ssid) {
+        checkSubstreamId(device, o, ssid);
+        String where = "substream_id " + Integer.toUnsignedString(ssid) + " of stream_id "
+                + Integer.toUnsignedString(sid) + " of " + device.name();
+        if (ssid == 0) {
+            throw BusError.invalidArgument("substream_id 0 is the stream's DMA without a substream id (CD 0): attach"
+                    + " the whole stream (leave substream_id unset)");
+        }
+        if (d.stage != SmmuV3Domains.Stage.S1) {
+            throw BusError.failedPrecondition("substream_id: domain " + d.id + " (" + d.api.name()
+                    + ") is STAGE_2; a substream takes a STAGE_1 domain");
+        }
+        if (d.parent != null) {
+            throw BusError.unimplemented("substream_id: domain " + d.id + " (" + d.api.name() + ") is nested on domain "
+                    + d.parent.id + "; substreams of nested domains are not modelled");
+        }
+        String key = substreamKey(device.name(), sid, ssid);
+        Domain old = streams.get(key);
+        if (old == d) {
+            throw BusError.alreadyExists(where + " is attached to domain " + d.id + " already");
+        }
+        List<Lock> locks = writeLock(d, old);
+        try {
+            onDriver(d, device, () -> o.domains().attachSubstream(d.api, sid, ssid));
+        } finally {
+            if (old != null && o.domains().domainOf(sid, ssid) != old.api) {
+                old.streams.remove(key);
+                streams.remove(key);
+            }
+            unlock(locks);
+        }
+        streams.put(key, d);
+        d.streams.add(key);
+        return AttachDeviceReply.newBuilder().setContextId(o.domains().contextId(d.api)).build();
+    }
+
+    @FunctionalInterface
+    private interface DriverCall {
+        void run() throws IommuApiException;
+    }
+
+    /** Runs an attach of {@code d} on {@code device}, mapping the driver's refusals to statuses. */
+    private void onDriver(Domain d, IommuDevice device, DriverCall call) {
+        try {
+            call.run();
+        } catch (IommuApiException e) {
+            throw apiError("AttachDevice", e);
+        } catch (GuestMemoryExhaustedException e) {
+            throw heapExhausted("the stream's CD table", e);
+        } catch (IllegalStateException e) {
+            throw BusError.resourceExhausted("domain " + d.id + " on " + device.name() + ": " + e.getMessage());
+        } catch (SmmuV3DriverException e) {
+            throw driverError(e);
+        }
+    }
+
     private static void checkStreamId(IommuDevice device, int sid) {
         if (!Bits.fitsUnsigned(Integer.toUnsignedLong(sid), device.streamIdBits())) {
             throw BusError.outOfRange("stream_id " + Integer.toUnsignedString(sid) + " does not fit in the "
                     + device.streamIdBits() + " stream id bits of " + device.name());
+        }
+    }
+
+    /** A substream id within the instance's substream id bits (and the driver's, when it uses fewer). */
+    private static void checkSubstreamId(IommuDevice device, DriverHost.Owned o, int ssid) {
+        int bits = device.substreamIdBits();
+        if (!Bits.fitsUnsigned(Integer.toUnsignedLong(ssid), bits)) {
+            throw BusError.outOfRange("substream_id " + Integer.toUnsignedString(ssid) + " does not fit in the "
+                    + bits + " substream id bits of " + device.name());
+        }
+        int driverBits = o == null ? bits : o.domains().substreamBits();
+        if (!Bits.fitsUnsigned(Integer.toUnsignedLong(ssid), driverBits)) {
+            throw BusError.outOfRange("substream_id " + Integer.toUnsignedString(ssid) + " does not fit in the "
+                    + driverBits + " substream id bits the driver uses on " + device.name());
         }
     }
 
@@ -382,22 +567,32 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 IommuDevice device = MachineService.device(machine, request.getIommu());
                 int sid = request.getStreamId();
                 checkStreamId(device, sid);
-                String key = streamKey(device.name(), sid);
+                boolean sub = request.hasSubstreamId();
+                int ssid = request.getSubstreamId();
+                if (sub) {
+                    checkSubstreamId(device, host.owned(device.name()), ssid);
+                }
+                String key = sub ? substreamKey(device.name(), sid, ssid) : streamKey(device.name(), sid);
                 Domain d = streams.get(key);
                 if (d == null) {
-                    throw BusError.notFound("stream_id " + Integer.toUnsignedString(sid) + " of " + device.name()
+                    throw BusError.notFound((sub ? "substream_id " + Integer.toUnsignedString(ssid) + " of " : "")
+                            + "stream_id " + Integer.toUnsignedString(sid) + " of " + device.name()
                             + " is not attached to any domain");
                 }
-                Lock w = d.lock.writeLock();
-                w.lock();
+                List<Lock> locks = writeLock(d, d.parent);
                 try {
-                    d.instance(device.name()).domains().detachStream(sid);
+                    SmmuV3Domains smmu = d.instance(device.name()).domains();
+                    if (sub) {
+                        smmu.detachSubstream(sid, ssid);
+                    } else {
+                        smmu.detachStream(sid);
+                    }
                 } catch (IommuApiException e) {
                     throw apiError("DetachDevice", e);
                 } catch (SmmuV3DriverException e) {
                     throw driverError(e);
                 } finally {
-                    w.unlock();
+                    unlock(locks);
                 }
                 streams.remove(key);
                 d.streams.remove(key);

@@ -5,18 +5,31 @@ import static org.iommuemu.device.bus.BusFixture.assertStatus;
 
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Future;
+import org.iommuemu.core.driver.smmuv3.NestedTables;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
+import org.iommuemu.core.driver.smmuv3.SmmuV3Listener;
 import org.iommuemu.core.memory.RamRegion;
+import org.iommuemu.core.smmuv3.Command;
+import org.iommuemu.core.smmuv3.CommandOp;
+import org.iommuemu.core.smmuv3.Gerror;
+import org.iommuemu.core.smmuv3.QueueBase;
+import org.iommuemu.core.smmuv3.QueuePointer;
+import org.iommuemu.core.smmuv3.SmmuRegs;
 import org.iommuemu.device.machine.IommuSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
 import org.iommuemu.dma.DmaClient;
+import org.iommuemu.dma.DmaOptions;
 import org.iommuemu.dma.DmaResult;
 import org.iommuemu.dma.DmaSession;
 import org.iommuemu.proto.v1.AllocBufferReply;
@@ -28,6 +41,7 @@ import org.iommuemu.proto.v1.CreateDomainRequest;
 import org.iommuemu.proto.v1.DestroyDomainRequest;
 import org.iommuemu.proto.v1.DetachDeviceRequest;
 import org.iommuemu.proto.v1.DomainStage;
+import org.iommuemu.proto.v1.DriverEvent;
 import org.iommuemu.proto.v1.DriverGrpc;
 import org.iommuemu.proto.v1.EventsReply;
 import org.iommuemu.proto.v1.EventsRequest;
@@ -62,6 +76,8 @@ class DriverServiceTest {
     private static final Prot RW = Prot.newBuilder().setRead(true).setWrite(true).build();
     private static final int TLBI_NH_VA = 0x12;
     private static final int TLBI_S2_IPA = 0x2A;
+    private static final int TLBI_NH_ALL = 0x10;
+    private static final int CFGI_CD = 0x05;
 
     private BusFixture bus;
     private DriverGrpc.DriverBlockingStub driver;
@@ -343,6 +359,313 @@ class DriverServiceTest {
         }
     }
 
+    // ------------------------------------------------------------------ substreams
+
+    private AttachDeviceReply attachSubstream(long domain, String iommu, int sid, int ssid) {
+        return driver.attachDevice(AttachDeviceRequest.newBuilder().setDomain(domain).setIommu(iommu)
+                .setStreamId(sid).setSubstreamId(ssid).build());
+    }
+
+    private void detachSubstream(String iommu, int sid, int ssid) {
+        driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu(iommu).setStreamId(sid).setSubstreamId(ssid)
+                .build());
+    }
+
+    private static DmaOptions ssid(int ssid) {
+        return DmaOptions.DEFAULT.withSubstream(ssid);
+    }
+
+    @Test
+    void substreamsTranslateDmaTaggedWithTheirIdBesideTheWholeStream() throws Exception {
+        start();
+        long whole = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long a = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long b = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long paWhole = alloc(16384);
+        long paA = alloc(16384);
+        long paB = alloc(16384);
+        map(whole, IOVA, paWhole, 16384);
+        map(a, IOVA, paA, 16384);
+        map(b, IOVA, paB, 16384);
+        assertThat(attach(whole, "smmu0", SID).getContextId()).isEqualTo(1);
+        long cfgiCd = commands("smmu0", CFGI_CD);
+        assertThat(attachSubstream(a, "smmu0", SID, 1).getContextId()).isEqualTo(2);
+        assertThat(attachSubstream(b, "smmu0", SID, 0xF_FFFF).getContextId()).as("the largest of 20 bits")
+                .isEqualTo(3);
+        assertThat(commands("smmu0", CFGI_CD) - cfgiCd).as("the second substream's CD, in a table in use")
+                .isEqualTo(1);
+
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID, true)) {
+            byte[] x = random(512, 11);
+            byte[] y = random(512, 12);
+            byte[] z = random(512, 13);
+            assertThat(dev.write(IOVA + 0x1000, ByteString.copyFrom(x), ssid(1)).isOk()).isTrue();
+            assertThat(dev.write(IOVA + 0x1000, ByteString.copyFrom(y), ssid(0xF_FFFF)).isOk()).isTrue();
+            assertThat(dev.write(IOVA + 0x1000, z).isOk()).as("no substream id: the whole stream").isTrue();
+            assertThat(memRead(paA + 0x1000, 512)).isEqualTo(x);
+            assertThat(memRead(paB + 0x1000, 512)).isEqualTo(y);
+            assertThat(memRead(paWhole + 0x1000, 512)).isEqualTo(z);
+            assertThat(dev.read(IOVA + 0x1000, 512, ssid(1)).data().toByteArray()).isEqualTo(x);
+
+            assertThat(dev.read(IOVA + 0x10_0000, 8, ssid(1)).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            List<DriverEvent> records = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build())
+                    .getRecordsList();
+            DriverEvent last = records.get(records.size() - 1);
+            assertThat(last.getSubstreamId()).as("the record names the substream").isEqualTo(1);
+            assertThat(last.getInputAddress()).isEqualTo(IOVA + 0x10_0000);
+
+            assertStatus(() -> driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(a).build()),
+                    Status.Code.FAILED_PRECONDITION, "smmu0 stream 32 substream 1");
+            detachSubstream("smmu0", SID, 1);
+            DmaResult gone = dev.read(IOVA + 0x1000, 8, ssid(1));
+            assertThat(gone.fault().getKind()).as("its CD is invalid (C_BAD_CD)")
+                    .isEqualTo(FaultKind.BAD_CONFIGURATION);
+            assertThat(dev.read(IOVA + 0x1000, 512).data().toByteArray()).isEqualTo(z);
+
+            driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu("smmu0").setStreamId(SID).build());
+            assertThat(dev.read(IOVA, 8).fault().getKind()).as("only substreams left: F_STREAM_DISABLED")
+                    .isEqualTo(FaultKind.ABORTED);
+            assertThat(dev.read(IOVA + 0x1000, 512, ssid(0xF_FFFF)).data().toByteArray()).isEqualTo(y);
+
+            assertThat(unmap(b, IOVA, 16384)).isEqualTo(16384);
+            assertThat(dev.read(IOVA + 0x1000, 8, ssid(0xF_FFFF)).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            detachSubstream("smmu0", SID, 0xF_FFFF);
+            assertThat(dev.read(IOVA, 8, ssid(0xF_FFFF)).fault().getKind()).as("nothing attached: the STE aborts")
+                    .isEqualTo(FaultKind.ABORTED);
+        }
+        for (long d : new long[] {whole, a, b}) {
+            driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(d).build());
+        }
+        assertThat(bus.machine.driverHost().heap().allocatedPages("smmu-cd")).as("every CD table freed").isZero();
+    }
+
+    @Test
+    void substreamRequestsAreRefusedNamingTheField() throws Exception {
+        start(MachineConfig.defaults().withIommus(List.of(new IommuSpec("smmu0", IommuType.SMMUV3),
+                new IommuSpec("plain", IommuType.SMMUV3, SmmuV3Config.builder().ssidBits(0).build()))));
+        long d = create(DomainStage.STAGE_1, "smmu0", "plain").getDomain();
+        long s2 = create(DomainStage.STAGE_2, "smmu0").getDomain();
+        assertStatus(() -> attachSubstream(d, "smmu0", SID, 1 << 20), Status.Code.OUT_OF_RANGE,
+                "substream_id 1048576 does not fit in the 20 substream id bits of smmu0");
+        assertStatus(() -> attachSubstream(d, "plain", SID, 1), Status.Code.OUT_OF_RANGE,
+                "substream_id 1 does not fit in the 0 substream id bits of plain");
+        assertStatus(() -> attachSubstream(d, "smmu0", SID, 0), Status.Code.INVALID_ARGUMENT,
+                "substream_id 0 is the stream's DMA without a substream id");
+        assertStatus(() -> attachSubstream(s2, "smmu0", SID, 1), Status.Code.FAILED_PRECONDITION,
+                "is STAGE_2; a substream takes a STAGE_1 domain");
+
+        attachSubstream(d, "smmu0", SID, 1);
+        assertStatus(() -> attachSubstream(d, "smmu0", SID, 1), Status.Code.ALREADY_EXISTS,
+                "substream_id 1 of stream_id 32 of smmu0 is attached to domain " + d + " already");
+        assertStatus(() -> attach(s2, "smmu0", SID), Status.Code.FAILED_PRECONDITION, "substreams [1] are attached");
+        attach(s2, "smmu0", SID + 1);
+        assertStatus(() -> attachSubstream(d, "smmu0", SID + 1, 1), Status.Code.FAILED_PRECONDITION,
+                "attached to stage-2 domain");
+        assertStatus(() -> detachSubstream("smmu0", SID, 2), Status.Code.NOT_FOUND,
+                "substream_id 2 of stream_id 32 of smmu0 is not attached to any domain");
+        assertStatus(() -> detachSubstream("smmu0", SID, 1 << 20), Status.Code.OUT_OF_RANGE, "substream_id 1048576");
+        assertStatus(() -> driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu("smmu0").setStreamId(SID)
+                .build()), Status.Code.NOT_FOUND, "stream_id 32 of smmu0 is not attached");
+        detachSubstream("smmu0", SID, 1);
+        attach(s2, "smmu0", SID); // the stream has no substream any more
+    }
+
+    // ------------------------------------------------------------------ nesting
+
+    private CreateDomainReply createNested(long parent, String... iommus) {
+        return driver.createDomain(CreateDomainRequest.newBuilder().addAllIommus(List.of(iommus))
+                .setStage(DomainStage.STAGE_1).setGranule(4096).setNestParent(parent).build());
+    }
+
+    @Test
+    void aNestedDomainTranslatesDmaThroughBothStagesAndEachStagesUnmapEndsIt() throws Exception {
+        start();
+        long ipa = 0x2000_0000L; // below the driver heap, as the proto asks
+        long parent = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0")
+                .setStage(DomainStage.STAGE_2).setGranule(4096).setInputBits(40).build()).getDomain();
+        CreateDomainReply child = createNested(parent, "smmu0");
+        assertThat(child.getOutputBits()).as("the parent's IPA width").isEqualTo(40);
+        long c = child.getDomain();
+        long pa = alloc(64 << 10);
+        map(parent, ipa, pa, 64 << 10);
+        map(c, IOVA, ipa, 64 << 10);
+        assertThat(attach(c, "smmu0", SID).getContextId()).as("the nested domain's ASID").isEqualTo(1);
+
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            byte[] data = random(4096, 21);
+            DmaResult w = dev.write(IOVA + 0x3000, data);
+            assertThat(w.isOk()).as("%s", w).isTrue();
+            assertThat(memRead(pa + 0x3000, 4096)).as("iova -> IPA -> PA").isEqualTo(data);
+            assertThat(dev.read(IOVA + 0x3000, 4096).data().toByteArray()).isEqualTo(data);
+
+            map(c, IOVA + (1 << 20), ipa + (1 << 20), 4096); // an IPA the parent does not map
+            DmaResult s2fault = dev.read(IOVA + (1 << 20) + 0x40, 8);
+            assertThat(s2fault.fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            List<DriverEvent> records = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build())
+                    .getRecordsList();
+            DriverEvent e = records.get(records.size() - 1);
+            assertThat(e.getStage2()).as("a stage-2 fault").isTrue();
+            assertThat(e.getIpa()).as("the IPA reported").isEqualTo(ipa + (1 << 20));
+            assertThat(e.getInputAddress()).isEqualTo(IOVA + (1 << 20) + 0x40);
+
+            long va = commands("smmu0", TLBI_NH_VA);
+            unmap(c, IOVA + 0x3000, 4096);
+            assertThat(commands("smmu0", TLBI_NH_VA) - va).isEqualTo(1);
+            assertThat(dev.read(IOVA + 0x3000, 8).fault().getKind()).as("stage 1 gone").isEqualTo(FaultKind.TRANSLATION);
+
+            assertThat(dev.read(IOVA + 0x4000, 8).isOk()).as("a combined entry cached").isTrue();
+            long s2 = commands("smmu0", TLBI_S2_IPA);
+            long nhAll = commands("smmu0", TLBI_NH_ALL);
+            unmap(parent, ipa, 64 << 10);
+            assertThat(commands("smmu0", TLBI_S2_IPA) - s2).isEqualTo(1);
+            assertThat(commands("smmu0", TLBI_NH_ALL) - nhAll).isEqualTo(1);
+            assertThat(dev.read(IOVA + 0x4000, 8).fault().getKind()).as("stage 2 gone, no stale combined entry")
+                    .isEqualTo(FaultKind.TRANSLATION);
+        }
+        assertStatus(() -> driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(parent).build()),
+                Status.Code.FAILED_PRECONDITION, "is the nest_parent of domains [" + c + "]");
+        driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu("smmu0").setStreamId(SID).build());
+        driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(c).build());
+        assertThat(bus.machine.driverHost().heap().allocatedPages(NestedTables.TAG)).as("the block went back")
+                .isZero();
+        driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(parent).build());
+    }
+
+    @Test
+    void nestingRequestsAreRefusedNamingTheField() throws Exception {
+        start(twoSmmus());
+        long s1 = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long parent = create(DomainStage.STAGE_2, "smmu0").getDomain();
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0")
+                .setStage(DomainStage.STAGE_2).setGranule(4096).setNestParent(parent).build()),
+                Status.Code.INVALID_ARGUMENT, "nest_parent applies to STAGE_1 domains");
+        assertStatus(() -> createNested(99, "smmu0"), Status.Code.NOT_FOUND, "nest_parent: domain 99 not found");
+        assertStatus(() -> createNested(s1, "smmu0"), Status.Code.FAILED_PRECONDITION,
+                "is a STAGE_1 domain; a nest parent is a STAGE_2 domain");
+        assertStatus(() -> createNested(parent, "smmu1"), Status.Code.INVALID_ARGUMENT,
+                "iommus: smmu1 is not one of nest_parent " + parent + "'s instances [smmu0]");
+        long narrow = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0")
+                .setStage(DomainStage.STAGE_2).setGranule(4096).setInputBits(32).build()).getDomain();
+        assertStatus(() -> createNested(narrow, "smmu0"), Status.Code.OUT_OF_RANGE, "at IPA == PA");
+        assertThat(bus.machine.driverHost().heap().allocatedPages(NestedTables.TAG)).isZero();
+
+        long c = createNested(parent, "smmu0").getDomain();
+        assertStatus(() -> attachSubstream(c, "smmu0", SID, 1), Status.Code.UNIMPLEMENTED,
+                "substreams of nested domains are not modelled");
+    }
+
+    // ------------------------------------------------------------------ command errors, end to end
+
+    private long mmio(String iommu, long offset, int width) {
+        return cpu.mmioRead(MmioReadRequest.newBuilder().setIommu(iommu).setOffset(offset).setWidth(width).build())
+                .getValue();
+    }
+
+    private long globalErrors(String iommu) {
+        return telemetry.stats(StatsRequest.newBuilder().addIommus(iommu).build()).getIommus(0).getGlobalErrors();
+    }
+
+    /** What the driver's listener heard of command errors: {cerror, index, dw0, dw1} each. */
+    private static List<long[]> commandErrorsOf(SmmuV3Driver smmu) {
+        List<long[]> errors = new CopyOnWriteArrayList<>();
+        smmu.addListener(new SmmuV3Listener() {
+            @Override
+            public void onCommandError(int cerror, int index, long dw0, long dw1) {
+                errors.add(new long[] {cerror, index, dw0, dw1});
+            }
+        });
+        return errors;
+    }
+
+    @Test
+    void anIllegalCommandIsSkippedAndTheQueueGoesOnInvalidatingForDma() throws Exception {
+        start();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        long pa = alloc(64 << 10);
+        map(d, IOVA, pa, 64 << 10);
+        attach(d, "smmu0", SID);
+        SmmuV3Driver smmu = bus.machine.driverHost().owned("smmu0").driver();
+        List<long[]> heard = commandErrorsOf(smmu);
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            byte[] data = random(8192, 31);
+            assertThat(dev.write(IOVA, data).isOk()).isTrue();
+            assertThat(dev.read(IOVA + 0x8000, 8).isOk()).as("the IOTLB holds the page to be unmapped").isTrue();
+            long cmdqBase = mmio("smmu0", SmmuRegs.CMDQ_BASE, 8);
+            int log2 = QueueBase.log2Size(cmdqBase);
+            int slot = QueuePointer.index((int) mmio("smmu0", SmmuRegs.CMDQ_PROD, 4), log2);
+            long syncs = commands("smmu0", CommandOp.CMD_SYNC);
+            long gerrors = globalErrors("smmu0");
+
+            smmu.submitRaw(0xFF, 0x1234); // no such opcode: CERROR_ILL, then the CMD_SYNC behind it
+
+            assertThat(heard).as("reported to the listeners").singleElement().satisfies(e -> {
+                assertThat(e[0]).isEqualTo(QueuePointer.CERROR_ILL);
+                assertThat(e[1]).as("queue index").isEqualTo(slot);
+                assertThat(e[2]).isEqualTo(0xFF);
+                assertThat(e[3]).isEqualTo(0x1234);
+            });
+            EventsReply events = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
+            assertThat(events.getCommandErrors()).isEqualTo(1);
+            assertThat(events.getGlobalErrors()).as("GERROR.CMDQ_ERR handled").isEqualTo(1);
+            assertThat(globalErrors("smmu0") - gerrors).as("the device raised one GERROR").isEqualTo(1);
+            long dw0 = ByteBuffer.wrap(memRead(QueueBase.address(cmdqBase) + (long) slot * Command.SIZE, 8))
+                    .order(ByteOrder.LITTLE_ENDIAN).getLong();
+            assertThat(Command.opcode(dw0)).as("the bad slot now holds a CMD_SYNC").isEqualTo(CommandOp.CMD_SYNC);
+            assertThat(commands("smmu0", CommandOp.CMD_SYNC) - syncs).as("the replacement and the batch's own sync")
+                    .isEqualTo(2);
+            assertThat(Gerror.active((int) mmio("smmu0", SmmuRegs.GERROR, 4), (int) mmio("smmu0", SmmuRegs.GERRORN, 4)))
+                    .as("CMDQ_ERR acknowledged in GERRORN").isZero();
+            int prod = (int) mmio("smmu0", SmmuRegs.CMDQ_PROD, 4);
+            int cons = (int) mmio("smmu0", SmmuRegs.CMDQ_CONS, 4);
+            assertThat(QueuePointer.isEmpty(prod, cons, log2)).as("the queue resumed and drained").isTrue();
+
+            // later commands: a strict unmap's TLBI and CMD_SYNC complete and take effect
+            long tlbis = commands("smmu0", TLBI_NH_VA);
+            assertThat(unmap(d, IOVA + 0x8000, 0x8000)).isEqualTo(0x8000);
+            assertThat(commands("smmu0", TLBI_NH_VA) - tlbis).isEqualTo(1);
+            DmaResult kept = dev.read(IOVA, 8192);
+            assertThat(kept.isOk()).isTrue();
+            assertThat(kept.data().toByteArray()).as("DMA through the mapping still works").isEqualTo(data);
+            DmaResult gone = dev.read(IOVA + 0x8000, 8);
+            assertThat(gone.fault().getKind()).as("the cached translation went with the TLBI")
+                    .isEqualTo(FaultKind.TRANSLATION);
+            assertThat(heard).as("no further error").hasSize(1);
+        }
+    }
+
+    @Test
+    void theCommandsBehindABadOneInTheSameBatchStillRun() throws Exception {
+        start();
+        long d = driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setStage(DomainStage.STAGE_1)
+                .setGranule(4096).setFlush(FlushMode.LAZY).setFlushTimeoutNs(0).build()).getDomain();
+        long pa = alloc(16384);
+        map(d, IOVA, pa, 16384);
+        int asid = attach(d, "smmu0", SID).getContextId();
+        SmmuV3Driver smmu = bus.machine.driverHost().owned("smmu0").driver();
+        List<long[]> heard = commandErrorsOf(smmu);
+        try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
+            assertThat(dev.read(IOVA, 16).isOk()).isTrue();
+            unmap(d, IOVA, 16384); // LAZY, no time bound: not invalidated yet
+            assertThat(dev.read(IOVA, 16).isOk()).as("stale, as the flush queue holds the range").isTrue();
+            long asidTlbis = commands("smmu0", CommandOp.TLBI_NH_ASID);
+
+            // TLBI_EL2_ALL on an SMMU without IDR0.HYP is CERROR_ILL; the TLBI_NH_ASID behind it must still run
+            smmu.submit(Command.cfgiSte(SID, true), Command.tlbiEl2All(), Command.tlbiNhAsid(0, asid));
+
+            assertThat(heard).singleElement().satisfies(e -> {
+                assertThat(e[0]).isEqualTo(QueuePointer.CERROR_ILL);
+                assertThat(Command.opcode(e[2])).isEqualTo(CommandOp.TLBI_EL2_ALL);
+            });
+            assertThat(commands("smmu0", CommandOp.TLBI_NH_ASID) - asidTlbis).isEqualTo(1);
+            assertThat(dev.read(IOVA, 16).fault().getKind()).as("the TLBI after the bad command took effect")
+                    .isEqualTo(FaultKind.TRANSLATION);
+            map(d, IOVA, pa, 4096); // reuses the queued iova: the flush queue is flushed through the same queue
+            assertThat(dev.read(IOVA, 16).isOk()).isTrue();
+        }
+        assertThat(driver.events(EventsRequest.newBuilder().setIommu("smmu0").build()).getCommandErrors())
+                .isEqualTo(1);
+    }
+
     // ------------------------------------------------------------------ ownership and refusals
 
     @Test
@@ -408,8 +731,6 @@ class DriverServiceTest {
         attach(d, "smmu0", SID);
         assertStatus(() -> attach(d, "smmu0", SID), Status.Code.ALREADY_EXISTS,
                 "stream_id 32 of smmu0 is attached to domain " + d + " already");
-        assertStatus(() -> driver.attachDevice(AttachDeviceRequest.newBuilder().setDomain(d).setIommu("smmu0")
-                .setStreamId(SID + 1).setSubstreamId(1).build()), Status.Code.UNIMPLEMENTED, "substream_id");
         assertStatus(() -> attach(d, "smmu0", 1 << 20), Status.Code.OUT_OF_RANGE, "stream_id 1048576");
         assertStatus(() -> attach(d, "", SID), Status.Code.INVALID_ARGUMENT, "iommu is required");
     }

@@ -144,4 +144,24 @@ class SmmuV3DriverStreamTableTest {
         assertThat(w.get(w.size() - 1)).as("word 0 last").containsExactly(at, s1.dw0());
         assertThat(rig.executed(CommandOp.CFGI_STE) - cfgiBefore).isEqualTo(1);
     }
+
+    @Test
+    void changingOnlyWordOneIsOneStoreWithoutTheInvalidStep() {
+        DriverRig rig = new DriverRig(SmmuV3Config.defaults());
+        RecordingMemory recorder = recordingRig(rig);
+        long cds = rig.alloc.allocPages(0, "cd");
+        Ste withSsid0 = Ste.stage1(cds, Ste.S1FMT_LINEAR, 4, Ste.S1DSS_SSID0);
+        rig.driver.writeSte(0x44, withSsid0);
+        long at = steAddress(rig, 0x44);
+        long cfgiBefore = rig.executed(CommandOp.CFGI_STE);
+
+        recorder.watch(at, Ste.SIZE);
+        Ste terminate = withSsid0.toBuilder().s1Dss(Ste.S1DSS_TERMINATE).build();
+        rig.driver.writeSte(0x44, terminate); // S1DSS lives in word 1
+
+        assertThat(recorder.writes).as("one single-copy-atomic store of word 1").hasSize(1);
+        assertThat(recorder.writes.get(0)).containsExactly(at + 8, terminate.dw1());
+        assertThat(rig.executed(CommandOp.CFGI_STE) - cfgiBefore).isEqualTo(1);
+        assertThat(rig.driver.readSte(0x44)).isEqualTo(terminate);
+    }
 }

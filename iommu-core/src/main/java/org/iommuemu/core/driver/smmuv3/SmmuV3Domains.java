@@ -1,15 +1,16 @@
 package org.iommuemu.core.driver.smmuv3;
 
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.api.IommuInstanceOps;
-import org.iommuemu.core.memory.MemoryAccessException;
-import org.iommuemu.core.memory.PageAllocator;
+import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.pgtable.IotlbGather;
 import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
@@ -22,18 +23,42 @@ import org.iommuemu.core.smmuv3.Ste;
 
 /**
  * The SMMUv3 driver's side of the IOMMU API: {@link IommuDomain}s whose arm64 LPAE page tables the SMMU walks
- * for the streams attached to them, and the invalidations the domains ask for ({@link IommuInstanceOps}).
+ * for the streams and substreams attached to them, and the invalidations the domains ask for
+ * ({@link IommuInstanceOps}).
  *
- * <p><b>Contexts.</b> A domain gets a context on this SMMU when its first stream is attached: a stage-1 domain
- * an ASID (VMID 0 tags stage-1-only translations, as Linux does), a stage-2 domain a VMID, both from 1 up to the
- * implemented width. Its last stream's detach flushes the context, detaches the domain from this instance and
- * frees the id.
+ * <p><b>Contexts.</b> A domain gets a context on this SMMU at its first use here: a stage-1 domain an ASID (VMID 0
+ * tags stage-1-only translations, as Linux does), a stage-2 domain a VMID, both from 1 up to the implemented width;
+ * a stage-1 domain nested on a stage-2 domain an ASID under its parent's VMID. Uses are whole streams, substreams
+ * and (for a stage-2 parent) nested streams. The last use's end flushes the context (TLBI_NH_ASID or
+ * TLBI_S12_VMALL), detaches the domain from this instance and frees the id.
  *
- * <p><b>Attach</b> ({@link #attachStream}) writes, in the safe order: for stage 1 a one-entry CD table (CD with
- * TTB0, T0SZ, TG0, IPS, MAIR, ASID, as Linux's {@code arm_smmu_make_s1_cd}) and then the STE pointing at it
- * (S1DSS=SSID0); for stage 2 the STE's stage-2 fields (VMID, S2T0SZ, S2SL0, S2TG, S2PS, S2TTB, S2R). The STE
- * write ends with CFGI_STE and a CMD_SYNC. <b>Detach</b> ({@link #detachStream}) makes the STE abort, then frees
- * the stream's CD table.
+ * <p><b>Whole streams</b> ({@link #attachStream}): for stage 1 a one-entry CD table (CD with TTB0, T0SZ, TG0, IPS,
+ * MAIR, ASID, as Linux's {@code arm_smmu_make_s1_cd}) and then the STE pointing at it (S1DSS=SSID0); for stage 2
+ * the STE's stage-2 fields (VMID, S2T0SZ, S2SL0, S2TG, S2PS, S2TTB, S2R). {@link #detachStream} makes the STE
+ * abort and frees the CD table. Every STE write ends with CFGI_STE and a CMD_SYNC ({@link SmmuV3Driver#writeSte}).
+ *
+ * <p><b>Substreams</b> ({@link #attachSubstream}): a stage-1 domain for one SubstreamID (PASID) of a stream. The
+ * first substream gives the stream a CD table with room for substreams ({@link CdTable}: S1CDMax =
+ * {@link #substreamBits()}, linear while it fits in one leaf table, else 2-level with 64 KB leaves as Linux, or
+ * 4 KB ones by option, allocated on demand), filled (CD 0 of the whole-stream domain, if any, and the new CD)
+ * before the STE is pointed at it; later substreams only write their CD (V=1 last) followed by CFGI_CD and
+ * CMD_SYNC. Traffic without a SubstreamID uses CD 0 when a stage-1 domain is attached to the whole stream
+ * (S1DSS=SSID0), and is terminated otherwise (S1DSS=TERMINATE: F_STREAM_DISABLED), as Linux. SubstreamID 0 is that
+ * CD, so it cannot be attached on its own. {@link #detachSubstream} clears CD.V (CFGI_CD, CMD_SYNC) and then ends
+ * the domain's use; a stream left with neither substreams nor a whole-stream domain aborts again and its CD table
+ * is freed. Detaching the whole stream while substreams remain switches S1DSS to TERMINATE and then clears CD 0.
+ * A stream with substreams cannot take a stage-2 or a nested domain, and a stream with one of those cannot take
+ * substreams (INCOMPATIBLE_INSTANCE).
+ *
+ * <p><b>Nesting</b> ({@link #attachNested}): a stage-1 domain on top of a stage-2 parent: STE.Config = stage 1 +
+ * stage 2, the stage-2 fields from the parent (its VMID and table), a one-entry CD table whose CD points at the
+ * stage-1 table. The SMMU reads S1ContextPtr, TTB0 and every stage-1 table descriptor as IPAs through stage 2, so
+ * the stage-1 domain's page table and the CD table come from a {@link NestedTables} block the parent maps at
+ * IPA == PA; the stage-1 domain's leaves map iovas to IPAs, which the parent maps to PAs. The stage-1 domain's
+ * context is an ASID under the parent's VMID, so its unmaps are TLBI_NH_VA with that VMID; the parent's unmaps are
+ * TLBI_S2_IPA followed by TLBI_NH_ALL of its VMID while nested streams use it (combined stage 1 + 2 entries are
+ * tagged by the stage-1 address, so only a stage-1 invalidation removes them; Linux does the same for a nesting
+ * parent).
  *
  * <p><b>Invalidation</b> ({@link #iotlbSync}): the gathered range becomes TLBI_NH_VA (stage 1) or TLBI_S2_IPA
  * (stage 2) commands planned by {@link TlbiPlanner} (range commands with RIL, one per gathered page otherwise,
@@ -42,9 +67,11 @@ import org.iommuemu.core.smmuv3.Ste;
  * TLBI_S12_VMALL with a CMD_SYNC. The SMMU caches no invalid entries, so maps need no sync
  * ({@link #needsMapSync} is false).
  *
- * <p><b>Faults.</b> Every event record the driver reads for a stream attached here goes to its domain's
- * {@link FaultHandler} ({@link #setFaultHandler}); records of domains without one are counted
- * ({@link #unhandledEvents}).
+ * <p><b>Faults.</b> Every event record the driver reads goes to the {@link FaultHandler} ({@link #setFaultHandler})
+ * of the domain it concerns: the domain at (StreamID, SubstreamID) for a record that carries a SubstreamID other
+ * than 0; for a nested stream, the stage-2 parent for a stage-2 fault (S2 = 1) and the stage-1 domain otherwise
+ * (as Linux hands stage-1 faults of a nested master to its owner and keeps stage-2 ones); otherwise the
+ * whole-stream domain. Records of domains without a handler are counted ({@link #unhandledEvents}).
  *
  * <p>Thread-safe: attach and detach serialise on this object (and then take the command queue's monitor, never
  * the other way round); invalidations from any number of mapping threads serialise on the command queue and
@@ -67,21 +94,66 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         void onFault(IommuDomain domain, int streamId, EventRecord event);
     }
 
-    /** A domain's context on this SMMU. */
-    private record Context(Stage stage, int vmid, int asid, int tgLg2) {}
+    /** The CD tables' allocation tag. */
+    static final String CD_TAG = "smmu-cd";
+
+    /**
+     * A domain's context on this SMMU. The ids never change; {@link #uses} is guarded by the enclosing object,
+     * {@link #nestedUses} is also read (volatile) by the invalidation path.
+     */
+    private static final class Context {
+        final Stage stage;
+        final int vmid;
+        final int asid;
+        final int tgLg2;
+        /** Nested stage 1: the stage-2 parent; else null. */
+        final IommuDomain parent;
+        int uses;
+        /** Stage 2: nested streams using this context as their parent. */
+        volatile int nestedUses;
+
+        Context(Stage stage, int vmid, int asid, int tgLg2, IommuDomain parent) {
+            this.stage = stage;
+            this.vmid = vmid;
+            this.asid = asid;
+            this.tgLg2 = tgLg2;
+            this.parent = parent;
+        }
+    }
+
+    /** What one stream is attached to; guarded by the enclosing object. */
+    private static final class StreamState {
+        /** The domain of traffic without a SubstreamID (the whole stream), or null. */
+        IommuDomain whole;
+        Stage wholeStage;
+        /** Nested: the stage-2 parent of {@link #whole}. */
+        IommuDomain parent;
+        /** Stage 1 and nested: the stream's CD table, else null. */
+        CdTable cds;
+        final TreeMap<Integer, IommuDomain> substreams = new TreeMap<>();
+
+        boolean isEmpty() {
+            return whole == null && substreams.isEmpty();
+        }
+    }
 
     private final SmmuV3Driver driver;
     private final String name;
     private final TlbiPlanner planner;
     private final IdAllocator asids;
     private final IdAllocator vmids;
+    private final int substreamBits;
     private final ConcurrentHashMap<IommuDomain, Context> contexts = new ConcurrentHashMap<>();
-    /** The streams attached through this object (changed under {@code this}, read by the event path). */
+    /** Guarded by {@code this}: every stream attached through this object. */
+    private final Map<Integer, StreamState> states = new HashMap<>();
+    /** The whole-stream domains (changed under {@code this}, read by the event path). */
     private final Map<Integer, IommuDomain> streams = new ConcurrentHashMap<>();
+    /** The domains of attached substreams by {@link #key} (changed under {@code this}, read by the event path). */
+    private final Map<Long, IommuDomain> substreams = new ConcurrentHashMap<>();
+    /** Nested streams' stage-2 parents (changed under {@code this}, read by the event path). */
+    private final Map<Integer, IommuDomain> parents = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<IommuDomain, FaultHandler> handlers = new ConcurrentHashMap<>();
     private final AtomicLong unhandledEvents = new AtomicLong();
-    /** Guarded by {@code this}: each attached stream's CD table (0 for stage 2). */
-    private final Map<Integer, Long> cdTables = new HashMap<>();
     private final AtomicLong invalidations = new AtomicLong();
 
     /**
@@ -97,6 +169,7 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         this.planner = new TlbiPlanner(f.rangeInvalidation(), contextThreshold);
         this.asids = f.stage1() ? new IdAllocator("ASID", 1, f.asidBits()) : null;
         this.vmids = f.stage2() ? new IdAllocator("VMID", 1, f.vmidBits()) : null;
+        this.substreamBits = f.stage1() ? Math.min(f.ssidBits(), driver.options().maxSsidBits()) : 0;
         driver.addListener(new SmmuV3Listener() {
             @Override
             public void onEvent(EventRecord event) {
@@ -120,8 +193,23 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         return unhandledEvents.get();
     }
 
+    private static long key(int streamId, int ssid) {
+        return Integer.toUnsignedLong(streamId) << 32 | Integer.toUnsignedLong(ssid);
+    }
+
     private void route(EventRecord event) {
-        IommuDomain domain = streams.get(event.streamId());
+        int sid = event.streamId();
+        IommuDomain domain = null;
+        if (event.ssv() && event.substreamId() != 0) {
+            domain = substreams.get(key(sid, event.substreamId()));
+        } else {
+            if (event.s2()) {
+                domain = parents.get(sid);
+            }
+            if (domain == null) {
+                domain = streams.get(sid);
+            }
+        }
         FaultHandler h = domain == null ? null : handlers.get(domain);
         if (h == null) {
             if (domain != null) {
@@ -129,7 +217,7 @@ public final class SmmuV3Domains implements IommuInstanceOps {
             }
             return;
         }
-        h.onFault(domain, event.streamId(), event);
+        h.onFault(domain, sid, event);
     }
 
     @Override
@@ -156,34 +244,394 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         return invalidations.get();
     }
 
+    /**
+     * SubstreamID bits a stream's CD table covers once a substream is attached: min(IDR1.SSIDSIZE, the driver's
+     * {@link SmmuV3DriverOptions#maxSsidBits}); 0 when this SMMU (or the driver) has no substreams.
+     */
+    public int substreamBits() {
+        return substreamBits;
+    }
+
     /** The stage-1 ASID or stage-2 VMID {@code domain} has here, or -1 when it has no stream attached here. */
     public int contextId(IommuDomain domain) {
         Context c = contexts.get(domain);
         return c == null ? -1 : c.stage == Stage.S1 ? c.asid : c.vmid;
     }
 
-    // ------------------------------------------------------------------ attach / detach
+    // ------------------------------------------------------------------ whole streams
 
     /**
      * Makes stream {@code streamId} translate through {@code domain}'s page table at {@code stage}. The first
-     * stream of a domain gives it a context here and attaches the domain to this instance
-     * ({@link IommuDomain#attach}). A stream already attached elsewhere is moved (its old domain loses it).
+     * use of a domain gives it a context here and attaches the domain to this instance
+     * ({@link IommuDomain#attach}). A stream already attached elsewhere is moved (its old domain loses it); its
+     * substreams stay.
      *
      * @throws IommuApiException INCOMPATIBLE_INSTANCE when the SMMU lacks the stage, the granule or the output
-     *     size the domain's table needs, or the domain already has the other stage here; what
-     *     {@link IommuDomain#attach} throws
+     *     size the domain's table needs, the domain already has the other stage (or is nested) here, or a stage-2
+     *     domain meets a stream with substreams; what {@link IommuDomain#attach} throws
      * @throws IllegalStateException when no ASID or VMID is free
      */
     public synchronized void attachStream(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
         Objects.requireNonNull(domain, "domain");
         Objects.requireNonNull(stage, "stage");
         Arm64Lpae fmt = checkFormat(domain, stage);
-        if (streams.containsKey(streamId)) {
-            detachStream(streamId);
+        checkContext(domain, stage, null);
+        StreamState st = states.get(streamId);
+        if (stage == Stage.S2 && st != null && !st.substreams.isEmpty()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot attach stage-2 domain "
+                    + domain.name() + " to stream " + Integer.toUnsignedString(streamId) + " of " + name
+                    + ": substreams " + st.substreams.keySet() + " are attached to it; detach them first");
         }
+        if (st != null && st.whole != null) {
+            detachWhole(streamId, st);
+        }
+        if (st == null) {
+            st = new StreamState();
+        }
+        Context ctx = acquire(domain, stage, fmt, null);
+        try {
+            if (stage == Stage.S1) {
+                Cd cd = stage1Cd(fmt, ctx.asid, domain.pageTable().root());
+                if (st.cds == null) {
+                    CdTable t = CdTable.single(driver.host().memory(), driver.host().allocator(), CD_TAG);
+                    try {
+                        t.fill(0, cd);
+                        driver.writeSte(streamId, Ste.stage1(t.pointer(), t.s1Fmt(), 0, Ste.S1DSS_SSID0));
+                    } catch (RuntimeException e) {
+                        t.free();
+                        throw e;
+                    }
+                    st.cds = t;
+                } else {
+                    // substreams use the table: CD 0 first, then let traffic without a SubstreamID reach it
+                    st.cds.write(driver.commandQueue(), streamId, 0, cd);
+                    driver.writeSte(streamId, cdTableSte(st.cds, Ste.S1DSS_SSID0));
+                }
+            } else {
+                driver.writeSte(streamId, stage2Ste(ctx, fmt, domain));
+            }
+        } catch (RuntimeException e) {
+            release(domain);
+            forgetIfEmpty(streamId, st);
+            throw e;
+        }
+        st.whole = domain;
+        st.wholeStage = stage;
+        states.put(streamId, st);
+        streams.put(streamId, domain);
+    }
+
+    /**
+     * Makes traffic of stream {@code streamId} without a SubstreamID abort and forgets its domain, whose use ends
+     * (the last use ends its context: flushed, detached from this instance, id freed). When substreams remain, the
+     * STE's S1DSS becomes TERMINATE and then CD 0 is cleared, and the substreams go on translating; otherwise the
+     * STE aborts and the CD table is freed. Does nothing for a stream whose whole-stream domain is not attached
+     * here.
+     */
+    public synchronized void detachStream(int streamId) throws IommuApiException {
+        StreamState st = states.get(streamId);
+        if (st == null || st.whole == null) {
+            return;
+        }
+        detachWhole(streamId, st);
+        forgetIfEmpty(streamId, st);
+    }
+
+    private void detachWhole(int streamId, StreamState st) throws IommuApiException {
+        IommuDomain domain = st.whole;
+        IommuDomain parent = st.parent;
+        if (!st.substreams.isEmpty()) {
+            driver.writeSte(streamId, cdTableSte(st.cds, Ste.S1DSS_TERMINATE));
+            st.cds.clear(driver.commandQueue(), streamId, 0);
+        } else {
+            driver.abort(streamId);
+            if (st.cds != null) {
+                st.cds.free();
+                st.cds = null;
+            }
+        }
+        st.whole = null;
+        st.wholeStage = null;
+        st.parent = null;
+        streams.remove(streamId);
+        parents.remove(streamId);
+        release(domain);
+        if (parent != null) {
+            Context p = contexts.get(parent);
+            p.nestedUses--;
+            release(parent);
+        }
+    }
+
+    private void forgetIfEmpty(int streamId, StreamState st) {
+        if (st.isEmpty() && states.get(streamId) == st) {
+            states.remove(streamId);
+        }
+    }
+
+    /** The domain stream {@code streamId}'s traffic without a SubstreamID translates through here, or null. */
+    public synchronized IommuDomain domainOf(int streamId) {
+        StreamState st = states.get(streamId);
+        return st == null ? null : st.whole;
+    }
+
+    // ------------------------------------------------------------------ substreams
+
+    /**
+     * Makes SubstreamID {@code ssid} of stream {@code streamId} translate through stage-1 {@code domain} (see the
+     * class comment for the CD table and the order of the writes). A substream attached to another domain is
+     * moved; re-attaching the same domain rewrites its CD.
+     *
+     * @throws IommuApiException BAD_ARGUMENT for SubstreamID 0 (the whole stream's CD) or one beyond
+     *     {@link #substreamBits()}; INCOMPATIBLE_INSTANCE when this SMMU has no substreams, the domain is not a
+     *     stage-1 domain this SMMU can walk (or is nested here), or the stream's whole-stream domain is stage 2 or
+     *     nested; what {@link IommuDomain#attach} throws
+     * @throws IllegalStateException when no ASID is free
+     */
+    public synchronized void attachSubstream(IommuDomain domain, int streamId, int ssid) throws IommuApiException {
+        Objects.requireNonNull(domain, "domain");
+        if (substreamBits == 0) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot attach domain "
+                    + domain.name() + " to a substream of stream " + Integer.toUnsignedString(streamId) + " of " + name
+                    + ": " + (driver.features().ssidBits() == 0 ? "the SMMU has no SubstreamIDs (IDR1.SSIDSIZE 0)"
+                            : "the driver allows no SubstreamIDs (maxSsidBits 0)"));
+        }
+        if (ssid <= 0 || (ssid >>> substreamBits) != 0) {
+            throw new IommuApiException(IommuApiException.Kind.BAD_ARGUMENT, "SubstreamID "
+                    + Integer.toUnsignedString(ssid) + " of stream " + Integer.toUnsignedString(streamId) + " of "
+                    + name + " is not 1.." + ((1 << substreamBits) - 1) + " (SubstreamID 0 is the whole stream's CD)");
+        }
+        Arm64Lpae fmt = checkFormat(domain, Stage.S1);
+        checkContext(domain, Stage.S1, null);
+        StreamState st = states.get(streamId);
+        if (st != null && st.whole != null && (st.wholeStage != Stage.S1 || st.parent != null)) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot attach domain "
+                    + domain.name() + " to substream " + ssid + " of stream " + Integer.toUnsignedString(streamId)
+                    + " of " + name + ": the stream is attached to " + (st.parent != null ? "nested" : "stage-2")
+                    + " domain " + st.whole.name() + "; substreams need a stage-1 CD table");
+        }
+        if (st != null && st.substreams.containsKey(ssid)) {
+            detachSubstreamOf(streamId, st, ssid);
+        }
+        if (st == null) {
+            st = new StreamState();
+        }
+        Context ctx = acquire(domain, Stage.S1, fmt, null);
+        Cd cd = stage1Cd(fmt, ctx.asid, domain.pageTable().root());
+        try {
+            if (st.cds == null || st.cds.s1CdMax() == 0) {
+                growCdTable(streamId, st, ssid, cd);
+            } else {
+                st.cds.write(driver.commandQueue(), streamId, ssid, cd);
+            }
+        } catch (RuntimeException e) {
+            release(domain);
+            forgetIfEmpty(streamId, st);
+            throw e;
+        }
+        st.substreams.put(ssid, domain);
+        states.put(streamId, st);
+        substreams.put(key(streamId, ssid), domain);
+    }
+
+    /**
+     * The stream's first substream: a CD table with room for substreams, filled before the SMMU is pointed at it
+     * (CD 0 of the whole-stream domain, if any, and the new CD), then the STE, then the old one-entry table freed.
+     */
+    private void growCdTable(int streamId, StreamState st, int ssid, Cd cd) {
+        CdTable t = CdTable.forSubstreams(driver.host().memory(), driver.host().allocator(), CD_TAG, substreamBits,
+                driver.features().twoLevelCd(),
+                driver.options().cdLeaf64k() ? CdTable.LEAF_64K_LG2 : CdTable.LEAF_4K_LG2);
+        try {
+            if (st.whole != null) {
+                Context w = contexts.get(st.whole);
+                t.fill(0, stage1Cd((Arm64Lpae) st.whole.format(), w.asid, st.whole.pageTable().root()));
+            }
+            t.fill(ssid, cd);
+            driver.writeSte(streamId, cdTableSte(t, st.whole != null ? Ste.S1DSS_SSID0 : Ste.S1DSS_TERMINATE));
+        } catch (RuntimeException e) {
+            t.free();
+            throw e;
+        }
+        if (st.cds != null) {
+            st.cds.free(); // the STE no longer points at it, and CFGI_STE dropped its cached CD
+        }
+        st.cds = t;
+    }
+
+    /**
+     * Ends substream {@code ssid} of stream {@code streamId}: its CD is made invalid (CFGI_CD, CMD_SYNC), then its
+     * domain's use ends (the last use flushes the context by ASID and frees it). A stream left with nothing
+     * attached aborts and loses its CD table. Does nothing for a substream not attached here.
+     */
+    public synchronized void detachSubstream(int streamId, int ssid) throws IommuApiException {
+        StreamState st = states.get(streamId);
+        if (st == null || !st.substreams.containsKey(ssid)) {
+            return;
+        }
+        detachSubstreamOf(streamId, st, ssid);
+        if (st.isEmpty()) {
+            driver.abort(streamId);
+            st.cds.free();
+            st.cds = null;
+            forgetIfEmpty(streamId, st);
+        }
+    }
+
+    private void detachSubstreamOf(int streamId, StreamState st, int ssid) throws IommuApiException {
+        IommuDomain domain = st.substreams.remove(ssid);
+        substreams.remove(key(streamId, ssid));
+        st.cds.clear(driver.commandQueue(), streamId, ssid);
+        release(domain);
+    }
+
+    /** The domain substream {@code ssid} of stream {@code streamId} translates through here, or null. */
+    public synchronized IommuDomain domainOf(int streamId, int ssid) {
+        StreamState st = states.get(streamId);
+        return st == null ? null : st.substreams.get(ssid);
+    }
+
+    /** The SubstreamIDs attached on stream {@code streamId} here, in order. */
+    public synchronized List<Integer> substreamsOf(int streamId) {
+        StreamState st = states.get(streamId);
+        return st == null ? List.of() : List.copyOf(st.substreams.keySet());
+    }
+
+    // ------------------------------------------------------------------ nesting
+
+    /**
+     * Makes stream {@code streamId} translate through stage-1 {@code domain} nested on {@code tables.parent()}
+     * (see the class comment): {@code domain}'s page table must have been built over {@code tables}, which also
+     * gives the stream's CD table. The parent gets a context here (a VMID) if it has none; the stream counts as a
+     * use of both. A stream attached elsewhere is moved.
+     *
+     * @throws IommuApiException INCOMPATIBLE_INSTANCE when the SMMU cannot nest (it lacks a stage), a table does not
+     *     suit it, {@code domain}'s table is not in {@code tables}, {@code domain} already has a context here that
+     *     is not nested on this parent (or the parent one that is not stage 2), or the stream has substreams
+     * @throws IllegalStateException when no ASID or VMID is free, or {@code tables} is closed
+     */
+    public synchronized void attachNested(IommuDomain domain, NestedTables tables, int streamId)
+            throws IommuApiException {
+        Objects.requireNonNull(domain, "domain");
+        Objects.requireNonNull(tables, "tables");
+        IommuDomain parent = tables.parent();
+        if (!driver.features().nested()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot nest domain "
+                    + domain.name() + " on " + parent.name() + " at " + name
+                    + ": the SMMU does not implement both stages (IDR0.S1P and S2P)");
+        }
+        if (tables.isClosed()) {
+            throw new IllegalStateException("cannot nest domain " + domain.name() + ": " + tables + " is closed");
+        }
+        Arm64Lpae fmt = checkFormat(domain, Stage.S1);
+        Arm64Lpae parentFmt = checkFormat(parent, Stage.S2);
+        if (!tables.contains(domain.pageTable().root())) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot nest domain "
+                    + domain.name() + " on " + parent.name() + " at " + name + ": its page table (root "
+                    + Bits.hex(domain.pageTable().root()) + ") is not in " + tables
+                    + "; build the domain over those tables so stage 2 reaches them at IPA == PA");
+        }
+        checkContext(parent, Stage.S2, null);
+        checkContext(domain, Stage.S1, parent);
+        StreamState st = states.get(streamId);
+        if (st != null && !st.substreams.isEmpty()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot nest domain "
+                    + domain.name() + " on stream " + Integer.toUnsignedString(streamId) + " of " + name
+                    + ": substreams " + st.substreams.keySet() + " are attached to it (substreams of nested streams"
+                    + " are not modelled); detach them first");
+        }
+        if (st != null && st.whole != null) {
+            detachWhole(streamId, st);
+        }
+        if (st == null) {
+            st = new StreamState();
+        }
+        Context p = acquire(parent, Stage.S2, parentFmt, null);
+        Context ctx;
+        try {
+            ctx = acquire(domain, Stage.S1, fmt, parent);
+        } catch (IommuApiException | RuntimeException e) {
+            release(parent);
+            forgetIfEmpty(streamId, st);
+            throw e;
+        }
+        p.nestedUses++;
+        CdTable t = null;
+        try {
+            t = CdTable.single(driver.host().memory(), tables, CD_TAG);
+            t.fill(0, stage1Cd(fmt, ctx.asid, domain.pageTable().root()));
+            Ste s2 = stage2Ste(p, parentFmt, parent);
+            Ste ste = s2.toBuilder()
+                    .config(Ste.CONFIG_NESTED)
+                    .s1Fmt(t.s1Fmt())
+                    .s1ContextPtr(t.pointer())
+                    .s1CdMax(0)
+                    .s1Dss(Ste.S1DSS_SSID0)
+                    .s1Cir(Encodings.CACHE_WBWA)
+                    .s1Cor(Encodings.CACHE_WBWA)
+                    .s1Csh(Encodings.SH_ISH)
+                    .strw(Ste.STRW_NSEL1)
+                    .build();
+            driver.writeSte(streamId, ste);
+        } catch (RuntimeException e) {
+            if (t != null) {
+                t.free();
+            }
+            p.nestedUses--;
+            release(domain);
+            release(parent);
+            forgetIfEmpty(streamId, st);
+            throw e;
+        }
+        st.cds = t;
+        st.whole = domain;
+        st.wholeStage = Stage.S1;
+        st.parent = parent;
+        states.put(streamId, st);
+        streams.put(streamId, domain);
+        parents.put(streamId, parent);
+    }
+
+    /** The stage-2 parent of nested stream {@code streamId} here, or null when it is not nested. */
+    public synchronized IommuDomain parentOf(int streamId) {
+        StreamState st = states.get(streamId);
+        return st == null ? null : st.parent;
+    }
+
+    // ------------------------------------------------------------------ contexts and encodings
+
+    /**
+     * Refuses, before anything changes, a domain whose context here is of another kind: another stage, nested
+     * when {@code parent} is null, or nested on another parent.
+     */
+    private void checkContext(IommuDomain domain, Stage stage, IommuDomain parent) throws IommuApiException {
+        Context c = contexts.get(domain);
+        if (c == null) {
+            return;
+        }
+        String why = null;
+        if (c.stage != stage) {
+            why = "it is walked at stage " + (c.stage == Stage.S1 ? 1 : 2) + " here already";
+        } else if (c.parent != parent) {
+            why = c.parent == null ? "it is attached here as a plain stage-1 domain already"
+                    : "it is nested on " + c.parent.name() + " here already";
+        }
+        if (why != null) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, name + ": domain "
+                    + domain.name() + " cannot be used " + (parent == null ? "at stage " + (stage == Stage.S1 ? 1 : 2)
+                            : "nested on " + parent.name()) + ": " + why);
+        }
+    }
+
+    /** One more use of {@code domain}'s context here, made (id allocated, domain attached) at the first. */
+    private Context acquire(IommuDomain domain, Stage stage, Arm64Lpae fmt, IommuDomain parent)
+            throws IommuApiException {
         Context ctx = contexts.get(domain);
         if (ctx == null) {
-            ctx = newContext(stage, fmt);
+            int vmid = parent == null ? 0 : contexts.get(parent).vmid;
+            ctx = stage == Stage.S1
+                    ? new Context(stage, vmid, asids.allocate(), fmt.granuleLg2(), parent)
+                    : new Context(stage, vmids.allocate(), 0, fmt.granuleLg2(), null);
             try {
                 domain.attach(this);
             } catch (IommuApiException | RuntimeException e) {
@@ -191,57 +639,21 @@ public final class SmmuV3Domains implements IommuInstanceOps {
                 throw e;
             }
             contexts.put(domain, ctx);
-        } else if (ctx.stage != stage) {
-            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, name + ": domain "
-                    + domain.name() + " is walked at stage " + (ctx.stage == Stage.S1 ? 1 : 2) + " here already");
         }
-        int ips = Encodings.oasEncoding(fmt.oaBits());
-        long root = domain.pageTable().root();
-        int tg = Encodings.tg0ForGranuleLg2(fmt.granuleLg2());
-        long cdTable = 0;
-        Ste ste;
-        if (stage == Stage.S1) {
-            PageAllocator alloc = driver.host().allocator();
-            cdTable = alloc.allocBytes(Cd.SIZE, "smmu-cd");
-            try {
-                driver.host().memory().write64s(cdTable,
-                        Cd.stage1(fmt.t0sz(), tg, ips, ctx.asid, root, Cd.LINUX_MAIR).encode(), 0, Cd.SIZE / 8);
-            } catch (MemoryAccessException e) {
-                alloc.free(cdTable);
-                throw new SmmuV3DriverException(SmmuV3DriverException.Kind.MEMORY, name + ": writing the CD of stream "
-                        + streamId + " failed: " + e.getMessage(), e);
-            }
-            ste = Ste.stage1(cdTable, Ste.S1FMT_LINEAR, 0, Ste.S1DSS_SSID0);
-        } else {
-            ste = Ste.stage2(ctx.vmid, fmt.t0sz(), fmt.stage2Sl0(), tg, ips, root);
-        }
-        driver.writeSte(streamId, ste);
-        streams.put(streamId, domain);
-        cdTables.put(streamId, cdTable);
+        ctx.uses++;
+        return ctx;
     }
 
-    /**
-     * Makes stream {@code streamId} abort its traffic and forgets its domain; the domain's last stream here
-     * also ends its context (flushed, detached from this instance, id freed). Does nothing for a stream that
-     * is not attached here.
-     */
-    public synchronized void detachStream(int streamId) throws IommuApiException {
-        IommuDomain domain = streams.remove(streamId);
-        if (domain == null) {
+    /** Ends one use of {@code domain}'s context; the last flushes it, detaches the domain and frees the id. */
+    private void release(IommuDomain domain) throws IommuApiException {
+        Context ctx = contexts.get(domain);
+        if (--ctx.uses > 0) {
             return;
         }
-        driver.abort(streamId);
-        long cdTable = cdTables.remove(streamId);
-        if (cdTable != 0) {
-            driver.host().allocator().free(cdTable);
-        }
-        if (!streams.containsValue(domain)) {
-            Context ctx = contexts.get(domain);
-            domain.detach(this); // LAZY: flushes its queue through us first
-            flushContext(ctx);
-            contexts.remove(domain);
-            freeId(ctx);
-        }
+        domain.detach(this); // LAZY: flushes its queue through us first
+        flushContext(ctx);
+        contexts.remove(domain);
+        freeId(ctx);
     }
 
     private void freeId(Context ctx) {
@@ -252,9 +664,18 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         }
     }
 
-    /** The domain stream {@code streamId} translates through here, or null. */
-    public synchronized IommuDomain domainOf(int streamId) {
-        return streams.get(streamId);
+    private static Cd stage1Cd(Arm64Lpae fmt, int asid, long root) {
+        return Cd.stage1(fmt.t0sz(), Encodings.tg0ForGranuleLg2(fmt.granuleLg2()), Encodings.oasEncoding(fmt.oaBits()),
+                asid, root, Cd.LINUX_MAIR);
+    }
+
+    private static Ste cdTableSte(CdTable t, int s1Dss) {
+        return Ste.stage1(t.pointer(), t.s1Fmt(), t.s1CdMax(), s1Dss);
+    }
+
+    private static Ste stage2Ste(Context ctx, Arm64Lpae fmt, IommuDomain domain) {
+        return Ste.stage2(ctx.vmid, fmt.t0sz(), fmt.stage2Sl0(), Encodings.tg0ForGranuleLg2(fmt.granuleLg2()),
+                Encodings.oasEncoding(fmt.oaBits()), domain.pageTable().root());
     }
 
     private Arm64Lpae checkFormat(IommuDomain domain, Stage stage) throws IommuApiException {
@@ -280,12 +701,6 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         return fmt;
     }
 
-    private Context newContext(Stage stage, Arm64Lpae fmt) {
-        return stage == Stage.S1
-                ? new Context(stage, 0, asids.allocate(), fmt.granuleLg2())
-                : new Context(stage, vmids.allocate(), 0, fmt.granuleLg2());
-    }
-
     // ------------------------------------------------------------------ invalidation
 
     @Override
@@ -305,9 +720,17 @@ public final class SmmuV3Domains implements IommuInstanceOps {
             } else {
                 long size = gather.last() - gather.start() + 1;
                 boolean leaf = !gather.freedTables();
-                n = ctx.stage == Stage.S1
-                        ? planner.stage1(ctx.vmid, ctx.asid, gather.start(), size, gather.pageLg2(), ctx.tgLg2, leaf, q)
-                        : planner.stage2(ctx.vmid, gather.start(), size, gather.pageLg2(), ctx.tgLg2, leaf, q);
+                if (ctx.stage == Stage.S1) {
+                    n = planner.stage1(ctx.vmid, ctx.asid, gather.start(), size, gather.pageLg2(), ctx.tgLg2, leaf, q);
+                } else {
+                    n = planner.stage2(ctx.vmid, gather.start(), size, gather.pageLg2(), ctx.tgLg2, leaf, q);
+                    if (ctx.nestedUses > 0) {
+                        // combined stage 1 + 2 entries built on the old IPA mapping: only a stage-1 invalidation of
+                        // the VMID removes them (Linux: TLBI_NH_ALL after TLBI_S2_IPA for a nesting parent)
+                        q.command(Command.VMID.put(Command.OPCODE.put(0, CommandOp.TLBI_NH_ALL), ctx.vmid), 0);
+                        n++;
+                    }
+                }
             }
             q.closeBatch();
             count(n);

@@ -19,7 +19,8 @@ import org.iommuemu.core.smmuv3.StreamTableBase;
  *
  * <p><b>Updates</b> ({@link #write}) never let the SMMU see a torn entry. The SMMU reads the eight words of an
  * STE one by one, so: when the old entry is invalid or aborts, nothing but word 0 is looked at, and words 1–7 are
- * written first and word 0 last; when only word 0 changes, it is one single-copy-atomic store; otherwise the entry
+ * written first and word 0 last; when only one word changes (word 0, or S1DSS in word 1), it is one
+ * single-copy-atomic store of that word; otherwise the entry
  * is first made invalid (word 0 with V=0, then CFGI_STE and CMD_SYNC so no cached copy survives), then words 1–7
  * are written, then word 0. Each update ends with CFGI_STE (Leaf=1) and CMD_SYNC, as Linux's
  * {@code arm_smmu_write_ste}. Traffic that arrives while the entry is invalid meets V=0 (C_BAD_STE), the price
@@ -122,6 +123,21 @@ final class StreamTable {
             wordsAfterFirstSame &= current[i] == wanted[i];
         }
         long dw0 = current[0];
+        int differing = 0;
+        int onlyWord = -1;
+        for (int i = 0; i < Ste.DWORDS; i++) {
+            if (current[i] != wanted[i]) {
+                differing++;
+                onlyWord = i;
+            }
+        }
+        if (differing == 1 && onlyWord > 0) {
+            // one word changes (S1DSS when a stream gains or loses its no-substream domain): a single-copy-atomic
+            // store, so the SMMU sees either the whole old entry or the whole new one
+            write64(at + 8L * onlyWord, wanted[onlyWord]);
+            invalidate(streamId);
+            return;
+        }
         boolean oldIgnoresRest = !Ste.V.isSet(dw0) || Ste.configAborts(Ste.CONFIG.getInt(dw0));
         if (!wordsAfterFirstSame) {
             if (!oldIgnoresRest) {
