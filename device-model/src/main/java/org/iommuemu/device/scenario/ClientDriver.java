@@ -14,6 +14,7 @@ import org.iommuemu.core.api.SgEntry;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
+import org.iommuemu.core.driver.smmuv3.NestedTables;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
 import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
 import org.iommuemu.core.memory.BuddyPageAllocator;
@@ -42,7 +43,11 @@ final class ClientDriver implements ScenarioDriver {
 
     private record Instance(BusSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains, DriverEventLog events) {}
 
-    private record Domain(IommuDomain api, SmmuV3Domains.Stage stage, List<String> iommus) {}
+    /** A domain; a nested one has its nesting tables (mapped in its parent), else null. */
+    private record Domain(IommuDomain api, SmmuV3Domains.Stage stage, List<String> iommus, NestedTables tables) {}
+
+    /** The block of nesting tables a nested domain gets, as the Driver service gives. */
+    private static final long NESTED_TABLES_BYTES = 4L << 20;
 
     private final Channel channel;
     private final BusPhysicalMemory memory;
@@ -81,7 +86,7 @@ final class ClientDriver implements ScenarioDriver {
     }
 
     @Override
-    public Created createDomain(Scenario.Domain d) {
+    public Created createDomain(Scenario.Domain d, Long parent) {
         SmmuV3Domains.Stage stage = d.stage == 1 ? SmmuV3Domains.Stage.S1 : SmmuV3Domains.Stage.S2;
         int oas = 48;
         for (String m : d.iommus) {
@@ -95,11 +100,21 @@ final class ClientDriver implements ScenarioDriver {
             }
             oas = Math.min(oas, f.oasBits());
         }
+        NestedTables tables = null;
+        if (parent != null) {
+            IommuDomain p = domain(parent).api();
+            oas = Math.min(oas, p.format().vaBits()); // a nested domain's output is an IPA
+            try {
+                tables = NestedTables.create(p, memory, heap, NESTED_TABLES_BYTES);
+            } catch (IommuApiException e) {
+                throw new IllegalStateException("nesting tables: " + e.getMessage(), e);
+            }
+        }
         Arm64Lpae fmt = d.stage == 1 ? Arm64Lpae.stage1(d.granuleLg2, d.inputBits, oas)
                 : Arm64Lpae.stage2(d.granuleLg2, d.inputBits, oas);
         IommuDomain api;
         try {
-            api = IommuDomain.builder(fmt, memory, heap).name(d.name)
+            api = IommuDomain.builder(fmt, memory, tables != null ? tables : heap).name(d.name)
                     .flushPolicy(d.lazy ? FlushPolicy.LAZY : FlushPolicy.STRICT)
                     .clock(() -> 0L) // as the service's flush_timeout_ns 0: no flush by wall-clock time
                     .build();
@@ -107,7 +122,7 @@ final class ClientDriver implements ScenarioDriver {
             throw new IllegalStateException("create: " + e.getMessage(), e);
         }
         long id = nextId++;
-        domains.put(id, new Domain(api, stage, List.copyOf(d.iommus)));
+        domains.put(id, new Domain(api, stage, List.copyOf(d.iommus), tables));
         return new Created(id, "domain " + id + " of the client-side driver, " + oas + "-bit output");
     }
 
@@ -120,11 +135,17 @@ final class ClientDriver implements ScenarioDriver {
     }
 
     @Override
-    public int attach(long domain, String iommu, int stream) {
+    public int attach(long domain, String iommu, int stream, Integer substream) {
         Domain d = domain(domain);
         SmmuV3Domains ops = instance(iommu).domains();
         try {
-            ops.attachStream(d.api(), d.stage(), stream);
+            if (substream != null) {
+                ops.attachSubstream(d.api(), stream, substream);
+            } else if (d.tables() != null) {
+                ops.attachNested(d.api(), d.tables(), stream);
+            } else {
+                ops.attachStream(d.api(), d.stage(), stream);
+            }
         } catch (IommuApiException e) {
             throw new IllegalStateException("attach: " + e.getMessage(), e);
         }
@@ -132,9 +153,13 @@ final class ClientDriver implements ScenarioDriver {
     }
 
     @Override
-    public void detach(String iommu, int stream) {
+    public void detach(String iommu, int stream, Integer substream) {
         try {
-            instance(iommu).domains().detachStream(stream);
+            if (substream != null) {
+                instance(iommu).domains().detachSubstream(stream, substream);
+            } else {
+                instance(iommu).domains().detachStream(stream);
+            }
         } catch (IommuApiException e) {
             throw new IllegalStateException("detach: " + e.getMessage(), e);
         }
@@ -182,8 +207,12 @@ final class ClientDriver implements ScenarioDriver {
 
     @Override
     public void destroyDomain(long domain) {
+        Domain d = domain(domain);
         try {
-            domain(domain).api().destroy();
+            d.api().destroy();
+            if (d.tables() != null) {
+                d.tables().close(); // unmaps the block from the parent and frees it
+            }
         } catch (IommuApiException e) {
             throw new IllegalStateException("destroy: " + e.getMessage(), e);
         }

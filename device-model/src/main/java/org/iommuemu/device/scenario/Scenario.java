@@ -112,6 +112,14 @@ public final class Scenario {
             inputBits = value;
         }
 
+        /** A stage-2 domain this stage-1 domain is nested on (its output is then an IPA), or null. */
+        String nestParent;
+
+        @JsonProperty("nest_parent")
+        void setNestParent(String value) {
+            nestParent = value;
+        }
+
         @JsonProperty("flush")
         void setFlush(String value) {
             lazy = switch (value) {
@@ -167,6 +175,19 @@ public final class Scenario {
         @JsonProperty("domain")
         void setDomain(String value) {
             domain = value;
+        }
+
+        /** A substream id: the device's DMA carries it and only that substream is attached; null for none. */
+        Integer substream;
+
+        @JsonProperty("substream")
+        void setSubstream(Object value) {
+            long v = ServeConfig.number(value, "substream");
+            if (v < 1 || v > 0xF_FFFF) {
+                throw new IllegalArgumentException("substream must be 1 to 0xFFFFF (a 20-bit SubstreamID; 0 is the"
+                        + " stream's own), got " + value);
+            }
+            substream = (int) v;
         }
 
         Nic nic;

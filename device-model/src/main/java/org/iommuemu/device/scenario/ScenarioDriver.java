@@ -16,14 +16,20 @@ interface ScenarioDriver extends AutoCloseable {
     /** A domain as created: its handle and a line describing it. */
     record Created(long handle, String description) {}
 
-    /** Creates a domain; lazy domains flush only when full, on iova reuse or on {@link #flush}. */
-    Created createDomain(Scenario.Domain d);
+    /**
+     * Creates a domain; lazy domains flush only when full, on iova reuse or on {@link #flush}. {@code parent} is
+     * the handle of its nest parent, or null.
+     */
+    Created createDomain(Scenario.Domain d, Long parent);
 
-    /** Attaches {@code stream} of {@code iommu} to the domain; returns its context id (ASID or VMID). */
-    int attach(long domain, String iommu, int stream);
+    /**
+     * Attaches {@code stream} of {@code iommu} (only its {@code substream} when not null) to the domain; returns
+     * the context id (ASID or VMID).
+     */
+    int attach(long domain, String iommu, int stream, Integer substream);
 
-    /** Detaches {@code stream} of {@code iommu} from whatever domain it is attached to. */
-    void detach(String iommu, int stream);
+    /** Detaches {@code stream} (or its {@code substream}) of {@code iommu} from the domain it is attached to. */
+    void detach(String iommu, int stream, Integer substream);
 
     long map(long domain, long iova, long pa, long size, int prot);
 

@@ -121,6 +121,15 @@ public final class ScenarioFile {
                     throw new ScenarioException(where + ": iommus names " + m + " twice");
                 }
             }
+            if (d.nestParent != null) {
+                Scenario.Domain parent = domains.get(d.nestParent);
+                require(where, parent != null && parent != d, "nest_parent '" + d.nestParent + "' must name a domain"
+                        + " defined before this one");
+                require(where, d.stage == 1 && parent.stage == 2, "nest_parent nests a stage-1 domain on a stage-2"
+                        + " one (this is stage " + d.stage + ", " + parent.name + " stage " + parent.stage + ")");
+                require(where, parent.iommus.containsAll(d.iommus), "every instance of a nested domain must be one"
+                        + " of its nest_parent's " + parent.iommus);
+            }
         }
         HashMap<String, Scenario.Buffer> buffers = new HashMap<>();
         for (int i = 0; i < s.buffers.size(); i++) {
@@ -154,6 +163,10 @@ public final class ScenarioFile {
             if (!streams.add(d.iommu + "/" + d.stream)) {
                 throw new ScenarioException(where + ": stream " + d.stream + " of " + d.iommu
                         + " belongs to another device already");
+            }
+            if (d.substream != null) {
+                require(where, dom.stage == 1 && dom.nestParent == null, "substream needs a stage-1 domain that"
+                        + " is not nested (domain " + dom.name + " is not)");
             }
             if (d.nic != null) {
                 require(where, d.nic.ringIova != null, "nic needs ring_iova (where its descriptor rings are mapped)");

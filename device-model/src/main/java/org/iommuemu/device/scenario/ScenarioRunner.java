@@ -22,6 +22,7 @@ import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.device.bus.BusServer;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.dma.DmaClient;
+import org.iommuemu.dma.DmaOptions;
 import org.iommuemu.dma.DmaResult;
 import org.iommuemu.dma.DmaSession;
 import org.iommuemu.dma.masters.CompletionCode;
@@ -149,6 +150,8 @@ public final class ScenarioRunner {
     /** Per device: DMA ops, bytes, faults over dma and traffic steps. */
     private final Map<String, long[]> deviceDma = new HashMap<>();
     private final Map<String, NicState> nics = new HashMap<>();
+    /** Per device: the substream (and attributes) its DMA carries. */
+    private final Map<String, DmaOptions> dmaOptions = new HashMap<>();
 
     /** A NIC device and what its driver (the runner) keeps: where the rings are, the RX tail. */
     private static final class NicState {
@@ -330,11 +333,13 @@ public final class ScenarioRunner {
     private void setUp(DmaClient client) {
         for (Scenario.Domain d : s.domains) {
             try {
-                ScenarioDriver.Created c = driver.createDomain(d);
+                ScenarioDriver.Created c = driver.createDomain(d, d.nestParent == null ? null
+                        : domains.get(d.nestParent));
                 domains.put(d.name, c.handle());
                 out.println("  domain " + d.name + ": stage " + d.stage + ", " + (1 << d.granuleLg2 - 10)
                         + " KiB granule, " + d.inputBits + "-bit input, " + (d.lazy ? "lazy" : "strict") + ", on "
-                        + d.iommus + " (" + c.description() + ")");
+                        + d.iommus + (d.nestParent != null ? ", nested on " + d.nestParent : "") + " ("
+                        + c.description() + ")");
             } catch (RuntimeException e) {
                 throw new ScenarioException(s.source + ": domain " + d.name + ": " + message(e), e);
             }
@@ -350,13 +355,17 @@ public final class ScenarioRunner {
         }
         for (Scenario.Device d : s.devices) {
             try {
-                int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream);
+                int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream);
                 attached.add(d);
-                DmaSession session = client.attach(d.name, d.iommu, d.stream);
+                DmaSession session = client.attach(d.name, d.iommu, d.stream, d.substream != null);
+                DmaOptions opts = d.substream == null ? DmaOptions.DEFAULT : DmaOptions.DEFAULT.withSubstream(
+                        d.substream);
+                dmaOptions.put(d.name, opts);
                 sessions.put(d.name, session);
                 deviceDma.put(d.name, new long[3]);
-                out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + " of " + d.iommu
-                        + " in domain " + d.domain + " (context " + ctx + ")");
+                out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + (d.substream != null
+                        ? " substream " + d.substream : "") + " of " + d.iommu + " in domain " + d.domain
+                        + " (context " + ctx + ")");
                 if (d.nic != null) {
                     nic(d, session);
                 }
@@ -374,8 +383,8 @@ public final class ScenarioRunner {
         buffers.put("rings of " + d.name, pa);
         driver.map(domains.get(d.domain), d.nic.ringIova, pa, bytes, Prot.READ | Prot.WRITE);
         long tx = d.nic.ringIova + (long) d.nic.rxEntries * NicDescriptor.SIZE;
-        nics.put(d.name, new NicState(new Nic(session, d.nic.ringIova, d.nic.rxEntries, tx, d.nic.txEntries), pa,
-                d.nic.rxEntries));
+        nics.put(d.name, new NicState(new Nic(session, d.nic.ringIova, d.nic.rxEntries, tx, d.nic.txEntries,
+                9000, 64 << 10, dmaOptions.get(d.name)), pa, d.nic.rxEntries)); // Nic's own defaults
         out.println("    nic: " + d.nic.rxEntries + " RX and " + d.nic.txEntries + " TX descriptors at iova "
                 + Bits.hex(d.nic.ringIova) + " (" + Bits.hex(pa) + ")");
     }
@@ -406,12 +415,14 @@ public final class ScenarioRunner {
         }
         for (Scenario.Device d : attached) {
             try {
-                driver.detach(d.iommu, d.stream);
+                driver.detach(d.iommu, d.stream, d.substream);
             } catch (RuntimeException e) {
                 problems.add("detaching " + d.name + ": " + message(e));
             }
         }
-        for (Map.Entry<String, Long> d : domains.entrySet()) {
+        List<Map.Entry<String, Long>> created = new ArrayList<>(domains.entrySet());
+        java.util.Collections.reverse(created); // nested domains before their parents
+        for (Map.Entry<String, Long> d : created) {
             try {
                 driver.destroyDomain(d.getValue());
             } catch (RuntimeException e) {
@@ -517,11 +528,12 @@ public final class ScenarioRunner {
         if (d.write) {
             what = "dma " + d.device + " write " + Sizes.format(size) + " at iova " + Bits.hex(d.iova) + " ("
                     + d.data + ")";
-            r = session.write(d.iova, d.data.bytes(size));
+            r = session.write(d.iova, com.google.protobuf.ByteString.copyFrom(d.data.bytes(size)),
+                    dmaOptions.get(d.device));
             dmaWrites++;
         } else {
             what = "dma " + d.device + " read " + Sizes.format(size) + " at iova " + Bits.hex(d.iova);
-            r = session.read(d.iova, size);
+            r = session.read(d.iova, size, dmaOptions.get(d.device));
             dmaReads++;
         }
         dmaNanos += System.nanoTime() - t0;
@@ -548,7 +560,7 @@ public final class ScenarioRunner {
                         : Sizes.format(spec.maxBytes())) + " of " + Sizes.format(spec.requestSize()) + ", "
                 + Math.round(spec.readFraction() * 100) + "% reads";
         out.println(tag + "...  " + what);
-        TrafficStats st = new TrafficGenerator(sessions.get(t.device), spec).run((answered, fraction, elapsed) ->
+        TrafficStats st = new TrafficGenerator(sessions.get(t.device), spec, dmaOptions.get(t.device)).run((answered, fraction, elapsed) ->
                 progress(answered + " requests answered", fraction, elapsed), options.progressIntervalNanos());
         dmaReads += st.reads();
         dmaWrites += st.writes();

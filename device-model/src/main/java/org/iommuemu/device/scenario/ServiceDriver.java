@@ -39,12 +39,15 @@ final class ServiceDriver implements ScenarioDriver {
     }
 
     @Override
-    public Created createDomain(Scenario.Domain d) {
+    public Created createDomain(Scenario.Domain d, Long parent) {
         CreateDomainRequest.Builder b = CreateDomainRequest.newBuilder().addAllIommus(d.iommus).setName(d.name)
                 .setStage(d.stage == 1 ? DomainStage.STAGE_1 : DomainStage.STAGE_2).setGranule(1L << d.granuleLg2)
                 .setInputBits(d.inputBits).setFlush(d.lazy ? FlushMode.LAZY : FlushMode.STRICT);
         if (d.lazy) {
             b.setFlushTimeoutNs(0); // reproducible: nothing flushes because of wall-clock time
+        }
+        if (parent != null) {
+            b.setNestParent(parent);
         }
         CreateDomainReply r = driver.createDomain(b.build());
         return new Created(r.getDomain(), "domain " + r.getDomain() + " of the server's driver, "
@@ -52,14 +55,22 @@ final class ServiceDriver implements ScenarioDriver {
     }
 
     @Override
-    public int attach(long domain, String iommu, int stream) {
-        return driver.attachDevice(AttachDeviceRequest.newBuilder().setDomain(domain).setIommu(iommu)
-                .setStreamId(stream).build()).getContextId();
+    public int attach(long domain, String iommu, int stream, Integer substream) {
+        AttachDeviceRequest.Builder b = AttachDeviceRequest.newBuilder().setDomain(domain).setIommu(iommu)
+                .setStreamId(stream);
+        if (substream != null) {
+            b.setSubstreamId(substream);
+        }
+        return driver.attachDevice(b.build()).getContextId();
     }
 
     @Override
-    public void detach(String iommu, int stream) {
-        driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu(iommu).setStreamId(stream).build());
+    public void detach(String iommu, int stream, Integer substream) {
+        DetachDeviceRequest.Builder b = DetachDeviceRequest.newBuilder().setIommu(iommu).setStreamId(stream);
+        if (substream != null) {
+            b.setSubstreamId(substream);
+        }
+        driver.detachDevice(b.build());
     }
 
     @Override

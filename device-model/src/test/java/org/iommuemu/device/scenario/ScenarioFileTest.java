@@ -161,4 +161,28 @@ class ScenarioFileTest {
         assertThat(s.devices.get(0).nic.txEntries).isEqualTo(256);
         assertThat(s.steps.get(0).kind()).isEqualTo("nic_receive");
     }
+
+    @Test
+    void substreamsAndNestingAreChecked() {
+        String nested = """
+                domains:
+                  - {name: vm, iommus: [smmu0], stage: 2}
+                  - {name: guest, iommus: [smmu0], nest_parent: vm}
+                devices:
+                  - {name: vf, iommu: smmu0, stream: 3, domain: guest}
+                """;
+        Scenario s = ScenarioFile.parse("n.yaml", nested).scenario();
+        assertThat(s.domains.get(1).nestParent).isEqualTo("vm");
+        assertThatThrownBy(() -> ScenarioFile.parse("n.yaml", nested.replace("stream: 3,", "stream: 3, substream: 2,")))
+                .hasMessageContaining("substream needs a stage-1 domain that is not nested");
+        assertThatThrownBy(() -> ScenarioFile.parse("n.yaml", nested.replace("stage: 2}", "}")))
+                .hasMessageContaining("nest_parent nests a stage-1 domain on a stage-2 one");
+        assertThatThrownBy(() -> ScenarioFile.parse("n.yaml", nested.replace("nest_parent: vm", "nest_parent: x")))
+                .hasMessageContaining("nest_parent 'x' must name a domain defined before this one");
+        assertThatThrownBy(() -> ScenarioFile.parse("n.yaml", nested.replace("stream: 3,", "stream: 3, substream: 0,")))
+                .hasMessageContaining("n.yaml:5:").hasMessageContaining("substream must be 1 to 0xFFFFF");
+        Scenario p = ScenarioFile.parse("p.yaml", HEAD.replace("stream: 0x10", "stream: 0x10\n    substream: 7"))
+                .scenario();
+        assertThat(p.devices.get(0).substream).isEqualTo(7);
+    }
 }
