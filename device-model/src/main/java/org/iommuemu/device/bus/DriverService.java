@@ -44,6 +44,7 @@ import org.iommuemu.proto.v1.DestroyDomainRequest;
 import org.iommuemu.proto.v1.DetachDeviceReply;
 import org.iommuemu.proto.v1.DetachDeviceRequest;
 import org.iommuemu.proto.v1.DriverEvent;
+import org.iommuemu.proto.v1.DriverStats;
 import org.iommuemu.proto.v1.DriverGrpc;
 import org.iommuemu.proto.v1.EventsReply;
 import org.iommuemu.proto.v1.EventsRequest;
@@ -708,7 +709,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             DriverHost.Owned o = host.owned(device.name());
             EventsReply.Builder b = EventsReply.newBuilder();
             if (o == null) {
-                return b.build();
+                return b.setStats(DriverStats.getDefaultInstance()).build();
             }
             try {
                 o.driver().drainEvents();
@@ -716,10 +717,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 throw driverError(e);
             }
             DriverEventLog.Snapshot snap = o.events().since(request.getAfterSequence());
-            b.setOwned(true).setOverflows(snap.overflows()).setGlobalErrors(snap.globalErrors())
-                    .setCommandErrors(snap.commandErrors());
-            snap.countsByType().forEach((type, count) -> b.addCounts(CodeCount.newBuilder().setCode(type)
-                    .setName(EventType.name(type)).setCount(count)));
+            b.setStats(TelemetryService.driverStats(snap));
             for (DriverEventLog.Entry e : snap.records()) {
                 EventRecord ev = e.record();
                 DriverEvent.Builder d = DriverEvent.newBuilder().setSequence(e.sequence()).setType(ev.type())

@@ -3,11 +3,15 @@ package org.iommuemu.device.bus;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
+import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.device.machine.DeviceStats;
+import org.iommuemu.device.machine.DriverEventLog;
+import org.iommuemu.device.machine.DriverHost;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
+import org.iommuemu.proto.v1.DriverStats;
 import org.iommuemu.proto.v1.InstanceStats;
 import org.iommuemu.proto.v1.StatsReply;
 import org.iommuemu.proto.v1.StatsRequest;
@@ -34,10 +38,24 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
             }
             StatsReply.Builder reply = StatsReply.newBuilder();
             for (IommuDevice d : devices) {
-                reply.addIommus(toProto(d.name(), d.stats()));
+                InstanceStats.Builder b = toProto(d.name(), d.stats()).toBuilder();
+                DriverHost.Owned o = machine.driverHost().owned(d.name());
+                if (o != null) {
+                    b.setDriver(driverStats(o.events().since(Long.MAX_VALUE)));
+                }
+                reply.addIommus(b);
             }
             return reply.build();
         });
+    }
+
+    /** The driver's counters from its event log (records not included). */
+    static DriverStats driverStats(DriverEventLog.Snapshot snap) {
+        DriverStats.Builder b = DriverStats.newBuilder().setOwned(true).setEventOverflows(snap.overflows())
+                .setGlobalErrors(snap.globalErrors()).setCommandErrors(snap.commandErrors());
+        snap.countsByType().forEach((type, count) -> b.addEventsRead(CodeCount.newBuilder().setCode(type)
+                .setName(EventType.name(type)).setCount(count)));
+        return b.build();
     }
 
     static InstanceStats toProto(String name, DeviceStats s) {

@@ -119,7 +119,7 @@ final class ServiceDriver implements ScenarioDriver {
         EventsReply r = driver.events(EventsRequest.newBuilder().setIommu(iommu)
                 .setAfterSequence(Long.MAX_VALUE).build()); // the counts only
         Map<String, Long> counts = new TreeMap<>();
-        for (CodeCount c : r.getCountsList()) {
+        for (CodeCount c : r.getStats().getEventsReadList()) {
             counts.put(c.getName(), c.getCount());
         }
         return counts;

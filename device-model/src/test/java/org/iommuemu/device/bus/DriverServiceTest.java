@@ -605,8 +605,8 @@ class DriverServiceTest {
                 assertThat(e[3]).isEqualTo(0x1234);
             });
             EventsReply events = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
-            assertThat(events.getCommandErrors()).isEqualTo(1);
-            assertThat(events.getGlobalErrors()).as("GERROR.CMDQ_ERR handled").isEqualTo(1);
+            assertThat(events.getStats().getCommandErrors()).isEqualTo(1);
+            assertThat(events.getStats().getGlobalErrors()).as("GERROR.CMDQ_ERR handled").isEqualTo(1);
             assertThat(globalErrors("smmu0") - gerrors).as("the device raised one GERROR").isEqualTo(1);
             long dw0 = ByteBuffer.wrap(memRead(QueueBase.address(cmdqBase) + (long) slot * Command.SIZE, 8))
                     .order(ByteOrder.LITTLE_ENDIAN).getLong();
@@ -662,7 +662,7 @@ class DriverServiceTest {
             map(d, IOVA, pa, 4096); // reuses the queued iova: the flush queue is flushed through the same queue
             assertThat(dev.read(IOVA, 16).isOk()).isTrue();
         }
-        assertThat(driver.events(EventsRequest.newBuilder().setIommu("smmu0").build()).getCommandErrors())
+        assertThat(driver.events(EventsRequest.newBuilder().setIommu("smmu0").build()).getStats().getCommandErrors())
                 .isEqualTo(1);
     }
 
@@ -815,8 +815,10 @@ class DriverServiceTest {
         assertStatus(() -> driver.events(EventsRequest.newBuilder().setIommu("nope").build()),
                 Status.Code.NOT_FOUND, "nope");
         EventsReply before = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
-        assertThat(before.getOwned()).as("not taken over yet").isFalse();
-        assertThat(before.getCountsList()).isEmpty();
+        assertThat(before.getStats().getOwned()).as("not taken over yet").isFalse();
+        assertThat(telemetry.stats(StatsRequest.newBuilder().addIommus("smmu0").build()).getIommus(0).hasDriver())
+                .as("Telemetry has no driver section for an instance the driver does not own").isFalse();
+        assertThat(before.getStats().getEventsReadList()).isEmpty();
         long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
         long pa = alloc(4096);
         map(d, IOVA, pa, 4096);
@@ -826,8 +828,8 @@ class DriverServiceTest {
             assertThat(dev.write(IOVA + 0x2008, new byte[8]).faulted()).isTrue();
         }
         EventsReply r = driver.events(EventsRequest.newBuilder().setIommu("smmu0").build());
-        assertThat(r.getOwned()).isTrue();
-        assertThat(r.getCountsList()).singleElement().satisfies(c -> {
+        assertThat(r.getStats().getOwned()).isTrue();
+        assertThat(r.getStats().getEventsReadList()).singleElement().satisfies(c -> {
             assertThat(c.getName()).isEqualTo("F_TRANSLATION");
             assertThat(c.getCode()).isEqualTo(0x10);
             assertThat(c.getCount()).isEqualTo(2);
@@ -840,9 +842,13 @@ class DriverServiceTest {
         assertThat(r.getRecords(0).hasSubstreamId()).isFalse();
         assertThat(r.getRecords(1).getInputAddress()).isEqualTo(IOVA + 0x2008);
         assertThat(r.getRecords(1).getRead()).isFalse();
-        assertThat(r.getOverflows()).isZero();
+        assertThat(r.getStats().getEventOverflows()).isZero();
         EventsReply later = driver.events(EventsRequest.newBuilder().setIommu("smmu0").setAfterSequence(2).build());
         assertThat(later.getRecordsList()).as("paged past both").isEmpty();
-        assertThat(later.getCounts(0).getCount()).as("counts stay cumulative").isEqualTo(2);
+        assertThat(later.getStats().getEventsRead(0).getCount()).as("counts stay cumulative").isEqualTo(2);
+        InstanceStats t = telemetry.stats(StatsRequest.newBuilder().addIommus("smmu0").build()).getIommus(0);
+        assertThat(t.getDriver()).as("Telemetry reports what the driver read").isEqualTo(later.getStats());
+        assertThat(t.getEventsList()).as("and, apart, what the device wrote").singleElement()
+                .satisfies(c -> assertThat(c.getCount()).isEqualTo(2));
     }
 }
