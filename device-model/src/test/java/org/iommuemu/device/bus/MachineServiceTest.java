@@ -210,6 +210,63 @@ class MachineServiceTest {
     }
 
     @Test
+    void interruptsHeadersArriveOnceTheSubscriptionIsInPlaceAndBeforeAnyInterrupt() throws Exception {
+        CompletableFuture<Integer> subscribersAtHeaders = new CompletableFuture<>();
+        java.util.concurrent.BlockingQueue<Interrupt> received = new java.util.concurrent.LinkedBlockingQueue<>();
+        io.grpc.ClientCall<InterruptsRequest, Interrupt> call = bus.channel()
+                .newCall(MachineGrpc.getInterruptsMethod(), io.grpc.CallOptions.DEFAULT);
+        call.start(new io.grpc.ClientCall.Listener<>() {
+            @Override
+            public void onHeaders(io.grpc.Metadata headers) {
+                subscribersAtHeaders.complete(bus.machine.interrupts().subscribers());
+            }
+
+            @Override
+            public void onMessage(Interrupt message) {
+                received.add(message);
+                call.request(1);
+            }
+        }, new io.grpc.Metadata());
+        call.sendMessage(InterruptsRequest.newBuilder().addIommus("smmu0").build());
+        call.halfClose();
+        call.request(1);
+        assertThat(subscribersAtHeaders.get(10, TimeUnit.SECONDS))
+                .as("headers come without any interrupt, after the subscription").isEqualTo(1);
+        assertThat(received).isEmpty();
+        bus.machine.interrupts().wired("smmu0", "gerror");
+        Interrupt first = received.poll(10, TimeUnit.SECONDS);
+        assertThat(first).isNotNull();
+        assertThat(first.getSource()).isEqualTo("gerror");
+        call.cancel("done", null);
+    }
+
+    @Test
+    void aRefusedInterruptsRequestEndsWithoutHeaders() throws Exception {
+        CompletableFuture<io.grpc.Status> closed = new CompletableFuture<>();
+        java.util.concurrent.atomic.AtomicBoolean headers = new java.util.concurrent.atomic.AtomicBoolean();
+        io.grpc.ClientCall<InterruptsRequest, Interrupt> call = bus.channel()
+                .newCall(MachineGrpc.getInterruptsMethod(), io.grpc.CallOptions.DEFAULT);
+        call.start(new io.grpc.ClientCall.Listener<>() {
+            @Override
+            public void onHeaders(io.grpc.Metadata h) {
+                headers.set(true);
+            }
+
+            @Override
+            public void onClose(io.grpc.Status status, io.grpc.Metadata trailers) {
+                closed.complete(status);
+            }
+        }, new io.grpc.Metadata());
+        call.sendMessage(InterruptsRequest.newBuilder().addIommus("nope").build());
+        call.halfClose();
+        call.request(1);
+        io.grpc.Status s = closed.get(10, TimeUnit.SECONDS);
+        assertThat(s.getCode()).isEqualTo(Status.Code.NOT_FOUND);
+        assertThat(s.getDescription()).contains("iommu 'nope' not found");
+        assertThat(headers).as("no subscription, so no sign of one").isFalse();
+    }
+
+    @Test
     void aSlowSubscriberIsToldHowManyInterruptsItMissed() throws Exception {
         List<Interrupt> received = new ArrayList<>();
         CompletableFuture<Void> done = new CompletableFuture<>();
