@@ -5,6 +5,7 @@ import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallExecutorSupplier;
+import io.grpc.ServerInterceptors;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -57,7 +58,9 @@ public final class BusServer implements AutoCloseable {
         this.dmaService = new DmaService(machine, sessions);
         this.driverService = new DriverService(machine);
         ConnectionTracker tracker = new ConnectionTracker(sessions);
-        builder.addService(machineService)
+        // Interrupts answers with its headers once the subscription is in place (EarlyHeaders)
+        builder.addService(ServerInterceptors.intercept(machineService,
+                        new EarlyHeaders(MachineGrpc.getInterruptsMethod())))
                 .addService(dmaService)
                 .addService(new TelemetryService(machine))
                 .addService(driverService)

@@ -141,7 +141,7 @@ final class MachineService extends MachineGrpc.MachineImplBase {
             int length = checkMem(request.getAddress(), request.getLength(), "length");
             byte[] data = new byte[length];
             try {
-                machine.memory().read(request.getAddress(), data, 0, length);
+                CpuAccess.load(machine.memory(), request.getAddress(), data); // aligned words atomic
             } catch (MemoryAccessException e) {
                 throw notRam(request.getAddress(), length);
             }
@@ -155,7 +155,7 @@ final class MachineService extends MachineGrpc.MachineImplBase {
             int length = checkMem(request.getAddress(), request.getData().size(), "data length");
             byte[] data = request.getData().toByteArray();
             try {
-                machine.memory().write(request.getAddress(), data, 0, length);
+                CpuAccess.store(machine.memory(), request.getAddress(), data); // aligned words atomic
             } catch (MemoryAccessException e) {
                 throw notRam(request.getAddress(), length);
             }

@@ -1,11 +1,15 @@
 package org.iommuemu.device.remote;
 
+import io.grpc.CallOptions;
 import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.ClientCallStreamObserver;
-import io.grpc.stub.ClientResponseObserver;
+import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.iommuemu.core.driver.smmuv3.SmmuHost;
@@ -17,6 +21,7 @@ import org.iommuemu.proto.v1.DescribeRequest;
 import org.iommuemu.proto.v1.Interrupt;
 import org.iommuemu.proto.v1.InterruptsRequest;
 import org.iommuemu.proto.v1.IommuInstance;
+import org.iommuemu.proto.v1.IommuKind;
 import org.iommuemu.proto.v1.MachineGrpc;
 import org.iommuemu.proto.v1.MmioReadRequest;
 import org.iommuemu.proto.v1.MmioWriteRequest;
@@ -29,42 +34,66 @@ import org.slf4j.LoggerFactory;
  * (usually a {@link BuddyPageAllocator} over a range of guest RAM the caller has to itself, {@link #connect}),
  * and interrupts arrive on a {@code Machine.Interrupts} stream filtered to this instance.
  *
- * <p><b>Interrupts.</b> Each message is mapped to an {@link SmmuHost.Irq} by its source and handed to the handler
- * on the gRPC callback thread, one at a time. A CMD_SYNC whose MSI wrote into RAM completed a poll (a memory write
- * the driver watches), not a CPU interrupt, and is not delivered, as on the in-process host. The server starts
- * the subscription asynchronously, so an interrupt raised in the first moments may not be seen; the driver polls
- * whatever it waits for, so that costs latency, never correctness. A gap the server reports ({@code dropped}) and
- * the stream's end are logged; a handler that throws is logged and the stream goes on.
+ * <p><b>Interrupts.</b> The constructor returns once the server has confirmed the subscription (the stream's
+ * headers, which the server sends when it is in place), so every interrupt raised after it, from the driver's
+ * {@code init} on, reaches the handler; a server that does not confirm within the deadline is a
+ * {@link BusUnavailableException}. Each message is mapped to an {@link SmmuHost.Irq} by its source and handed to
+ * the handler on the gRPC callback thread, one at a time, the next message being asked for only when the handler
+ * has returned (a slow handler makes the server buffer, then count what it drops). That thread may block: the
+ * driver's handler makes RPCs of its own, so the channel must not run callbacks on a transport thread (gRPC's
+ * default executor is right; {@code directExecutor()} is not). A CMD_SYNC whose MSI was written into RAM completed
+ * a poll (a memory write the driver watches), not a CPU interrupt, and is not delivered, exactly as on the
+ * in-process host: the server writes an MSI into RAM when its address is 4-byte aligned RAM, so that is what
+ * {@link #landedInRam} checks. A gap the server reports ({@code dropped}) and the stream's failure or end are
+ * logged as warnings (the driver goes on by polling); a handler that throws is logged and the stream goes on.
  *
- * <p>A failure of the bus under an MMIO access is a {@link BusUnavailableException}. Thread-safe.
+ * <p>Every RPC has its own deadline ({@link BusPhysicalMemory#DEFAULT_DEADLINE} unless told); a failure of the bus
+ * under an MMIO access is a {@link BusUnavailableException} naming the RPC, the instance and the offset. Thread-safe.
  */
 public final class BusSmmuHost implements SmmuHost, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(BusSmmuHost.class);
 
     private final String iommu;
     private final MachineGrpc.MachineBlockingStub cpu;
+    private final long deadlineNanos;
     private final BusPhysicalMemory memory;
     private final PageAllocator allocator;
     private final AtomicLong delivered = new AtomicLong();
+    private final AtomicLong dropped = new AtomicLong();
+    private final ClientCall<InterruptsRequest, Interrupt> subscription;
     private volatile Consumer<Irq> handler;
-    private volatile ClientCallStreamObserver<InterruptsRequest> subscription;
     private volatile boolean closed;
 
+    /** As {@link #BusSmmuHost(Channel, String, BusPhysicalMemory, PageAllocator, Duration)} with the default deadline. */
+    public BusSmmuHost(Channel channel, String iommu, BusPhysicalMemory memory, PageAllocator allocator) {
+        this(channel, iommu, memory, allocator, BusPhysicalMemory.DEFAULT_DEADLINE);
+    }
+
     /**
-     * @param channel   the bus
+     * Checks that the machine has the instance and subscribes to its interrupts.
+     *
+     * @param channel   the bus (callbacks on an executor that may block: see the class comment)
      * @param iommu     the SMMUv3 instance (its {@code IommuInstance.name})
      * @param memory    the machine's memory over the same bus
-     * @param allocator where the driver's queues and tables come from
+     * @param allocator where the driver's queues and tables come from (over {@code memory})
+     * @param deadline  how long each MMIO RPC, and the wait for the interrupt subscription, may take
      * @throws IllegalArgumentException when the machine has no such instance or it is not an SMMUv3
+     * @throws BusUnavailableException when the bus fails or the server does not confirm the subscription in time
      */
-    public BusSmmuHost(Channel channel, String iommu, BusPhysicalMemory memory, PageAllocator allocator) {
+    public BusSmmuHost(Channel channel, String iommu, BusPhysicalMemory memory, PageAllocator allocator,
+            Duration deadline) {
+        Objects.requireNonNull(channel, "channel");
         this.iommu = Objects.requireNonNull(iommu, "iommu");
-        this.cpu = MachineGrpc.newBlockingStub(channel);
         this.memory = Objects.requireNonNull(memory, "memory");
         this.allocator = Objects.requireNonNull(allocator, "allocator");
+        if (deadline.isNegative() || deadline.isZero()) {
+            throw new IllegalArgumentException("the RPC deadline must be positive, got " + deadline);
+        }
+        this.deadlineNanos = deadline.toNanos();
+        this.cpu = MachineGrpc.newBlockingStub(channel);
         DescribeReply d;
         try {
-            d = cpu.describe(DescribeRequest.getDefaultInstance());
+            d = rpc().describe(DescribeRequest.getDefaultInstance());
         } catch (StatusRuntimeException e) {
             throw new BusUnavailableException("Machine.Describe", e);
         }
@@ -74,66 +103,111 @@ public final class BusSmmuHost implements SmmuHost, AutoCloseable {
                 found = i;
             }
         }
-        if (found == null || found.getKind() != org.iommuemu.proto.v1.IommuKind.SMMUV3) {
+        if (found == null || found.getKind() != IommuKind.SMMUV3) {
             throw new IllegalArgumentException(found == null ? "the machine has no IOMMU instance '" + iommu + "'"
                     : iommu + " is " + found.getKind() + ", not an SMMUv3");
         }
-        subscribe(channel);
+        this.subscription = subscribe(channel);
     }
 
     /**
      * A host for {@code iommu} whose driver takes its pages from {@code [heapBase, heapBase + heapSize)} of guest
      * RAM, which nothing else on the machine may use (for instance the machine's driver heap, when the
-     * {@code Driver} service is not used).
+     * {@code Driver} service is not used). Two hosts made this way have two allocators: give the drivers of several
+     * instances disjoint ranges, or build one allocator and use the constructor.
      */
     public static BusSmmuHost connect(Channel channel, String iommu, long heapBase, long heapSize) {
         BusPhysicalMemory memory = new BusPhysicalMemory(MachineGrpc.newBlockingStub(channel));
         return new BusSmmuHost(channel, iommu, memory, new BuddyPageAllocator(memory, heapBase, heapSize));
     }
 
-    private void subscribe(Channel channel) {
-        MachineGrpc.newStub(channel).interrupts(InterruptsRequest.newBuilder().addIommus(iommu).build(),
-                new ClientResponseObserver<InterruptsRequest, Interrupt>() {
-                    @Override
-                    public void beforeStart(ClientCallStreamObserver<InterruptsRequest> call) {
-                        subscription = call;
-                    }
-
-                    @Override
-                    public void onNext(Interrupt i) {
-                        deliver(i);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        if (!closed) {
-                            log.warn("{}: the interrupt stream failed ({}); the driver goes on by polling", iommu,
-                                    Status.fromThrowable(t));
-                        }
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                        if (!closed) {
-                            log.warn("{}: the server ended the interrupt stream; the driver goes on by polling",
-                                    iommu);
-                        }
-                    }
-                });
+    private MachineGrpc.MachineBlockingStub rpc() {
+        return cpu.withDeadlineAfter(deadlineNanos, TimeUnit.NANOSECONDS);
     }
 
-    private synchronized void deliver(Interrupt i) {
+    /** Starts the stream and waits, bounded, for the server to say the subscription is in place. */
+    private ClientCall<InterruptsRequest, Interrupt> subscribe(Channel channel) {
+        ClientCall<InterruptsRequest, Interrupt> call = channel.newCall(MachineGrpc.getInterruptsMethod(),
+                CallOptions.DEFAULT);
+        CountDownLatch answered = new CountDownLatch(1);
+        Status[] endedEarly = new Status[1];
+        call.start(new ClientCall.Listener<>() {
+            @Override
+            public void onHeaders(Metadata headers) {
+                answered.countDown();
+            }
+
+            @Override
+            public void onMessage(Interrupt message) {
+                try {
+                    deliver(message);
+                } finally {
+                    call.request(1); // the next one only now: a slow handler is the server's to buffer
+                }
+            }
+
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+                if (answered.getCount() > 0) {
+                    endedEarly[0] = status;
+                    answered.countDown();
+                } else if (!closed) {
+                    if (status.isOk()) {
+                        log.warn("{}: the server ended the interrupt stream; the driver goes on by polling", iommu);
+                    } else {
+                        log.warn("{}: the interrupt stream failed ({}); the driver goes on by polling", iommu, status);
+                    }
+                }
+            }
+        }, new Metadata());
+        call.sendMessage(InterruptsRequest.newBuilder().addIommus(iommu).build());
+        call.halfClose();
+        call.request(1);
+        boolean inTime;
+        try {
+            inTime = answered.await(deadlineNanos, TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            call.cancel("interrupted while subscribing", e);
+            throw new BusUnavailableException("Machine.Interrupts for " + iommu + ": interrupted while subscribing");
+        }
+        if (!inTime) {
+            call.cancel("no subscription in time", null);
+            throw new BusUnavailableException("Machine.Interrupts for " + iommu + ": the server did not confirm the"
+                    + " subscription within " + TimeUnit.NANOSECONDS.toMillis(deadlineNanos) + " ms");
+        }
+        if (endedEarly[0] != null) { // the latch orders this read after onClose's write
+            Status s = endedEarly[0];
+            throw s.isOk() ? new BusUnavailableException("Machine.Interrupts for " + iommu
+                    + ": the server ended the stream at once (shutting down?)")
+                    : new BusUnavailableException("Machine.Interrupts for " + iommu, s.asRuntimeException());
+        }
+        return call;
+    }
+
+    /**
+     * Whether an interrupt message is an MSI the server performed as a write into RAM, which is what the machine's
+     * interrupt controller does for a 4-byte aligned RAM address (any other MSI target is the doorbell window, or
+     * the MSI aborted and was never reported).
+     */
+    private boolean landedInRam(Interrupt i) {
+        return i.getMsi() && (i.getMsiAddress() & 3) == 0 && memory.isRam(i.getMsiAddress(), 4);
+    }
+
+    /** On the stream's callback thread; gRPC calls it for one message at a time. */
+    private void deliver(Interrupt i) {
         if (i.getDropped() != 0) {
-            log.warn("{}: the server dropped {} interrupt(s) after #{} (this client fell behind)", iommu,
-                    i.getDropped(), i.getSequence());
+            dropped.addAndGet(i.getDropped());
+            log.warn("{}: the server dropped {} interrupt(s) after #{} (this client fell behind); the driver goes on"
+                    + " by polling", iommu, i.getDropped(), i.getSequence());
         }
         Irq irq = Irq.fromSource(i.getSource());
-        if (irq == null || (irq == Irq.CMD_SYNC && i.getMsi() && memory.isRam(i.getMsiAddress(), 4))) {
+        if (irq == null || (irq == Irq.CMD_SYNC && landedInRam(i))) {
             return;
         }
         Consumer<Irq> h = handler;
         if (h == null || closed) {
-            return;
+            return; // no handler yet: a masked line
         }
         delivered.incrementAndGet();
         try {
@@ -148,11 +222,16 @@ public final class BusSmmuHost implements SmmuHost, AutoCloseable {
         return delivered.get();
     }
 
+    /** Interrupts the server reported as dropped for this subscriber so far. */
+    public long droppedInterrupts() {
+        return dropped.get();
+    }
+
     @Override
     public long mmioRead(long offset, int width) {
         try {
-            return cpu.mmioRead(MmioReadRequest.newBuilder().setIommu(iommu).setOffset(offset).setWidth(width).build())
-                    .getValue();
+            return rpc().mmioRead(MmioReadRequest.newBuilder().setIommu(iommu).setOffset(offset).setWidth(width)
+                    .build()).getValue();
         } catch (StatusRuntimeException e) {
             throw new BusUnavailableException("Machine.MmioRead " + iommu, offset, e);
         }
@@ -161,7 +240,7 @@ public final class BusSmmuHost implements SmmuHost, AutoCloseable {
     @Override
     public void mmioWrite(long offset, int width, long value) {
         try {
-            cpu.mmioWrite(MmioWriteRequest.newBuilder().setIommu(iommu).setOffset(offset).setWidth(width)
+            rpc().mmioWrite(MmioWriteRequest.newBuilder().setIommu(iommu).setOffset(offset).setWidth(width)
                     .setValue(width == 4 ? value & 0xFFFF_FFFFL : value).build());
         } catch (StatusRuntimeException e) {
             throw new BusUnavailableException("Machine.MmioWrite " + iommu, offset, e);
@@ -187,10 +266,7 @@ public final class BusSmmuHost implements SmmuHost, AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        ClientCallStreamObserver<InterruptsRequest> s = subscription;
-        if (s != null) {
-            s.cancel("the SMMUv3 host of " + iommu + " closed", null);
-        }
+        subscription.cancel("the SMMUv3 host of " + iommu + " closed", null);
     }
 
     @Override

@@ -17,6 +17,11 @@ public final class BusUnavailableException extends RuntimeException {
                 cause);
     }
 
+    /** The bus answered something no correct server sends (a reply of the wrong size, no subscription). */
+    BusUnavailableException(String message) {
+        super(message);
+    }
+
     BusUnavailableException(String message, StatusRuntimeException cause) {
         super(message + ": " + cause.getStatus().getCode() + (cause.getStatus().getDescription() != null ? ": "
                 + cause.getStatus().getDescription() : ""), cause);

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.proto.v1.DescribeReply;
 import org.iommuemu.proto.v1.DescribeRequest;
 import org.iommuemu.proto.v1.Interrupt;
@@ -134,6 +135,70 @@ class MachineServiceTest {
     }
 
     @Test
+    void alignedWordsAndOddRangesAreLittleEndianBothWays() throws Exception {
+        long pa = bus.ramBase() + 0x3000;
+        byte[] bytes = new byte[24];
+        for (int i = 0; i < bytes.length; i++) {
+            bytes[i] = (byte) (0xA0 + i);
+        }
+        // 8-aligned whole words, 4-aligned whole words, and a range that is neither
+        long[][] cases = {{pa, 24}, {pa + 0x104, 12}, {pa + 0x203, 5}};
+        for (long[] c : cases) {
+            long at = c[0];
+            int len = (int) c[1];
+            cpu.memWrite(MemWriteRequest.newBuilder().setAddress(at).setData(ByteString.copyFrom(bytes, 0, len))
+                    .build());
+            for (int i = 0; i < len; i++) {
+                assertThat(bus.machine.memory().read8(at + i)).as("byte %d of %d at %x", i, len, at)
+                        .isEqualTo(0xA0 + i);
+            }
+            assertThat(cpu.memRead(MemReadRequest.newBuilder().setAddress(at).setLength(len).build()).getData())
+                    .isEqualTo(ByteString.copyFrom(bytes, 0, len));
+        }
+        assertThat(bus.machine.memory().read64(pa)).isEqualTo(0xA7A6_A5A4_A3A2_A1A0L);
+        assertThat(bus.machine.memory().read32(pa + 0x108)).isEqualTo(0xA7A6_A5A4);
+    }
+
+    @Test
+    void anAlignedWordWrittenOverTheBusIsNeverSeenTornAndViceVersa() throws Exception {
+        long pa = bus.ramBase() + 0x4000;
+        long a = 0x1111_1111_1111_1111L;
+        long b = 0xEEEE_EEEE_EEEE_EEEEL;
+        byte[] aBytes = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(a).array();
+        byte[] bBytes = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(b).array();
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong torn = new java.util.concurrent.atomic.AtomicLong();
+        Thread device = new Thread(() -> { // the device side: reads and writes the word as a walker would
+            try {
+                while (!stop.get()) {
+                    long v = bus.machine.memory().read64(pa);
+                    if (v != a && v != b && v != 0) {
+                        torn.incrementAndGet();
+                    }
+                    bus.machine.memory().write64(pa + 8, (v & 1) == 0 ? a : b);
+                }
+            } catch (MemoryAccessException e) {
+                throw new AssertionError(e);
+            }
+        });
+        device.start();
+        try {
+            for (int i = 0; i < 500; i++) {
+                cpu.memWrite(MemWriteRequest.newBuilder().setAddress(pa)
+                        .setData(ByteString.copyFrom((i & 1) == 0 ? aBytes : bBytes)).build());
+                long v = java.nio.ByteBuffer.wrap(cpu.memRead(MemReadRequest.newBuilder().setAddress(pa + 8)
+                        .setLength(8).build()).getData().toByteArray()).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                        .getLong();
+                assertThat(v).as("a word the device writes is read whole").isIn(0L, a, b);
+            }
+        } finally {
+            stop.set(true);
+            device.join(10_000);
+        }
+        assertThat(torn).as("a word written over the bus is read whole by the device").hasValue(0);
+    }
+
+    @Test
     void memoryRequestsOutsideRamOrTooLargeAreRefused() {
         long end = bus.ramEnd();
         assertStatus(() -> cpu.memRead(MemReadRequest.newBuilder().setAddress(end - 8).setLength(16).build()),
@@ -207,6 +272,63 @@ class MachineServiceTest {
         assertThat(v.getIommu()).isEqualTo("dmar0");
         assertThat(v.getSequence()).isEqualTo(b.getSequence());
         assertThat(bus.machine.memory().read32(msiTarget)).as("MSI write landed in RAM").isEqualTo(0x4321);
+    }
+
+    @Test
+    void interruptsHeadersArriveOnceTheSubscriptionIsInPlaceAndBeforeAnyInterrupt() throws Exception {
+        CompletableFuture<Integer> subscribersAtHeaders = new CompletableFuture<>();
+        java.util.concurrent.BlockingQueue<Interrupt> received = new java.util.concurrent.LinkedBlockingQueue<>();
+        io.grpc.ClientCall<InterruptsRequest, Interrupt> call = bus.channel()
+                .newCall(MachineGrpc.getInterruptsMethod(), io.grpc.CallOptions.DEFAULT);
+        call.start(new io.grpc.ClientCall.Listener<>() {
+            @Override
+            public void onHeaders(io.grpc.Metadata headers) {
+                subscribersAtHeaders.complete(bus.machine.interrupts().subscribers());
+            }
+
+            @Override
+            public void onMessage(Interrupt message) {
+                received.add(message);
+                call.request(1);
+            }
+        }, new io.grpc.Metadata());
+        call.sendMessage(InterruptsRequest.newBuilder().addIommus("smmu0").build());
+        call.halfClose();
+        call.request(1);
+        assertThat(subscribersAtHeaders.get(10, TimeUnit.SECONDS))
+                .as("headers come without any interrupt, after the subscription").isEqualTo(1);
+        assertThat(received).isEmpty();
+        bus.machine.interrupts().wired("smmu0", "gerror");
+        Interrupt first = received.poll(10, TimeUnit.SECONDS);
+        assertThat(first).isNotNull();
+        assertThat(first.getSource()).isEqualTo("gerror");
+        call.cancel("done", null);
+    }
+
+    @Test
+    void aRefusedInterruptsRequestEndsWithoutHeaders() throws Exception {
+        CompletableFuture<io.grpc.Status> closed = new CompletableFuture<>();
+        java.util.concurrent.atomic.AtomicBoolean headers = new java.util.concurrent.atomic.AtomicBoolean();
+        io.grpc.ClientCall<InterruptsRequest, Interrupt> call = bus.channel()
+                .newCall(MachineGrpc.getInterruptsMethod(), io.grpc.CallOptions.DEFAULT);
+        call.start(new io.grpc.ClientCall.Listener<>() {
+            @Override
+            public void onHeaders(io.grpc.Metadata h) {
+                headers.set(true);
+            }
+
+            @Override
+            public void onClose(io.grpc.Status status, io.grpc.Metadata trailers) {
+                closed.complete(status);
+            }
+        }, new io.grpc.Metadata());
+        call.sendMessage(InterruptsRequest.newBuilder().addIommus("nope").build());
+        call.halfClose();
+        call.request(1);
+        io.grpc.Status s = closed.get(10, TimeUnit.SECONDS);
+        assertThat(s.getCode()).isEqualTo(Status.Code.NOT_FOUND);
+        assertThat(s.getDescription()).contains("iommu 'nope' not found");
+        assertThat(headers).as("no subscription, so no sign of one").isFalse();
     }
 
     @Test

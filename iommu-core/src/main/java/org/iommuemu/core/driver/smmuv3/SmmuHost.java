@@ -11,8 +11,8 @@ import org.iommuemu.core.memory.PhysicalMemory;
  * other way, so the same driver runs against an in-process device and against a remote one.
  *
  * <p>Implementations: device-model's {@code org.iommuemu.device.machine.InProcessSmmuHost} calls an
- * {@code SmmuV3Device} directly; a bus client will implement it remotely over the {@code Machine} service (MMIO
- * and memory RPCs, the interrupt stream).
+ * {@code SmmuV3Device} directly; {@code org.iommuemu.device.remote.BusSmmuHost} implements it from another process
+ * over the {@code Machine} service (MMIO and memory RPCs, the interrupt stream).
  *
  * <p>Interrupts may be delivered on any thread, at any time after they are raised (including never, when the
  * host has no interrupt path): the driver stays correct because it also polls what it waits for.
