@@ -9,22 +9,15 @@ import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.api.SgEntry;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
 import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
-import org.iommuemu.core.memory.BuddyPageAllocator;
-import org.iommuemu.core.memory.RamRegion;
-import org.iommuemu.core.memory.SparseRam;
 import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.device.machine.Access;
-import org.iommuemu.device.machine.InProcessSmmuHost;
-import org.iommuemu.device.machine.InterruptHub;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
-import org.iommuemu.device.smmuv3.SmmuV3Device;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -156,42 +149,19 @@ class SmmuV3DomainsTest {
     }
 
     @Test
-    @SuppressWarnings("deprecation") // Thread.getId: threadId() arrives in Java 19
     void strictMapAndUnmapThroughTheDriverAndDeviceAllocateNothing() throws Exception {
-        java.lang.management.ThreadMXBean plain = java.lang.management.ManagementFactory.getThreadMXBean();
-        org.junit.jupiter.api.Assumptions.assumeTrue(plain instanceof com.sun.management.ThreadMXBean,
-                "no HotSpot thread MXBean");
-        com.sun.management.ThreadMXBean bean = (com.sun.management.ThreadMXBean) plain;
-        // the machine as the bus builds it: nobody keeps interrupt records (DriverRig's recorder would)
-        SparseRam ram = new SparseRam(List.of(new RamRegion(DriverRig.RAM_BASE, DriverRig.RAM_SIZE)));
-        BuddyPageAllocator alloc = new BuddyPageAllocator(ram, DriverRig.RAM_BASE, DriverRig.RAM_SIZE);
-        InterruptHub hub = new InterruptHub(ram);
-        SmmuV3Device device = new SmmuV3Device("smmu0", SmmuV3Config.defaults(), ram, hub);
-        SmmuV3Driver driver = SmmuV3Driver.probe(new InProcessSmmuHost(device, ram, alloc, hub),
-                SmmuV3DriverOptions.defaults());
-        driver.init();
-        assertThat(driver.features().msiPolling()).as("CMD_SYNC completed by an MSI into RAM").isTrue();
-        SmmuV3Domains smmu = new SmmuV3Domains(driver, "smmu0", TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD);
-        IommuDomain d = IommuDomain.builder(Arm64Lpae.stage1(12, 48, 48), ram, alloc).name("dom")
+        QuietSmmu q = QuietSmmu.create();
+        assertThat(q.driver().features().msiPolling()).as("CMD_SYNC completed by an MSI into RAM").isTrue();
+        IommuDomain d = IommuDomain.builder(Arm64Lpae.stage1(12, 48, 48), q.ram(), q.alloc()).name("dom")
                 .flushPolicy(FlushPolicy.STRICT).build();
-        smmu.attachStream(d, SmmuV3Domains.Stage.S1, SID);
-        long pa = alloc.allocBytes(64 << 10, "dma");
+        q.smmu().attachStream(d, SmmuV3Domains.Stage.S1, SID);
+        long pa = q.alloc().allocBytes(64 << 10, "dma");
         Translation t = new Translation();
-        long thread = Thread.currentThread().getId();
-        // warm up, then three windows of 1000 rounds: a per-round allocation shows in every window, a one-off
-        // (class loading, a late compilation) in one at most
-        long bytes = Long.MAX_VALUE;
-        for (int window = -2; window < 3; window++) {
-            long before = bean.getThreadAllocatedBytes(thread);
-            for (int round = 0; round < 1_000; round++) {
-                d.map(IOVA, pa, 64 << 10, Prot.READ | Prot.WRITE); // 16 pages
-                device.translate(SID, -1, IOVA + 0x2000, 0, t);
-                d.unmap(IOVA, 64 << 10); // one range TLBI and a CMD_SYNC completed by MSI
-            }
-            if (window >= 0) {
-                bytes = Math.min(bytes, bean.getThreadAllocatedBytes(thread) - before);
-            }
-        }
+        long bytes = QuietSmmu.leastAllocated(1_000, () -> {
+            d.map(IOVA, pa, 64 << 10, Prot.READ | Prot.WRITE); // 16 pages
+            q.device().translate(SID, -1, IOVA + 0x2000, 0, t);
+            d.unmap(IOVA, 64 << 10); // one range TLBI and a CMD_SYNC completed by MSI
+        });
         assertThat(t.isOk()).isTrue();
         assertThat(bytes).as("bytes allocated by 1000 map + translate + strict unmap rounds (least of 3 windows)").isZero();
     }

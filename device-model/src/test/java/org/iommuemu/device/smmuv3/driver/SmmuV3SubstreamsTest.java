@@ -13,13 +13,9 @@ import org.iommuemu.core.api.FlushPolicy;
 import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
 import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
-import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.PhysicalMemory;
-import org.iommuemu.core.memory.RamRegion;
-import org.iommuemu.core.memory.SparseRam;
 import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
 import org.iommuemu.core.smmuv3.Cd;
@@ -29,11 +25,8 @@ import org.iommuemu.core.smmuv3.L1CdDescriptor;
 import org.iommuemu.core.smmuv3.Ste;
 import org.iommuemu.device.machine.Access;
 import org.iommuemu.device.machine.FaultType;
-import org.iommuemu.device.machine.InProcessSmmuHost;
-import org.iommuemu.device.machine.InterruptHub;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
-import org.iommuemu.device.smmuv3.SmmuV3Device;
 import org.iommuemu.device.xlate.ConfigCache;
 import org.junit.jupiter.api.Test;
 
@@ -440,39 +433,18 @@ class SmmuV3SubstreamsTest {
     }
 
     @Test
-    @SuppressWarnings("deprecation") // Thread.getId: threadId() arrives in Java 19
     void mapTranslateAndStrictUnmapThroughASubstreamAllocateNothing() throws Exception {
-        java.lang.management.ThreadMXBean plain = java.lang.management.ManagementFactory.getThreadMXBean();
-        org.junit.jupiter.api.Assumptions.assumeTrue(plain instanceof com.sun.management.ThreadMXBean,
-                "no HotSpot thread MXBean");
-        com.sun.management.ThreadMXBean bean = (com.sun.management.ThreadMXBean) plain;
-        // the machine as the bus builds it: nobody keeps interrupt records (DriverRig's recorder would)
-        SparseRam ram = new SparseRam(List.of(new RamRegion(DriverRig.RAM_BASE, DriverRig.RAM_SIZE)));
-        BuddyPageAllocator alloc = new BuddyPageAllocator(ram, DriverRig.RAM_BASE, DriverRig.RAM_SIZE);
-        InterruptHub hub = new InterruptHub(ram);
-        SmmuV3Device device = new SmmuV3Device("smmu0", SmmuV3Config.defaults(), ram, hub);
-        SmmuV3Driver driver = SmmuV3Driver.probe(new InProcessSmmuHost(device, ram, alloc, hub),
-                SmmuV3DriverOptions.defaults());
-        driver.init();
-        SmmuV3Domains smmu = new SmmuV3Domains(driver, "smmu0", TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD);
-        IommuDomain d = IommuDomain.builder(Arm64Lpae.stage1(12, 48, 48), ram, alloc).name("d")
+        QuietSmmu q = QuietSmmu.create();
+        IommuDomain d = IommuDomain.builder(Arm64Lpae.stage1(12, 48, 48), q.ram(), q.alloc()).name("d")
                 .flushPolicy(FlushPolicy.STRICT).build();
-        smmu.attachSubstream(d, SID, 7);
-        long pa = alloc.allocBytes(64 << 10, "dma");
+        q.smmu().attachSubstream(d, SID, 7);
+        long pa = q.alloc().allocBytes(64 << 10, "dma");
         Translation t = new Translation();
-        long thread = Thread.currentThread().getId();
-        long bytes = Long.MAX_VALUE;
-        for (int window = -2; window < 3; window++) {
-            long before = bean.getThreadAllocatedBytes(thread);
-            for (int round = 0; round < 1_000; round++) {
-                d.map(IOVA, pa, 64 << 10, Prot.READ | Prot.WRITE);
-                device.translate(SID, 7, IOVA + 0x2000, 0, t);
-                d.unmap(IOVA, 64 << 10);
-            }
-            if (window >= 0) {
-                bytes = Math.min(bytes, bean.getThreadAllocatedBytes(thread) - before);
-            }
-        }
+        long bytes = QuietSmmu.leastAllocated(1_000, () -> {
+            d.map(IOVA, pa, 64 << 10, Prot.READ | Prot.WRITE);
+            q.device().translate(SID, 7, IOVA + 0x2000, 0, t);
+            d.unmap(IOVA, 64 << 10);
+        });
         assertThat(t.isOk()).isTrue();
         assertThat(bytes).as("bytes allocated by 1000 rounds through substream 7 (least of 3 windows)").isZero();
     }
