@@ -811,11 +811,35 @@ public final class Scenario {
     }
 
     /** A counter of an instance's statistics within [min, max]. */
-    static final class CounterExpect {
-        String iommu;
-        String name;
+    /** The bounds an expect puts on a count: min and/or max, both inclusive. */
+    abstract static class Bounded {
         Long min;
         Long max;
+
+        @JsonProperty("min")
+        void setMin(Object value) {
+            min = ServeConfig.number(value, "min");
+        }
+
+        @JsonProperty("max")
+        void setMax(Object value) {
+            max = ServeConfig.number(value, "max");
+        }
+
+        boolean holds(long value) {
+            return (min == null || value >= min) && (max == null || value <= max);
+        }
+
+        /** " = 5", " in [1, 4]", " >= 1" or " <= 0". */
+        String bounds() {
+            return min != null && max != null ? (min.equals(max) ? " = " + min : " in [" + min + ", " + max + "]")
+                    : min != null ? " >= " + min : " <= " + max;
+        }
+    }
+
+    static final class CounterExpect extends Bounded {
+        String iommu;
+        String name;
 
         @JsonProperty("iommu")
         void setIommu(String value) {
@@ -827,16 +851,6 @@ public final class Scenario {
             Counters.check(value);
             name = value;
         }
-
-        @JsonProperty("min")
-        void setMin(Object value) {
-            min = ServeConfig.number(value, "min");
-        }
-
-        @JsonProperty("max")
-        void setMax(Object value) {
-            max = ServeConfig.number(value, "max");
-        }
     }
 
     /**
@@ -844,13 +858,11 @@ public final class Scenario {
      * {@code dma_bytes}, {@code dma_faults} (dma and traffic steps); for NICs {@code rx_packets},
      * {@code rx_bytes}, {@code rx_drops}, {@code rx_faults}.
      */
-    static final class DeviceCounterExpect {
+    static final class DeviceCounterExpect extends Bounded {
         static final List<String> NAMES = List.of("dma_ops", "dma_bytes", "dma_faults", "rx_packets", "rx_bytes",
                 "rx_drops", "rx_faults");
         String device;
         String name;
-        Long min;
-        Long max;
 
         @JsonProperty("device")
         void setDevice(String value) {
@@ -863,16 +875,6 @@ public final class Scenario {
                 throw new IllegalArgumentException("unknown device counter '" + value + "' (one of " + NAMES + ")");
             }
             name = value;
-        }
-
-        @JsonProperty("min")
-        void setMin(Object value) {
-            min = ServeConfig.number(value, "min");
-        }
-
-        @JsonProperty("max")
-        void setMax(Object value) {
-            max = ServeConfig.number(value, "max");
         }
     }
 

@@ -697,18 +697,18 @@ public final class ScenarioRunner {
             }
         } else if (e.deviceCounter != null) {
             Scenario.DeviceCounterExpect c = e.deviceCounter;
-            what = "expect device_counter " + c.device + " " + c.name + range(c.min, c.max);
+            what = "expect device_counter " + c.device + " " + c.name + c.bounds();
             long got = deviceCounter(c.device, c.name);
             what += " (is " + got + ")";
-            if ((c.min != null && got < c.min) || (c.max != null && got > c.max)) {
+            if (!c.holds(got)) {
                 failure = c.name + " is " + got;
             }
         } else {
             Scenario.CounterExpect c = e.counter;
-            what = "expect counter " + c.iommu + " " + c.name + range(c.min, c.max);
+            what = "expect counter " + c.iommu + " " + c.name + c.bounds();
             long got = Counters.since(baseStats.get(c.iommu), statsOf(c.iommu), c.name);
             what += " (is " + got + ")";
-            if ((c.min != null && got < c.min) || (c.max != null && got > c.max)) {
+            if (!c.holds(got)) {
                 failure = c.name + " is " + got;
             }
         }
@@ -720,11 +720,6 @@ public final class ScenarioRunner {
             out.println(tag + "FAIL " + what + ": " + failure);
             failures.add(ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + failure);
         }
-    }
-
-    private static String range(Long min, Long max) {
-        return min != null && max != null ? (min.equals(max) ? " = " + min : " in [" + min + ", " + max + "]")
-                : min != null ? " >= " + min : " <= " + max;
     }
 
     private long deviceCounter(String device, String name) {
