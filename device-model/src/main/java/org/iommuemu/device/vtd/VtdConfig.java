@@ -1,5 +1,6 @@
 package org.iommuemu.device.vtd;
 
+import org.iommuemu.core.vtd.VtdRegs;
 import org.iommuemu.core.bits.Bits;
 
 /**
@@ -186,45 +187,45 @@ public record VtdConfig(
     /** CAP_REG. */
     public long cap() {
         long v = 0;
-        v = Bits.deposit(v, VtdRegisters.CAP_ND, 3, nd);
-        v = Bits.deposit(v, VtdRegisters.CAP_AFL, 1, b(afl));
-        v = Bits.deposit(v, VtdRegisters.CAP_CM, 1, b(cm));
-        v = Bits.deposit(v, VtdRegisters.CAP_SAGAW, 5, sagaw);
-        v = Bits.deposit(v, VtdRegisters.CAP_MGAW, 6, mgaw);
-        v = Bits.deposit(v, VtdRegisters.CAP_FRO, 10, fro);
-        v = Bits.deposit(v, VtdRegisters.CAP_SLLPS, 4, sllps);
-        v = Bits.deposit(v, VtdRegisters.CAP_PSI, 1, b(psi));
-        v = Bits.deposit(v, VtdRegisters.CAP_NFR, 8, nfr);
-        v = Bits.deposit(v, VtdRegisters.CAP_MAMV, 6, mamv);
-        v = Bits.deposit(v, VtdRegisters.CAP_DWD, 1, b(dwd));
-        v = Bits.deposit(v, VtdRegisters.CAP_DRD, 1, b(drd));
-        v = Bits.deposit(v, VtdRegisters.CAP_FL1GP, 1, b(fl1gp));
-        v = Bits.deposit(v, VtdRegisters.CAP_PI, 1, b(pi));
-        v = Bits.deposit(v, VtdRegisters.CAP_FL5LP, 1, b(fl5lp));
+        v = Bits.deposit(v, VtdRegs.CAP_ND, 3, nd);
+        v = Bits.deposit(v, VtdRegs.CAP_AFL, 1, b(afl));
+        v = Bits.deposit(v, VtdRegs.CAP_CM, 1, b(cm));
+        v = Bits.deposit(v, VtdRegs.CAP_SAGAW, 5, sagaw);
+        v = Bits.deposit(v, VtdRegs.CAP_MGAW, 6, mgaw);
+        v = Bits.deposit(v, VtdRegs.CAP_FRO, 10, fro);
+        v = Bits.deposit(v, VtdRegs.CAP_SLLPS, 4, sllps);
+        v = Bits.deposit(v, VtdRegs.CAP_PSI, 1, b(psi));
+        v = Bits.deposit(v, VtdRegs.CAP_NFR, 8, nfr);
+        v = Bits.deposit(v, VtdRegs.CAP_MAMV, 6, mamv);
+        v = Bits.deposit(v, VtdRegs.CAP_DWD, 1, b(dwd));
+        v = Bits.deposit(v, VtdRegs.CAP_DRD, 1, b(drd));
+        v = Bits.deposit(v, VtdRegs.CAP_FL1GP, 1, b(fl1gp));
+        v = Bits.deposit(v, VtdRegs.CAP_PI, 1, b(pi));
+        v = Bits.deposit(v, VtdRegs.CAP_FL5LP, 1, b(fl5lp));
         return v;
     }
 
     /** ECAP_REG. */
     public long ecap() {
         long v = 0;
-        v = Bits.deposit(v, VtdRegisters.ECAP_C, 1, b(coherent));
-        v = Bits.deposit(v, VtdRegisters.ECAP_QI, 1, b(qi));
-        v = Bits.deposit(v, VtdRegisters.ECAP_DT, 1, b(dt));
-        v = Bits.deposit(v, VtdRegisters.ECAP_IR, 1, b(ir));
-        v = Bits.deposit(v, VtdRegisters.ECAP_EIM, 1, b(eim));
-        v = Bits.deposit(v, VtdRegisters.ECAP_PT, 1, b(pt));
-        v = Bits.deposit(v, VtdRegisters.ECAP_SC, 1, b(sc));
-        v = Bits.deposit(v, VtdRegisters.ECAP_IRO, 10, iro);
-        v = Bits.deposit(v, VtdRegisters.ECAP_MHMV, 4, mhmv);
-        v = Bits.deposit(v, VtdRegisters.ECAP_NEST, 1, b(nest));
-        v = Bits.deposit(v, VtdRegisters.ECAP_PRS, 1, b(prs));
-        v = Bits.deposit(v, VtdRegisters.ECAP_PSS, 5, pss);
-        v = Bits.deposit(v, VtdRegisters.ECAP_PASID, 1, b(pasid));
-        v = Bits.deposit(v, VtdRegisters.ECAP_SMTS, 1, b(smts));
-        v = Bits.deposit(v, VtdRegisters.ECAP_SLADS, 1, b(slads));
-        v = Bits.deposit(v, VtdRegisters.ECAP_SLTS, 1, b(slts));
-        v = Bits.deposit(v, VtdRegisters.ECAP_FLTS, 1, b(flts));
-        v = Bits.deposit(v, VtdRegisters.ECAP_RPS, 1, b(rps));
+        v = Bits.deposit(v, VtdRegs.ECAP_C, 1, b(coherent));
+        v = Bits.deposit(v, VtdRegs.ECAP_QI, 1, b(qi));
+        v = Bits.deposit(v, VtdRegs.ECAP_DT, 1, b(dt));
+        v = Bits.deposit(v, VtdRegs.ECAP_IR, 1, b(ir));
+        v = Bits.deposit(v, VtdRegs.ECAP_EIM, 1, b(eim));
+        v = Bits.deposit(v, VtdRegs.ECAP_PT, 1, b(pt));
+        v = Bits.deposit(v, VtdRegs.ECAP_SC, 1, b(sc));
+        v = Bits.deposit(v, VtdRegs.ECAP_IRO, 10, iro);
+        v = Bits.deposit(v, VtdRegs.ECAP_MHMV, 4, mhmv);
+        v = Bits.deposit(v, VtdRegs.ECAP_NEST, 1, b(nest));
+        v = Bits.deposit(v, VtdRegs.ECAP_PRS, 1, b(prs));
+        v = Bits.deposit(v, VtdRegs.ECAP_PSS, 5, pss);
+        v = Bits.deposit(v, VtdRegs.ECAP_PASID, 1, b(pasid));
+        v = Bits.deposit(v, VtdRegs.ECAP_SMTS, 1, b(smts));
+        v = Bits.deposit(v, VtdRegs.ECAP_SLADS, 1, b(slads));
+        v = Bits.deposit(v, VtdRegs.ECAP_SLTS, 1, b(slts));
+        v = Bits.deposit(v, VtdRegs.ECAP_FLTS, 1, b(flts));
+        v = Bits.deposit(v, VtdRegs.ECAP_RPS, 1, b(rps));
         return v;
     }
 

@@ -1,5 +1,6 @@
 package org.iommuemu.device.vtd;
 
+import org.iommuemu.core.vtd.VtdRegs;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -115,8 +116,8 @@ public final class VtdDevice implements IommuDevice {
         }
         if (srtp.isSet(command)) {
             long rtaddr = regs.rtaddr.value();
-            rootTableAddress = Bits.alignDown(rtaddr, VtdRegisters.RTADDR_RTA);
-            translationTableMode = (int) Bits.extract(rtaddr, VtdRegisters.RTADDR_TTM, 2);
+            rootTableAddress = Bits.alignDown(rtaddr, VtdRegs.RTADDR_RTA);
+            translationTableMode = (int) Bits.extract(rtaddr, VtdRegs.RTADDR_TTM, 2);
             rtps.set(true);
             commands++;
         }

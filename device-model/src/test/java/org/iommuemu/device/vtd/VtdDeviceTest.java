@@ -1,5 +1,6 @@
 package org.iommuemu.device.vtd;
 
+import org.iommuemu.core.vtd.VtdRegs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.mockito.Mockito.mock;
@@ -258,12 +259,12 @@ class VtdDeviceTest {
             command(vtd, SRTP);
             assertThat(vtd.mmioRead(0x1C, 4)).isEqualTo(SRTP);
             assertThat(vtd.rootTableAddress()).isEqualTo(0x1234_5000L);
-            assertThat(vtd.translationTableMode()).isEqualTo(VtdRegisters.TTM_SCALABLE);
+            assertThat(vtd.translationTableMode()).isEqualTo(VtdRegs.TTM_SCALABLE);
             vtd.mmioWrite(0x20, 8, 0xABC_D000L);
             assertThat(vtd.rootTableAddress()).as("latched until the next SRTP").isEqualTo(0x1234_5000L);
             command(vtd, SRTP);
             assertThat(vtd.rootTableAddress()).isEqualTo(0xABC_D000L);
-            assertThat(vtd.translationTableMode()).isEqualTo(VtdRegisters.TTM_LEGACY);
+            assertThat(vtd.translationTableMode()).isEqualTo(VtdRegs.TTM_LEGACY);
             assertThat(vtd.mmioRead(0x1C, 4)).as("RTPS stays set").isEqualTo(SRTP);
         }
 
@@ -276,7 +277,7 @@ class VtdDeviceTest {
             small.mmioWrite(0x20, 8, 0x5000L | (1L << 10));
             assertThat(small.mmioRead(0x20, 8)).as("TTM reserved without SMTS").isEqualTo(0x5000L);
             command(small, SRTP);
-            assertThat(small.translationTableMode()).isEqualTo(VtdRegisters.TTM_LEGACY);
+            assertThat(small.translationTableMode()).isEqualTo(VtdRegs.TTM_LEGACY);
         }
 
         @Test
