@@ -1,6 +1,7 @@
 package org.iommuemu.device.vtd;
 
 import org.iommuemu.core.vtd.VtdRegs;
+import org.iommuemu.device.xlate.CostModel;
 import org.iommuemu.core.bits.Bits;
 
 /**
@@ -50,6 +51,11 @@ import org.iommuemu.core.bits.Bits;
  * @param slts ECAP.SLTS second-stage translation (scalable mode)
  * @param flts ECAP.FLTS first-stage translation (scalable mode)
  * @param rps ECAP.RPS RID_PASID support
+ * @param iotlbCapacity IOTLB entries
+ * @param walkCacheCapacity paging-structure-cache entries (non-leaf entries of both stages)
+ * @param contextCacheCapacity context-cache entries
+ * @param pasidCacheCapacity PASID-cache entries
+ * @param cost simulated nanoseconds per MMIO access, table read, descriptor, invalidation wait...
  */
 public record VtdConfig(
         int versionMajor,
@@ -86,7 +92,12 @@ public record VtdConfig(
         boolean slads,
         boolean slts,
         boolean flts,
-        boolean rps) {
+        boolean rps,
+        int iotlbCapacity,
+        int walkCacheCapacity,
+        int contextCacheCapacity,
+        int pasidCacheCapacity,
+        CostModel cost) {
 
     /** The register window: one 4 KB page. */
     public static final long MMIO_SIZE = 0x1000;
@@ -108,6 +119,11 @@ public record VtdConfig(
         check(mhmv >= 0 && mhmv <= 15, "mhmv must be 0..15, was " + mhmv);
         check(pss >= 0 && pss <= 19, "pss must be 0..19, was " + pss);
         check(!eim || ir, "eim needs ir");
+        capacity(iotlbCapacity, "iotlbCapacity");
+        capacity(walkCacheCapacity, "walkCacheCapacity");
+        capacity(contextCacheCapacity, "contextCacheCapacity");
+        capacity(pasidCacheCapacity, "pasidCacheCapacity");
+        check(cost != null, "cost model missing");
         check(!nest || (flts && slts), "nest needs flts and slts");
         check(!slads || slts, "slads needs slts");
         long frcdStart = 16L * fro;
@@ -120,6 +136,16 @@ public record VtdConfig(
         check(ivaStart >= FIRST_FREE_OFFSET && ivaEnd <= MMIO_SIZE,
                 "IVA/IOTLB registers at " + Bits.hex(ivaStart) + " must lie in [0xf0, 0x1000)");
         check(ivaEnd <= frcdStart || frcdEnd <= ivaStart, "IVA/IOTLB registers overlap the fault recording registers");
+    }
+
+    /** Default cache sizes: as the SMMUv3 model's IOTLB and walk cache; 256 context and PASID entries. */
+    public static final int DEFAULT_IOTLB_CAPACITY = 1024;
+    public static final int DEFAULT_WALK_CACHE_CAPACITY = 256;
+    public static final int DEFAULT_CONTEXT_CACHE_CAPACITY = 256;
+    public static final int DEFAULT_PASID_CACHE_CAPACITY = 256;
+
+    private static void capacity(int value, String name) {
+        check(value >= 1 && value <= 1 << 20, name + " must be 1..2^20, was " + value);
     }
 
     private static void check(boolean ok, String message) {
@@ -137,7 +163,8 @@ public record VtdConfig(
     public static VtdConfig defaults() {
         return new VtdConfig(3, 0, 6, false, false, 0b0110, 47, 0x40, 0b0011, true, 7, 18, true, true, true,
                 false, false, false, true, false, false, false, true, true, 0x50, 0xF, true, false, true, 19, true,
-                true, true, true, true);
+                true, true, true, true, DEFAULT_IOTLB_CAPACITY, DEFAULT_WALK_CACHE_CAPACITY,
+                DEFAULT_CONTEXT_CACHE_CAPACITY, DEFAULT_PASID_CACHE_CAPACITY, CostModel.DEFAULTS);
     }
 
     /** A builder starting from {@link #defaults()}. */
@@ -270,6 +297,11 @@ public record VtdConfig(
         private boolean slts;
         private boolean flts;
         private boolean rps;
+        private int iotlbCapacity;
+        private int walkCacheCapacity;
+        private int contextCacheCapacity;
+        private int pasidCacheCapacity;
+        private CostModel cost;
 
         private Builder(VtdConfig c) {
             versionMajor = c.versionMajor;
@@ -307,6 +339,11 @@ public record VtdConfig(
             slts = c.slts;
             flts = c.flts;
             rps = c.rps;
+            iotlbCapacity = c.iotlbCapacity;
+            walkCacheCapacity = c.walkCacheCapacity;
+            contextCacheCapacity = c.contextCacheCapacity;
+            pasidCacheCapacity = c.pasidCacheCapacity;
+            cost = c.cost;
         }
 
         public Builder version(int major, int minor) {
@@ -480,10 +517,36 @@ public record VtdConfig(
             return this;
         }
 
+
+        public Builder iotlbCapacity(int v) {
+            iotlbCapacity = v;
+            return this;
+        }
+
+        public Builder walkCacheCapacity(int v) {
+            walkCacheCapacity = v;
+            return this;
+        }
+
+        public Builder contextCacheCapacity(int v) {
+            contextCacheCapacity = v;
+            return this;
+        }
+
+        public Builder pasidCacheCapacity(int v) {
+            pasidCacheCapacity = v;
+            return this;
+        }
+
+        public Builder cost(CostModel v) {
+            cost = v;
+            return this;
+        }
         public VtdConfig build() {
             return new VtdConfig(versionMajor, versionMinor, nd, afl, cm, sagaw, mgaw, fro, sllps, psi, nfr, mamv,
                     dwd, drd, fl1gp, pi, fl5lp, coherent, qi, dt, ir, eim, pt, sc, iro, mhmv, nest, prs, pasid, pss,
-                    smts, slads, slts, flts, rps);
+                    smts, slads, slts, flts, rps, iotlbCapacity, walkCacheCapacity,
+                    contextCacheCapacity, pasidCacheCapacity, cost);
         }
     }
 }
