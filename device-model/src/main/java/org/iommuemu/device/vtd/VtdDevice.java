@@ -406,7 +406,7 @@ public final class VtdDevice implements IommuDevice {
         List<DeviceStats.CodeCount> byCode = new ArrayList<>();
         snap.commandsByOpcode().forEach((code, n) -> byCode.add(new DeviceStats.CodeCount(code, commandName(code), n)));
         List<DeviceStats.CodeCount> byReason = new ArrayList<>();
-        snap.eventsByType().forEach((fr, n) -> byReason.add(new DeviceStats.CodeCount(fr, FaultReason.describe(fr), n)));
+        snap.eventsByType().forEach((fr, n) -> byReason.add(new DeviceStats.CodeCount(fr, FaultReason.name(fr), n)));
         long lost = faults.dropped.sum() + faults.collapsed.sum();
         return new DeviceStats(0, 0, List.of(), 0, 0, mmioReads.sum(), mmioWrites.sum(), byCode, byReason, lost,
                 snap.gerrors(), snap.simNanos(), interruptCount.sum());
@@ -419,6 +419,11 @@ public final class VtdDevice implements IommuDevice {
             case CODE_IOTLB_REGISTER -> "IOTLB_REG";
             default -> InvDesc.typeName(code);
         };
+    }
+
+    /** Every command code {@link #stats()} can report: the descriptor types and the register-based invalidations. */
+    public static List<Integer> commandCodes() {
+        return List.of(1, 2, 3, 4, 5, 6, 7, 8, 9, CODE_CCMD, CODE_IOTLB_REGISTER);
     }
 
     /** Queued-invalidation descriptors consumed so far (0 without ECAP.QI). */
