@@ -17,26 +17,20 @@ import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.driver.smmuv3.NestedTables;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
-import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
 import org.iommuemu.core.memory.GuestMemoryExhaustedException;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.pgtable.PageTableException;
 import org.iommuemu.core.pgtable.Prot;
-import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
-import org.iommuemu.core.smmuv3.EventRecord;
-import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.device.machine.DriverEventLog;
 import org.iommuemu.device.machine.DriverHost;
+import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
-import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.AllocBufferReply;
 import org.iommuemu.proto.v1.AllocBufferRequest;
 import org.iommuemu.proto.v1.AttachDeviceReply;
 import org.iommuemu.proto.v1.AttachDeviceRequest;
-import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.CreateDomainReply;
 import org.iommuemu.proto.v1.CreateDomainRequest;
 import org.iommuemu.proto.v1.DestroyDomainReply;
@@ -100,8 +94,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     private static final class Domain {
         final long id;
         final IommuDomain api;
-        final SmmuV3Domains.Stage stage;
-        final List<DriverHost.Owned> instances;
+        final DriverInstance.Stage stage;
+        final List<DriverInstance> instances;
         /** A nested domain's stage-2 parent and the tables it maps for it; null otherwise. */
         final Domain parent;
         final NestedTables tables;
@@ -111,7 +105,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         final Set<Domain> children = new LinkedHashSet<>();
         final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
 
-        Domain(long id, IommuDomain api, SmmuV3Domains.Stage stage, List<DriverHost.Owned> instances, Domain parent,
+        Domain(long id, IommuDomain api, DriverInstance.Stage stage, List<DriverInstance> instances, Domain parent,
                 NestedTables tables) {
             this.id = id;
             this.api = api;
@@ -121,8 +115,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             this.tables = tables;
         }
 
-        DriverHost.Owned instance(String name) {
-            for (DriverHost.Owned o : instances) {
+        DriverInstance instance(String name) {
+            for (DriverInstance o : instances) {
                 if (o.name().equals(name)) {
                     return o;
                 }
@@ -132,7 +126,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
 
         List<String> instanceNames() {
             List<String> names = new ArrayList<>();
-            for (DriverHost.Owned o : instances) {
+            for (DriverInstance o : instances) {
                 names.add(o.name());
             }
             return names;
@@ -196,9 +190,9 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw BusError.invalidArgument("iommus must name at least one instance (instances: "
                     + machine.iommuNames() + ")");
         }
-        SmmuV3Domains.Stage stage = switch (r.getStage()) {
-            case STAGE_1 -> SmmuV3Domains.Stage.S1;
-            case STAGE_2 -> SmmuV3Domains.Stage.S2;
+        DriverInstance.Stage stage = switch (r.getStage()) {
+            case STAGE_1 -> DriverInstance.Stage.S1;
+            case STAGE_2 -> DriverInstance.Stage.S2;
             default -> throw BusError.invalidArgument("stage must be STAGE_1 or STAGE_2, got " + r.getStage());
         };
         long granule = r.getGranule();
@@ -229,33 +223,25 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             if (devices.contains(d)) {
                 throw BusError.invalidArgument("iommus names " + name + " twice");
             }
-            if (d.type() != IommuType.SMMUV3) {
-                throw BusError.unimplemented("iommus: " + name + " is " + d.type()
-                        + ": VT-d driver not modelled yet (only SMMUv3 instances can have domains)");
+            if (!devices.isEmpty() && devices.get(0).type() != d.type()) {
+                throw BusError.invalidArgument("iommus: " + devices.get(0).name() + " is " + devices.get(0).type()
+                        + " and " + name + " is " + d.type() + ": a domain's page table has one format, so its"
+                        + " instances are of one kind");
             }
             devices.add(d);
         }
-        List<DriverHost.Owned> owned = new ArrayList<>();
+        List<DriverInstance> owned = new ArrayList<>();
         int oas = 48;
         for (IommuDevice d : devices) {
-            DriverHost.Owned o = takeOver(d);
-            SmmuV3Features f = o.driver().features();
-            if (stage == SmmuV3Domains.Stage.S1 ? !f.stage1() : !f.stage2()) {
-                throw BusError.failedPrecondition("stage: " + d.name() + " does not implement stage "
-                        + (stage == SmmuV3Domains.Stage.S1 ? 1 : 2));
+            DriverInstance o = takeOver(d);
+            String refusal = o.refusal(stage, granule, parent != null);
+            if (refusal != null) {
+                throw BusError.failedPrecondition(refusal);
             }
-            if ((f.pageSizes() & granule) == 0) {
-                throw BusError.failedPrecondition("granule: " + d.name() + " does not implement the "
-                        + (granule >> 10) + " KiB granule");
-            }
-            if (parent != null && !f.nested()) {
-                throw BusError.failedPrecondition("nest_parent: " + d.name() + " does not implement both stages, so"
-                        + " it cannot nest");
-            }
-            oas = Math.min(oas, f.oasBits());
+            oas = Math.min(oas, o.outputBits());
             owned.add(o);
         }
-        int inputBits = r.getInputBits() == 0 ? 48 : r.getInputBits();
+        int inputBits = r.getInputBits() == 0 ? owned.get(0).defaultInputBits(stage) : r.getInputBits();
         if (parent != null) {
             oas = Math.min(oas, parent.api.format().vaBits()); // a nested domain's output is an IPA
         }
@@ -264,14 +250,11 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw BusError.outOfRange("output_bits " + outputBits + " exceeds the OAS of the instances ("
                     + minOas(owned) + " bits)");
         }
-        Arm64Lpae fmt;
+        PtFormat fmt;
         try {
-            fmt = stage == SmmuV3Domains.Stage.S1
-                    ? Arm64Lpae.stage1(granuleLg2, inputBits, outputBits)
-                    : Arm64Lpae.stage2(granuleLg2, inputBits, outputBits);
+            fmt = owned.get(0).format(stage, granuleLg2, inputBits, outputBits);
         } catch (IllegalArgumentException e) {
-            throw BusError.outOfRange("input_bits / output_bits: " + e.getMessage().replace("iasBits", "input_bits")
-                    .replace("oasBits", "output_bits"));
+            throw BusError.outOfRange("input_bits / output_bits: " + e.getMessage());
         }
         long id = nextId.getAndIncrement();
         String name = r.getName().isEmpty() ? "domain" + id : r.getName();
@@ -313,18 +296,18 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     }
 
     /** The domain {@code nest_parent} names, checked; null when it is 0. */
-    private Domain nestParent(CreateDomainRequest r, SmmuV3Domains.Stage stage) {
+    private Domain nestParent(CreateDomainRequest r, DriverInstance.Stage stage) {
         if (r.getNestParent() == 0) {
             return null;
         }
-        if (stage != SmmuV3Domains.Stage.S1) {
+        if (stage != DriverInstance.Stage.S1) {
             throw BusError.invalidArgument("nest_parent applies to STAGE_1 domains (stage is " + r.getStage() + ")");
         }
         Domain parent = domains.get(r.getNestParent());
         if (parent == null) {
             throw BusError.notFound("nest_parent: domain " + Long.toUnsignedString(r.getNestParent()) + " not found");
         }
-        if (parent.stage != SmmuV3Domains.Stage.S2) {
+        if (parent.stage != DriverInstance.Stage.S2) {
             throw BusError.failedPrecondition("nest_parent: domain " + parent.id + " (" + parent.api.name()
                     + ") is a STAGE_1 domain; a nest parent is a STAGE_2 domain");
         }
@@ -364,22 +347,24 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
     }
 
-    private static int minOas(List<DriverHost.Owned> owned) {
+    private static int minOas(List<DriverInstance> owned) {
         int oas = Integer.MAX_VALUE;
-        for (DriverHost.Owned o : owned) {
-            oas = Math.min(oas, o.driver().features().oasBits());
+        for (DriverInstance o : owned) {
+            oas = Math.min(oas, o.outputBits());
         }
         return oas;
     }
 
-    private DriverHost.Owned takeOver(IommuDevice d) {
+    private DriverInstance takeOver(IommuDevice d) {
         try {
-            return host.smmu(d);
+            return host.takeOver(d);
         } catch (GuestMemoryExhaustedException e) {
             throw heapExhausted("the driver structures of " + d.name(), e);
-        } catch (SmmuV3DriverException e) {
+        } catch (DriverInstance.Failure e) {
             throw BusError.failedPrecondition("iommus: the driver cannot take " + d.name() + " over: "
                     + e.getMessage());
+        } catch (UnsupportedOperationException e) {
+            throw BusError.unimplemented("iommus: " + e.getMessage());
         } catch (IllegalStateException e) {
             throw BusError.failedPrecondition("iommus: " + d.name() + ": " + e.getMessage());
         }
@@ -442,7 +427,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     private synchronized AttachDeviceReply attach(AttachDeviceRequest r) {
         Domain d = domain(r.getDomain());
         IommuDevice device = MachineService.device(machine, r.getIommu());
-        DriverHost.Owned o = d.instance(device.name());
+        DriverInstance o = d.instance(device.name());
         if (o == null) {
             throw BusError.invalidArgument("iommu " + device.name() + " is not one of domain " + d.id
                     + "'s instances " + d.instanceNames());
@@ -463,13 +448,13 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         try {
             onDriver(d, device, () -> {
                 if (d.parent != null) {
-                    o.domains().attachNested(d.api, d.tables, sid);
+                    o.attachNested(d.api, d.tables, sid);
                 } else {
-                    o.domains().attachStream(d.api, d.stage, sid); // moves the stream from its old domain, if any
+                    o.attachStream(d.api, d.stage, sid); // moves the stream from its old domain, if any
                 }
             });
         } finally {
-            if (old != null && o.domains().domainOf(sid) != old.api) {
+            if (old != null && o.domainOf(sid) != old.api) {
                 // moved, or lost on the way when the attach failed after taking it from its old domain
                 old.streams.remove(key);
                 streams.remove(key);
@@ -481,10 +466,10 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         streams.put(key, d);
         d.streams.add(key);
-        return AttachDeviceReply.newBuilder().setContextId(o.domains().contextId(d.api)).build();
+        return AttachDeviceReply.newBuilder().setContextId(o.contextId(d.api)).build();
     }
 
-    private AttachDeviceReply attachSubstream(Domain d, IommuDevice device, DriverHost.Owned o, int sid, int ssid) {
+    private AttachDeviceReply attachSubstream(Domain d, IommuDevice device, DriverInstance o, int sid, int ssid) {
         checkSubstreamId(device, o, ssid);
         String where = "substream_id " + Integer.toUnsignedString(ssid) + " of stream_id "
                 + Integer.toUnsignedString(sid) + " of " + device.name();
@@ -492,7 +477,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw BusError.invalidArgument("substream_id 0 is the stream's DMA without a substream id (CD 0): attach"
                     + " the whole stream (leave substream_id unset)");
         }
-        if (d.stage != SmmuV3Domains.Stage.S1) {
+        if (d.stage != DriverInstance.Stage.S1) {
             throw BusError.failedPrecondition("substream_id: domain " + d.id + " (" + d.api.name()
                     + ") is STAGE_2; a substream takes a STAGE_1 domain");
         }
@@ -507,9 +492,9 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         List<Lock> locks = writeLock(d, old);
         try {
-            onDriver(d, device, () -> o.domains().attachSubstream(d.api, sid, ssid));
+            onDriver(d, device, () -> o.attachSubstream(d.api, sid, ssid));
         } finally {
-            if (old != null && o.domains().domainOf(sid, ssid) != old.api) {
+            if (old != null && o.domainOf(sid, ssid) != old.api) {
                 old.streams.remove(key);
                 streams.remove(key);
             }
@@ -517,7 +502,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         streams.put(key, d);
         d.streams.add(key);
-        return AttachDeviceReply.newBuilder().setContextId(o.domains().contextId(d.api)).build();
+        return AttachDeviceReply.newBuilder().setContextId(o.contextId(d.api)).build();
     }
 
     @FunctionalInterface
@@ -535,8 +520,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw heapExhausted("the stream's CD table", e);
         } catch (IllegalStateException e) {
             throw BusError.resourceExhausted("domain " + d.id + " on " + device.name() + ": " + e.getMessage());
-        } catch (SmmuV3DriverException e) {
-            throw driverError(e);
+        } catch (DriverInstance.Failure e) {
+            throw driverError(d.instance(device.name()), e);
         }
     }
 
@@ -548,13 +533,13 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     }
 
     /** A substream id within the instance's substream id bits (and the driver's, when it uses fewer). */
-    private static void checkSubstreamId(IommuDevice device, DriverHost.Owned o, int ssid) {
+    private static void checkSubstreamId(IommuDevice device, DriverInstance o, int ssid) {
         int bits = device.substreamIdBits();
         if (!Bits.fitsUnsigned(Integer.toUnsignedLong(ssid), bits)) {
             throw BusError.outOfRange("substream_id " + Integer.toUnsignedString(ssid) + " does not fit in the "
                     + bits + " substream id bits of " + device.name());
         }
-        int driverBits = o == null ? bits : o.domains().substreamBits();
+        int driverBits = o == null ? bits : o.substreamBits();
         if (!Bits.fitsUnsigned(Integer.toUnsignedLong(ssid), driverBits)) {
             throw BusError.outOfRange("substream_id " + Integer.toUnsignedString(ssid) + " does not fit in the "
                     + driverBits + " substream id bits the driver uses on " + device.name());
@@ -580,18 +565,18 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                             + "stream_id " + Integer.toUnsignedString(sid) + " of " + device.name()
                             + " is not attached to any domain");
                 }
+                DriverInstance o = d.instance(device.name());
                 List<Lock> locks = writeLock(d, d.parent);
                 try {
-                    SmmuV3Domains smmu = d.instance(device.name()).domains();
                     if (sub) {
-                        smmu.detachSubstream(sid, ssid);
+                        o.detachSubstream(sid, ssid);
                     } else {
-                        smmu.detachStream(sid);
+                        o.detachStream(sid);
                     }
                 } catch (IommuApiException e) {
                     throw apiError("DetachDevice", e);
-                } catch (SmmuV3DriverException e) {
-                    throw driverError(e);
+                } catch (DriverInstance.Failure e) {
+                    throw driverError(o, e);
                 } finally {
                     unlock(locks);
                 }
@@ -616,8 +601,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             return op.run(d.api);
         } catch (IommuApiException e) {
             throw apiError(what, e);
-        } catch (SmmuV3DriverException e) {
-            throw driverError(e);
+        } catch (DriverInstance.Failure e) {
+            throw driverError(d.instances.size() == 1 ? d.instances.get(0) : null, e);
         } finally {
             r.unlock();
         }
@@ -706,24 +691,24 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     public void events(EventsRequest request, StreamObserver<EventsReply> responses) {
         Calls.unary(responses, () -> {
             IommuDevice device = MachineService.device(machine, request.getIommu());
-            DriverHost.Owned o = host.owned(device.name());
+            DriverInstance o = host.owned(device.name());
             EventsReply.Builder b = EventsReply.newBuilder();
             if (o == null) {
                 return b.setStats(DriverStats.getDefaultInstance()).build();
             }
             try {
-                o.driver().drainEvents();
-            } catch (SmmuV3DriverException e) {
-                throw driverError(e);
+                o.drainEvents();
+            } catch (DriverInstance.Failure e) {
+                throw driverError(o, e);
             }
             DriverEventLog.Snapshot snap = o.events().since(request.getAfterSequence());
             b.setStats(TelemetryService.driverStats(snap));
             for (DriverEventLog.Entry e : snap.records()) {
-                EventRecord ev = e.record();
+                DriverEventLog.Event ev = e.event();
                 DriverEvent.Builder d = DriverEvent.newBuilder().setSequence(e.sequence()).setType(ev.type())
-                        .setTypeName(EventType.name(ev.type())).setStreamId(ev.streamId())
-                        .setInputAddress(ev.inputAddr()).setRead(ev.rnw()).setStage2(ev.s2()).setIpa(ev.ipa());
-                if (ev.ssv()) {
+                        .setTypeName(ev.typeName()).setStreamId(ev.streamId())
+                        .setInputAddress(ev.inputAddress()).setRead(ev.read()).setStage2(ev.stage2()).setIpa(ev.ipa());
+                if (ev.substreamId() >= 0) {
                     d.setSubstreamId(ev.substreamId());
                 }
                 b.addRecords(d);
@@ -790,10 +775,11 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 + Bits.hex(host.heapBase()) + ") has no room for " + what + ": " + e.getMessage());
     }
 
-    private static BusError driverError(SmmuV3DriverException e) {
-        return e.kind() == SmmuV3DriverException.Kind.MEMORY
+    private static BusError driverError(DriverInstance o, DriverInstance.Failure e) {
+        return e.outOfMemory()
                 ? BusError.resourceExhausted(e.getMessage())
-                : BusError.failedPrecondition("the SMMUv3 driver failed: " + e.getMessage());
+                : BusError.failedPrecondition((o == null ? "the driver" : o.driverName()) + " failed: "
+                        + e.getMessage());
     }
 
     /** The status of an IOMMU API refusal; the message keeps the API's (which names the values). */

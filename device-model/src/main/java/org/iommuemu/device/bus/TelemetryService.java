@@ -3,10 +3,9 @@ package org.iommuemu.device.bus;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
-import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.DriverEventLog;
-import org.iommuemu.device.machine.DriverHost;
+import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.CacheStats;
@@ -39,7 +38,7 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
             StatsReply.Builder reply = StatsReply.newBuilder();
             for (IommuDevice d : devices) {
                 InstanceStats.Builder b = toProto(d.name(), d.stats()).toBuilder();
-                DriverHost.Owned o = machine.driverHost().owned(d.name());
+                DriverInstance o = machine.driverHost().owned(d.name());
                 if (o != null) {
                     b.setDriver(driverStats(o.events().since(Long.MAX_VALUE)));
                 }
@@ -54,7 +53,7 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
         DriverStats.Builder b = DriverStats.newBuilder().setOwned(true).setEventOverflows(snap.overflows())
                 .setGlobalErrors(snap.globalErrors()).setCommandErrors(snap.commandErrors());
         snap.countsByType().forEach((type, count) -> b.addEventsRead(CodeCount.newBuilder().setCode(type)
-                .setName(EventType.name(type)).setCount(count)));
+                .setName(snap.typeNames().getOrDefault(type, "")).setCount(count)));
         return b.build();
     }
 

@@ -14,6 +14,7 @@ import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Limits;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.vtd.VtdConfig;
 import org.iommuemu.device.xlate.CostModel;
 
 /**
@@ -36,6 +37,9 @@ import org.iommuemu.device.xlate.CostModel;
  *         sync_ns: 500
  *   - name: dmar0
  *     kind: vtd
+ *     vtd:               # optional: what this VT-d unit implements (VtdSection)
+ *       scalable_mode: false
+ *       caching_mode: true
  * limits:
  *   max_dma_length: 1MiB
  *   max_mem_access_length: 1MiB
@@ -107,12 +111,13 @@ public final class ServeConfig {
 
     /**
      * An IOMMU instance: {@code name} and {@code kind} (smmuv3 or vtd) are required; an smmuv3 instance may have
-     * an {@code smmuv3:} section ({@link SmmuV3Section}).
+     * an {@code smmuv3:} section ({@link SmmuV3Section}), a vtd instance a {@code vtd:} section ({@link VtdSection}).
      */
     public static final class Iommu {
         private String name;
         private IommuType kind;
         private SmmuV3Section smmuv3;
+        private VtdSection vtd;
 
         @JsonProperty("name")
         void setName(String value) {
@@ -127,6 +132,11 @@ public final class ServeConfig {
         @JsonProperty("smmuv3")
         void setSmmuv3(SmmuV3Section value) {
             smmuv3 = value;
+        }
+
+        @JsonProperty("vtd")
+        void setVtd(VtdSection value) {
+            vtd = value;
         }
     }
 
@@ -315,6 +325,184 @@ public final class ServeConfig {
         }
     }
 
+    /**
+     * The {@code vtd:} settings of a VT-d unit: capabilities switched on or off so that a driver can be tested
+     * against different hardware, and cache sizes and simulated costs. Omitted keys keep {@link VtdConfig#defaults()}
+     * (a scalable-mode unit with first- and second-stage and nested translation), except that
+     * {@code scalable_mode: false} also clears the omitted scalable-only capabilities (first stage, second stage,
+     * nesting, PASID, RID_PASID, second-stage A/D) and {@code queued_invalidation: false} is allowed only without
+     * scalable mode. Contradictions the file spells out are errors when the machine is built.
+     */
+    public static final class VtdSection {
+        private final Map<String, Consumer<VtdConfig.Builder>> settings = new LinkedHashMap<>();
+        private final Map<String, Boolean> flags = new LinkedHashMap<>();
+        private CostSection cost;
+
+        /** Applies {@code dependent} unless the file sets {@code key} itself. */
+        private void off(VtdConfig.Builder b, String key, Consumer<VtdConfig.Builder> dependent) {
+            if (!settings.containsKey(key)) {
+                dependent.accept(b);
+            }
+        }
+
+        private void flag(String key, boolean value, Consumer<VtdConfig.Builder> setting) {
+            settings.put(key, setting);
+            flags.put(key, value);
+        }
+
+        @JsonProperty("scalable_mode")
+        void setScalableMode(boolean value) {
+            flag("scalable_mode", value, b -> b.smts(value));
+        }
+
+        @JsonProperty("caching_mode")
+        void setCachingMode(boolean value) {
+            flag("caching_mode", value, b -> b.cm(value));
+        }
+
+        @JsonProperty("queued_invalidation")
+        void setQueuedInvalidation(boolean value) {
+            flag("queued_invalidation", value, b -> b.qi(value));
+        }
+
+        @JsonProperty("page_selective_invalidation")
+        void setPageSelectiveInvalidation(boolean value) {
+            flag("page_selective_invalidation", value, b -> b.psi(value));
+        }
+
+        @JsonProperty("max_address_mask")
+        void setMaxAddressMask(int value) {
+            settings.put("max_address_mask", b -> b.mamv(value));
+        }
+
+        @JsonProperty("pass_through")
+        void setPassThrough(boolean value) {
+            flag("pass_through", value, b -> b.pt(value));
+        }
+
+        @JsonProperty("first_stage")
+        void setFirstStage(boolean value) {
+            flag("first_stage", value, b -> b.flts(value));
+        }
+
+        @JsonProperty("second_stage")
+        void setSecondStage(boolean value) {
+            flag("second_stage", value, b -> b.slts(value));
+        }
+
+        @JsonProperty("nested")
+        void setNested(boolean value) {
+            flag("nested", value, b -> b.nest(value));
+        }
+
+        @JsonProperty("pasid_bits")
+        void setPasidBits(int value) {
+            settings.put("pasid_bits", b -> {
+                b.pasid(value > 0);
+                b.pss(Math.max(0, value - 1));
+            });
+        }
+
+        @JsonProperty("large_pages_2m")
+        void setLargePages2m(boolean value) {
+            flag("large_pages_2m", value, b -> { });
+        }
+
+        @JsonProperty("large_pages_1g")
+        void setLargePages1g(boolean value) {
+            flag("large_pages_1g", value, b -> { });
+        }
+
+        @JsonProperty("first_stage_1g")
+        void setFirstStage1g(boolean value) {
+            flag("first_stage_1g", value, b -> b.fl1gp(value));
+        }
+
+        @JsonProperty("five_level")
+        void setFiveLevel(boolean value) {
+            flag("five_level", value, b -> { });
+        }
+
+        @JsonProperty("address_width")
+        void setAddressWidth(int value) {
+            settings.put("address_width", b -> b.mgaw(value - 1));
+        }
+
+        @JsonProperty("fault_records")
+        void setFaultRecords(int value) {
+            settings.put("fault_records", b -> b.nfr(value - 1));
+        }
+
+        @JsonProperty("domain_id_bits")
+        void setDomainIdBits(int value) {
+            if (value < 4 || value > 16 || value % 2 != 0) {
+                throw new IllegalArgumentException("domain_id_bits must be 4, 6, ..., 16, was " + value);
+            }
+            settings.put("domain_id_bits", b -> b.nd((value - 4) / 2));
+        }
+
+        @JsonProperty("device_tlb")
+        void setDeviceTlb(boolean value) {
+            flag("device_tlb", value, b -> b.dt(value));
+        }
+
+        @JsonProperty("iotlb_capacity")
+        void setIotlbCapacity(int value) {
+            settings.put("iotlb_capacity", b -> b.iotlbCapacity(value));
+        }
+
+        @JsonProperty("walk_cache_capacity")
+        void setWalkCacheCapacity(int value) {
+            settings.put("walk_cache_capacity", b -> b.walkCacheCapacity(value));
+        }
+
+        @JsonProperty("context_cache_capacity")
+        void setContextCacheCapacity(int value) {
+            settings.put("context_cache_capacity", b -> b.contextCacheCapacity(value));
+        }
+
+        @JsonProperty("pasid_cache_capacity")
+        void setPasidCacheCapacity(int value) {
+            settings.put("pasid_cache_capacity", b -> b.pasidCacheCapacity(value));
+        }
+
+        @JsonProperty("cost")
+        void setCost(CostSection value) {
+            cost = value;
+        }
+
+        VtdConfig apply(VtdConfig base) {
+            VtdConfig.Builder b = base.toBuilder();
+            settings.values().forEach(setting -> setting.accept(b));
+            boolean scalable = flags.getOrDefault("scalable_mode", base.smts());
+            boolean firstStage = flags.getOrDefault("first_stage", scalable && base.flts());
+            boolean secondStage = flags.getOrDefault("second_stage", scalable && base.slts());
+            if (!scalable) {
+                // without scalable mode the scalable-only capabilities go too, unless the file names them
+                off(b, "pasid_bits", x -> x.pasid(false).pss(0));
+                b.rps(false);
+            }
+            off(b, "first_stage", x -> x.flts(firstStage));
+            off(b, "second_stage", x -> x.slts(secondStage));
+            if (!secondStage) {
+                b.slads(false);
+            }
+            off(b, "nested", x -> x.nest(firstStage && secondStage && base.nest()));
+            int sllps = base.sllps();
+            sllps = flags.getOrDefault("large_pages_2m", (sllps & 1) != 0) ? sllps | 1 : sllps & ~1;
+            sllps = flags.getOrDefault("large_pages_1g", (sllps & 2) != 0) ? sllps | 2 : sllps & ~2;
+            b.sllps(sllps);
+            if (flags.containsKey("five_level")) {
+                boolean five = flags.get("five_level");
+                b.sagaw(five ? base.sagaw() | 0b1000 : base.sagaw() & ~0b1000).fl5lp(five);
+            }
+            if (cost != null) {
+                b.cost(cost.apply(base.cost()));
+            }
+            return b.build();
+        }
+    }
+
     /** Simulated nanoseconds per unit of hardware work ({@link CostModel}); omitted keys keep their defaults. */
     public static final class CostSection {
         private final Map<String, Long> costs = new LinkedHashMap<>();
@@ -486,6 +674,10 @@ public final class ServeConfig {
                     throw new ConfigException("iommus[" + i + "] (" + m.name + "): an smmuv3 section on a "
                             + m.kind.id() + " instance");
                 }
+                if (m.vtd != null && m.kind != IommuType.VTD) {
+                    throw new ConfigException("iommus[" + i + "] (" + m.name + "): a vtd section on a "
+                            + m.kind.id() + " instance");
+                }
                 SmmuV3Config smmu = null;
                 if (m.smmuv3 != null) {
                     try {
@@ -494,7 +686,15 @@ public final class ServeConfig {
                         throw new ConfigException("iommus[" + i + "] (" + m.name + ").smmuv3: " + e.getMessage());
                     }
                 }
-                specs.add(new IommuSpec(m.name, m.kind, smmu));
+                VtdConfig vtdConfig = null;
+                if (m.vtd != null) {
+                    try {
+                        vtdConfig = m.vtd.apply(VtdConfig.defaults());
+                    } catch (IllegalArgumentException e) {
+                        throw new ConfigException("iommus[" + i + "] (" + m.name + ").vtd: " + e.getMessage());
+                    }
+                }
+                specs.add(new IommuSpec(m.name, m.kind, smmu, vtdConfig));
             }
             c = c.withIommus(specs);
         }

@@ -29,14 +29,10 @@ import org.iommuemu.core.memory.RamRegion;
  * <p>Thread-safe.
  */
 public final class DriverHost {
-    /** One instance the driver owns, and the log of what the driver has read from its event queue. */
-    public record Owned(String name, InProcessSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains,
-            DriverEventLog events) {}
-
     private final Machine machine;
     private final long heapBase;
     private final long heapSize;
-    private final Map<String, Owned> owned = new ConcurrentHashMap<>();
+    private final Map<String, DriverInstance> owned = new ConcurrentHashMap<>();
     private volatile BuddyPageAllocator heap;
 
     DriverHost(Machine machine) {
@@ -90,7 +86,7 @@ public final class DriverHost {
     }
 
     /** The instance {@code iommu} if the driver owns it, else null. */
-    public Owned owned(String iommu) {
+    public DriverInstance owned(String iommu) {
         return owned.get(iommu);
     }
 
@@ -101,13 +97,13 @@ public final class DriverHost {
      * @throws SmmuV3DriverException when probe or init fails (the instance is then not owned)
      * @throws org.iommuemu.core.memory.GuestMemoryExhaustedException when the heap cannot hold its structures
      */
-    public synchronized Owned smmu(IommuDevice device) {
-        Owned o = owned.get(device.name());
-        if (o != null) {
-            return o;
-        }
+    public synchronized SmmuDriverInstance smmu(IommuDevice device) {
         if (device.type() != IommuType.SMMUV3) {
             throw new IllegalArgumentException(device.name() + " is " + device.type() + ", not an SMMUv3");
+        }
+        SmmuDriverInstance o = (SmmuDriverInstance) owned.get(device.name());
+        if (o != null) {
+            return o;
         }
         InProcessSmmuHost host = new InProcessSmmuHost(device, machine.memory(), heap(), machine.interrupts());
         try {
@@ -115,7 +111,7 @@ public final class DriverHost {
             DriverEventLog events = new DriverEventLog();
             driver.addListener(events);
             driver.init();
-            o = new Owned(device.name(), host, driver,
+            o = new SmmuDriverInstance(device.name(), host, driver,
                     new SmmuV3Domains(driver, device.name(), TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD), events);
         } catch (RuntimeException e) {
             host.close();
@@ -123,5 +119,26 @@ public final class DriverHost {
         }
         owned.put(device.name(), o);
         return o;
+    }
+
+    /**
+     * The instance {@code device}, taken over by the driver of its architecture if the driver does not own it yet.
+     *
+     * @throws DriverInstance.Failure when probe or init fails (the instance is then not owned)
+     * @throws UnsupportedOperationException for an architecture without a driver
+     * @throws org.iommuemu.core.memory.GuestMemoryExhaustedException when the heap cannot hold its structures
+     */
+    public DriverInstance takeOver(IommuDevice device) {
+        return switch (device.type()) {
+            case SMMUV3 -> {
+                try {
+                    yield smmu(device);
+                } catch (SmmuV3DriverException e) {
+                    throw SmmuDriverInstance.failure(e);
+                }
+            }
+            case VTD -> throw new UnsupportedOperationException(device.name()
+                    + " is VT-d: VT-d driver not modelled yet (only SMMUv3 instances can have domains)");
+        };
     }
 }

@@ -8,7 +8,6 @@ import java.util.Map;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.memory.SparseRam;
 import org.iommuemu.device.smmuv3.SmmuV3Device;
-import org.iommuemu.device.vtd.VtdConfig;
 import org.iommuemu.device.vtd.VtdDevice;
 
 /**
@@ -42,7 +41,7 @@ public final class Machine {
     private IommuDevice create(IommuSpec spec) {
         return switch (spec.type()) {
             case SMMUV3 -> new SmmuV3Device(spec.name(), spec.smmuv3OrDefaults(), memory, interrupts);
-            case VTD -> new VtdDevice(spec.name(), VtdConfig.defaults(), memory, interrupts);
+            case VTD -> new VtdDevice(spec.name(), spec.vtdOrDefaults(), memory, interrupts);
         };
     }
 

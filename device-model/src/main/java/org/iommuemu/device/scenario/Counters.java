@@ -3,6 +3,8 @@ package org.iommuemu.device.scenario;
 import java.util.List;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.vtd.FaultReason;
+import org.iommuemu.device.vtd.VtdDevice;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.InstanceStats;
@@ -12,14 +14,15 @@ import org.iommuemu.proto.v1.InstanceStats;
  * {@code faults}, {@code walks}, {@code walk_reads}, {@code mmio_reads}, {@code mmio_writes}, {@code events_lost},
  * {@code global_errors}, {@code interrupts}, {@code sim_time_ns}; {@code commands.OPCODE} (e.g.
  * {@code commands.TLBI_NH_VA}); {@code events.TYPE} (e.g. {@code events.F_TRANSLATION}); and
- * {@code caches.CACHE.FIELD} with CACHE iotlb, config or walk and FIELD hits, misses, inserts, evictions,
+ * {@code caches.CACHE.FIELD} with CACHE iotlb, config or walk (SMMUv3), iotlb, context, pasid or walk (VT-d) and
+ * FIELD hits, misses, inserts, evictions,
  * invalidated (counts), or entries (a gauge). Counts are since the run started (the driver's initialisation
  * included when the run is the first to use an instance).
  */
 final class Counters {
     static final List<String> PLAIN = List.of("translations", "faults", "walks", "walk_reads", "mmio_reads",
             "mmio_writes", "events_lost", "global_errors", "interrupts", "sim_time_ns");
-    static final List<String> CACHES = List.of("iotlb", "config", "walk");
+    static final List<String> CACHES = List.of("iotlb", "config", "walk", "context", "pasid");
     static final List<String> CACHE_FIELDS = List.of("hits", "misses", "inserts", "evictions", "invalidated",
             "entries");
 
@@ -37,23 +40,42 @@ final class Counters {
                     return;
                 }
             }
-            throw new IllegalArgumentException("counter '" + name + "': '" + p[1] + "' is not an SMMUv3 command"
-                    + " (CMD_SYNC, TLBI_NH_VA, CFGI_STE...)");
-        }
-        if (p.length == 2 && p[0].equals("events")) {
-            for (int t : EventType.all()) {
-                if (EventType.name(t).equals(p[1])) {
+            for (int code : VtdDevice.commandCodes()) {
+                if (VtdDevice.commandName(code).equals(p[1])) {
                     return;
                 }
             }
-            throw new IllegalArgumentException("counter '" + name + "': '" + p[1] + "' is not an SMMUv3 event"
-                    + " type (F_TRANSLATION, F_PERMISSION...)");
+            throw new IllegalArgumentException("counter '" + name + "': '" + p[1] + "' is neither an SMMUv3 command"
+                    + " (CMD_SYNC, TLBI_NH_VA, CFGI_STE...) nor a VT-d invalidation (IOTLB_INV, INV_WAIT, CCMD...)");
+        }
+        if (p.length == 2 && p[0].equals("events")) {
+            if (eventType(p[1]) >= 0) {
+                return;
+            }
+            throw new IllegalArgumentException("counter '" + name + "': '" + p[1] + "' is neither an SMMUv3 event"
+                    + " type (F_TRANSLATION, F_PERMISSION...) nor a VT-d fault reason (READ, WRITE, SM_WRITE...)");
         }
         if (p.length == 3 && p[0].equals("caches") && CACHES.contains(p[1]) && CACHE_FIELDS.contains(p[2])) {
             return;
         }
         throw new IllegalArgumentException("unknown counter '" + name + "' (one of " + PLAIN
                 + ", commands.OPCODE, events.TYPE, caches." + CACHES + "." + CACHE_FIELDS + ")");
+    }
+
+    /** The code of an SMMUv3 event type or a VT-d fault reason named {@code name}, or -1. */
+    static int eventType(String name) {
+        int t = smmuEventType(name);
+        return t >= 0 ? t : FaultReason.byName(name);
+    }
+
+    /** The code of the SMMUv3 event type named {@code name}, or -1. */
+    static int smmuEventType(String name) {
+        for (int t : EventType.all()) {
+            if (EventType.name(t).equals(name)) {
+                return t;
+            }
+        }
+        return -1;
     }
 
     /** The value of counter {@code name} (checked by {@link #check}) in {@code s}; 0 for what was never seen. */

@@ -793,15 +793,14 @@ public final class Scenario {
 
         @JsonProperty("type")
         void setType(String value) {
-            for (int t : org.iommuemu.core.smmuv3.EventType.all()) {
-                if (org.iommuemu.core.smmuv3.EventType.name(t).equals(value)) {
-                    type = t;
-                    typeName = value;
-                    return;
-                }
+            int t = Counters.eventType(value);
+            if (t < 0) {
+                throw new IllegalArgumentException("type '" + value + "' is neither an SMMUv3 event type (F_TRANSLATION,"
+                        + " F_PERMISSION, C_BAD_STE...) nor a VT-d fault reason (READ, WRITE, SM_WRITE,"
+                        + " CONTEXT_NOT_PRESENT...)");
             }
-            throw new IllegalArgumentException("type '" + value + "' is not an SMMUv3 event type (F_TRANSLATION, "
-                    + "F_PERMISSION, C_BAD_STE...)");
+            type = t;
+            typeName = value;
         }
 
         @JsonProperty("count")

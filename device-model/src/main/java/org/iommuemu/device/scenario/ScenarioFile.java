@@ -115,11 +115,19 @@ public final class ScenarioFile {
                 throw new ScenarioException(where + ": a second domain named '" + d.name + "'");
             }
             Set<String> seen = new HashSet<>();
+            IommuType kind = null;
             for (String m : d.iommus) {
-                smmu(where, iommus, m);
+                IommuType k = driven(where, iommus, m);
                 if (!seen.add(m)) {
                     throw new ScenarioException(where + ": iommus names " + m + " twice");
                 }
+                require(where, kind == null || kind == k, "a domain's instances are of one kind (" + d.iommus
+                        + " mixes " + kind + " and " + k + ")");
+                kind = k;
+            }
+            if (kind == IommuType.VTD) {
+                require(where, d.granuleLg2 == 12, "VT-d page tables have a 4K granule (granule is "
+                        + (1 << d.granuleLg2 - 10) + "K)");
             }
             if (d.nestParent != null) {
                 Scenario.Domain parent = domains.get(d.nestParent);
@@ -154,7 +162,7 @@ public final class ScenarioFile {
             if (devices.put(d.name, d) != null) {
                 throw new ScenarioException(where + ": a second device named '" + d.name + "'");
             }
-            smmu(where, iommus, d.iommu);
+            driven(where, iommus, d.iommu);
             Scenario.Domain dom = known(where, "domain", domains, d.domain);
             if (!dom.iommus.contains(d.iommu)) {
                 throw new ScenarioException(where + ": domain " + d.domain + " is on " + dom.iommus + ", not on "
@@ -268,7 +276,11 @@ public final class ScenarioFile {
         } else if (e.events != null) {
             require(where, e.events.iommu != null && e.events.type != null && e.events.count != null,
                     "expect events needs iommu, type, count");
-            smmu(where, iommus, e.events.iommu);
+            IommuType k = driven(where, iommus, e.events.iommu);
+            boolean smmuName = Counters.smmuEventType(e.events.typeName) >= 0;
+            require(where, smmuName == (k == IommuType.SMMUV3), "type " + e.events.typeName + " is "
+                    + (smmuName ? "an SMMUv3 event type" : "a VT-d fault reason") + ", and " + e.events.iommu
+                    + " is " + k);
         } else if (e.deviceCounter != null) {
             Scenario.DeviceCounterExpect c = e.deviceCounter;
             require(where, c.device != null && c.name != null && (c.min != null || c.max != null),
@@ -324,15 +336,13 @@ public final class ScenarioFile {
         return t;
     }
 
-    private static void smmu(String where, HashMap<String, IommuSpec> iommus, String name) {
+    /** The kind of instance {@code name}, which must exist (every kind has a driver). */
+    private static IommuType driven(String where, HashMap<String, IommuSpec> iommus, String name) {
         IommuSpec spec = iommus.get(name);
         if (spec == null) {
             throw new ScenarioException(where + ": unknown iommu '" + name + "' (instances: "
                     + new java.util.TreeSet<>(iommus.keySet()) + ")");
         }
-        if (spec.type() != IommuType.SMMUV3) {
-            throw new ScenarioException(where + ": " + name + " is " + spec.type()
-                    + ": only SMMUv3 instances have a driver yet");
-        }
+        return spec.type();
     }
 }

@@ -20,6 +20,7 @@ import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.bits.Sizes;
 import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.dma.DmaClient;
 import org.iommuemu.dma.DmaOptions;
@@ -267,7 +268,7 @@ public final class ScenarioRunner {
 
     // ------------------------------------------------------------------ set-up
 
-    /** Describes the server and checks that every instance the scenario names is an SMMUv3 there. */
+    /** Describes the server and checks that every instance the scenario names is there, of the kind it says. */
     private void connect() {
         try {
             described = cpu.withDeadlineAfter(CONNECT_TIMEOUT_SECONDS, TimeUnit.SECONDS)
@@ -281,6 +282,9 @@ public final class ScenarioRunner {
         for (IommuInstance i : described.getIommusList()) {
             byName.put(i.getName(), i);
         }
+        Map<String, IommuKind> kinds = new LinkedHashMap<>();
+        loaded.machine().iommus().forEach(spec -> kinds.put(spec.name(),
+                spec.type() == IommuType.VTD ? IommuKind.VTD : IommuKind.SMMUV3));
         Set<String> named = new LinkedHashSet<>();
         s.domains.forEach(d -> named.addAll(d.iommus));
         s.devices.forEach(d -> named.add(d.iommu));
@@ -298,9 +302,14 @@ public final class ScenarioRunner {
                 throw new ScenarioException(s.source + ": the server has no IOMMU instance " + n + " (it has "
                         + byName.keySet() + ")");
             }
-            if (i.getKind() != IommuKind.SMMUV3) {
+            IommuKind want = kinds.get(n);
+            if (want != null && i.getKind() != want) {
                 throw new ScenarioException(s.source + ": " + n + " on the server is " + i.getKind()
-                        + ", not an SMMUv3");
+                        + ", and the scenario has it " + want);
+            }
+            if (options.driver() == DriverSide.CLIENT && i.getKind() != IommuKind.SMMUV3) {
+                throw new ScenarioException(s.source + ": " + n + " is " + i.getKind() + ": --driver client runs"
+                        + " the SMMUv3 driver only (use the server's driver, --driver server)");
             }
         }
         if (options.transport() == Transport.REMOTE) {

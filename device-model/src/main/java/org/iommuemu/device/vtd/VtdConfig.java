@@ -119,6 +119,7 @@ public record VtdConfig(
         check(mhmv >= 0 && mhmv <= 15, "mhmv must be 0..15, was " + mhmv);
         check(pss >= 0 && pss <= 19, "pss must be 0..19, was " + pss);
         check(!eim || ir, "eim needs ir");
+        check(!smts || qi, "scalable mode (smts) needs queued invalidation (qi)");
         capacity(iotlbCapacity, "iotlbCapacity");
         capacity(walkCacheCapacity, "walkCacheCapacity");
         capacity(contextCacheCapacity, "contextCacheCapacity");

@@ -4,31 +4,42 @@ import org.iommuemu.core.vtd.VtdRegs;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.vtd.FaultReason;
+import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.device.machine.InterruptSink;
+import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.xlate.SimClock;
+import org.iommuemu.device.xlate.XlateStats;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * An Intel VT-d DMA-remapping hardware unit as seen through its register interface.
+ * An Intel VT-d DMA-remapping hardware unit.
  *
- * <p>Modelled so far (the register shell): VER, CAP and ECAP computed from {@link VtdConfig}; the global
- * command protocol ("Global Command Register" / "Global Status Register"), in which every command completes
- * before the write returns: TE, QIE, IRE, CFI and EAFL are mirrored in TES, QIES, IRES, CFIS and AFLS; SRTP
- * latches RTADDR as the active root-table pointer and sets RTPS; SIRTP latches IRTA and sets IRTPS; SFL
- * latches AFLOG and sets FLS; WBF completes at once (WBFS reads 0). The fault status bits are
- * write-one-to-clear and FSTS.PPF follows the F bits of the fault recording registers. With TE=0 DMA is
- * untranslated; with TE=1 {@link #translate} reports {@link Translation.Outcome#UNIMPLEMENTED}.
+ * <p>Registers: VER, CAP and ECAP computed from {@link VtdConfig}; the global command protocol ("Global Command
+ * Register" / "Global Status Register"), in which every command completes before the write returns: TE, IRE, CFI
+ * and EAFL are mirrored in TES, IRES, CFIS and AFLS; QIE starts or stops the {@link InvalidationQueue}; SRTP
+ * latches RTADDR as the active root-table pointer and sets RTPS; SIRTP latches IRTA and sets IRTPS; SFL latches
+ * AFLOG and sets FLS; WBF completes at once (WBFS reads 0). Register-based invalidation: CCMD (context cache:
+ * global, domain, device with function mask; CAIG reports the granularity done, ICC clears) and the IOTLB register
+ * at ECAP.IRO (global, domain, page-selective from IVA — the whole domain without CAP.PSI or with AM beyond
+ * CAP.MAMV; IAIG reports what was done, IVT clears). Faults go to {@link FaultRecording} (the fault recording
+ * registers at CAP.FRO, FSTS, the fault event's MSI), the invalidation completion event to IECTL/IEDATA/IEADDR.
  *
- * <p>Thread-safe: register writes and their hooks serialise on the register file's lock; translate reads
- * volatile register state and allocates nothing.
+ * <p>With TE=0 DMA is untranslated; with TE=1 {@link #translate} walks the root, context and PASID structures and
+ * the page tables through the context, PASID, IOTLB and paging-structure caches.
+ *
+ * <p>Thread-safe: register writes and their hooks (queue processing included) serialise on the register file's
+ * lock; translate reads volatile register state and allocates nothing.
  */
 public final class VtdDevice implements IommuDevice {
     private static final Logger LOG = LoggerFactory.getLogger(VtdDevice.class);
@@ -38,14 +49,30 @@ public final class VtdDevice implements IommuDevice {
 
     static final String UNIMPLEMENTED_MESSAGE = "VT-d translation (TE=1) is not modelled yet";
 
+    /** Command codes the register-based invalidations are counted under (descriptor types are 1..9). */
+    public static final int CODE_CCMD = 0x81;
+    public static final int CODE_IOTLB_REGISTER = 0x82;
+
     private final String name;
     private final VtdConfig config;
-    /** Read by the root/context/PASID walks and the invalidation queue (not modelled yet). */
     private final PhysicalMemory memory;
-    /** Signalled by fault, invalidation-completion and page-request events (not modelled yet). */
     private final InterruptSink interrupts;
     private final VtdRegisters regs;
     private final List<String> features;
+    private final XlateStats stats;
+    private final LongAdder interruptCount = new LongAdder();
+    private final LongAdder mmioReads = new LongAdder();
+    private final LongAdder mmioWrites = new LongAdder();
+    private final EventInterrupt faultEvent;
+    private final EventInterrupt completionEvent;
+    private final FaultRecording faults;
+    private final CacheInvalidation invalidation;
+    private final InvalidationQueue queue;
+    private final Field qie;
+    private final Field qies;
+    private final Register ccmd;
+    private final Register iva;
+    private final Register iotlb;
 
     /** Persistent enables: GCMD bit → GSTS bit, for the commands this unit supports. */
     private final Field[] enableCommands;
@@ -73,7 +100,7 @@ public final class VtdDevice implements IommuDevice {
 
         List<Field> cmds = new ArrayList<>();
         List<Field> sts = new ArrayList<>();
-        String[][] enables = {{"TE", "TES"}, {"QIE", "QIES"}, {"IRE", "IRES"}, {"CFI", "CFIS"}, {"EAFL", "AFLS"}};
+        String[][] enables = {{"TE", "TES"}, {"IRE", "IRES"}, {"CFI", "CFIS"}, {"EAFL", "AFLS"}};
         for (String[] pair : enables) {
             if (regs.gcmd.hasField(pair[0])) {
                 cmds.add(regs.gcmd.fieldHandle(pair[0]));
@@ -90,10 +117,95 @@ public final class VtdDevice implements IommuDevice {
         fls = optional(regs.gsts, "FLS");
         wbf = regs.gcmd.fieldHandle("WBF");
 
-        regs.gcmd.afterWrite((oldValue, newValue, written, mask) -> globalCommand(newValue));
-        for (int n = 0; n < regs.frcdHi.length; n++) {
-            regs.frcdHi[n].afterWrite((oldValue, newValue, written, mask) -> updatePrimaryPendingFault());
+        qie = optional(regs.gcmd, "QIE");
+        qies = optional(regs.gsts, "QIES");
+        ccmd = regs.file.register("CCMD");
+        iva = regs.file.register("IVA");
+        iotlb = regs.file.register("IOTLB");
+
+        this.stats = new XlateStats(config.cost(), new SimClock());
+        RegisterFile f = regs.file;
+        faultEvent = new EventInterrupt(name, "fault-event", f.register("FECTL"), f.register("FEDATA"),
+                f.register("FEADDR"), f.register("FEUADDR"), interrupts, stats, interruptCount);
+        faults = new FaultRecording(regs, faultEvent, stats);
+        invalidation = NO_CACHES;
+        if (config.qi()) {
+            completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
+                    f.register("IEADDR"), f.register("IEUADDR"), interrupts, stats, interruptCount);
+            queue = new InvalidationQueue(config, regs, memory, invalidation, faults, completionEvent, stats);
+        } else {
+            completionEvent = null;
+            queue = null;
         }
+        regs.gcmd.afterWrite((oldValue, newValue, written, mask) -> globalCommand(newValue));
+        ccmd.afterWrite((oldValue, newValue, written, mask) -> contextCommand(newValue));
+        iotlb.afterWrite((oldValue, newValue, written, mask) -> iotlbCommand(newValue));
+    }
+
+    /** Until the translation path lands there are no caches to invalidate. */
+    private static final CacheInvalidation NO_CACHES = new CacheInvalidation() {
+        public int invalidateContextAll() { return 0; }
+        public int invalidateContextDomain(int did) { return 0; }
+        public int invalidateContextDevice(int sid, int fm) { return 0; }
+        public int invalidatePasidCacheAll() { return 0; }
+        public int invalidatePasidCacheDomain(int did) { return 0; }
+        public int invalidatePasidCache(int did, int pasid) { return 0; }
+        public int invalidateIotlbAll() { return 0; }
+        public int invalidateIotlbDomain(int did) { return 0; }
+        public int invalidateIotlbPage(int did, long addr, int am, boolean ih) { return 0; }
+        public int invalidatePasidIotlb(int did, int pasid) { return 0; }
+        public int invalidatePasidIotlbPage(int did, int pasid, long addr, int am, boolean ih) { return 0; }
+    };
+
+    /** A CCMD write: with ICC set, the context-cache invalidation CIRG asks for; CAIG says what was done. */
+    private void contextCommand(long value) {
+        if (!Bits.bit(value, VtdRegs.CCMD_ICC)) {
+            return;
+        }
+        int cirg = (int) Bits.extract(value, VtdRegs.CCMD_CIRG, 2);
+        switch (cirg) {
+            case VtdRegs.CC_GLOBAL -> invalidation.invalidateContextAll();
+            case VtdRegs.CC_DOMAIN -> invalidation.invalidateContextDomain((int) Bits.extract(value, VtdRegs.CCMD_DID, 16));
+            case VtdRegs.CC_DEVICE -> invalidation.invalidateContextDevice((int) Bits.extract(value, VtdRegs.CCMD_SID, 16),
+                    (int) Bits.extract(value, VtdRegs.CCMD_FM, 2));
+            default -> { } // reserved granularity: nothing done, CAIG reads 0
+        }
+        if (cirg != 0) {
+            stats.command(CODE_CCMD);
+        }
+        ccmd.setBits(1L << VtdRegs.CCMD_ICC | 3L << VtdRegs.CCMD_CAIG,
+                (long) cirg << VtdRegs.CCMD_CAIG);
+    }
+
+    /** An IOTLB-register write: with IVT set, the invalidation IIRG asks for (page-selective from IVA). */
+    private void iotlbCommand(long value) {
+        if (!Bits.bit(value, VtdRegs.IOTLB_IVT)) {
+            return;
+        }
+        int iirg = (int) Bits.extract(value, VtdRegs.IOTLB_IIRG, 2);
+        int did = (int) Bits.extract(value, VtdRegs.IOTLB_DID, 16);
+        int done = iirg;
+        switch (iirg) {
+            case VtdRegs.IOTLB_GLOBAL -> invalidation.invalidateIotlbAll();
+            case VtdRegs.IOTLB_DOMAIN -> invalidation.invalidateIotlbDomain(did);
+            case VtdRegs.IOTLB_PAGE -> {
+                long iva = this.iva.value();
+                int am = (int) Bits.extract(iva, VtdRegs.IVA_AM, 6);
+                if (!config.psi() || am > config.mamv()) {
+                    invalidation.invalidateIotlbDomain(did);
+                    done = VtdRegs.IOTLB_DOMAIN;
+                } else {
+                    invalidation.invalidateIotlbPage(did, Bits.alignDown(iva, VtdRegs.IVA_ADDR), am,
+                            Bits.bit(iva, VtdRegs.IVA_IH));
+                }
+            }
+            default -> { } // reserved granularity: nothing done, IAIG reads 0
+        }
+        if (iirg != 0) {
+            stats.command(CODE_IOTLB_REGISTER);
+        }
+        iotlb.setBits(1L << VtdRegs.IOTLB_IVT | 3L << VtdRegs.IOTLB_IAIG,
+                (long) done << VtdRegs.IOTLB_IAIG);
     }
 
     private static Field optional(Register reg, String field) {
@@ -113,6 +225,10 @@ public final class VtdDevice implements IommuDevice {
                 enableStatus[i].set(want);
                 commands++;
             }
+        }
+        if (qie != null && qie.isSet(command) != qies.isSet(status)) {
+            queue.enable(qie.isSet(command));
+            commands++;
         }
         if (srtp.isSet(command)) {
             long rtaddr = regs.rtaddr.value();
@@ -138,15 +254,6 @@ public final class VtdDevice implements IommuDevice {
             LOG.debug("{}: GCMD write {} carried {} commands at once; each was carried out", name,
                     Bits.hex(command), commands);
         }
-    }
-
-    /** FSTS.PPF is set while any fault recording register holds a fault (F=1). */
-    private void updatePrimaryPendingFault() {
-        boolean pending = false;
-        for (Field f : regs.frcdFault) {
-            pending |= f.isSet();
-        }
-        regs.fstsPpf.set(pending);
     }
 
     private static List<String> features(VtdConfig c) {
@@ -214,11 +321,15 @@ public final class VtdDevice implements IommuDevice {
 
     @Override
     public long mmioRead(long offset, int width) {
+        mmioReads.increment();
+        stats.mmioAccess();
         return regs.file.read(offset, width);
     }
 
     @Override
     public void mmioWrite(long offset, int width, long value) {
+        mmioWrites.increment();
+        stats.mmioAccess();
         regs.file.write(offset, width, value);
     }
 
@@ -255,6 +366,13 @@ public final class VtdDevice implements IommuDevice {
     public void reset() {
         synchronized (regs.file.lock()) {
             regs.file.reset();
+            faults.reset();
+            if (queue != null) {
+                queue.reset();
+            }
+            invalidation.invalidateContextAll();
+            invalidation.invalidatePasidCacheAll();
+            invalidation.invalidateIotlbAll();
             rootTableAddress = 0;
             translationTableMode = 0;
             interruptRemapTable = 0;
@@ -280,6 +398,42 @@ public final class VtdDevice implements IommuDevice {
     /** The AFLOG value latched by the last SFL command. */
     public long faultLog() {
         return faultLog;
+    }
+
+    @Override
+    public DeviceStats stats() {
+        XlateStats.Snapshot snap = stats.snapshot();
+        List<DeviceStats.CodeCount> byCode = new ArrayList<>();
+        snap.commandsByOpcode().forEach((code, n) -> byCode.add(new DeviceStats.CodeCount(code, commandName(code), n)));
+        List<DeviceStats.CodeCount> byReason = new ArrayList<>();
+        snap.eventsByType().forEach((fr, n) -> byReason.add(new DeviceStats.CodeCount(fr, FaultReason.name(fr), n)));
+        long lost = faults.dropped.sum() + faults.collapsed.sum();
+        return new DeviceStats(0, 0, List.of(), 0, 0, mmioReads.sum(), mmioWrites.sum(), byCode, byReason, lost,
+                snap.gerrors(), snap.simNanos(), interruptCount.sum());
+    }
+
+    /** The name a command code is reported under: a descriptor type, or a register-based invalidation. */
+    public static String commandName(int code) {
+        return switch (code) {
+            case CODE_CCMD -> "CCMD";
+            case CODE_IOTLB_REGISTER -> "IOTLB_REG";
+            default -> InvDesc.typeName(code);
+        };
+    }
+
+    /** Every command code {@link #stats()} can report: the descriptor types and the register-based invalidations. */
+    public static List<Integer> commandCodes() {
+        return List.of(1, 2, 3, 4, 5, 6, 7, 8, 9, CODE_CCMD, CODE_IOTLB_REGISTER);
+    }
+
+    /** Queued-invalidation descriptors consumed so far (0 without ECAP.QI). */
+    public long descriptorsProcessed() {
+        return queue == null ? 0 : queue.processed.sum();
+    }
+
+    /** The primary fault logging the translation path reports to (for tests). */
+    FaultReporter faultReporter() {
+        return faults;
     }
 
     /** The register file, for tests and the device's own subsystems. */

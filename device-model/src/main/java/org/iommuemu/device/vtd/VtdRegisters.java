@@ -34,13 +34,11 @@ public final class VtdRegisters {
     final Register irta;
     final Register aflog;
     final Register fsts;
-    /** FRCDn_HI for each fault recording register n. */
+    /** FRCDn_LO and FRCDn_HI for each fault recording register n. */
+    final Register[] frcdLo;
     final Register[] frcdHi;
     /** GSTS.TES: DMA remapping enabled. */
     final Field translationEnabled;
-    final Field fstsPpf;
-    /** The F bit of each FRCDn_HI. */
-    final Field[] frcdFault;
 
     VtdRegisters(String deviceName, VtdConfig c) {
         file = new RegisterFile(deviceName, VtdConfig.MMIO_SIZE);
@@ -208,11 +206,11 @@ public final class VtdRegisters {
         iotlb.field("IAIG", 57, 2, READ_ONLY).field("IIRG", 60, 2, READ_WRITE).flag("IVT", 63, READ_WRITE);
 
         int records = c.faultRecordCount();
+        frcdLo = new Register[records];
         frcdHi = new Register[records];
-        frcdFault = new Field[records];
         for (int n = 0; n < records; n++) {
             long base = c.faultRecordOffset() + 16L * n;
-            f.reg64(base, "FRCD" + n + "_LO", 0).field("FI", 12, 52, READ_ONLY);
+            frcdLo[n] = f.reg64(base, "FRCD" + n + "_LO", 0).field("FI", FRCD_LO_FI, 52, READ_ONLY);
             frcdHi[n] = f.reg64(base + 8, "FRCD" + n + "_HI", 0)
                     .field("SID", FRCD_HI_SID, 16, READ_ONLY)
                     .flag("T2", 28, READ_ONLY)
@@ -224,11 +222,9 @@ public final class VtdRegisters {
                     .field("AT", 60, 2, READ_ONLY)
                     .flag("T", FRCD_HI_T, READ_ONLY)
                     .flag("F", FRCD_HI_F, WRITE_ONE_TO_CLEAR);
-            frcdFault[n] = frcdHi[n].fieldHandle("F");
         }
 
         translationEnabled = gsts.fieldHandle("TES");
-        fstsPpf = fsts.fieldHandle("PPF");
     }
 
     /** Declares a GCMD command bit (write-only) and its GSTS status bit (read-only), if supported. */

@@ -24,6 +24,7 @@ import org.iommuemu.core.smmuv3.Gerror;
 import org.iommuemu.core.smmuv3.QueueBase;
 import org.iommuemu.core.smmuv3.QueuePointer;
 import org.iommuemu.core.smmuv3.SmmuRegs;
+import org.iommuemu.device.machine.SmmuDriverInstance;
 import org.iommuemu.device.machine.IommuSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.MachineConfig;
@@ -584,7 +585,7 @@ class DriverServiceTest {
         long pa = alloc(64 << 10);
         map(d, IOVA, pa, 64 << 10);
         attach(d, "smmu0", SID);
-        SmmuV3Driver smmu = bus.machine.driverHost().owned("smmu0").driver();
+        SmmuV3Driver smmu = ((SmmuDriverInstance) bus.machine.driverHost().owned("smmu0")).driver();
         List<long[]> heard = commandErrorsOf(smmu);
         try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
             byte[] data = random(8192, 31);
@@ -641,7 +642,7 @@ class DriverServiceTest {
         long pa = alloc(16384);
         map(d, IOVA, pa, 16384);
         int asid = attach(d, "smmu0", SID).getContextId();
-        SmmuV3Driver smmu = bus.machine.driverHost().owned("smmu0").driver();
+        SmmuV3Driver smmu = ((SmmuDriverInstance) bus.machine.driverHost().owned("smmu0")).driver();
         List<long[]> heard = commandErrorsOf(smmu);
         try (DmaSession dev = dma.attach("dev", "smmu0", SID)) {
             assertThat(dev.read(IOVA, 16).isOk()).isTrue();

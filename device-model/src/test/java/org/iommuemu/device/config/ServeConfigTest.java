@@ -9,6 +9,7 @@ import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.vtd.VtdConfig;
 import org.iommuemu.device.xlate.CostModel;
 import org.junit.jupiter.api.Test;
 
@@ -146,5 +147,60 @@ class ServeConfigTest {
         assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: smmuv3\n    smmuv3:\n      cost:\n"
                 + "        sync_ns: -1\n"))
                 .isInstanceOf(ConfigException.class).hasMessageContaining("sync_ns");
+    }
+
+    @Test
+    void aVtdSectionSetsCapabilitiesCachesAndCosts() {
+        MachineConfig m = parse("""
+                iommus:
+                  - name: legacy
+                    kind: vtd
+                    vtd:
+                      scalable_mode: false
+                      caching_mode: true
+                      large_pages_1g: false
+                      address_width: 39
+                      fault_records: 2
+                      domain_id_bits: 8
+                      iotlb_capacity: 16
+                      cost:
+                        sync_ns: 77
+                  - name: full
+                    kind: vtd
+                """);
+        VtdConfig legacy = m.iommus().get(0).vtdOrDefaults();
+        assertThat(legacy.smts()).isFalse();
+        assertThat(legacy.flts() || legacy.slts() || legacy.nest() || legacy.pasid() || legacy.rps())
+                .as("scalable-only capabilities go with scalable mode").isFalse();
+        assertThat(legacy.cm()).isTrue();
+        assertThat(legacy.sllps()).as("2M kept, 1G off").isEqualTo(1);
+        assertThat(legacy.guestAddressWidth()).isEqualTo(39);
+        assertThat(legacy.faultRecordCount()).isEqualTo(2);
+        assertThat(legacy.domainCount()).isEqualTo(256);
+        assertThat(legacy.iotlbCapacity()).isEqualTo(16);
+        assertThat(legacy.cost().syncNs()).isEqualTo(77);
+        assertThat(m.iommus().get(1).vtd()).as("no section: the defaults").isNull();
+
+        Machine machine = new Machine(m);
+        long ecap = machine.iommu("legacy").mmioRead(0x10, 8);
+        assertThat((ecap >>> 43) & 1).as("ECAP.SMTS").isZero();
+        long cap = machine.iommu("legacy").mmioRead(0x08, 8);
+        assertThat((cap >>> 7) & 1).as("CAP.CM").isEqualTo(1);
+        assertThat((cap >>> 16) & 0x3F).as("CAP.MGAW").isEqualTo(38);
+        assertThat((machine.iommu("full").mmioRead(0x10, 8) >>> 43) & 1).as("the other keeps SMTS").isEqualTo(1);
+    }
+
+    @Test
+    void vtdSectionErrorsNameTheInstanceAndTheKey() {
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: vtd\n    vtd:\n      turbo: true\n"))
+                .isInstanceOf(ConfigException.class).hasMessageStartingWith("test.yaml:5:")
+                .hasMessageContaining("unknown key 'turbo'");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: smmuv3\n    vtd:\n      caching_mode: true\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("iommus[0] (a): a vtd section on a smmuv3");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: vtd\n    vtd:\n      queued_invalidation: false\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("iommus[0] (a).vtd:")
+                .hasMessageContaining("queued invalidation");
+        assertThatThrownBy(() -> parse("iommus:\n  - name: a\n    kind: vtd\n    vtd:\n      domain_id_bits: 5\n"))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("domain_id_bits");
     }
 }

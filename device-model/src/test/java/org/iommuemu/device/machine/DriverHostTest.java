@@ -21,7 +21,7 @@ class DriverHostTest {
     void anOwnedInstanceCannotBeResetAndItsEventLogStartsEmpty() {
         Machine m = new Machine(MachineConfig.defaults());
         m.resetDevices(); // nothing owned yet: allowed
-        DriverHost.Owned o = m.driverHost().smmu(m.iommu("smmu0"));
+        SmmuDriverInstance o = m.driverHost().smmu(m.iommu("smmu0"));
         assertThat(m.driverHost().owns("smmu0")).isTrue();
         assertThat(m.driverHost().smmu(m.iommu("smmu0"))).as("taken over once").isSameAs(o);
         assertThat(o.events().since(0).countsByType()).isEmpty();

@@ -64,9 +64,9 @@ class ScenarioFileTest {
         assertThatThrownBy(() -> ScenarioFile.parse("u.yaml", "domains:\n  - name: x\n    iommus: [smmu0]\n"
                 + "    stage: 3\n")).hasMessageContaining("u.yaml:4:").hasMessageContaining("stage must be 1 or 2");
         assertThatThrownBy(() -> parse("  - expect: {events: {iommu: smmu0, type: F_NOPE, count: 1}}\n"))
-                .hasMessageContaining("s.yaml:13:").hasMessageContaining("'F_NOPE' is not an SMMUv3 event type");
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("'F_NOPE' is neither an SMMUv3 event type");
         assertThatThrownBy(() -> parse("  - expect: {counter: {iommu: smmu0, name: commands.TLBI_ALL, max: 1}}\n"))
-                .hasMessageContaining("s.yaml:13:").hasMessageContaining("'TLBI_ALL' is not an SMMUv3 command");
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("'TLBI_ALL' is neither an SMMUv3 command");
         assertThatThrownBy(() -> parse("  - expect: {fault: {device: nic, kind: sideways}}\n"))
                 .hasMessageContaining("kind must be none or one of [TRANSLATION, PERMISSION");
         assertThatThrownBy(() -> ScenarioFile.parse("m.yaml", "machine:\n  iommus:\n    - name: s\n"
@@ -103,8 +103,15 @@ class ScenarioFileTest {
         assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
                 domains:
                   - name: d
+                    iommus: [dmar0, smmu0]
+                """)).hasMessage("v.yaml: domains[0] (d): a domain's instances are of one kind ([dmar0, smmu0] mixes"
+                + " VTD and SMMUV3)");
+        assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
+                domains:
+                  - name: d
                     iommus: [dmar0]
-                """)).hasMessage("v.yaml: domains[0] (d): dmar0 is VTD: only SMMUv3 instances have a driver yet");
+                    granule: 64K
+                """)).hasMessage("v.yaml: domains[0] (d): VT-d page tables have a 4K granule (granule is 64K)");
         assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
                 machine:
                   iommus:

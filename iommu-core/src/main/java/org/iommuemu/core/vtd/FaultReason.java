@@ -55,6 +55,85 @@ public final class FaultReason {
     public static final int SM_WRITE = 0x85;
     public static final int SM_READ = 0x86;
 
+    private static final int[] ALL = {
+            ROOT_NOT_PRESENT, CONTEXT_NOT_PRESENT, CONTEXT_INVALID, ADDRESS_BEYOND_AW, WRITE, READ,
+            PAGING_ENTRY_ACCESS, ROOT_TABLE_ACCESS, CONTEXT_ACCESS, ROOT_RESERVED, CONTEXT_RESERVED,
+            PAGING_ENTRY_RESERVED, CONTEXT_TT_BLOCKED, SM_TTM_PASID, SM_ROOT_ACCESS, SM_ROOT_NOT_PRESENT,
+            SM_ROOT_RESERVED, SM_CONTEXT_ACCESS, SM_CONTEXT_NOT_PRESENT, SM_CONTEXT_RESERVED,
+            SM_CONTEXT_INVALID, SM_PASIDE_CLEAR, SM_PASID_TOO_LARGE, SM_PASID_DIR_ACCESS,
+            SM_PASID_DIR_NOT_PRESENT, SM_PASID_DIR_RESERVED, SM_PASID_ENTRY_ACCESS,
+            SM_PASID_ENTRY_NOT_PRESENT, SM_PASID_ENTRY_RESERVED, SM_PASID_ENTRY_INVALID, SM_SRE_CLEAR,
+            SM_FS_ACCESS, SM_FS_NOT_PRESENT, SM_FS_RESERVED, SM_SS_ACCESS, SM_SS_PERMISSION, SM_SS_RESERVED,
+            SM_FS_NOT_CANONICAL, SM_FS_USER, SM_ADDRESS_BEYOND_AW, SM_SS_OUTPUT_BEYOND, SM_WRITE, SM_READ};
+
+    /** Every fault reason this model produces, in code order. */
+    public static int[] all() {
+        return ALL.clone();
+    }
+
+    /**
+     * The short name of a fault reason (this class's constant name, e.g. {@code WRITE}, {@code SM_PASID_ENTRY_NOT_PRESENT}),
+     * for counters and scenario files; {@code FR_0xNN} for a code without one.
+     */
+    public static String name(int reason) {
+        return switch (reason) {
+            case ROOT_NOT_PRESENT -> "ROOT_NOT_PRESENT";
+            case CONTEXT_NOT_PRESENT -> "CONTEXT_NOT_PRESENT";
+            case CONTEXT_INVALID -> "CONTEXT_INVALID";
+            case ADDRESS_BEYOND_AW -> "ADDRESS_BEYOND_AW";
+            case WRITE -> "WRITE";
+            case READ -> "READ";
+            case PAGING_ENTRY_ACCESS -> "PAGING_ENTRY_ACCESS";
+            case ROOT_TABLE_ACCESS -> "ROOT_TABLE_ACCESS";
+            case CONTEXT_ACCESS -> "CONTEXT_ACCESS";
+            case ROOT_RESERVED -> "ROOT_RESERVED";
+            case CONTEXT_RESERVED -> "CONTEXT_RESERVED";
+            case PAGING_ENTRY_RESERVED -> "PAGING_ENTRY_RESERVED";
+            case CONTEXT_TT_BLOCKED -> "CONTEXT_TT_BLOCKED";
+            case SM_TTM_PASID -> "SM_TTM_PASID";
+            case SM_ROOT_ACCESS -> "SM_ROOT_ACCESS";
+            case SM_ROOT_NOT_PRESENT -> "SM_ROOT_NOT_PRESENT";
+            case SM_ROOT_RESERVED -> "SM_ROOT_RESERVED";
+            case SM_CONTEXT_ACCESS -> "SM_CONTEXT_ACCESS";
+            case SM_CONTEXT_NOT_PRESENT -> "SM_CONTEXT_NOT_PRESENT";
+            case SM_CONTEXT_RESERVED -> "SM_CONTEXT_RESERVED";
+            case SM_CONTEXT_INVALID -> "SM_CONTEXT_INVALID";
+            case SM_PASIDE_CLEAR -> "SM_PASIDE_CLEAR";
+            case SM_PASID_TOO_LARGE -> "SM_PASID_TOO_LARGE";
+            case SM_PASID_DIR_ACCESS -> "SM_PASID_DIR_ACCESS";
+            case SM_PASID_DIR_NOT_PRESENT -> "SM_PASID_DIR_NOT_PRESENT";
+            case SM_PASID_DIR_RESERVED -> "SM_PASID_DIR_RESERVED";
+            case SM_PASID_ENTRY_ACCESS -> "SM_PASID_ENTRY_ACCESS";
+            case SM_PASID_ENTRY_NOT_PRESENT -> "SM_PASID_ENTRY_NOT_PRESENT";
+            case SM_PASID_ENTRY_RESERVED -> "SM_PASID_ENTRY_RESERVED";
+            case SM_PASID_ENTRY_INVALID -> "SM_PASID_ENTRY_INVALID";
+            case SM_SRE_CLEAR -> "SM_SRE_CLEAR";
+            case SM_FS_ACCESS -> "SM_FS_ACCESS";
+            case SM_FS_NOT_PRESENT -> "SM_FS_NOT_PRESENT";
+            case SM_FS_RESERVED -> "SM_FS_RESERVED";
+            case SM_SS_ACCESS -> "SM_SS_ACCESS";
+            case SM_SS_PERMISSION -> "SM_SS_PERMISSION";
+            case SM_SS_RESERVED -> "SM_SS_RESERVED";
+            case SM_FS_NOT_CANONICAL -> "SM_FS_NOT_CANONICAL";
+            case SM_FS_USER -> "SM_FS_USER";
+            case SM_ADDRESS_BEYOND_AW -> "SM_ADDRESS_BEYOND_AW";
+            case SM_SS_OUTPUT_BEYOND -> "SM_SS_OUTPUT_BEYOND";
+            case SM_WRITE -> "SM_WRITE";
+            case SM_READ -> "SM_READ";
+            default -> String.format("FR_0x%02X", reason);
+        };
+    }
+
+    /** The code of a short name from {@link #name}, or -1. */
+    public static int byName(String name) {
+        for (int r : ALL) {
+            if (name(r).equals(name)) {
+                return r;
+            }
+        }
+        return -1;
+    }
+
     /** A short description of a fault reason, for messages and event records. */
     public static String describe(int reason) {
         return switch (reason) {
