@@ -34,7 +34,7 @@ import org.iommuemu.core.vtd.VtdTables;
  *
  * <p><b>Attach</b> ({@link #attachDevice}, {@link #attachPasid}). Legacy mode: the context entry of the requester id
  * (context table allocated on demand) gets the domain's table, AW and DID, P written last. Scalable mode: the device
- * gets a {@link PasidTable} (directory sized by {@link VtdDriverOptions#maxPasidBits} and ECAP.PSS, leaves on
+ * gets a {@code PasidTable} (directory sized by {@link VtdDriverOptions#maxPasidBits} and ECAP.PSS, leaves on
  * demand); the domain's PASID entry is written (P last) — PASID 0, the context entry's RID_PASID, for the whole
  * device — and then, the first time, the scalable context entry (PASID directory, PDTS, PASIDE when ECAP.PASID;
  * P last). A not-present → present change is then made visible as Linux does: with CM, a new context entry is

@@ -40,7 +40,7 @@ import org.iommuemu.core.vtd.VtdRegs;
  *       plus the one command; the command's status bit is polled at most {@link VtdDriverOptions#ackPolls} times, and
  *       a command that is not acknowledged fails with {@link VtdDriverException.Kind#ACK_TIMEOUT} naming GSTS and the
  *       values.</li>
- *   <li>Invalidation: {@link #submit} and {@link #sync} through the {@link InvalidationQueue} (batches, one
+ *   <li>Invalidation: {@link #submit} and {@link #sync} through the {@code InvalidationQueue} (batches, one
  *       invalidation wait each, errors recovered as Linux's {@code qi_check_fault}).</li>
  *   <li>Faults: {@link #drainFaults}, called on each fault event and callable directly, walks the fault recording
  *       registers from FSTS.FRI round-robin while F=1, decodes each into a {@link VtdFault}, clears it (F, write 1) and
@@ -48,7 +48,7 @@ import org.iommuemu.core.vtd.VtdRegs;
  *       {@code dmar_fault}.</li>
  * </ol>
  *
- * <p>Root, context and PASID tables are kept by {@link ContextTables} and {@link PasidTable}; domains, attachment and
+ * <p>Root, context and PASID tables are kept by {@code ContextTables} and {@code PasidTable}; domains, attachment and
  * their invalidations by {@link VtdDomains}. Not modelled: register-based invalidation (CCMD/IOTLB registers; a unit
  * without ECAP.QI is refused), interrupt remapping, device TLBs (ATS) and page requests, advanced fault logging,
  * protected memory regions, pass-through and nested domains, copying tables left by a previous kernel (kdump).
@@ -289,7 +289,7 @@ public final class VtdDriver {
      * wait, and returns when all have completed. An empty call issues a wait alone. No validation: a hook for tests and
      * fault campaigns as well as the domain layer. Thread-safe.
      *
-     * @throws VtdDriverException QUEUE_TIMEOUT, QUEUE_ERROR (see {@link InvalidationQueue})
+     * @throws VtdDriverException QUEUE_TIMEOUT, QUEUE_ERROR (see {@code InvalidationQueue})
      */
     public void submit(long... qwords) {
         InvalidationQueue q = queue();
