@@ -8,12 +8,17 @@ import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
 import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
+import org.iommuemu.core.driver.vtd.VtdDomains;
+import org.iommuemu.core.driver.vtd.VtdDriver;
+import org.iommuemu.core.driver.vtd.VtdDriverException;
+import org.iommuemu.core.driver.vtd.VtdDriverOptions;
 import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.memory.RamRegion;
 
 /**
- * The machine's in-process IOMMU driver: the driver heap and the SMMUv3 instances the driver has taken over. The
+ * The machine's in-process IOMMU drivers: the driver heap and the SMMUv3 and VT-d instances the drivers have taken
+ * over. The
  * bus's {@code Driver} service works through it, and {@code Machine.MmioWrite} asks it which instances are no
  * longer the client's to program.
  *
@@ -137,8 +142,44 @@ public final class DriverHost {
                     throw SmmuDriverInstance.failure(e);
                 }
             }
-            case VTD -> throw new UnsupportedOperationException(device.name()
-                    + " is VT-d: VT-d driver not modelled yet (only SMMUv3 instances can have domains)");
+            case VTD -> {
+                try {
+                    yield vtd(device);
+                } catch (VtdDriverException e) {
+                    throw VtdDriverInstance.failure(e);
+                }
+            }
         };
+    }
+
+    /**
+     * The VT-d unit {@code device}, taken over (probed and initialised: root table, queued invalidation, fault
+     * event, translation enabled with every device blocked) if the driver does not own it yet. Scalable mode when the
+     * unit offers it, as Linux prefers.
+     *
+     * @throws IllegalArgumentException when the device is not VT-d
+     * @throws VtdDriverException when probe or init fails (the instance is then not owned)
+     */
+    public synchronized VtdDriverInstance vtd(IommuDevice device) {
+        if (device.type() != IommuType.VTD) {
+            throw new IllegalArgumentException(device.name() + " is " + device.type() + ", not VT-d");
+        }
+        VtdDriverInstance o = (VtdDriverInstance) owned.get(device.name());
+        if (o != null) {
+            return o;
+        }
+        InProcessVtdHost host = new InProcessVtdHost(device, machine.memory(), heap(), machine.interrupts());
+        try {
+            VtdDriver driver = VtdDriver.probe(host, VtdDriverOptions.defaults());
+            DriverEventLog events = new DriverEventLog();
+            driver.addListener(VtdDriverInstance.logger(events));
+            driver.init();
+            o = new VtdDriverInstance(device.name(), host, driver, new VtdDomains(driver, device.name()), events);
+        } catch (RuntimeException e) {
+            host.close();
+            throw e;
+        }
+        owned.put(device.name(), o);
+        return o;
     }
 }

@@ -693,8 +693,14 @@ class DriverServiceTest {
                 "granule must be 4096, 16384 or 65536 bytes, got 8192");
         assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("smmu0").setGranule(4096)
                 .build()), Status.Code.INVALID_ARGUMENT, "stage must be STAGE_1 or STAGE_2");
-        assertStatus(() -> create(DomainStage.STAGE_1, "dmar0"), Status.Code.UNIMPLEMENTED,
-                "VT-d driver not modelled yet");
+        assertStatus(() -> create(DomainStage.STAGE_1, "smmu0", "dmar0"), Status.Code.INVALID_ARGUMENT,
+                "smmu0 is SMMUV3 and dmar0 is VTD: a domain's page table has one format");
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("dmar0").setStage(
+                DomainStage.STAGE_2).setGranule(65536).build()), Status.Code.FAILED_PRECONDITION,
+                "VT-d page tables have 4 KiB pages");
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("dmar0").setStage(
+                DomainStage.STAGE_2).setGranule(4096).setInputBits(40).build()), Status.Code.OUT_OF_RANGE,
+                "VT-d tables take 39, 48 or 57 bits");
         assertStatus(() -> create(DomainStage.STAGE_1, "smmu7"), Status.Code.NOT_FOUND, "iommu 'smmu7' not found");
         assertStatus(() -> create(DomainStage.STAGE_1, "smmu0", "smmu0"), Status.Code.INVALID_ARGUMENT,
                 "names smmu0 twice");
