@@ -345,7 +345,7 @@ public final class VtdTranslator {
             }
         }
         if (ttm == VtdRegs.TTM_LEGACY) {
-            return legacy(s, rootTable, ttm, ctxEpoch, tlbEpoch);
+            return legacy(s, rootTable, ttm, ctxEpoch, peEpoch, tlbEpoch);
         }
         if (ttm == VtdRegs.TTM_SCALABLE && config.smts()) {
             return scalable(s, rootTable, ttm, ctxEpoch, peEpoch, tlbEpoch);
@@ -354,7 +354,7 @@ public final class VtdTranslator {
         return report(s, false);
     }
 
-    private Translation legacy(Scratch s, long rootTable, int ttm, long ctxEpoch, long tlbEpoch) {
+    private Translation legacy(Scratch s, long rootTable, int ttm, long ctxEpoch, long peEpoch, long tlbEpoch) {
         if (s.pasid >= 0) {
             s.fail(FaultType.ABORTED, SM_TTM_PASID);
             return report(s, false);
@@ -376,7 +376,7 @@ public final class VtdTranslator {
         boolean write = Access.isWrite(s.access);
         if (iotlb.lookup(did, -1, iova, write, e)) {
             stats.cacheHit();
-            return cached(s, e, false, ctx.fpd(), ttm, ctxEpoch, 0, tlbEpoch);
+            return cached(s, e, false, ctx.fpd(), ttm, ctxEpoch, peEpoch, tlbEpoch);
         }
         stats.cacheMiss();
         s.count(WALKS, 1);
@@ -388,7 +388,7 @@ public final class VtdTranslator {
             return report(s, ctx.fpd());
         }
         return insert(s, did, -1, false, s.ssLg2, s.ssOa, iova, ssPerms(s.ssPerm, s.ssClean), Stage.S2, ttm,
-                ctxEpoch, 0, tlbEpoch);
+                ctxEpoch, peEpoch, tlbEpoch);
     }
 
     private Translation scalable(Scratch s, long rootTable, int ttm, long ctxEpoch, long peEpoch, long tlbEpoch) {

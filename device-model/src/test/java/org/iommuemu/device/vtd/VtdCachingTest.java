@@ -448,5 +448,10 @@ class VtdCachingTest {
         assertThat(rig.caches.iotlbStats().entries()).isEqualTo(2);
         assertThat(rig.caches.walkStats().entries()).isEqualTo(3);
         assertThat(rig.caches.contextStats().misses()).isEqualTo(1);
+        // any invalidation empties the micro-TLBs, which refill on the next translation
+        rig.caches.invalidatePasidCacheAll();
+        pa(0x2000);
+        pa(0x2008);
+        assertThat(t.microTlbHits()).isEqualTo(2);
     }
 }
