@@ -138,8 +138,9 @@ public final class VtdTranslator {
     private static final int WALKS = 2;
     private static final int WALK_READS = 3;
     private static final int MICRO_HITS = 4;
-    private static final int MEMO_HITS = 5;
-    private static final int COUNTERS = 6;
+    private static final int CONTEXT_MEMO_HITS = 5;
+    private static final int PASID_MEMO_HITS = 6;
+    private static final int COUNTERS = 7;
     private static final VarHandle COUNT = MethodHandles.arrayElementVarHandle(long[].class);
 
     private final String name;
@@ -294,9 +295,14 @@ public final class VtdTranslator {
         return sum(MICRO_HITS);
     }
 
-    /** Context and PASID lookups the per-thread memos answered (cache hits that did not reach the shared cache). */
-    public long configMemoHits() {
-        return sum(MEMO_HITS);
+    /** Context lookups the per-thread memos answered (context-cache hits that did not reach the shared cache). */
+    public long contextMemoHits() {
+        return sum(CONTEXT_MEMO_HITS);
+    }
+
+    /** PASID-entry lookups the per-thread memos answered (PASID-cache hits that did not reach the shared cache). */
+    public long pasidMemoHits() {
+        return sum(PASID_MEMO_HITS);
     }
 
     // ------------------------------------------------------------------------------------ translation
@@ -639,7 +645,7 @@ public final class VtdTranslator {
         CachedContext memo = s.memoCtx;
         CachedContext c;
         if (memo != null && s.memoCtxSid == sid && s.memoCtxEpoch == epoch && memo.scalable() == scalable) {
-            s.count(MEMO_HITS, 1);
+            s.count(CONTEXT_MEMO_HITS, 1);
             stats.cacheHit();
             c = memo;
         } else {
@@ -772,7 +778,7 @@ public final class VtdTranslator {
         CachedPasid memo = s.memoPe;
         CachedPasid pe;
         if (memo != null && s.memoPeSid == sid && s.memoPePasid == p && s.memoPeEpoch == epoch) {
-            s.count(MEMO_HITS, 1);
+            s.count(PASID_MEMO_HITS, 1);
             stats.cacheHit();
             pe = memo;
         } else {

@@ -444,7 +444,8 @@ class VtdCachingTest {
         assertThat(t.walks()).isEqualTo(2);
         assertThat(t.walkReads()).isEqualTo(5);
         assertThat(t.microTlbHits()).isEqualTo(1);
-        assertThat(t.configMemoHits()).isEqualTo(1);
+        assertThat(t.contextMemoHits()).isEqualTo(1);
+        assertThat(t.pasidMemoHits()).isZero();
         assertThat(rig.caches.iotlbStats().entries()).isEqualTo(2);
         assertThat(rig.caches.walkStats().entries()).isEqualTo(3);
         assertThat(rig.caches.contextStats().misses()).isEqualTo(1);
