@@ -41,7 +41,7 @@ import org.iommuemu.device.xlate.WalkCache;
  * <p>Thread-safe: each cache has its own monitor; see {@link TranslationCaches} for what a concurrent lookup
  * may see while an invalidation of both IOTLB and paging-structure cache runs.
  */
-public final class VtdCaches {
+public final class VtdCaches implements CacheInvalidation {
     /** The context-cache tag of scalable-mode context entries, which carry no domain id. */
     public static final int SCALABLE_CONTEXT_TAG = -2;
     /** The tag of cached not-present context and PASID entries (CM=1): the reserved domain id 0. */

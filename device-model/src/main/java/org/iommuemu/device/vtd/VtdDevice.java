@@ -17,6 +17,7 @@ import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.xlate.CacheStats;
 import org.iommuemu.device.xlate.SimClock;
 import org.iommuemu.device.xlate.XlateStats;
 import org.slf4j.Logger;
@@ -47,8 +48,6 @@ public final class VtdDevice implements IommuDevice {
     /** Requester ids are bus:device.function, 16 bits. */
     public static final int REQUESTER_ID_BITS = 16;
 
-    static final String UNIMPLEMENTED_MESSAGE = "VT-d translation (TE=1) is not modelled yet";
-
     /** Command codes the register-based invalidations are counted under (descriptor types are 1..9). */
     public static final int CODE_CCMD = 0x81;
     public static final int CODE_IOTLB_REGISTER = 0x82;
@@ -66,7 +65,9 @@ public final class VtdDevice implements IommuDevice {
     private final EventInterrupt faultEvent;
     private final EventInterrupt completionEvent;
     private final FaultRecording faults;
+    private final VtdCaches caches;
     private final CacheInvalidation invalidation;
+    private final VtdTranslator translator;
     private final InvalidationQueue queue;
     private final Field qie;
     private final Field qies;
@@ -128,7 +129,9 @@ public final class VtdDevice implements IommuDevice {
         faultEvent = new EventInterrupt(name, "fault-event", f.register("FECTL"), f.register("FEDATA"),
                 f.register("FEADDR"), f.register("FEUADDR"), interrupts, stats, interruptCount);
         faults = new FaultRecording(regs, faultEvent, stats);
-        invalidation = NO_CACHES;
+        caches = new VtdCaches(config);
+        invalidation = caches;
+        translator = new VtdTranslator(name, config, memory, caches, stats, faults);
         if (config.qi()) {
             completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
                     f.register("IEADDR"), f.register("IEUADDR"), interrupts, stats, interruptCount);
@@ -141,21 +144,6 @@ public final class VtdDevice implements IommuDevice {
         ccmd.afterWrite((oldValue, newValue, written, mask) -> contextCommand(newValue));
         iotlb.afterWrite((oldValue, newValue, written, mask) -> iotlbCommand(newValue));
     }
-
-    /** Until the translation path lands there are no caches to invalidate. */
-    private static final CacheInvalidation NO_CACHES = new CacheInvalidation() {
-        public int invalidateContextAll() { return 0; }
-        public int invalidateContextDomain(int did) { return 0; }
-        public int invalidateContextDevice(int sid, int fm) { return 0; }
-        public int invalidatePasidCacheAll() { return 0; }
-        public int invalidatePasidCacheDomain(int did) { return 0; }
-        public int invalidatePasidCache(int did, int pasid) { return 0; }
-        public int invalidateIotlbAll() { return 0; }
-        public int invalidateIotlbDomain(int did) { return 0; }
-        public int invalidateIotlbPage(int did, long addr, int am, boolean ih) { return 0; }
-        public int invalidatePasidIotlb(int did, int pasid) { return 0; }
-        public int invalidatePasidIotlbPage(int did, int pasid, long addr, int am, boolean ih) { return 0; }
-    };
 
     /** A CCMD write: with ICC set, the context-cache invalidation CIRG asks for; CAIG says what was done. */
     private void contextCommand(long value) {
@@ -350,16 +338,19 @@ public final class VtdDevice implements IommuDevice {
 
     @Override
     public boolean translationModelled() {
-        return false;
+        return true;
     }
 
-    /** With DMA remapping disabled (GSTS.TES=0) requests pass untranslated. */
+    /**
+     * With DMA remapping disabled (GSTS.TES=0) requests pass untranslated; enabled, they are translated through the
+     * structures at the root-table address SRTP latched ({@link VtdTranslator}).
+     */
     @Override
     public Translation translate(int streamId, int substreamId, long iova, int access, Translation out) {
         if (!regs.translationEnabled.isSet()) {
             return out.ok(iova, -1L);
         }
-        return out.unimplemented(UNIMPLEMENTED_MESSAGE);
+        return translator.translate(rootTableAddress, translationTableMode, streamId, substreamId, iova, access, out);
     }
 
     @Override
@@ -408,8 +399,19 @@ public final class VtdDevice implements IommuDevice {
         List<DeviceStats.CodeCount> byReason = new ArrayList<>();
         snap.eventsByType().forEach((fr, n) -> byReason.add(new DeviceStats.CodeCount(fr, FaultReason.name(fr), n)));
         long lost = faults.dropped.sum() + faults.collapsed.sum();
-        return new DeviceStats(0, 0, List.of(), 0, 0, mmioReads.sum(), mmioWrites.sum(), byCode, byReason, lost,
-                snap.gerrors(), snap.simNanos(), interruptCount.sum());
+        List<DeviceStats.CacheStat> cacheStats = List.of(
+                cacheStat("iotlb", caches.iotlbStats(), translator.microTlbHits()),
+                cacheStat("context", caches.contextStats(), translator.contextMemoHits()),
+                cacheStat("pasid", caches.pasidStats(), translator.pasidMemoHits()),
+                cacheStat("walk", caches.walkStats(), 0));
+        return new DeviceStats(translator.translations(), translator.faults(), cacheStats, translator.walks(),
+                translator.walkReads(), mmioReads.sum(), mmioWrites.sum(), byCode, byReason, lost, snap.gerrors(),
+                snap.simNanos(), interruptCount.sum());
+    }
+
+    private static DeviceStats.CacheStat cacheStat(String name, CacheStats s, long frontHits) {
+        return new DeviceStats.CacheStat(name, s.hits() + frontHits, s.misses(), s.inserts(), s.evictions(),
+                s.invalidated(), s.entries(), s.capacity());
     }
 
     /** The name a command code is reported under: a descriptor type, or a register-based invalidation. */

@@ -91,24 +91,6 @@ import org.iommuemu.device.xlate.XlateStats;
  * decoded record it caches).
  */
 public final class VtdTranslator {
-    // Fault reasons FaultReason does not name yet (VT-d scalable-mode fault conditions; Linux dmar.c texts).
-    /** SM: invalid root table address (here: RTADDR.TTM programmed to a reserved value). */
-    static final int FR_SM_INVALID_ROOT_TABLE = 0x30;
-    /** SM: ERE field is clear in the PASID-table entry (execute request). */
-    static final int FR_SM_ERE_CLEAR = 0x5C;
-    /** SM: error attempting to access the first-stage top-level (FS-PML4/PML5) entry. */
-    static final int FR_SM_FS_TOP_ACCESS = 0x73;
-    /** SM: first-stage entry address (guest-physical) beyond the second stage's width in nested translation. */
-    static final int FR_SM_NESTED_ADDRESS = 0x74;
-    /** SM: read permission error in the second-stage translation of the first-stage top-level table (nested). */
-    static final int FR_SM_NESTED_TOP_READ = 0x75;
-    /** SM: read permission error in the second-stage translation of a first-stage table (nested). */
-    static final int FR_SM_NESTED_READ = 0x76;
-    /** SM: write permission error for a first-stage A/D update in nested translation. */
-    static final int FR_SM_NESTED_WRITE = 0x77;
-    /** SM: no execute permission (XD) for an execute request. */
-    static final int FR_SM_EXECUTE = 0x82;
-
     /** Attribute byte of a negative IOTLB entry: a second-stage entry with neither R nor W. */
     static final int NEGATIVE_SS = 1;
     /** Attribute byte of a negative IOTLB entry: a first-stage entry with P clear. */
@@ -356,7 +338,7 @@ public final class VtdTranslator {
         if (ttm == VtdRegs.TTM_SCALABLE && config.smts()) {
             return scalable(s, rootTable, ttm, ctxEpoch, peEpoch, tlbEpoch);
         }
-        s.fail(FaultType.BAD_CONFIGURATION, FR_SM_INVALID_ROOT_TABLE);
+        s.fail(FaultType.BAD_CONFIGURATION, FaultReason.SM_INVALID_ROOT_TABLE);
         return report(s, false);
     }
 
@@ -424,7 +406,7 @@ public final class VtdTranslator {
             return report(s, fpd);
         }
         if (Access.isInstruction(access) && !pe.ere()) {
-            s.fail(FaultType.PERMISSION, FR_SM_ERE_CLEAR);
+            s.fail(FaultType.PERMISSION, FaultReason.SM_ERE_CLEAR);
             return report(s, fpd);
         }
         long iova = s.iova;
@@ -482,7 +464,7 @@ public final class VtdTranslator {
                 }
                 long ipa = s.fsOa;
                 if (!fits(ipa, inputBits(pe.ssLevels()))) {
-                    s.fail(FaultType.ADDRESS_SIZE, FR_SM_NESTED_ADDRESS);
+                    s.fail(FaultType.ADDRESS_SIZE, FaultReason.SM_NESTED_ADDRESS);
                     return report(s, fpd);
                 }
                 int need = write ? (int) SS_W : (int) SS_R;
@@ -535,7 +517,7 @@ public final class VtdTranslator {
             } else if (write && (fs & (priv ? Perm.PRIV_WRITE : Perm.WRITE)) == 0) {
                 reason = SM_WRITE;
             } else if (Access.isInstruction(access) && (fs & (priv ? Perm.PRIV_EXEC : Perm.EXEC)) == 0) {
-                reason = FR_SM_EXECUTE;
+                reason = FaultReason.SM_EXECUTE;
             } else {
                 reason = write ? SM_WRITE : SM_READ; // the second stage of a nested entry denies it
             }
@@ -607,7 +589,7 @@ public final class VtdTranslator {
             case ROOT_TABLE_ACCESS:
             case CONTEXT_ACCESS:
             case ROOT_RESERVED:
-            case FR_SM_INVALID_ROOT_TABLE:
+            case FaultReason.SM_INVALID_ROOT_TABLE:
             case SM_TTM_PASID:
             case SM_ROOT_ACCESS:
             case SM_ROOT_NOT_PRESENT:
@@ -624,14 +606,14 @@ public final class VtdTranslator {
     /** A constant description of a fault reason this translator produces. */
     static String describe(int reason) {
         return switch (reason) {
-            case FR_SM_INVALID_ROOT_TABLE -> "RTADDR.TTM is a reserved value";
-            case FR_SM_ERE_CLEAR -> "execute request while the PASID entry's ERE is clear";
-            case FR_SM_FS_TOP_ACCESS -> "error accessing the first-stage top-level entry";
-            case FR_SM_NESTED_ADDRESS -> "first-stage address beyond the second stage's width (nested)";
-            case FR_SM_NESTED_TOP_READ -> "second stage denies reading the first-stage top-level table (nested)";
-            case FR_SM_NESTED_READ -> "second stage denies reading a first-stage table (nested)";
-            case FR_SM_NESTED_WRITE -> "second stage denies the first-stage A/D update (nested)";
-            case FR_SM_EXECUTE -> "execute request to a page with XD set";
+            case FaultReason.SM_INVALID_ROOT_TABLE -> "RTADDR.TTM is a reserved value";
+            case FaultReason.SM_ERE_CLEAR -> "execute request while the PASID entry's ERE is clear";
+            case FaultReason.SM_FS_TOP_ACCESS -> "error accessing the first-stage top-level entry";
+            case FaultReason.SM_NESTED_ADDRESS -> "first-stage address beyond the second stage's width (nested)";
+            case FaultReason.SM_NESTED_TOP_READ -> "second stage denies reading the first-stage top-level table (nested)";
+            case FaultReason.SM_NESTED_READ -> "second stage denies reading a first-stage table (nested)";
+            case FaultReason.SM_NESTED_WRITE -> "second stage denies the first-stage A/D update (nested)";
+            case FaultReason.SM_EXECUTE -> "execute request to a page with XD set";
             default -> FaultReason.describe(reason);
         };
     }
@@ -1035,13 +1017,13 @@ public final class VtdTranslator {
             boolean tableWritable = true;
             if (nested) {
                 if (!fits(ipa, inputBits(pe.ssLevels()))) {
-                    ok = s.fail(FaultType.ADDRESS_SIZE, FR_SM_NESTED_ADDRESS);
+                    ok = s.fail(FaultType.ADDRESS_SIZE, FaultReason.SM_NESTED_ADDRESS);
                     break;
                 }
                 if (!walkSs(s, did, pe.ssptptr(), pe.ssLevels(), ipa, true, pe.ssade(), (int) SS_R, false)) {
                     s.negLevel = -1;
                     if (s.fType == FaultType.PERMISSION) {
-                        s.fReason = level == top ? FR_SM_NESTED_TOP_READ : FR_SM_NESTED_READ;
+                        s.fReason = level == top ? FaultReason.SM_NESTED_TOP_READ : FaultReason.SM_NESTED_READ;
                     }
                     ok = false;
                     break;
@@ -1053,7 +1035,7 @@ public final class VtdTranslator {
             try {
                 e = readEntry(s, pa);
             } catch (MemoryAccessException x) {
-                ok = s.fail(FaultType.EXTERNAL_ABORT, level == top ? FR_SM_FS_TOP_ACCESS : SM_FS_ACCESS);
+                ok = s.fail(FaultType.EXTERNAL_ABORT, level == top ? FaultReason.SM_FS_TOP_ACCESS : SM_FS_ACCESS);
                 break;
             }
             if ((e & FS_P) == 0) {
@@ -1095,7 +1077,7 @@ public final class VtdTranslator {
                 break;
             }
             if (Access.isInstruction(access) && noExec) {
-                ok = s.fail(FaultType.PERMISSION, FR_SM_EXECUTE);
+                ok = s.fail(FaultType.PERMISSION, FaultReason.SM_EXECUTE);
                 break;
             }
             long bits = FS_A | (write ? FS_D : 0);
@@ -1129,7 +1111,7 @@ public final class VtdTranslator {
     /** Sets A/D bits of a first-stage entry; in a nested walk the second stage must allow writing its table. */
     private boolean updateFs(Scratch s, long pa, long e, long bits, boolean tableWritable) {
         if (!tableWritable) {
-            return s.fail(FaultType.PERMISSION, FR_SM_NESTED_WRITE);
+            return s.fail(FaultType.PERMISSION, FaultReason.SM_NESTED_WRITE);
         }
         return setBits(s, pa, e, bits) || s.fail(FaultType.EXTERNAL_ABORT, SM_FS_ACCESS);
     }

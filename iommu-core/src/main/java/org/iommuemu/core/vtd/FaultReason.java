@@ -24,6 +24,8 @@ public final class FaultReason {
     public static final int CONTEXT_TT_BLOCKED = 0xD;
 
     // scalable mode
+    /** Invalid root table address (here: RTADDR.TTM programmed to a reserved value). */
+    public static final int SM_INVALID_ROOT_TABLE = 0x30;
     public static final int SM_TTM_PASID = 0x31;
     public static final int SM_ROOT_ACCESS = 0x38;
     public static final int SM_ROOT_NOT_PRESENT = 0x39;
@@ -41,15 +43,26 @@ public final class FaultReason {
     public static final int SM_PASID_ENTRY_NOT_PRESENT = 0x59;
     public static final int SM_PASID_ENTRY_RESERVED = 0x5A;
     public static final int SM_PASID_ENTRY_INVALID = 0x5B;
+    public static final int SM_ERE_CLEAR = 0x5C;
     public static final int SM_SRE_CLEAR = 0x5D;
     public static final int SM_FS_ACCESS = 0x70;
     public static final int SM_FS_NOT_PRESENT = 0x71;
     public static final int SM_FS_RESERVED = 0x72;
+    public static final int SM_FS_TOP_ACCESS = 0x73;
+    /** Nested: a first-stage table or output address (an IPA) beyond the second stage's width. */
+    public static final int SM_NESTED_ADDRESS = 0x74;
+    /** Nested: the second stage denies reading the first-stage top-level table. */
+    public static final int SM_NESTED_TOP_READ = 0x75;
+    /** Nested: the second stage denies reading a first-stage table. */
+    public static final int SM_NESTED_READ = 0x76;
+    /** Nested: the second stage denies a first-stage accessed/dirty update. */
+    public static final int SM_NESTED_WRITE = 0x77;
     public static final int SM_SS_ACCESS = 0x78;
     public static final int SM_SS_PERMISSION = 0x79;
     public static final int SM_SS_RESERVED = 0x7A;
     public static final int SM_FS_NOT_CANONICAL = 0x80;
     public static final int SM_FS_USER = 0x81;
+    public static final int SM_EXECUTE = 0x82;
     public static final int SM_ADDRESS_BEYOND_AW = 0x83;
     public static final int SM_SS_OUTPUT_BEYOND = 0x84;
     public static final int SM_WRITE = 0x85;
@@ -58,13 +71,15 @@ public final class FaultReason {
     private static final int[] ALL = {
             ROOT_NOT_PRESENT, CONTEXT_NOT_PRESENT, CONTEXT_INVALID, ADDRESS_BEYOND_AW, WRITE, READ,
             PAGING_ENTRY_ACCESS, ROOT_TABLE_ACCESS, CONTEXT_ACCESS, ROOT_RESERVED, CONTEXT_RESERVED,
-            PAGING_ENTRY_RESERVED, CONTEXT_TT_BLOCKED, SM_TTM_PASID, SM_ROOT_ACCESS, SM_ROOT_NOT_PRESENT,
-            SM_ROOT_RESERVED, SM_CONTEXT_ACCESS, SM_CONTEXT_NOT_PRESENT, SM_CONTEXT_RESERVED,
-            SM_CONTEXT_INVALID, SM_PASIDE_CLEAR, SM_PASID_TOO_LARGE, SM_PASID_DIR_ACCESS,
-            SM_PASID_DIR_NOT_PRESENT, SM_PASID_DIR_RESERVED, SM_PASID_ENTRY_ACCESS,
-            SM_PASID_ENTRY_NOT_PRESENT, SM_PASID_ENTRY_RESERVED, SM_PASID_ENTRY_INVALID, SM_SRE_CLEAR,
-            SM_FS_ACCESS, SM_FS_NOT_PRESENT, SM_FS_RESERVED, SM_SS_ACCESS, SM_SS_PERMISSION, SM_SS_RESERVED,
-            SM_FS_NOT_CANONICAL, SM_FS_USER, SM_ADDRESS_BEYOND_AW, SM_SS_OUTPUT_BEYOND, SM_WRITE, SM_READ};
+            PAGING_ENTRY_RESERVED, CONTEXT_TT_BLOCKED, SM_INVALID_ROOT_TABLE, SM_TTM_PASID, SM_ROOT_ACCESS,
+            SM_ROOT_NOT_PRESENT, SM_ROOT_RESERVED, SM_CONTEXT_ACCESS, SM_CONTEXT_NOT_PRESENT,
+            SM_CONTEXT_RESERVED, SM_CONTEXT_INVALID, SM_PASIDE_CLEAR, SM_PASID_TOO_LARGE,
+            SM_PASID_DIR_ACCESS, SM_PASID_DIR_NOT_PRESENT, SM_PASID_DIR_RESERVED, SM_PASID_ENTRY_ACCESS,
+            SM_PASID_ENTRY_NOT_PRESENT, SM_PASID_ENTRY_RESERVED, SM_PASID_ENTRY_INVALID, SM_ERE_CLEAR,
+            SM_SRE_CLEAR, SM_FS_ACCESS, SM_FS_NOT_PRESENT, SM_FS_RESERVED, SM_FS_TOP_ACCESS,
+            SM_NESTED_ADDRESS, SM_NESTED_TOP_READ, SM_NESTED_READ, SM_NESTED_WRITE, SM_SS_ACCESS,
+            SM_SS_PERMISSION, SM_SS_RESERVED, SM_FS_NOT_CANONICAL, SM_FS_USER, SM_EXECUTE,
+            SM_ADDRESS_BEYOND_AW, SM_SS_OUTPUT_BEYOND, SM_WRITE, SM_READ};
 
     /** Every fault reason this model produces, in code order. */
     public static int[] all() {
@@ -90,6 +105,7 @@ public final class FaultReason {
             case CONTEXT_RESERVED -> "CONTEXT_RESERVED";
             case PAGING_ENTRY_RESERVED -> "PAGING_ENTRY_RESERVED";
             case CONTEXT_TT_BLOCKED -> "CONTEXT_TT_BLOCKED";
+            case SM_INVALID_ROOT_TABLE -> "SM_INVALID_ROOT_TABLE";
             case SM_TTM_PASID -> "SM_TTM_PASID";
             case SM_ROOT_ACCESS -> "SM_ROOT_ACCESS";
             case SM_ROOT_NOT_PRESENT -> "SM_ROOT_NOT_PRESENT";
@@ -107,15 +123,22 @@ public final class FaultReason {
             case SM_PASID_ENTRY_NOT_PRESENT -> "SM_PASID_ENTRY_NOT_PRESENT";
             case SM_PASID_ENTRY_RESERVED -> "SM_PASID_ENTRY_RESERVED";
             case SM_PASID_ENTRY_INVALID -> "SM_PASID_ENTRY_INVALID";
+            case SM_ERE_CLEAR -> "SM_ERE_CLEAR";
             case SM_SRE_CLEAR -> "SM_SRE_CLEAR";
             case SM_FS_ACCESS -> "SM_FS_ACCESS";
             case SM_FS_NOT_PRESENT -> "SM_FS_NOT_PRESENT";
             case SM_FS_RESERVED -> "SM_FS_RESERVED";
+            case SM_FS_TOP_ACCESS -> "SM_FS_TOP_ACCESS";
+            case SM_NESTED_ADDRESS -> "SM_NESTED_ADDRESS";
+            case SM_NESTED_TOP_READ -> "SM_NESTED_TOP_READ";
+            case SM_NESTED_READ -> "SM_NESTED_READ";
+            case SM_NESTED_WRITE -> "SM_NESTED_WRITE";
             case SM_SS_ACCESS -> "SM_SS_ACCESS";
             case SM_SS_PERMISSION -> "SM_SS_PERMISSION";
             case SM_SS_RESERVED -> "SM_SS_RESERVED";
             case SM_FS_NOT_CANONICAL -> "SM_FS_NOT_CANONICAL";
             case SM_FS_USER -> "SM_FS_USER";
+            case SM_EXECUTE -> "SM_EXECUTE";
             case SM_ADDRESS_BEYOND_AW -> "SM_ADDRESS_BEYOND_AW";
             case SM_SS_OUTPUT_BEYOND -> "SM_SS_OUTPUT_BEYOND";
             case SM_WRITE -> "SM_WRITE";
@@ -150,6 +173,7 @@ public final class FaultReason {
             case CONTEXT_RESERVED -> "reserved bits set in the context entry";
             case PAGING_ENTRY_RESERVED -> "reserved bits set in a paging entry";
             case CONTEXT_TT_BLOCKED -> "request blocked by the context entry's translation type";
+            case SM_INVALID_ROOT_TABLE -> "invalid root table address (reserved RTADDR.TTM)";
             case SM_TTM_PASID -> "request with PASID while the root table is legacy";
             case SM_ROOT_ACCESS -> "error accessing the scalable root entry";
             case SM_ROOT_NOT_PRESENT -> "scalable root entry not present";
@@ -167,15 +191,22 @@ public final class FaultReason {
             case SM_PASID_ENTRY_NOT_PRESENT -> "PASID table entry not present";
             case SM_PASID_ENTRY_RESERVED -> "reserved bits set in the PASID table entry";
             case SM_PASID_ENTRY_INVALID -> "invalid PASID table entry";
+            case SM_ERE_CLEAR -> "execute request while the PASID entry's ERE is clear";
             case SM_SRE_CLEAR -> "supervisor request while the PASID entry's SRE is clear";
             case SM_FS_ACCESS -> "error accessing a first-stage paging entry";
             case SM_FS_NOT_PRESENT -> "first-stage paging entry not present";
             case SM_FS_RESERVED -> "reserved bits set in a first-stage paging entry";
+            case SM_FS_TOP_ACCESS -> "error accessing the first-stage top-level table";
+            case SM_NESTED_ADDRESS -> "nested: first-stage address beyond the second stage's width";
+            case SM_NESTED_TOP_READ -> "nested: second stage denies reading the first-stage top-level table";
+            case SM_NESTED_READ -> "nested: second stage denies reading a first-stage table";
+            case SM_NESTED_WRITE -> "nested: second stage denies a first-stage accessed/dirty update";
             case SM_SS_ACCESS -> "error accessing a second-stage paging entry";
             case SM_SS_PERMISSION -> "second-stage paging entry without read or write permission";
             case SM_SS_RESERVED -> "reserved bits set in a second-stage paging entry";
             case SM_FS_NOT_CANONICAL -> "first-stage input address not canonical";
             case SM_FS_USER -> "user request to a supervisor page";
+            case SM_EXECUTE -> "execute request to a page without execute permission";
             case SM_ADDRESS_BEYOND_AW -> "address beyond the address width";
             case SM_SS_OUTPUT_BEYOND -> "second-stage output address beyond the host address width";
             case SM_WRITE -> "write access denied";
