@@ -1,6 +1,7 @@
 package org.iommuemu.device.scenario;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -32,12 +33,27 @@ class ScenarioExamplesTest {
         return files.stream();
     }
 
+    /** The VT-d examples, under {@code scenarios/vtd/}. */
+    static Stream<Path> vtdExamples() throws IOException {
+        List<Path> files;
+        try (Stream<Path> s = Files.list(dir().resolve("vtd"))) {
+            files = s.filter(f -> f.toString().endsWith(".yaml")).sorted().toList();
+        }
+        assertThat(files).hasSizeGreaterThanOrEqualTo(6);
+        return files.stream();
+    }
+
+    /** Every example, SMMUv3 and VT-d. */
+    static Stream<Path> allExamples() throws IOException {
+        return Stream.concat(examples(), vtdExamples());
+    }
+
     private static ScenarioRunner.Result run(Path file, StringWriter out) {
         return ScenarioRunner.run(ScenarioFile.read(file), new PrintWriter(out, true));
     }
 
     @ParameterizedTest
-    @MethodSource("examples")
+    @MethodSource("allExamples")
     void examplePassesAndEvaluatesEveryExpect(Path file) throws IOException {
         StringWriter out = new StringWriter();
         ScenarioRunner.Result r = run(file, out);
@@ -51,7 +67,7 @@ class ScenarioExamplesTest {
     }
 
     @ParameterizedTest
-    @MethodSource("examples")
+    @MethodSource("allExamples")
     void examplePassesOverNetty(Path file) {
         StringWriter out = new StringWriter();
         ScenarioRunner.Result r = ScenarioRunner.run(ScenarioFile.read(file), new PrintWriter(out, true),
@@ -61,7 +77,7 @@ class ScenarioExamplesTest {
     }
 
     @ParameterizedTest
-    @MethodSource("examples")
+    @MethodSource("allExamples")
     void examplePassesTwiceAgainstOneSeparateServer(Path file) throws IOException {
         ScenarioFile.Loaded loaded = ScenarioFile.read(file);
         try (BusServer server = BusServer.netty(new Machine(loaded.machine()), "127.0.0.1", 0).start()) {
@@ -115,6 +131,16 @@ class ScenarioExamplesTest {
         }
         // the two ran the same steps line by line, apart from where the domains came from
         assertThat(steps(outOut.toString())).isEqualTo(steps(inOut.toString()));
+    }
+
+    /** The client-side driver is the SMMUv3 one: a VT-d scenario with {@code --driver client} is refused, clearly. */
+    @Test
+    void theClientDriverRefusesVtdInstances() {
+        StringWriter out = new StringWriter();
+        assertThatThrownBy(() -> ScenarioRunner.run(ScenarioFile.read(dir().resolve("vtd/unmapped-iova.yaml")),
+                new PrintWriter(out, true), ScenarioRunner.Options.netty().withDriver(ScenarioRunner.DriverSide.CLIENT)))
+                .isInstanceOf(ScenarioException.class)
+                .hasMessageContaining("dmar0 is VTD: --driver client runs the SMMUv3 driver only");
     }
 
     private static List<String> steps(String output) {
