@@ -15,9 +15,21 @@ public final class DmaEngine {
     private static final int PAGE = 4096;
 
     private final PhysicalMemory memory;
+    private volatile Runnable afterFault = () -> { };
 
     public DmaEngine(PhysicalMemory memory) {
         this.memory = memory;
+    }
+
+    /**
+     * Runs {@code hook} on the DMA's thread after a translation fault, once the device has returned: the machine
+     * uses it to let its in-process drivers take the interrupts the fault raised (the VT-d fault event, the SMMUv3
+     * event queue's), as a driver's interrupt handler would before the device's next request. Without it those
+     * interrupts waited for the driver's next register access, and a VT-d unit collapsed a device's second fault into
+     * the record its driver had not read yet.
+     */
+    public void afterFault(Runnable hook) {
+        this.afterFault = hook;
     }
 
     /**
@@ -51,6 +63,7 @@ public final class DmaEngine {
                 case OK -> { }
                 case FAULT -> {
                     out.fault(va, done, t.faultType(), t.code(), t.description());
+                    afterFault.run();
                     return out;
                 }
                 case UNIMPLEMENTED -> {

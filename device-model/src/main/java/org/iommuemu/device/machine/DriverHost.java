@@ -1,5 +1,6 @@
 package org.iommuemu.device.machine;
 
+import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.iommuemu.core.bits.Bits;
@@ -38,6 +39,8 @@ public final class DriverHost {
     private final long heapBase;
     private final long heapSize;
     private final Map<String, DriverInstance> owned = new ConcurrentHashMap<>();
+    /** The owned instances' interrupt deliveries, for {@link #deliverPendingInterrupts} (no iterator on that path). */
+    private volatile Runnable[] deliveries = new Runnable[0];
     private volatile BuddyPageAllocator heap;
 
     DriverHost(Machine machine) {
@@ -85,6 +88,23 @@ public final class DriverHost {
         return h;
     }
 
+    /**
+     * Lets the in-process drivers take the interrupts their instances have raised and not delivered yet (the
+     * machine's DMA engine calls it after a translation fault). Allocates nothing.
+     */
+    public void deliverPendingInterrupts() {
+        for (Runnable r : deliveries) {
+            r.run();
+        }
+    }
+
+    private void owned(DriverInstance o, Runnable delivery) {
+        owned.put(o.name(), o);
+        Runnable[] now = Arrays.copyOf(deliveries, deliveries.length + 1);
+        now[now.length - 1] = delivery;
+        deliveries = now;
+    }
+
     /** Whether the driver has taken instance {@code iommu} over. */
     public boolean owns(String iommu) {
         return owned.containsKey(iommu);
@@ -122,7 +142,7 @@ public final class DriverHost {
             host.close();
             throw e;
         }
-        owned.put(device.name(), o);
+        owned(o, host::deliverPendingInterrupts);
         return o;
     }
 
@@ -179,7 +199,7 @@ public final class DriverHost {
             host.close();
             throw e;
         }
-        owned.put(device.name(), o);
+        owned(o, host::deliverPendingInterrupts);
         return o;
     }
 }

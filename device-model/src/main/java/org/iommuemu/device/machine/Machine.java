@@ -36,6 +36,7 @@ public final class Machine {
         this.iommus = Collections.unmodifiableMap(devices);
         this.dma = new DmaEngine(memory);
         this.driverHost = new DriverHost(this);
+        this.dma.afterFault(driverHost::deliverPendingInterrupts);
     }
 
     private IommuDevice create(IommuSpec spec) {

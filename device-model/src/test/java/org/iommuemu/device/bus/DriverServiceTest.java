@@ -156,6 +156,71 @@ class DriverServiceTest {
         return b;
     }
 
+    // ------------------------------------------------------------------ VT-d
+
+    /**
+     * The same service on a VT-d unit: a second-stage domain for a device's requests without PASID and a first-stage
+     * domain for one PASID of it, DMA through both, a strict unmap that makes DMA fault, and the fault records the
+     * VT-d driver read (by fault reason, with the PASID), also in Telemetry.
+     */
+    @Test
+    void vtdDomainsTranslateFaultAndReportThroughTheService() throws Exception {
+        start();
+        int rid = 0x0310; // 03:02.0
+        long second = create(DomainStage.STAGE_2, "dmar0").getDomain();
+        CreateDomainReply firstReply = create(DomainStage.STAGE_1, "dmar0");
+        long first = firstReply.getDomain();
+        assertThat(firstReply.getPageSizes() & (1L << 21)).as("first stage maps 2 MiB pages").isNotZero();
+        long pa2 = alloc(16384);
+        long pa1 = alloc(16384);
+        map(second, IOVA, pa2, 16384);
+        map(first, IOVA, pa1, 16384);
+        assertThat(attach(second, "dmar0", rid).getContextId()).as("domain id 1").isEqualTo(1);
+        assertThat(attachSubstream(first, "dmar0", rid, 7).getContextId()).as("domain id 2").isEqualTo(2);
+        assertThat(bus.machine.driverHost().owns("dmar0")).isTrue();
+
+        try (DmaSession dev = dma.attach("dev", "dmar0", rid, true)) {
+            byte[] x = random(512, 21);
+            byte[] y = random(512, 22);
+            assertThat(dev.write(IOVA + 0x1000, x).isOk()).isTrue();
+            assertThat(dev.write(IOVA + 0x1000, ByteString.copyFrom(y), ssid(7)).isOk()).isTrue();
+            assertThat(memRead(pa2 + 0x1000, 512)).as("no PASID: RID_PASID, the second-stage domain").isEqualTo(x);
+            assertThat(memRead(pa1 + 0x1000, 512)).as("PASID 7: the first-stage domain").isEqualTo(y);
+
+            long iotlbInv = commands("dmar0", 2);
+            assertThat(unmap(second, IOVA, 16384)).isEqualTo(16384);
+            assertThat(commands("dmar0", 2) - iotlbInv).as("one page-selective IOTLB invalidation").isEqualTo(1);
+            DmaResult gone = dev.read(IOVA + 0x1000, 8);
+            assertThat(gone.fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            assertThat(gone.fault().getCode()).as("SM_SS_PERMISSION: neither R nor W").isEqualTo(0x79);
+            assertThat(dev.read(IOVA + 0x10_0000, 8, ssid(7)).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+
+            EventsReply events = driver.events(EventsRequest.newBuilder().setIommu("dmar0").build());
+            List<DriverEvent> records = events.getRecordsList();
+            assertThat(records).hasSize(2);
+            assertThat(records.get(0).getTypeName()).isEqualTo("SM_SS_PERMISSION");
+            assertThat(records.get(0).getStreamId()).isEqualTo(rid);
+            assertThat(records.get(0).getInputAddress()).isEqualTo(IOVA + 0x1000);
+            assertThat(records.get(0).getRead()).isTrue();
+            assertThat(records.get(0).hasSubstreamId()).isFalse();
+            assertThat(records.get(1).getTypeName()).isEqualTo("SM_FS_NOT_PRESENT");
+            assertThat(records.get(1).getSubstreamId()).as("the record carries the PASID").isEqualTo(7);
+            InstanceStats s = telemetry.stats(StatsRequest.newBuilder().addIommus("dmar0").build()).getIommus(0);
+            assertThat(s.getDriver().getOwned()).isTrue();
+            assertThat(s.getDriver().getEventsReadList()).extracting(c -> c.getName())
+                    .containsExactlyInAnyOrder("SM_SS_PERMISSION", "SM_FS_NOT_PRESENT");
+            assertThat(s.getCachesList()).extracting(c -> c.getCache())
+                    .containsExactly("iotlb", "context", "pasid", "walk");
+        }
+        assertStatus(() -> driver.createDomain(CreateDomainRequest.newBuilder().addIommus("dmar0")
+                .setStage(DomainStage.STAGE_1).setGranule(4096).setNestParent(second).build()),
+                Status.Code.FAILED_PRECONDITION, "the VT-d driver does not build nested domains");
+        detachSubstream("dmar0", rid, 7);
+        driver.detachDevice(DetachDeviceRequest.newBuilder().setIommu("dmar0").setStreamId(rid).build());
+        driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(first).build());
+        driver.destroyDomain(DestroyDomainRequest.newBuilder().setDomain(second).build());
+    }
+
     // ------------------------------------------------------------------ translation
 
     @Test
