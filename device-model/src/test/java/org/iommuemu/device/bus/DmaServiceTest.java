@@ -207,10 +207,13 @@ class DmaServiceTest {
     }
 
     @Test
-    void enabledVtdTranslationIsUnimplementedLoudly() {
+    void enabledVtdTranslationWithoutARootTableFaults() {
         DmaSession s = client.attach("disk", "dmar0", 1);
-        bus.machine.iommu("dmar0").mmioWrite(0x18, 4, 1L << 31); // GCMD.TE
-        assertStatus(() -> s.read(bus.ramBase(), 8), Status.Code.UNIMPLEMENTED, "not modelled yet");
+        bus.machine.iommu("dmar0").mmioWrite(0x18, 4, 1L << 31); // GCMD.TE, no root table was ever set (address 0)
+        DmaResult r = s.read(bus.ramBase(), 8);
+        assertThat(r.faulted()).as("a fault is a result, not an RPC error").isTrue();
+        assertThat(r.fault().getKind()).isEqualTo(FaultKind.EXTERNAL_ABORT);
+        assertThat(r.fault().getCode()).as("error accessing the root entry").isEqualTo(0x8);
     }
 
     @Test

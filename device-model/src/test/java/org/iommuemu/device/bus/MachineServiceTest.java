@@ -71,7 +71,7 @@ class MachineServiceTest {
         assertThat(d.getIommus(0).getMmioSize()).isEqualTo(0x20000);
         assertThat(d.getIommus(0).getStreamIdBits()).isEqualTo(16);
         assertThat(d.getIommus(0).getTranslationModelled()).as("SMMUv3").isTrue();
-        assertThat(d.getIommus(1).getTranslationModelled()).as("VT-d").isFalse();
+        assertThat(d.getIommus(1).getTranslationModelled()).as("VT-d").isTrue();
         assertThat(d.getRamList()).singleElement().satisfies(r -> {
             assertThat(r.getBase()).isEqualTo(0x8000_0000L);
             assertThat(r.getSize()).isEqualTo(4L << 30);

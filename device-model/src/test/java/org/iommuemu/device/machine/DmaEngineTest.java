@@ -145,4 +145,34 @@ class DmaEngineTest {
         assertThat(out.bytesDone()).isEqualTo(5000);
         assertThat(out.faultAddress()).isEqualTo(end);
     }
+
+    @Test
+    void theAfterFaultHookRunsOnTranslationFaultsOnly() {
+        int[] runs = new int[1];
+        engine.afterFault(() -> runs[0]++);
+        byte[] buf = new byte[64];
+        engine.read(new Scatter(), 1, -1, 3 * 4096, buf, 0, 64, 0, out);
+        assertThat(out.isOk()).isTrue();
+        assertThat(runs[0]).as("no fault, no hook").isZero();
+        engine.read(new Scatter(), 1, -1, 40 * 4096 - 32, buf, 0, 64, 0, out);
+        assertThat(out.faultType()).isEqualTo(FaultType.TRANSLATION);
+        assertThat(runs[0]).as("after the device returned the fault").isEqualTo(1);
+    }
+
+    @Test
+    void anUnimplementedConfigurationStopsTheDmaWithTheDevicesWords() {
+        IommuDevice partial = new Scatter() {
+            @Override
+            public Translation translate(int streamId, int substreamId, long iova, int access, Translation t) {
+                translations++;
+                return (iova >>> 12) == 2 ? t.unimplemented("stalls are not modelled")
+                        : t.ok(RAM + (iova & 0xFFFF), 4096 - (iova & 0xFFF));
+            }
+        };
+        byte[] buf = new byte[8192];
+        engine.write(partial, 1, -1, 4096, buf, 0, buf.length, 0, out);
+        assertThat(out.isOk()).isFalse();
+        assertThat(out.bytesDone()).as("the page before it moved").isEqualTo(4096);
+        assertThat(out.description()).isEqualTo("stalls are not modelled");
+    }
 }
