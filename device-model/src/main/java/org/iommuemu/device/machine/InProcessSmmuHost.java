@@ -1,14 +1,10 @@
 package org.iommuemu.device.machine;
 
 import java.util.Objects;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.iommuemu.core.driver.smmuv3.SmmuHost;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.memory.PhysicalMemory;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The SMMUv3 driver's host interface in the same process as the device: MMIO goes straight to the
@@ -21,22 +17,17 @@ import org.slf4j.LoggerFactory;
  * at its next instruction boundary: each {@link #mmioRead}/{@link #mmioWrite} ends by delivering what is pending,
  * one delivery loop at a time (an MMIO access made by a handler queues what it raises for the running loop).
  * Interrupts raised by DMA on another thread (a translation fault's event) wait for the next MMIO access or for
- * {@link #deliverPendingInterrupts()}.
+ * {@link #deliverPendingInterrupts()}, which the machine calls after a DMA fault ({@link PendingInterrupts}).
  *
  * A handler that throws is logged; the MMIO access that delivered the interrupt still succeeds.
  *
  * <p>Wired lines and MSIs are told apart by the device's source name: "eventq", "gerror", "priq", "cmd-sync".
  */
 public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
-    private static final Logger log = LoggerFactory.getLogger(InProcessSmmuHost.class);
-
     private final IommuDevice device;
     private final PhysicalMemory memory;
     private final PageAllocator allocator;
-    private final AutoCloseable subscription;
-    private final ConcurrentLinkedQueue<Irq> pending = new ConcurrentLinkedQueue<>();
-    private final AtomicBoolean delivering = new AtomicBoolean();
-    private volatile Consumer<Irq> handler;
+    private final PendingInterrupts<Irq> pending;
 
     /**
      * @param device    the SMMU instance (its MMIO window)
@@ -48,15 +39,10 @@ public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
         this.device = Objects.requireNonNull(device, "device");
         this.memory = Objects.requireNonNull(memory, "memory");
         this.allocator = Objects.requireNonNull(allocator, "allocator");
-        String name = device.name();
-        this.subscription = hub.listen((iommu, source, msi, landedInRam) -> {
-            if (name.equals(iommu)) {
-                Irq irq = Irq.fromSource(source);
-                // a CMD_SYNC whose MSI was written to RAM completed a poll: a memory write, not a CPU interrupt
-                if (irq != null && !(irq == Irq.CMD_SYNC && landedInRam)) {
-                    pending.add(irq);
-                }
-            }
+        // a CMD_SYNC whose MSI was written to RAM completed a poll: a memory write, not a CPU interrupt
+        this.pending = new PendingInterrupts<>(device.name(), hub, (source, landedInRam) -> {
+            Irq irq = Irq.fromSource(source);
+            return irq == Irq.CMD_SYNC && landedInRam ? null : irq;
         });
     }
 
@@ -95,7 +81,7 @@ public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
 
     @Override
     public void onInterrupt(Consumer<Irq> handler) {
-        this.handler = handler;
+        pending.handler(handler);
     }
 
     /** Interrupts raised and not delivered yet. */
@@ -108,33 +94,12 @@ public final class InProcessSmmuHost implements SmmuHost, AutoCloseable {
      * will deliver them). Without a handler they are dropped, as a masked line would be.
      */
     public void deliverPendingInterrupts() {
-        while (!pending.isEmpty() && delivering.compareAndSet(false, true)) {
-            try {
-                Irq irq;
-                while ((irq = pending.poll()) != null) {
-                    Consumer<Irq> h = handler;
-                    if (h != null) {
-                        try {
-                            h.accept(irq);
-                        } catch (RuntimeException e) {
-                            // the MMIO access that happened to deliver it must not fail for the handler
-                            log.warn("{}: interrupt handler failed on {}", device.name(), irq, e);
-                        }
-                    }
-                }
-            } finally {
-                delivering.set(false);
-            }
-        }
+        pending.deliver();
     }
 
     /** Stops taking interrupts from the hub. */
     @Override
     public void close() {
-        try {
-            subscription.close();
-        } catch (Exception e) {
-            throw new IllegalStateException("unsubscribing from the interrupt hub failed", e);
-        }
+        pending.close();
     }
 }

@@ -1,14 +1,10 @@
 package org.iommuemu.device.machine;
 
 import java.util.Objects;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.iommuemu.core.driver.vtd.VtdHost;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.memory.PhysicalMemory;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The VT-d driver's host interface in the same process as the device: MMIO goes straight to the {@link IommuDevice}'s
@@ -18,22 +14,17 @@ import org.slf4j.LoggerFactory;
  * <p><b>Interrupt delivery</b> is {@link InProcessSmmuHost}'s: interrupts of this unit are queued and delivered to the
  * handler after the MMIO access that caused them has returned (never from inside the device), one delivery loop at a
  * time; interrupts raised by DMA on another thread wait for the next MMIO access or for
- * {@link #deliverPendingInterrupts()}. A handler that throws is logged; the MMIO access still succeeds.
+ * {@link #deliverPendingInterrupts()}, which the machine calls after a DMA fault ({@link PendingInterrupts}). A handler that throws is logged; the MMIO access still succeeds.
  *
  * <p>Only MSIs that reached the interrupt controller (the doorbell window) are interrupts: one the unit wrote to RAM
  * is a memory write, and one that aborted reached nobody. Sources are told apart by name: "fault-event",
  * "inv-completion" ({@link VtdHost.Irq#fromSource}).
  */
 public final class InProcessVtdHost implements VtdHost, AutoCloseable {
-    private static final Logger log = LoggerFactory.getLogger(InProcessVtdHost.class);
-
     private final IommuDevice device;
     private final PhysicalMemory memory;
     private final PageAllocator allocator;
-    private final AutoCloseable subscription;
-    private final ConcurrentLinkedQueue<Irq> pending = new ConcurrentLinkedQueue<>();
-    private final AtomicBoolean delivering = new AtomicBoolean();
-    private volatile Consumer<Irq> handler;
+    private final PendingInterrupts<Irq> pending;
 
     /**
      * @param device    the VT-d unit (its MMIO window)
@@ -45,15 +36,9 @@ public final class InProcessVtdHost implements VtdHost, AutoCloseable {
         this.device = Objects.requireNonNull(device, "device");
         this.memory = Objects.requireNonNull(memory, "memory");
         this.allocator = Objects.requireNonNull(allocator, "allocator");
-        String name = device.name();
-        this.subscription = hub.listen((iommu, source, msi, landedInRam) -> {
-            if (name.equals(iommu) && !landedInRam) {
-                Irq irq = Irq.fromSource(source);
-                if (irq != null) {
-                    pending.add(irq);
-                }
-            }
-        });
+        // an MSI the unit wrote to RAM is a memory write, not an interrupt
+        this.pending = new PendingInterrupts<>(device.name(), hub,
+                (source, landedInRam) -> landedInRam ? null : Irq.fromSource(source));
     }
 
     /** A host for VT-d unit {@code iommu} of {@code machine}. */
@@ -93,7 +78,7 @@ public final class InProcessVtdHost implements VtdHost, AutoCloseable {
 
     @Override
     public void onInterrupt(Consumer<Irq> handler) {
-        this.handler = handler;
+        pending.handler(handler);
     }
 
     /** Interrupts raised and not delivered yet. */
@@ -106,32 +91,12 @@ public final class InProcessVtdHost implements VtdHost, AutoCloseable {
      * deliver them). Without a handler they are dropped, as a masked line would be.
      */
     public void deliverPendingInterrupts() {
-        while (!pending.isEmpty() && delivering.compareAndSet(false, true)) {
-            try {
-                Irq irq;
-                while ((irq = pending.poll()) != null) {
-                    Consumer<Irq> h = handler;
-                    if (h != null) {
-                        try {
-                            h.accept(irq);
-                        } catch (RuntimeException e) {
-                            log.warn("{}: interrupt handler failed on {}", device.name(), irq, e);
-                        }
-                    }
-                }
-            } finally {
-                delivering.set(false);
-            }
-        }
+        pending.deliver();
     }
 
     /** Stops taking interrupts from the hub. */
     @Override
     public void close() {
-        try {
-            subscription.close();
-        } catch (Exception e) {
-            throw new IllegalStateException("unsubscribing from the interrupt hub failed", e);
-        }
+        pending.close();
     }
 }
