@@ -4,15 +4,9 @@ import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.iommuemu.core.bits.Bits;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
-import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
-import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
-import org.iommuemu.core.driver.vtd.VtdDomains;
-import org.iommuemu.core.driver.vtd.VtdDriver;
 import org.iommuemu.core.driver.vtd.VtdDriverException;
-import org.iommuemu.core.driver.vtd.VtdDriverOptions;
 import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.memory.RamRegion;
@@ -131,17 +125,7 @@ public final class DriverHost {
             return o;
         }
         InProcessSmmuHost host = new InProcessSmmuHost(device, machine.memory(), heap(), machine.interrupts());
-        try {
-            SmmuV3Driver driver = SmmuV3Driver.probe(host, SmmuV3DriverOptions.defaults());
-            DriverEventLog events = new DriverEventLog();
-            driver.addListener(events);
-            driver.init();
-            o = new SmmuDriverInstance(device.name(), host, driver,
-                    new SmmuV3Domains(driver, device.name(), TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD), events);
-        } catch (RuntimeException e) {
-            host.close();
-            throw e;
-        }
+        o = SmmuDriverInstance.takeOver(device.name(), host, host);
         owned(o, host::deliverPendingInterrupts);
         return o;
     }
@@ -189,16 +173,7 @@ public final class DriverHost {
             return o;
         }
         InProcessVtdHost host = new InProcessVtdHost(device, machine.memory(), heap(), machine.interrupts());
-        try {
-            VtdDriver driver = VtdDriver.probe(host, VtdDriverOptions.defaults());
-            DriverEventLog events = new DriverEventLog();
-            driver.addListener(VtdDriverInstance.logger(events));
-            driver.init();
-            o = new VtdDriverInstance(device.name(), host, driver, new VtdDomains(driver, device.name()), events);
-        } catch (RuntimeException e) {
-            host.close();
-            throw e;
-        }
+        o = VtdDriverInstance.takeOver(device.name(), host, host);
         owned(o, host::deliverPendingInterrupts);
         return o;
     }

@@ -90,4 +90,20 @@ public interface DriverInstance {
 
     /** What the driver has read of the instance's events and faults. */
     DriverEventLog events();
+
+    /** Disables the hardware as a driver's shutdown does, and closes the host (its interrupt stream). */
+    void shutdown();
+
+    /** Closes {@code c}; a failure is added to {@code pending} when there is one, else thrown. */
+    static void closeQuietly(AutoCloseable c, RuntimeException pending) {
+        try {
+            c.close();
+        } catch (Exception e) {
+            if (pending != null) {
+                pending.addSuppressed(e);
+            } else {
+                throw new IllegalStateException("closing the driver's host failed: " + e.getMessage(), e);
+            }
+        }
+    }
 }

@@ -3,28 +3,35 @@ package org.iommuemu.device.machine;
 import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.driver.smmuv3.NestedTables;
+import org.iommuemu.core.driver.smmuv3.SmmuHost;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
+import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
+import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
 import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
 
 /**
- * An SMMUv3 instance the machine's driver owns: {@link SmmuV3Driver} and its {@link SmmuV3Domains} behind the
- * architecture-neutral {@link DriverInstance}. Domains are AArch64 LPAE tables of the stage asked for.
+ * An SMMUv3 instance a driver owns: {@link SmmuV3Driver} and its {@link SmmuV3Domains} behind the
+ * architecture-neutral {@link DriverInstance}, over any {@link SmmuHost} (the machine's in-process one, or a
+ * {@code remote.BusSmmuHost} for a driver outside the emulator). Domains are AArch64 LPAE tables of the stage asked
+ * for.
  */
 public final class SmmuDriverInstance implements DriverInstance {
     private final String name;
-    private final InProcessSmmuHost host;
+    private final SmmuHost host;
+    private final AutoCloseable hostCloser;
     private final SmmuV3Driver driver;
     private final SmmuV3Domains domains;
     private final DriverEventLog events;
 
-    SmmuDriverInstance(String name, InProcessSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains,
-            DriverEventLog events) {
+    private SmmuDriverInstance(String name, SmmuHost host, AutoCloseable hostCloser, SmmuV3Driver driver,
+            SmmuV3Domains domains, DriverEventLog events) {
         this.name = name;
         this.host = host;
+        this.hostCloser = hostCloser;
         this.driver = driver;
         this.domains = domains;
         this.events = events;
@@ -45,7 +52,28 @@ public final class SmmuDriverInstance implements DriverInstance {
         return "the SMMUv3 driver";
     }
 
-    public InProcessSmmuHost host() {
+    /**
+     * Probes and initialises the SMMUv3 behind {@code host} (stream table, queues, SMMUEN with every stream aborting)
+     * and logs what the driver reads into a new {@link DriverEventLog}.
+     *
+     * @param closeHost what {@link #shutdown} (or a failed take-over) closes after the driver
+     * @throws SmmuV3DriverException when probe or init fails (the host is then closed)
+     */
+    public static SmmuDriverInstance takeOver(String name, SmmuHost host, AutoCloseable closeHost) {
+        try {
+            SmmuV3Driver driver = SmmuV3Driver.probe(host, SmmuV3DriverOptions.defaults());
+            DriverEventLog events = new DriverEventLog();
+            driver.addListener(events);
+            driver.init();
+            return new SmmuDriverInstance(name, host, closeHost, driver,
+                    new SmmuV3Domains(driver, name, TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD), events);
+        } catch (RuntimeException e) {
+            DriverInstance.closeQuietly(closeHost, e);
+            throw e;
+        }
+    }
+
+    public SmmuHost host() {
         return host;
     }
 
@@ -175,5 +203,16 @@ public final class SmmuDriverInstance implements DriverInstance {
     @Override
     public DriverEventLog events() {
         return events;
+    }
+
+    @Override
+    public void shutdown() {
+        try {
+            driver.disable();
+        } catch (SmmuV3DriverException e) {
+            throw failure(e);
+        } finally {
+            DriverInstance.closeQuietly(hostCloser, null);
+        }
     }
 }

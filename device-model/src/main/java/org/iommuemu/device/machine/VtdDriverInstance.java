@@ -6,8 +6,10 @@ import org.iommuemu.core.driver.smmuv3.NestedTables;
 import org.iommuemu.core.driver.vtd.VtdDomains;
 import org.iommuemu.core.driver.vtd.VtdDriver;
 import org.iommuemu.core.driver.vtd.VtdDriverException;
+import org.iommuemu.core.driver.vtd.VtdDriverOptions;
 import org.iommuemu.core.driver.vtd.VtdFault;
 import org.iommuemu.core.driver.vtd.VtdFeatures;
+import org.iommuemu.core.driver.vtd.VtdHost;
 import org.iommuemu.core.driver.vtd.VtdListener;
 import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.core.pgtable.fmt.VtdSs;
@@ -15,8 +17,9 @@ import org.iommuemu.core.pgtable.fmt.X86Pt;
 import org.iommuemu.core.vtd.FaultReason;
 
 /**
- * A VT-d unit the machine's driver owns: {@link VtdDriver} and its {@link VtdDomains} behind the
- * architecture-neutral {@link DriverInstance}.
+ * A VT-d unit a driver owns: {@link VtdDriver} and its {@link VtdDomains} behind the architecture-neutral
+ * {@link DriverInstance}, over any {@link VtdHost} (the machine's in-process one, or a {@code remote.BusVtdHost} for a
+ * driver outside the emulator).
  *
  * <p>Stages: a STAGE_2 domain is a second-stage ({@code vtd-ss}) table — a legacy context entry, or in scalable mode
  * a PASID entry with PGTT=2 — of 3, 4 or 5 levels for 39, 48 or 57 input bits (as CAP.SAGAW allows); a STAGE_1
@@ -27,21 +30,24 @@ import org.iommuemu.core.vtd.FaultReason;
  */
 public final class VtdDriverInstance implements DriverInstance {
     private final String name;
-    private final InProcessVtdHost host;
+    private final VtdHost host;
+    private final AutoCloseable hostCloser;
     private final VtdDriver driver;
     private final VtdDomains domains;
     private final DriverEventLog events;
 
-    VtdDriverInstance(String name, InProcessVtdHost host, VtdDriver driver, VtdDomains domains, DriverEventLog events) {
+    private VtdDriverInstance(String name, VtdHost host, AutoCloseable hostCloser, VtdDriver driver,
+            VtdDomains domains, DriverEventLog events) {
         this.name = name;
         this.host = host;
+        this.hostCloser = hostCloser;
         this.driver = driver;
         this.domains = domains;
         this.events = events;
     }
 
     /** A listener that logs what the driver reads into {@code log}. */
-    static VtdListener logger(DriverEventLog log) {
+    private static VtdListener logger(DriverEventLog log) {
         return new VtdListener() {
             @Override
             public void onFault(VtdFault f) {
@@ -76,7 +82,28 @@ public final class VtdDriverInstance implements DriverInstance {
         return "the VT-d driver";
     }
 
-    public InProcessVtdHost host() {
+    /**
+     * Probes and initialises the VT-d unit behind {@code host} (root table, queued invalidation, fault event,
+     * translation enabled with every device blocked; scalable mode when the unit offers it, as Linux prefers) and
+     * logs the faults the driver reads into a new {@link DriverEventLog}.
+     *
+     * @param closeHost what {@link #shutdown} (or a failed take-over) closes after the driver
+     * @throws VtdDriverException when probe or init fails (the host is then closed)
+     */
+    public static VtdDriverInstance takeOver(String name, VtdHost host, AutoCloseable closeHost) {
+        try {
+            VtdDriver driver = VtdDriver.probe(host, VtdDriverOptions.defaults());
+            DriverEventLog events = new DriverEventLog();
+            driver.addListener(logger(events));
+            driver.init();
+            return new VtdDriverInstance(name, host, closeHost, driver, new VtdDomains(driver, name), events);
+        } catch (RuntimeException e) {
+            DriverInstance.closeQuietly(closeHost, e);
+            throw e;
+        }
+    }
+
+    public VtdHost host() {
         return host;
     }
 
@@ -219,5 +246,16 @@ public final class VtdDriverInstance implements DriverInstance {
     @Override
     public DriverEventLog events() {
         return events;
+    }
+
+    @Override
+    public void shutdown() {
+        try {
+            driver.disable();
+        } catch (VtdDriverException e) {
+            throw failure(e);
+        } finally {
+            DriverInstance.closeQuietly(hostCloser, null);
+        }
     }
 }

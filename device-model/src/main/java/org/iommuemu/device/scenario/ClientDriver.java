@@ -11,40 +11,39 @@ import org.iommuemu.core.api.FlushPolicy;
 import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.api.SgEntry;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Domains;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
-import org.iommuemu.core.driver.smmuv3.SmmuV3DriverOptions;
 import org.iommuemu.core.driver.smmuv3.NestedTables;
-import org.iommuemu.core.driver.smmuv3.SmmuV3Features;
-import org.iommuemu.core.driver.smmuv3.TlbiPlanner;
 import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.PageAllocator;
-import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
-import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.device.machine.DriverEventLog;
+import org.iommuemu.device.machine.DriverInstance;
+import org.iommuemu.device.machine.SmmuDriverInstance;
+import org.iommuemu.device.machine.VtdDriverInstance;
 import org.iommuemu.device.remote.BusPhysicalMemory;
 import org.iommuemu.device.remote.BusSmmuHost;
+import org.iommuemu.device.remote.BusVtdHost;
 import org.iommuemu.proto.v1.DescribeReply;
+import org.iommuemu.proto.v1.IommuKind;
 import org.iommuemu.proto.v1.MachineGrpc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A scenario's driver runs in the runner's process: iommu-core's SMMUv3 driver, unchanged, programs each instance
- * through a {@link BusSmmuHost} — MMIO, memory and interrupts over the {@code Machine} service — as a guest
- * kernel's driver would from outside the emulator. Its pages come from the machine's driver heap
- * ({@code Machine.Describe}), so the server's own {@code Driver} service must not be used at the same time.
+ * A scenario's driver runs in the runner's process: iommu-core's SMMUv3 and VT-d drivers, unchanged, program each
+ * instance through a {@link BusSmmuHost} or {@link BusVtdHost} — MMIO, memory and interrupts over the
+ * {@code Machine} service — as a guest kernel's driver would from outside the emulator. Instances are held as
+ * {@link DriverInstance}s, exactly as the server's {@code Driver} service holds its own, so the stages, granules,
+ * formats and refusals are the same. Its pages come from the machine's driver heap ({@code Machine.Describe}), so the
+ * server's own {@code Driver} service must not be used at the same time.
  *
- * <p>Instances are probed and initialised on first use; {@link #close} disables them again (CR0 = 0), as a
- * driver's shutdown does, and closes their interrupt streams. Not thread-safe: the runner is one thread.
+ * <p>Instances are probed and initialised on first use; {@link #close} disables them again, as a driver's shutdown
+ * does, and closes their interrupt streams. Not thread-safe: the runner is one thread.
  */
 final class ClientDriver implements ScenarioDriver {
     private static final Logger log = LoggerFactory.getLogger(ClientDriver.class);
 
-    private record Instance(BusSmmuHost host, SmmuV3Driver driver, SmmuV3Domains domains, DriverEventLog events) {}
-
     /** A domain; a nested one has its nesting tables (mapped in its parent), else null. */
-    private record Domain(IommuDomain api, SmmuV3Domains.Stage stage, List<String> iommus, NestedTables tables) {}
+    private record Domain(IommuDomain api, DriverInstance.Stage stage, List<String> iommus, NestedTables tables) {}
 
     /** The block of nesting tables a nested domain gets, as the Driver service gives. */
     private static final long NESTED_TABLES_BYTES = 4L << 20;
@@ -52,7 +51,8 @@ final class ClientDriver implements ScenarioDriver {
     private final Channel channel;
     private final BusPhysicalMemory memory;
     private final PageAllocator heap;
-    private final Map<String, Instance> instances = new LinkedHashMap<>();
+    private final Map<String, IommuKind> kinds = new HashMap<>();
+    private final Map<String, DriverInstance> instances = new LinkedHashMap<>();
     private final Map<Long, Domain> domains = new HashMap<>();
     private long nextId = 1;
 
@@ -63,22 +63,18 @@ final class ClientDriver implements ScenarioDriver {
         this.channel = channel;
         this.memory = new BusPhysicalMemory(MachineGrpc.newBlockingStub(channel), described);
         this.heap = new BuddyPageAllocator(memory, described.getDriverHeapBase(), described.getDriverHeapSize());
+        described.getIommusList().forEach(i -> kinds.put(i.getName(), i.getKind()));
     }
 
-    private Instance instance(String iommu) {
-        Instance i = instances.get(iommu);
+    private DriverInstance instance(String iommu) {
+        DriverInstance i = instances.get(iommu);
         if (i == null) {
-            BusSmmuHost host = new BusSmmuHost(channel, iommu, memory, heap);
-            try {
-                SmmuV3Driver driver = SmmuV3Driver.probe(host, SmmuV3DriverOptions.defaults());
-                DriverEventLog events = new DriverEventLog();
-                driver.addListener(events);
-                driver.init();
-                i = new Instance(host, driver, new SmmuV3Domains(driver, iommu,
-                        TlbiPlanner.DEFAULT_CONTEXT_THRESHOLD), events);
-            } catch (RuntimeException e) {
-                host.close();
-                throw e;
+            if (kinds.get(iommu) == IommuKind.VTD) {
+                BusVtdHost host = new BusVtdHost(channel, iommu, memory, heap);
+                i = VtdDriverInstance.takeOver(iommu, host, host);
+            } else {
+                BusSmmuHost host = new BusSmmuHost(channel, iommu, memory, heap);
+                i = SmmuDriverInstance.takeOver(iommu, host, host);
             }
             instances.put(iommu, i);
         }
@@ -87,18 +83,17 @@ final class ClientDriver implements ScenarioDriver {
 
     @Override
     public Created createDomain(Scenario.Domain d, Long parent) {
-        SmmuV3Domains.Stage stage = d.stage == 1 ? SmmuV3Domains.Stage.S1 : SmmuV3Domains.Stage.S2;
+        DriverInstance.Stage stage = d.stage == 1 ? DriverInstance.Stage.S1 : DriverInstance.Stage.S2;
         int oas = 48;
+        List<DriverInstance> owned = new ArrayList<>();
         for (String m : d.iommus) {
-            SmmuV3Features f = instance(m).driver().features();
-            if (d.stage == 1 ? !f.stage1() : !f.stage2()) {
-                throw new IllegalArgumentException(m + " does not implement stage " + d.stage);
+            DriverInstance o = instance(m);
+            String refusal = o.refusal(stage, 1L << d.granuleLg2, parent != null);
+            if (refusal != null) {
+                throw new IllegalArgumentException(refusal);
             }
-            if ((f.pageSizes() & 1L << d.granuleLg2) == 0) {
-                throw new IllegalArgumentException(m + " does not implement the " + (1 << d.granuleLg2 - 10)
-                        + " KiB granule");
-            }
-            oas = Math.min(oas, f.oasBits());
+            oas = Math.min(oas, o.outputBits());
+            owned.add(o);
         }
         NestedTables tables = null;
         if (parent != null) {
@@ -110,8 +105,7 @@ final class ClientDriver implements ScenarioDriver {
                 throw new IllegalStateException("nesting tables: " + e.getMessage(), e);
             }
         }
-        Arm64Lpae fmt = d.stage == 1 ? Arm64Lpae.stage1(d.granuleLg2, d.inputBits, oas)
-                : Arm64Lpae.stage2(d.granuleLg2, d.inputBits, oas);
+        PtFormat fmt = owned.get(0).format(stage, d.granuleLg2, d.inputBits, oas);
         IommuDomain api;
         try {
             api = IommuDomain.builder(fmt, memory, tables != null ? tables : heap).name(d.name)
@@ -137,7 +131,7 @@ final class ClientDriver implements ScenarioDriver {
     @Override
     public int attach(long domain, String iommu, int stream, Integer substream) {
         Domain d = domain(domain);
-        SmmuV3Domains ops = instance(iommu).domains();
+        DriverInstance ops = instance(iommu);
         try {
             if (substream != null) {
                 ops.attachSubstream(d.api(), stream, substream);
@@ -156,9 +150,9 @@ final class ClientDriver implements ScenarioDriver {
     public void detach(String iommu, int stream, Integer substream) {
         try {
             if (substream != null) {
-                instance(iommu).domains().detachSubstream(stream, substream);
+                instance(iommu).detachSubstream(stream, substream);
             } else {
-                instance(iommu).domains().detachStream(stream);
+                instance(iommu).detachStream(stream);
             }
         } catch (IommuApiException e) {
             throw new IllegalStateException("detach: " + e.getMessage(), e);
@@ -232,24 +226,24 @@ final class ClientDriver implements ScenarioDriver {
     @Override
     public Map<String, Long> events(String iommu) {
         Map<String, Long> counts = new TreeMap<>();
-        Instance i = instances.get(iommu);
+        DriverInstance i = instances.get(iommu);
         if (i == null) {
             return counts;
         }
-        i.driver().drainEvents();
-        i.events().since(Long.MAX_VALUE).countsByType().forEach((type, n) -> counts.put(EventType.name(type), n));
+        i.drainEvents();
+        DriverEventLog.Snapshot snap = i.events().since(Long.MAX_VALUE);
+        snap.countsByType().forEach((type, n) -> counts.put(snap.typeNames().get(type), n));
         return counts;
     }
 
     @Override
     public void close() {
-        for (Map.Entry<String, Instance> e : instances.entrySet()) {
+        for (Map.Entry<String, DriverInstance> e : instances.entrySet()) {
             try {
-                e.getValue().driver().disable();
+                e.getValue().shutdown();
             } catch (RuntimeException ex) {
-                log.warn("{}: disabling the SMMU at shutdown failed: {}", e.getKey(), ex.getMessage());
+                log.warn("{}: disabling the unit at shutdown failed: {}", e.getKey(), ex.getMessage());
             }
-            e.getValue().host().close();
         }
         instances.clear();
     }

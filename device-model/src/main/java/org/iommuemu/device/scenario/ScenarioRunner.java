@@ -307,10 +307,6 @@ public final class ScenarioRunner {
                 throw new ScenarioException(s.source + ": " + n + " on the server is " + i.getKind()
                         + ", and the scenario has it " + want);
             }
-            if (options.driver() == DriverSide.CLIENT && i.getKind() != IommuKind.SMMUV3) {
-                throw new ScenarioException(s.source + ": " + n + " is " + i.getKind() + ": --driver client runs"
-                        + " the SMMUv3 driver only (use the server's driver, --driver server)");
-            }
         }
         if (options.transport() == Transport.REMOTE) {
             out.println("  server " + described.getServerVersion() + ": " + byName.keySet() + " (the file's machine"

@@ -339,12 +339,12 @@ class BusSmmuHostTest {
     private static ListAppender<ILoggingEvent> capture() {
         ListAppender<ILoggingEvent> a = new ListAppender<>();
         a.start();
-        ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(BusSmmuHost.class)).addAppender(a);
+        ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(BusIommuHost.class)).addAppender(a);
         return a;
     }
 
     private static void release(ListAppender<ILoggingEvent> a) {
-        ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(BusSmmuHost.class)).detachAppender(a);
+        ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(BusIommuHost.class)).detachAppender(a);
     }
 
     @Test
