@@ -64,6 +64,7 @@ public final class BusServer implements AutoCloseable {
                 .addService(dmaService)
                 .addService(new TelemetryService(machine))
                 .addService(driverService)
+                .addService(new FaultInjectionService(machine))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .addTransportFilter(tracker)

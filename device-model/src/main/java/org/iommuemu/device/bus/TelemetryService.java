@@ -3,6 +3,7 @@ package org.iommuemu.device.bus;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.DriverEventLog;
 import org.iommuemu.device.machine.DriverInstance;
@@ -41,6 +42,11 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
                 DriverInstance o = machine.driverHost().owned(d.name());
                 if (o != null) {
                     b.setDriver(driverStats(o.events().since(Long.MAX_VALUE)));
+                }
+                InstanceFaults injected = machine.faults().instance(d.name());
+                if (injected != null) {
+                    injected.firedByKind().forEach((kind, n) -> b.addInjectedFaults(CodeCount.newBuilder()
+                            .setCode(kind.number()).setName(kind.name()).setCount(n)));
                 }
                 reply.addIommus(b);
             }

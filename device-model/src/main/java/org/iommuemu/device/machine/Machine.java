@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.memory.SparseRam;
+import org.iommuemu.device.inject.FaultInjector;
 import org.iommuemu.device.smmuv3.SmmuV3Device;
 import org.iommuemu.device.vtd.VtdDevice;
 
@@ -24,11 +25,13 @@ public final class Machine {
     private final DmaEngine dma;
     private final StreamClaims claims = new StreamClaims();
     private final DriverHost driverHost;
+    private final FaultInjector faults;
 
     public Machine(MachineConfig config) {
         this.config = config;
         this.memory = new SparseRam(config.ram());
         this.interrupts = new InterruptHub(memory);
+        this.faults = new FaultInjector(memory);
         Map<String, IommuDevice> devices = new LinkedHashMap<>();
         for (IommuSpec spec : config.iommus()) {
             devices.put(spec.name(), create(spec));
@@ -41,8 +44,8 @@ public final class Machine {
 
     private IommuDevice create(IommuSpec spec) {
         return switch (spec.type()) {
-            case SMMUV3 -> new SmmuV3Device(spec.name(), spec.smmuv3OrDefaults(), memory, interrupts);
-            case VTD -> new VtdDevice(spec.name(), spec.vtdOrDefaults(), memory, interrupts);
+            case SMMUV3 -> new SmmuV3Device(spec.name(), spec.smmuv3OrDefaults(), memory, interrupts, faults);
+            case VTD -> new VtdDevice(spec.name(), spec.vtdOrDefaults(), memory, interrupts, faults);
         };
     }
 
@@ -89,6 +92,11 @@ public final class Machine {
 
     public StreamClaims claims() {
         return claims;
+    }
+
+    /** The machine's fault injector: every IOMMU instance's injection points answer to it. */
+    public FaultInjector faults() {
+        return faults;
     }
 
     /** The in-process IOMMU driver: its heap and the instances it has taken over. */

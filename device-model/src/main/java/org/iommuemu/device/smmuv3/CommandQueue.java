@@ -8,6 +8,8 @@ import org.iommuemu.core.smmuv3.Encodings;
 import org.iommuemu.core.smmuv3.Gerror;
 import org.iommuemu.core.smmuv3.QueueBase;
 import org.iommuemu.core.smmuv3.QueuePointer;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
@@ -35,6 +37,11 @@ import org.slf4j.LoggerFactory;
  * architecture allows, until a stage-1 invalidation of their VMID, so a driver that forgets it sees them. Commands the SMMU does not implement ({@link Command#check}) are CERROR_ILL;
  * PREFETCH_*, RESUME and STALL_TERM do nothing (no prefetching, no stall model). Called with the register file's
  * lock held.
+ *
+ * <p>Fault injection ({@link InstanceFaults}): COMMAND_DROP consumes a command without decoding or carrying it out
+ * (CONS moves past it); SYNC_NEVER_COMPLETES stops the queue at a CMD_SYNC (CONS stays on it, no MSI), until a
+ * later doorbell finds the fault no longer firing; IGNORE_IOTLB_INVALIDATION makes a TLBI_* count as executed and
+ * drop nothing.
  */
 final class CommandQueue {
     private static final Logger log = LoggerFactory.getLogger(CommandQueue.class);
@@ -50,9 +57,12 @@ final class CommandQueue {
     private final Register base;
     private final Register prod;
     private final Register cons;
+    private final InstanceFaults faults;
 
     CommandQueue(PhysicalMemory memory, XlateStats stats, Signals signals, TranslationCaches caches,
-            ConfigCache<SmmuConfig> configs, Command.Features features, RegisterFile f, int maxLog2) {
+            ConfigCache<SmmuConfig> configs, Command.Features features, RegisterFile f, int maxLog2,
+            InstanceFaults faults) {
+        this.faults = faults;
         this.memory = memory;
         this.stats = stats;
         this.signals = signals;
@@ -90,13 +100,22 @@ final class CommandQueue {
                 return;
             }
             stats.queueRead();
+            int op = Command.opcode(dw0);
+            if (op == CommandOp.CMD_SYNC && faults.fires(InjectionKind.SYNC_NEVER_COMPLETES, op, at, "CMDQ entry")) {
+                return; // injected: the CMD_SYNC never completes; CONS stays on it, nothing after it is consumed
+            }
+            if (faults.fires(InjectionKind.COMMAND_DROP, op, at, "CMDQ entry")) {
+                c = QueuePointer.inc(c, log2) & mask; // injected: consumed, never decoded nor carried out
+                cons.set(Integer.toUnsignedLong(errorBits | c));
+                continue;
+            }
             String illegal = Command.check(dw0, dw1, features);
             if (illegal != null) {
                 stop(c, QueuePointer.CERROR_ILL, illegal + " (opcode 0x" + Integer.toHexString(Command.opcode(dw0))
                         + " at index " + QueuePointer.index(c, log2) + ")");
                 return;
             }
-            execute(dw0, dw1);
+            execute(dw0, dw1, at);
             c = QueuePointer.inc(c, log2) & mask;
             cons.set(Integer.toUnsignedLong(errorBits | c));
         }
@@ -108,9 +127,12 @@ final class CommandQueue {
         signals.raise(Gerror.CMDQ_ERR);
     }
 
-    private void execute(long dw0, long dw1) {
+    private void execute(long dw0, long dw1, long at) {
         int op = Command.opcode(dw0);
         stats.command(op);
+        if (isTlbi(op) && faults.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, op, at, "CMDQ entry")) {
+            return; // injected: the stale-TLB bug, the invalidation is consumed and does nothing
+        }
         switch (op) {
             case CommandOp.CFGI_STE -> configs.invalidateStream(Command.streamId(dw0));
             case CommandOp.CFGI_STE_RANGE -> configs.invalidateStreamRange(Command.streamId(dw0),
@@ -136,6 +158,16 @@ final class CommandQueue {
                 // to do. Everything else was refused by Command.check.
             }
         }
+    }
+
+    private static boolean isTlbi(int op) {
+        return switch (op) {
+            case CommandOp.TLBI_NH_ALL, CommandOp.TLBI_NH_ASID, CommandOp.TLBI_NH_VA, CommandOp.TLBI_NH_VAA,
+                    CommandOp.TLBI_S12_VMALL, CommandOp.TLBI_S2_IPA, CommandOp.TLBI_NSNH_ALL,
+                    CommandOp.TLBI_EL2_ALL, CommandOp.TLBI_EL2_ASID, CommandOp.TLBI_EL2_VA,
+                    CommandOp.TLBI_EL2_VAA -> true;
+            default -> false;
+        };
     }
 
     private void byVa(long dw0, long dw1, int asid) {

@@ -8,6 +8,8 @@ import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.InterruptSink;
@@ -52,11 +54,21 @@ public final class SmmuV3Device implements IommuDevice {
     private final Signals signals;
     private final EventQueue events;
     private final CommandQueue commands;
+    private final InstanceFaults faults;
     private final Translator translator;
     private final LongAdder mmioReads = new LongAdder();
     private final LongAdder mmioWrites = new LongAdder();
 
     public SmmuV3Device(String name, SmmuV3Config config, PhysicalMemory memory, InterruptSink interrupts) {
+        this(name, config, memory, interrupts, new FaultInjector());
+    }
+
+    /**
+     * A device whose injection points (command consumption, TLB invalidation) answer to {@code injector}, the
+     * machine's: the device attaches itself under its name.
+     */
+    public SmmuV3Device(String name, SmmuV3Config config, PhysicalMemory memory, InterruptSink interrupts,
+            FaultInjector injector) {
         this.name = Objects.requireNonNull(name, "name");
         this.config = Objects.requireNonNull(config, "config");
         this.memory = Objects.requireNonNull(memory, "memory");
@@ -70,8 +82,9 @@ public final class SmmuV3Device implements IommuDevice {
         this.signals = new Signals(name, config.msi(), interrupts, stats, f);
         this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2());
         Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
+        this.faults = injector.attach(name, stats.clock());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
-                config.cmdqLog2());
+                config.cmdqLog2(), faults);
         this.translator = new Translator(name, config, memory, caches, configs, events, f);
 
         // The update completes at once, so the acknowledgement mirrors the request; enabling the command queue

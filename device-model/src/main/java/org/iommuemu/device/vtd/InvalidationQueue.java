@@ -19,6 +19,8 @@ import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.vtd.VtdRegs;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.xlate.XlateStats;
@@ -42,6 +44,11 @@ import org.iommuemu.device.xlate.XlateStats;
  * modelled), so ITE and ICE are never raised. Interrupt-entry-cache descriptors are accepted and do nothing:
  * interrupt remapping is not modelled (ECAP.IR=0 by default). Page-group responses do nothing either: no page
  * request is ever made.
+ *
+ * <p>Fault injection ({@link InstanceFaults}): COMMAND_DROP consumes a descriptor without decoding or carrying it
+ * out (IQH moves past it, a dropped wait writes no status); SYNC_NEVER_COMPLETES stops the queue at an invalidation
+ * wait (IQH stays on it: no status write, no IWC) until a later IQT write finds the fault no longer firing;
+ * IGNORE_IOTLB_INVALIDATION makes IOTLB and PASID-based IOTLB descriptors complete and drop nothing.
  */
 final class InvalidationQueue {
     private final VtdConfig config;
@@ -50,6 +57,7 @@ final class InvalidationQueue {
     private final FaultRecording faults;
     private final EventInterrupt completion;
     private final XlateStats stats;
+    private final InstanceFaults injected;
     private final Register iqh;
     private final Register iqt;
     private final Register iqa;
@@ -66,8 +74,9 @@ final class InvalidationQueue {
     final LongAdder processed = new LongAdder();
 
     InvalidationQueue(VtdConfig config, VtdRegisters regs, PhysicalMemory memory, CacheInvalidation caches,
-            FaultRecording faults, EventInterrupt completion, XlateStats stats) {
+            FaultRecording faults, EventInterrupt completion, XlateStats stats, InstanceFaults injected) {
         this.config = config;
+        this.injected = injected;
         this.memory = memory;
         this.caches = caches;
         this.faults = faults;
@@ -150,11 +159,18 @@ final class InvalidationQueue {
                 return;
             }
             stats.queueRead();
-            int reason = execute(qw0, qw1, qw2 | qw3);
-            if (reason >= 0) {
-                error(reason);
-                return;
+            int type = InvDesc.type(qw0);
+            if (type == InvDesc.TYPE_WAIT
+                    && injected.fires(InjectionKind.SYNC_NEVER_COMPLETES, type, at, "IQ descriptor")) {
+                return; // injected: the wait never completes; IQH stays on it, nothing after it is consumed
             }
+            if (!injected.fires(InjectionKind.COMMAND_DROP, type, at, "IQ descriptor")) {
+                int reason = execute(qw0, qw1, qw2 | qw3, at);
+                if (reason >= 0) {
+                    error(reason);
+                    return;
+                }
+            } // else injected: consumed, never decoded nor carried out
             processed.increment();
             head = head + 1 == entries ? 0 : head + 1;
             iqh.set((long) head << shift());
@@ -168,7 +184,7 @@ final class InvalidationQueue {
     }
 
     /** Carries out one descriptor; returns -1, or the IQEI reason it is refused with. */
-    private int execute(long qw0, long qw1, long upper) {
+    private int execute(long qw0, long qw1, long upper, long at) {
         int type = InvDesc.type(qw0);
         if (upper != 0) {
             return VtdRegs.IQEI_RESERVED;
@@ -192,7 +208,11 @@ final class InvalidationQueue {
                 if ((qw0 & InvDesc.IOTLB_RSVD0) != 0 || (qw1 & InvDesc.ADDR_RSVD1) != 0 || g == 0) {
                     return VtdRegs.IQEI_RESERVED;
                 }
+                if (injected.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, type, at, "IQ descriptor")) {
+                    g = -1; // injected: the stale-TLB bug, consumed and dropping nothing
+                }
                 switch (g) {
+                    case -1 -> { }
                     case VtdRegs.IOTLB_GLOBAL -> caches.invalidateIotlbAll();
                     case VtdRegs.IOTLB_DOMAIN -> caches.invalidateIotlbDomain(did);
                     default -> pageSelective(did, qw1);
@@ -226,7 +246,12 @@ final class InvalidationQueue {
                         || (g != InvDesc.PIOTLB_PASID && g != InvDesc.PIOTLB_PAGE)) {
                     return VtdRegs.IQEI_RESERVED;
                 }
-                if (g == InvDesc.PIOTLB_PASID) {
+                if (injected.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, type, at, "IQ descriptor")) {
+                    g = -1; // injected: the stale-TLB bug
+                }
+                if (g == -1) {
+                    // nothing invalidated
+                } else if (g == InvDesc.PIOTLB_PASID) {
                     caches.invalidatePasidIotlb(did, pasid);
                 } else {
                     caches.invalidatePasidIotlbPage(did, pasid, qw1 & ~0xFFFL, (int) (qw1 & 0x3F),

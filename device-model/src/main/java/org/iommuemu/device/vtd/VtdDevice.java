@@ -10,6 +10,9 @@ import org.iommuemu.core.vtd.FaultReason;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.device.machine.InterruptSink;
+import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
@@ -69,6 +72,7 @@ public final class VtdDevice implements IommuDevice {
     private final CacheInvalidation invalidation;
     private final VtdTranslator translator;
     private final InvalidationQueue queue;
+    private final InstanceFaults injected;
     private final Field qie;
     private final Field qies;
     private final Register ccmd;
@@ -92,6 +96,15 @@ public final class VtdDevice implements IommuDevice {
     private volatile long faultLog;
 
     public VtdDevice(String name, VtdConfig config, PhysicalMemory memory, InterruptSink interrupts) {
+        this(name, config, memory, interrupts, new FaultInjector());
+    }
+
+    /**
+     * A unit whose injection points (invalidation queue, IOTLB invalidation) answer to {@code injector}, the
+     * machine's: the unit attaches itself under its name.
+     */
+    public VtdDevice(String name, VtdConfig config, PhysicalMemory memory, InterruptSink interrupts,
+            FaultInjector injector) {
         this.name = Objects.requireNonNull(name, "name");
         this.config = Objects.requireNonNull(config, "config");
         this.memory = Objects.requireNonNull(memory, "memory");
@@ -125,6 +138,7 @@ public final class VtdDevice implements IommuDevice {
         iotlb = regs.file.register("IOTLB");
 
         this.stats = new XlateStats(config.cost(), new SimClock());
+        this.injected = injector.attach(name, stats.clock());
         RegisterFile f = regs.file;
         faultEvent = new EventInterrupt(name, "fault-event", f.register("FECTL"), f.register("FEDATA"),
                 f.register("FEADDR"), f.register("FEUADDR"), interrupts, stats, interruptCount);
@@ -135,7 +149,8 @@ public final class VtdDevice implements IommuDevice {
         if (config.qi()) {
             completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
                     f.register("IEADDR"), f.register("IEUADDR"), interrupts, stats, interruptCount);
-            queue = new InvalidationQueue(config, regs, memory, invalidation, faults, completionEvent, stats);
+            queue = new InvalidationQueue(config, regs, memory, invalidation, faults, completionEvent, stats,
+                    injected);
         } else {
             completionEvent = null;
             queue = null;
@@ -173,6 +188,10 @@ public final class VtdDevice implements IommuDevice {
         int iirg = (int) Bits.extract(value, VtdRegs.IOTLB_IIRG, 2);
         int did = (int) Bits.extract(value, VtdRegs.IOTLB_DID, 16);
         int done = iirg;
+        if (iirg != 0 && injected.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, CODE_IOTLB_REGISTER,
+                0, "IOTLB register, MMIO")) {
+            iirg = -1; // injected: the stale-TLB bug, the invalidation completes and drops nothing
+        }
         switch (iirg) {
             case VtdRegs.IOTLB_GLOBAL -> invalidation.invalidateIotlbAll();
             case VtdRegs.IOTLB_DOMAIN -> invalidation.invalidateIotlbDomain(did);
@@ -189,7 +208,7 @@ public final class VtdDevice implements IommuDevice {
             }
             default -> { } // reserved granularity: nothing done, IAIG reads 0
         }
-        if (iirg != 0) {
+        if (iirg != 0) { // -1: ignored by an injected fault, still a command
             stats.command(CODE_IOTLB_REGISTER);
         }
         iotlb.setBits(1L << VtdRegs.IOTLB_IVT | 3L << VtdRegs.IOTLB_IAIG,

@@ -1,0 +1,235 @@
+package org.iommuemu.device.inject;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import org.iommuemu.core.memory.MemoryAccessException;
+import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.device.xlate.SimClock;
+
+/**
+ * The faults of one machine: which are active, their triggers, and the {@link InjectionLog} of every firing.
+ *
+ * <p>Devices {@link #attach} themselves (an {@link InstanceFaults} per IOMMU instance) and call its hooks at their
+ * injection points. {@link #inject} validates a {@link FaultSpec} and activates it: a memory kind is carried out at
+ * once (a read-modify-write of one 64-bit word of guest RAM through {@link PhysicalMemory}, recorded) and is
+ * exhausted; any other kind is published to the instances it targets, and fires at their opportunities as its
+ * trigger says. Each fault draws from its own {@link SplittableRandom} seeded from its spec, so the same
+ * opportunities and seed give the same decisions.
+ *
+ * <p>Thread-safe. Publishing replaces an instance's array of active faults (copy on write), so hooks never lock
+ * unless a fault is active on their instance; a fault's trigger state has its own monitor.
+ */
+public final class FaultInjector {
+    private final PhysicalMemory memory;
+    private final Map<String, InstanceFaults> instances = new LinkedHashMap<>();
+    private final Map<Long, Active> faults = new TreeMap<>();
+    private final InjectionLog log = new InjectionLog();
+    private long nextId = 1;
+
+    /** An injector without memory (memory kinds are refused): for devices built outside a machine. */
+    public FaultInjector() {
+        this(null);
+    }
+
+    /** An injector whose memory kinds change {@code memory}. */
+    public FaultInjector(PhysicalMemory memory) {
+        this.memory = memory;
+    }
+
+    /**
+     * Registers IOMMU instance {@code name}, whose simulated time is {@code clock}, and returns its hooks.
+     *
+     * @throws IllegalArgumentException when an instance of that name is attached already
+     */
+    public synchronized InstanceFaults attach(String name, SimClock clock) {
+        if (instances.containsKey(name)) {
+            throw new IllegalArgumentException("an instance named " + name + " is attached already");
+        }
+        InstanceFaults i = new InstanceFaults(this, name, clock);
+        instances.put(name, i);
+        publish();
+        return i;
+    }
+
+    /** The hooks of instance {@code name}, or null. */
+    public synchronized InstanceFaults instance(String name) {
+        return instances.get(name);
+    }
+
+    public InjectionLog log() {
+        return log;
+    }
+
+    /**
+     * Activates a fault (a copy of {@code spec}).
+     *
+     * @return the fault's id: from 1, never reused
+     * @throws FaultSpecException.Unimplemented for a kind not implemented yet
+     * @throws FaultSpecException.NotFound for an instance that does not exist
+     * @throws FaultSpecException.OutOfRange for a memory fault outside RAM
+     * @throws FaultSpecException naming the field for anything else wrong
+     */
+    public long inject(FaultSpec spec) {
+        FaultSpec s = spec.copy().validate();
+        synchronized (this) {
+            String iommu = s.target().iommu();
+            InstanceFaults where = iommu.isEmpty() ? null : instances.get(iommu);
+            if (!iommu.isEmpty() && where == null) {
+                throw new FaultSpecException.NotFound("target.iommu", "iommu '" + iommu + "' not found (instances: "
+                        + List.copyOf(instances.keySet()) + ")");
+            }
+            Active f = new Active(nextId, s);
+            if (s.kind().oneShot()) {
+                corrupt(f, where);
+            }
+            nextId++;
+            faults.put(f.id, f);
+            publish();
+            return f.id;
+        }
+    }
+
+    private void corrupt(Active f, InstanceFaults where) {
+        if (memory == null) {
+            throw new FaultSpecException("kind", f.spec.kind() + " needs the machine's memory; this injector has none");
+        }
+        FaultSpec.Params p = f.spec.params();
+        long address = p.address();
+        long mask = f.spec.kind() == InjectionKind.MEMORY_FLIP_BIT ? 1L << p.bit()
+                : (p.fieldWidth() == 64 ? -1L : ((1L << p.fieldWidth()) - 1) << p.fieldLsb());
+        long old;
+        long now;
+        try {
+            do {
+                old = memory.read64(address);
+                now = f.spec.kind() == InjectionKind.MEMORY_FLIP_BIT ? old ^ mask
+                        : (old & ~mask) | (p.fieldValue() << p.fieldLsb() & mask);
+            } while (memory.compareAndExchange64(address, old, now) != old);
+        } catch (MemoryAccessException e) {
+            throw new FaultSpecException.OutOfRange("params.address", "0x" + Long.toHexString(address)
+                    + " is not RAM: " + e.getMessage());
+        }
+        synchronized (f) {
+            f.fires = 1;
+            f.exhausted = true;
+        }
+        if (where != null) {
+            where.countFired(f.spec.kind());
+        }
+        log.add(f.id, f.spec.kind(), where == null ? "" : where.name(), where == null ? 0 : where.now(), 0, address,
+                (f.spec.kind() == InjectionKind.MEMORY_FLIP_BIT ? "flipped bit " + p.bit()
+                        : "wrote 0x" + Long.toHexString(p.fieldValue()) + " to bits " + p.fieldLsb() + ".."
+                                + (p.fieldLsb() + p.fieldWidth() - 1))
+                        + " of the word at 0x" + Long.toHexString(address) + ": 0x" + Long.toHexString(old) + " -> 0x"
+                        + Long.toHexString(now));
+    }
+
+    /** One fault's state, as {@link #list} reports it. */
+    public record Status(long id, FaultSpec spec, long opportunities, long fires, boolean exhausted) {}
+
+    /** The faults not cleared yet, by id; only those targeting {@code iommu} (or every instance) unless empty. */
+    public synchronized List<Status> list(String iommu) {
+        List<Status> out = new ArrayList<>();
+        for (Active f : faults.values()) {
+            String t = f.spec.target().iommu();
+            if (iommu.isEmpty() || t.isEmpty() || t.equals(iommu)) {
+                synchronized (f) {
+                    out.add(new Status(f.id, f.spec.copy(), f.opportunities, f.fires, f.exhausted));
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Removes fault {@code id}; it fires no more (memory it corrupted stays corrupted).
+     *
+     * @throws FaultSpecException.NotFound when there is no such fault
+     */
+    public synchronized void clear(long id) {
+        if (faults.remove(id) == null) {
+            throw new FaultSpecException.NotFound("fault_id", "fault " + id + " not found (faults: "
+                    + List.copyOf(faults.keySet()) + ")");
+        }
+        publish();
+    }
+
+    /** Removes every fault; returns their ids. */
+    public synchronized List<Long> clearAll() {
+        List<Long> ids = List.copyOf(faults.keySet());
+        faults.clear();
+        publish();
+        return ids;
+    }
+
+    void record(Active f, InstanceFaults where, int code, long address, String detail) {
+        log.add(f.id, f.spec.kind(), where.name(), where.now(), code, address, detail);
+        boolean retire;
+        synchronized (f) {
+            retire = f.exhausted;
+        }
+        if (retire) {
+            synchronized (this) {
+                publish();
+            }
+        }
+    }
+
+    /** Gives every instance the array of live faults targeting it. The caller holds this monitor. */
+    private void publish() {
+        for (InstanceFaults i : instances.values()) {
+            List<Active> live = new ArrayList<>();
+            for (Active f : faults.values()) {
+                String t = f.spec.target().iommu();
+                boolean over;
+                synchronized (f) {
+                    over = f.exhausted;
+                }
+                if (!over && !f.spec.kind().oneShot() && (t.isEmpty() || t.equals(i.name()))) {
+                    live.add(f);
+                }
+            }
+            i.active = live.toArray(new Active[0]);
+        }
+    }
+
+    /** An injected fault and its trigger state. */
+    static final class Active {
+        final long id;
+        final FaultSpec spec;
+        private final SplittableRandom random;
+        private long opportunities;
+        private long fires;
+        private boolean exhausted;
+
+        Active(long id, FaultSpec spec) {
+            this.id = id;
+            this.spec = spec;
+            this.random = new SplittableRandom(spec.trigger().seed());
+        }
+
+        /** One opportunity: whether the fault fires there. */
+        synchronized boolean decide() {
+            if (exhausted) {
+                return false;
+            }
+            FaultSpec.Trigger t = spec.trigger();
+            opportunities++;
+            if (opportunities <= t.skipFirst()) {
+                return false;
+            }
+            if (t.hasProbability() && !(random.nextDouble() < t.probability())) {
+                return false;
+            }
+            fires++;
+            if (t.count() > 0 && fires >= t.count()) {
+                exhausted = true;
+            }
+            return true;
+        }
+    }
+}

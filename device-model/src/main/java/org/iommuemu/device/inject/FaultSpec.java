@@ -1,0 +1,710 @@
+package org.iommuemu.device.inject;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import java.util.ArrayList;
+import java.util.List;
+import org.iommuemu.device.config.ServeConfig;
+
+/**
+ * One fault: its kind, which opportunities it targets, when it fires and its kind-specific values. The same shape
+ * as the bus API's {@code FaultSpec} ({@link #fromProto}) and as YAML/JSON (read with
+ * {@link org.iommuemu.device.config.YamlFiles}, so a bad value is reported at its file:line:col):
+ *
+ * <pre>
+ * kind: ignore_iotlb_invalidation
+ * label: stale TLB
+ * target:
+ *   iommu: smmu0
+ *   opcodes: [0x12]          # SMMUv3 opcodes / VT-d descriptor types
+ * trigger:
+ *   probability: 0.5         # absent: 1
+ *   seed: 42
+ *   skip_first: 2
+ *   count: 1                 # 0 or absent: no limit
+ * params:                    # memory kinds
+ *   address: 0x8000_1000
+ *   bit: 0
+ * </pre>
+ *
+ * <p>Values are checked as they are set (a {@link FaultSpecException} naming the field: {@code trigger.probability},
+ * {@code params.bit}...); {@link #validate} checks what depends on the kind. Mutable while it is built; the injector
+ * keeps its own {@link #copy}.
+ */
+public final class FaultSpec {
+    private InjectionKind kind;
+    private String label = "";
+    private Target target = new Target();
+    private Trigger trigger = new Trigger();
+    private Params params = new Params();
+
+    public FaultSpec() {}
+
+    public FaultSpec(InjectionKind kind) {
+        this.kind = kind;
+    }
+
+    public InjectionKind kind() {
+        return kind;
+    }
+
+    public String label() {
+        return label;
+    }
+
+    public Target target() {
+        return target;
+    }
+
+    public Trigger trigger() {
+        return trigger;
+    }
+
+    public Params params() {
+        return params;
+    }
+
+    public FaultSpec label(String value) {
+        label = value == null ? "" : value;
+        return this;
+    }
+
+    /** Sets target selectors in place: {@code spec.target(t -> t.opcodes(0x12))}. */
+    public FaultSpec target(java.util.function.Consumer<Target> edit) {
+        edit.accept(target);
+        return this;
+    }
+
+    /** Sets the trigger in place. */
+    public FaultSpec trigger(java.util.function.Consumer<Trigger> edit) {
+        edit.accept(trigger);
+        return this;
+    }
+
+    /** Sets kind-specific values in place. */
+    public FaultSpec params(java.util.function.Consumer<Params> edit) {
+        edit.accept(params);
+        return this;
+    }
+
+    /** Shorthand for {@code target().iommu(name)}. */
+    public FaultSpec iommu(String name) {
+        target.iommu(name);
+        return this;
+    }
+
+    @JsonProperty("kind")
+    void setKind(String value) {
+        try {
+            kind = InjectionKind.parse(value);
+        } catch (IllegalArgumentException e) {
+            throw new FaultSpecException("kind", e.getMessage());
+        }
+    }
+
+    @JsonProperty("label")
+    void setLabel(String value) {
+        label(value);
+    }
+
+    @JsonProperty("target")
+    void setTarget(Target value) {
+        target = value == null ? new Target() : value;
+    }
+
+    @JsonProperty("trigger")
+    void setTrigger(Trigger value) {
+        trigger = value == null ? new Trigger() : value;
+    }
+
+    @JsonProperty("params")
+    void setParams(Params value) {
+        params = value == null ? new Params() : value;
+    }
+
+    /** Which opportunities the fault applies to; an empty selector matches everything. */
+    public static final class Target {
+        private String iommu = "";
+        private int firstStream = -1;
+        private int lastStream = -1;
+        private long addressStart;
+        private long addressEnd;
+        private boolean addresses;
+        private int[] opcodes = new int[0];
+
+        /** The instance, or empty for every instance. */
+        public String iommu() {
+            return iommu;
+        }
+
+        public boolean hasStreams() {
+            return firstStream >= 0;
+        }
+
+        public boolean hasAddresses() {
+            return addresses;
+        }
+
+        public int firstStream() {
+            return firstStream;
+        }
+
+        public int lastStream() {
+            return lastStream;
+        }
+
+        public long addressStart() {
+            return addressStart;
+        }
+
+        public long addressEnd() {
+            return addressEnd;
+        }
+
+        public int[] opcodes() {
+            return opcodes.clone();
+        }
+
+        public Target iommu(String name) {
+            iommu = name == null ? "" : name;
+            return this;
+        }
+
+        public Target streams(long first, long last) {
+            if (first < 0 || last < first || last > 0xFFFF_FFFFL) {
+                throw new FaultSpecException("target.stream_ids", "first " + first + " and last " + last
+                        + " are not an inclusive range of 32-bit stream ids (first <= last)");
+            }
+            firstStream = (int) first;
+            lastStream = (int) last;
+            return this;
+        }
+
+        public Target addresses(long start, long end) {
+            if (Long.compareUnsigned(end, start) <= 0) {
+                throw new FaultSpecException("target.addresses", "end 0x" + Long.toHexString(end)
+                        + " must be above start 0x" + Long.toHexString(start));
+            }
+            addressStart = start;
+            addressEnd = end;
+            addresses = true;
+            return this;
+        }
+
+        public Target opcodes(int... codes) {
+            for (int c : codes) {
+                if (c < 0 || c > 0xFFFF) {
+                    throw new FaultSpecException("target.opcodes", "opcode " + c + " is not 0..0xffff");
+                }
+            }
+            opcodes = codes.clone();
+            return this;
+        }
+
+        boolean matchesOpcode(int code) {
+            if (opcodes.length == 0) {
+                return true;
+            }
+            for (int c : opcodes) {
+                if (c == code) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        @JsonProperty("iommu")
+        void setIommu(String value) {
+            iommu(value);
+        }
+
+        @JsonProperty("stream_ids")
+        void setStreamIds(IdRange value) {
+            if (value.first == null || value.last == null) {
+                throw new FaultSpecException("target.stream_ids", "first and last are required");
+            }
+            streams(value.first, value.last);
+        }
+
+        @JsonProperty("addresses")
+        void setAddresses(AddressRange value) {
+            if (value.start == null || value.end == null) {
+                throw new FaultSpecException("target.addresses", "start and end are required");
+            }
+            addresses(value.start, value.end);
+        }
+
+        @JsonProperty("opcodes")
+        void setOpcodes(List<Object> values) {
+            int[] codes = new int[values.size()];
+            for (int i = 0; i < codes.length; i++) {
+                long v = number(values.get(i), "target.opcodes[" + i + "]");
+                if (v > 0xFFFF) {
+                    throw new FaultSpecException("target.opcodes[" + i + "]", "opcode " + v + " is not 0..0xffff");
+                }
+                codes[i] = (int) v;
+            }
+            opcodes(codes);
+        }
+
+        Target copy() {
+            Target t = new Target();
+            t.iommu = iommu;
+            t.firstStream = firstStream;
+            t.lastStream = lastStream;
+            t.addressStart = addressStart;
+            t.addressEnd = addressEnd;
+            t.addresses = addresses;
+            t.opcodes = opcodes.clone();
+            return t;
+        }
+    }
+
+    /** YAML form of {@code stream_ids}. */
+    static final class IdRange {
+        private Long first;
+        private Long last;
+
+        @JsonProperty("first")
+        void setFirst(Object v) {
+            first = number(v, "target.stream_ids.first");
+        }
+
+        @JsonProperty("last")
+        void setLast(Object v) {
+            last = number(v, "target.stream_ids.last");
+        }
+    }
+
+    /** YAML form of {@code addresses}. */
+    static final class AddressRange {
+        private Long start;
+        private Long end;
+
+        @JsonProperty("start")
+        void setStart(Object v) {
+            start = number(v, "target.addresses.start");
+        }
+
+        @JsonProperty("end")
+        void setEnd(Object v) {
+            end = number(v, "target.addresses.end");
+        }
+    }
+
+    /** When a matching opportunity fires. */
+    public static final class Trigger {
+        private double probability = 1.0;
+        private boolean probabilitySet;
+        private long seed;
+        private long skipFirst;
+        private long count;
+
+        public double probability() {
+            return probability;
+        }
+
+        public boolean hasProbability() {
+            return probabilitySet;
+        }
+
+        public long seed() {
+            return seed;
+        }
+
+        public long skipFirst() {
+            return skipFirst;
+        }
+
+        /** At most this many firings; 0: no limit. */
+        public long count() {
+            return count;
+        }
+
+        boolean isDefault() {
+            return !probabilitySet && seed == 0 && skipFirst == 0 && count == 0;
+        }
+
+        public Trigger probability(double p) {
+            if (!(p >= 0 && p <= 1)) {
+                throw new FaultSpecException("trigger.probability", "probability " + p + " is not between 0 and 1");
+            }
+            probability = p;
+            probabilitySet = true;
+            return this;
+        }
+
+        public Trigger seed(long value) {
+            seed = value;
+            return this;
+        }
+
+        public Trigger skipFirst(long n) {
+            if (n < 0) {
+                throw new FaultSpecException("trigger.skip_first", "must not be negative, got " + n);
+            }
+            skipFirst = n;
+            return this;
+        }
+
+        public Trigger count(long n) {
+            if (n < 0) {
+                throw new FaultSpecException("trigger.count", "must not be negative, got " + n);
+            }
+            count = n;
+            return this;
+        }
+
+        @JsonProperty("probability")
+        void setProbability(double value) {
+            probability(value);
+        }
+
+        @JsonProperty("seed")
+        void setSeed(Object value) {
+            seed(number(value, "trigger.seed"));
+        }
+
+        @JsonProperty("skip_first")
+        void setSkipFirst(Object value) {
+            skipFirst(signedNumber(value, "trigger.skip_first"));
+        }
+
+        @JsonProperty("count")
+        void setCount(Object value) {
+            count(signedNumber(value, "trigger.count"));
+        }
+
+        Trigger copy() {
+            Trigger t = new Trigger();
+            t.probability = probability;
+            t.probabilitySet = probabilitySet;
+            t.seed = seed;
+            t.skipFirst = skipFirst;
+            t.count = count;
+            return t;
+        }
+    }
+
+    /** Kind-specific values; the ones a kind does not use must stay zero. */
+    public static final class Params {
+        private long address;
+        private int bit;
+        private int fieldLsb;
+        private int fieldWidth;
+        private long fieldValue;
+        private long delayNs;
+
+        public long address() {
+            return address;
+        }
+
+        public int bit() {
+            return bit;
+        }
+
+        public int fieldLsb() {
+            return fieldLsb;
+        }
+
+        public int fieldWidth() {
+            return fieldWidth;
+        }
+
+        public long fieldValue() {
+            return fieldValue;
+        }
+
+        public long delayNs() {
+            return delayNs;
+        }
+
+        public Params address(long pa) {
+            address = pa;
+            return this;
+        }
+
+        public Params bit(int b) {
+            if (b < 0 || b > 63) {
+                throw new FaultSpecException("params.bit", "bit " + b + " is not 0..63");
+            }
+            bit = b;
+            return this;
+        }
+
+        /** A field of the word: bits [lsb, lsb + width) take {@code value}. */
+        public Params field(int lsb, int width, long value) {
+            if (lsb < 0 || lsb > 63) {
+                throw new FaultSpecException("params.field_lsb", "lsb " + lsb + " is not 0..63");
+            }
+            if (width < 0 || width > 64 || lsb + width > 64) {
+                throw new FaultSpecException("params.field_width", "width " + width + " with lsb " + lsb
+                        + " does not fit a 64-bit word");
+            }
+            fieldLsb = lsb;
+            fieldWidth = width;
+            fieldValue = value;
+            return this;
+        }
+
+        public Params delayNs(long ns) {
+            if (ns < 0) {
+                throw new FaultSpecException("params.delay_ns", "must not be negative, got " + ns);
+            }
+            delayNs = ns;
+            return this;
+        }
+
+        @JsonProperty("address")
+        void setAddress(Object v) {
+            address(number(v, "params.address"));
+        }
+
+        @JsonProperty("bit")
+        void setBit(int v) {
+            bit(v);
+        }
+
+        @JsonProperty("field_lsb")
+        void setFieldLsb(int v) {
+            field(v, fieldWidth, fieldValue);
+        }
+
+        @JsonProperty("field_width")
+        void setFieldWidth(int v) {
+            if (v < 0 || v > 64) {
+                throw new FaultSpecException("params.field_width", "width " + v + " is not 0..64");
+            }
+            fieldWidth = v;
+        }
+
+        @JsonProperty("field_value")
+        void setFieldValue(Object v) {
+            fieldValue = number(v, "params.field_value");
+        }
+
+        @JsonProperty("delay_ns")
+        void setDelayNs(Object v) {
+            delayNs(number(v, "params.delay_ns"));
+        }
+
+        boolean isZero() {
+            return address == 0 && bit == 0 && fieldLsb == 0 && fieldWidth == 0 && fieldValue == 0 && delayNs == 0;
+        }
+
+        Params copy() {
+            Params p = new Params();
+            p.address = address;
+            p.bit = bit;
+            p.fieldLsb = fieldLsb;
+            p.fieldWidth = fieldWidth;
+            p.fieldValue = fieldValue;
+            p.delayNs = delayNs;
+            return p;
+        }
+    }
+
+    /** A deep copy. */
+    public FaultSpec copy() {
+        FaultSpec s = new FaultSpec(kind);
+        s.label = label;
+        s.target = target.copy();
+        s.trigger = trigger.copy();
+        s.params = params.copy();
+        return s;
+    }
+
+    /**
+     * Checks what depends on the kind and returns this spec.
+     *
+     * @throws FaultSpecException.Unimplemented for a kind not implemented yet
+     * @throws FaultSpecException naming the field otherwise
+     */
+    public FaultSpec validate() {
+        if (kind == null) {
+            throw new FaultSpecException("kind", "is required");
+        }
+        if (!kind.implemented()) {
+            throw new FaultSpecException.Unimplemented(kind);
+        }
+        if (target.hasStreams()) {
+            throw new FaultSpecException("target.stream_ids", kind + " does not select by stream id");
+        }
+        if (target.hasAddresses()) {
+            throw new FaultSpecException("target.addresses", kind + " does not select by address range");
+        }
+        if (target.opcodes.length > 0 && !kind.selectsOpcodes()) {
+            throw new FaultSpecException("target.opcodes", kind + " does not select by opcode");
+        }
+        if (kind.oneShot()) {
+            if (!trigger.isDefault()) {
+                throw new FaultSpecException("trigger", kind + " is carried out once, when injected; it takes no trigger");
+            }
+            if ((params.address & 7) != 0) {
+                throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
+                        + " is not 8-byte aligned (the fault changes one 64-bit word)");
+            }
+            if (params.delayNs != 0) {
+                throw new FaultSpecException("params.delay_ns", kind + " takes no delay");
+            }
+            if (kind == InjectionKind.MEMORY_FLIP_BIT) {
+                if (params.fieldLsb != 0 || params.fieldWidth != 0 || params.fieldValue != 0) {
+                    throw new FaultSpecException("params.field_width", kind + " takes params.bit, not a field");
+                }
+            } else {
+                if (params.bit != 0) {
+                    throw new FaultSpecException("params.bit", kind + " takes a field, not params.bit");
+                }
+                if (params.fieldWidth == 0 || params.fieldLsb + params.fieldWidth > 64) {
+                    throw new FaultSpecException("params.field_width", "width " + params.fieldWidth + " with lsb "
+                            + params.fieldLsb + " is not a field of a 64-bit word (1..64 bits)");
+                }
+                if (params.fieldWidth < 64 && (params.fieldValue >>> params.fieldWidth) != 0) {
+                    throw new FaultSpecException("params.field_value", "0x" + Long.toHexString(params.fieldValue)
+                            + " does not fit " + params.fieldWidth + " bits");
+                }
+            }
+        } else if (!params.isZero()) {
+            throw new FaultSpecException("params", kind + " takes no parameters (address, bit, field, delay_ns)");
+        }
+        return this;
+    }
+
+    /** The bus form. */
+    public static FaultSpec fromProto(org.iommuemu.proto.v1.FaultSpec p) {
+        FaultSpec s = new FaultSpec();
+        if (p.getKindValue() != 0) {
+            InjectionKind k = InjectionKind.byNumber(p.getKindValue());
+            if (k == null) {
+                throw new FaultSpecException("kind", "unknown injection kind " + p.getKindValue());
+            }
+            s.kind = k;
+        }
+        s.label(p.getLabel());
+        if (p.hasTarget()) {
+            var t = p.getTarget();
+            s.target.iommu(t.getIommu());
+            if (t.hasStreamIds()) {
+                s.target.streams(Integer.toUnsignedLong(t.getStreamIds().getFirst()),
+                        Integer.toUnsignedLong(t.getStreamIds().getLast()));
+            }
+            if (t.hasAddresses()) {
+                s.target.addresses(t.getAddresses().getStart(), t.getAddresses().getEnd());
+            }
+            int[] codes = new int[t.getOpcodesCount()];
+            for (int i = 0; i < codes.length; i++) {
+                long c = Integer.toUnsignedLong(t.getOpcodes(i));
+                if (c > 0xFFFF) {
+                    throw new FaultSpecException("target.opcodes[" + i + "]", "opcode " + c + " is not 0..0xffff");
+                }
+                codes[i] = (int) c;
+            }
+            s.target.opcodes(codes);
+        }
+        if (p.hasTrigger()) {
+            var t = p.getTrigger();
+            if (t.hasProbability()) {
+                s.trigger.probability(t.getProbability());
+            }
+            s.trigger.seed(t.getSeed());
+            s.trigger.skipFirst(unsigned(t.getSkipFirst(), "trigger.skip_first"));
+            s.trigger.count(unsigned(t.getCount(), "trigger.count"));
+        }
+        if (p.hasParams()) {
+            var q = p.getParams();
+            s.params.address(q.getAddress());
+            if (Integer.toUnsignedLong(q.getBit()) > 63) {
+                throw new FaultSpecException("params.bit", "bit " + Integer.toUnsignedLong(q.getBit()) + " is not 0..63");
+            }
+            s.params.bit(q.getBit());
+            long lsb = Integer.toUnsignedLong(q.getFieldLsb());
+            long width = Integer.toUnsignedLong(q.getFieldWidth());
+            if (lsb > 63) {
+                throw new FaultSpecException("params.field_lsb", "lsb " + lsb + " is not 0..63");
+            }
+            if (width > 64 || lsb + width > 64) {
+                throw new FaultSpecException("params.field_width", "width " + width + " with lsb " + lsb
+                        + " does not fit a 64-bit word");
+            }
+            s.params.field((int) lsb, (int) width, q.getFieldValue());
+            s.params.delayNs(unsigned(q.getDelayNs(), "params.delay_ns"));
+        }
+        return s;
+    }
+
+    /** This spec in the bus form. */
+    public org.iommuemu.proto.v1.FaultSpec toProto() {
+        var b = org.iommuemu.proto.v1.FaultSpec.newBuilder().setLabel(label);
+        if (kind != null) {
+            b.setKindValue(kind.number());
+        }
+        var t = org.iommuemu.proto.v1.FaultTarget.newBuilder().setIommu(target.iommu);
+        if (target.hasStreams()) {
+            t.setStreamIds(org.iommuemu.proto.v1.IdRange.newBuilder().setFirst(target.firstStream)
+                    .setLast(target.lastStream));
+        }
+        if (target.hasAddresses()) {
+            t.setAddresses(org.iommuemu.proto.v1.AddressRange.newBuilder().setStart(target.addressStart)
+                    .setEnd(target.addressEnd));
+        }
+        for (int c : target.opcodes) {
+            t.addOpcodes(c);
+        }
+        b.setTarget(t);
+        var g = org.iommuemu.proto.v1.FaultTrigger.newBuilder().setSeed(trigger.seed)
+                .setSkipFirst(trigger.skipFirst).setCount(trigger.count);
+        if (trigger.probabilitySet) {
+            g.setProbability(trigger.probability);
+        }
+        b.setTrigger(g);
+        b.setParams(org.iommuemu.proto.v1.FaultParams.newBuilder().setAddress(params.address).setBit(params.bit)
+                .setFieldLsb(params.fieldLsb).setFieldWidth(params.fieldWidth).setFieldValue(params.fieldValue)
+                .setDelayNs(params.delayNs));
+        return b.build();
+    }
+
+    private static long unsigned(long v, String field) {
+        if (v < 0) {
+            throw new FaultSpecException(field, Long.toUnsignedString(v) + " is too large");
+        }
+        return v;
+    }
+
+    private static long number(Object value, String field) {
+        try {
+            return ServeConfig.number(value, field);
+        } catch (IllegalArgumentException e) {
+            throw new FaultSpecException("", e.getMessage());
+        }
+    }
+
+    private static long signedNumber(Object value, String field) {
+        long v = number(value, field);
+        if (v < 0) {
+            throw new FaultSpecException(field, Long.toUnsignedString(v) + " is too large");
+        }
+        return v;
+    }
+
+    @Override
+    public String toString() {
+        List<String> parts = new ArrayList<>();
+        parts.add(String.valueOf(kind));
+        if (!target.iommu.isEmpty()) {
+            parts.add("iommu=" + target.iommu);
+        }
+        if (target.opcodes.length > 0) {
+            StringBuilder sb = new StringBuilder("opcodes=");
+            for (int i = 0; i < target.opcodes.length; i++) {
+                sb.append(i == 0 ? "" : ",").append("0x").append(Integer.toHexString(target.opcodes[i]));
+            }
+            parts.add(sb.toString());
+        }
+        if (kind != null && kind.oneShot()) {
+            parts.add("address=0x" + Long.toHexString(params.address));
+        }
+        if (!label.isEmpty()) {
+            parts.add("label=" + label);
+        }
+        return String.join(" ", parts);
+    }
+}

@@ -1,0 +1,53 @@
+package org.iommuemu.device.inject;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every firing of every fault of one machine, numbered from 1; the last {@link #KEPT} records are kept for
+ * {@link #since} (older ones are counted in the sequence numbers only). Thread-safe.
+ */
+public final class InjectionLog {
+    /** Records kept. */
+    public static final int KEPT = 1024;
+
+    /**
+     * One firing.
+     *
+     * @param sequence  from 1, over all faults
+     * @param faultId   the fault that fired
+     * @param kind      its kind
+     * @param iommu     the instance it happened on, or empty
+     * @param simTimeNs the instance's simulated time then (0 without an instance)
+     * @param code      the opcode / descriptor type involved, or 0
+     * @param address   the guest physical address involved (queue entry, corrupted word)
+     * @param detail    what was done, for people
+     */
+    public record Record(long sequence, long faultId, InjectionKind kind, String iommu, long simTimeNs, int code,
+            long address, String detail) {}
+
+    private final Record[] ring = new Record[KEPT];
+    private long last;
+
+    synchronized Record add(long faultId, InjectionKind kind, String iommu, long simTimeNs, int code, long address,
+            String detail) {
+        Record r = new Record(++last, faultId, kind, iommu, simTimeNs, code, address, detail);
+        ring[(int) ((last - 1) % KEPT)] = r;
+        return r;
+    }
+
+    /** The sequence number of the newest record, 0 before any. */
+    public synchronized long lastSequence() {
+        return last;
+    }
+
+    /** Kept records with a sequence number above {@code after}, oldest first. */
+    public synchronized List<Record> since(long after) {
+        long first = Math.max(Math.max(after, 0) + 1, last - KEPT + 1);
+        List<Record> out = new ArrayList<>();
+        for (long s = first; s <= last; s++) {
+            out.add(ring[(int) ((s - 1) % KEPT)]);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,130 @@
+package org.iommuemu.device.inject;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.iommuemu.device.config.ConfigException;
+import org.iommuemu.device.config.YamlFiles;
+import org.iommuemu.device.xlate.SimClock;
+import org.junit.jupiter.api.Test;
+
+/** Triggers, determinism, records and the spec's validation, without a machine. */
+class FaultInjectorTest {
+    private static List<Boolean> decisions(long seed, int n) {
+        FaultInjector injector = new FaultInjector();
+        InstanceFaults i = injector.attach("smmu0", new SimClock());
+        injector.inject(new FaultSpec(InjectionKind.COMMAND_DROP).trigger(t -> t.probability(0.5).seed(seed)));
+        List<Boolean> out = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            out.add(i.fires(InjectionKind.COMMAND_DROP, 0x12, 0x1000 + 16L * k, "CMDQ entry"));
+        }
+        return out;
+    }
+
+    @Test
+    void theSameSeedGivesTheSameDecisions() {
+        List<Boolean> a = decisions(42, 200);
+        assertThat(decisions(42, 200)).isEqualTo(a);
+        assertThat(decisions(43, 200)).isNotEqualTo(a);
+        assertThat(a).contains(true, false);
+    }
+
+    @Test
+    void skipFirstAndCountBoundTheFirings() {
+        SimClock clock = new SimClock();
+        FaultInjector injector = new FaultInjector();
+        InstanceFaults i = injector.attach("dmar0", clock);
+        long id = injector.inject(new FaultSpec(InjectionKind.COMMAND_DROP).iommu("dmar0")
+                .target(t -> t.opcodes(2)).trigger(t -> t.skipFirst(2).count(2)));
+        clock.advance(100);
+        List<Boolean> got = new ArrayList<>();
+        for (int k = 0; k < 6; k++) {
+            got.add(i.fires(InjectionKind.COMMAND_DROP, k == 3 ? 7 : 2, 0x2000, "IQ descriptor"));
+        }
+        // opportunities: 1, 2 skipped; 3 fires; opcode 7 is no opportunity; 4 fires and exhausts it
+        assertThat(got).containsExactly(false, false, true, false, true, false);
+        assertThat(injector.list("")).singleElement().satisfies(s -> {
+            assertThat(s.opportunities()).isEqualTo(4);
+            assertThat(s.fires()).isEqualTo(2);
+            assertThat(s.exhausted()).isTrue();
+        });
+        assertThat(i.active).as("an exhausted fault leaves the hot path").isEmpty();
+        assertThat(injector.log().since(0)).extracting(InjectionLog.Record::sequence).containsExactly(1L, 2L);
+        assertThat(injector.log().since(1)).singleElement().satisfies(r -> {
+            assertThat(r.faultId()).isEqualTo(id);
+            assertThat(r.simTimeNs()).isEqualTo(100);
+            assertThat(r.code()).isEqualTo(2);
+            assertThat(r.detail()).isEqualTo("dropped code 0x2 at IQ descriptor 0x2000");
+        });
+        assertThat(i.firedByKind()).containsExactly(java.util.Map.entry(InjectionKind.COMMAND_DROP, 2L));
+    }
+
+    @Test
+    void withNoFaultOnItsInstanceAHookSeesAnEmptyArray() {
+        FaultInjector injector = new FaultInjector();
+        InstanceFaults smmu = injector.attach("smmu0", new SimClock());
+        InstanceFaults vtd = injector.attach("dmar0", new SimClock());
+        long id = injector.inject(new FaultSpec(InjectionKind.IGNORE_IOTLB_INVALIDATION).iommu("dmar0"));
+        assertThat(smmu.active).isEmpty();
+        assertThat(vtd.active).hasSize(1);
+        assertThat(smmu.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, 0x12, 0, "CMDQ entry")).isFalse();
+        injector.clear(id);
+        assertThat(vtd.active).isEmpty();
+        assertThatThrownBy(() -> injector.clear(id)).isInstanceOf(FaultSpecException.NotFound.class)
+                .hasMessageContaining("fault 1 not found");
+    }
+
+    @Test
+    void validationNamesTheField() {
+        assertThatThrownBy(() -> new FaultSpec(InjectionKind.SYNC_NEVER_COMPLETES).target(t -> t.opcodes(1)).validate())
+                .hasMessage("target.opcodes: SYNC_NEVER_COMPLETES does not select by opcode");
+        assertThatThrownBy(() -> new FaultSpec(InjectionKind.MEMORY_WRITE_FIELD)
+                .params(p -> p.address(0x8000_0000L).field(60, 4, 0x1F)).validate())
+                .hasMessage("params.field_value: 0x1f does not fit 4 bits");
+        assertThatThrownBy(() -> new FaultSpec(InjectionKind.MEMORY_FLIP_BIT).trigger(t -> t.count(2)).validate())
+                .hasMessageContaining("trigger: MEMORY_FLIP_BIT is carried out once");
+        assertThatThrownBy(() -> new FaultSpec(InjectionKind.COMMAND_DROP).params(p -> p.delayNs(5)).validate())
+                .hasMessageStartingWith("params: COMMAND_DROP takes no parameters");
+        assertThatThrownBy(() -> new FaultSpec(InjectionKind.CACHE_SHRINK).validate())
+                .isInstanceOf(FaultSpecException.Unimplemented.class)
+                .hasMessageContaining("CACHE_SHRINK is not implemented yet");
+        assertThatThrownBy(() -> new FaultInjector().inject(new FaultSpec(InjectionKind.COMMAND_DROP).iommu("x")))
+                .isInstanceOf(FaultSpecException.NotFound.class).hasMessageStartingWith("target.iommu: iommu 'x'");
+    }
+
+    @Test
+    void yamlGivesTheSameSpecAsTheBusAndLocatesErrors() {
+        FaultSpec s = YamlFiles.parse("f.yaml", """
+                kind: ignore_iotlb_invalidation
+                label: stale
+                target:
+                  iommu: smmu0
+                  opcodes: [0x12, 18]
+                trigger:
+                  probability: 0.25
+                  seed: 9
+                  skip_first: 1
+                  count: 4
+                """, FaultSpec.class).validate();
+        assertThat(s.kind()).isEqualTo(InjectionKind.IGNORE_IOTLB_INVALIDATION);
+        assertThat(s.target().opcodes()).containsExactly(0x12, 18);
+        assertThat(FaultSpec.fromProto(s.toProto()).toProto()).isEqualTo(s.toProto());
+        assertThat(s.trigger().probability()).isEqualTo(0.25);
+        assertThatThrownBy(() -> YamlFiles.parse("f.yaml", """
+                kind: command_drop
+                trigger:
+                  probability: 2
+                """, FaultSpec.class))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("f.yaml:3:")
+                .hasMessageContaining("probability 2.0 is not between 0 and 1");
+        assertThatThrownBy(() -> YamlFiles.parse("f.yaml", "kind: command_drop\ntarget:\n  stream: 1\n",
+                FaultSpec.class)).isInstanceOf(ConfigException.class).hasMessageContaining("f.yaml:3:")
+                .hasMessageContaining("unknown key 'stream'");
+        assertThatThrownBy(() -> YamlFiles.parse("f.yaml", "kind: teleport\n", FaultSpec.class))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("f.yaml:1:")
+                .hasMessageContaining("kind 'teleport' is not an injection kind");
+    }
+}
