@@ -4,6 +4,7 @@ import java.util.List;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.core.vtd.FaultReason;
+import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.vtd.VtdDevice;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
@@ -58,8 +59,16 @@ final class Counters {
         if (p.length == 3 && p[0].equals("caches") && CACHES.contains(p[1]) && CACHE_FIELDS.contains(p[2])) {
             return;
         }
+        if (p.length == 2 && p[0].equals("injected")) {
+            try {
+                InjectionKind.parse(p[1]);
+                return;
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("counter '" + name + "': " + e.getMessage());
+            }
+        }
         throw new IllegalArgumentException("unknown counter '" + name + "' (one of " + PLAIN
-                + ", commands.OPCODE, events.TYPE, caches." + CACHES + "." + CACHE_FIELDS + ")");
+                + ", commands.OPCODE, events.TYPE, injected.KIND, caches." + CACHES + "." + CACHE_FIELDS + ")");
     }
 
     /** The code of an SMMUv3 event type or a VT-d fault reason named {@code name}, or -1. */
@@ -94,6 +103,11 @@ final class Counters {
             default: break;
         }
         String[] p = name.split("\\.");
+        if (p[0].equals("injected")) {
+            String kind = InjectionKind.parse(p[1]).name();
+            return s.getInjectedFaultsList().stream().filter(c -> c.getName().equals(kind))
+                    .mapToLong(CodeCount::getCount).sum();
+        }
         if (p[0].equals("commands") || p[0].equals("events")) {
             List<CodeCount> counts = p[0].equals("commands") ? s.getCommandsList() : s.getEventsList();
             return counts.stream().filter(c -> c.getName().equals(p[1])).mapToLong(CodeCount::getCount).sum();

@@ -246,7 +246,21 @@ public final class Scenario {
         Expect expect;
         Traffic traffic;
         NicReceive nicReceive;
+        org.iommuemu.device.inject.FaultSpec inject;
+        ClearFaults clearFaults;
         int keys;
+
+        @JsonProperty("inject")
+        void setInject(org.iommuemu.device.inject.FaultSpec value) {
+            inject = value;
+            keys++;
+        }
+
+        @JsonProperty("clear_faults")
+        void setClearFaults(ClearFaults value) {
+            clearFaults = value;
+            keys++;
+        }
 
         @JsonProperty("traffic")
         void setTraffic(Traffic value) {
@@ -299,7 +313,18 @@ public final class Scenario {
         String kind() {
             return map != null ? "map" : mapSg != null ? "map_sg" : unmap != null ? "unmap" : dma != null ? "dma"
                     : flush != null ? "flush" : expect != null ? "expect" : traffic != null ? "traffic"
-                    : nicReceive != null ? "nic_receive" : "?";
+                    : nicReceive != null ? "nic_receive" : inject != null ? "inject"
+                    : clearFaults != null ? "clear_faults" : "?";
+        }
+    }
+
+    /** {@code clear_faults}: the faults this scenario injected with {@code label}, or all of them. */
+    static final class ClearFaults {
+        String label;
+
+        @JsonProperty("label")
+        void setLabel(String value) {
+            label = value;
         }
     }
 

@@ -188,7 +188,7 @@ public final class ScenarioFile {
             String where = stepName(s, i);
             if (st == null || st.keys != 1) {
                 throw new ScenarioException(where + ": a step is exactly one of map, map_sg, unmap, dma, flush,"
-                        + " traffic, nic_receive, expect");
+                        + " traffic, nic_receive, inject, clear_faults, expect");
             }
             if (st.map != null) {
                 Scenario.Map m = st.map;
@@ -212,6 +212,14 @@ public final class ScenarioFile {
             } else if (st.flush != null) {
                 require(where, st.flush.domain != null, "flush needs a domain");
                 known(where, "domain", domains, st.flush.domain);
+            } else if (st.inject != null) {
+                require(where, !st.inject.target().iommu().isEmpty(), "inject needs target.iommu");
+                driven(where, iommus, st.inject.target().iommu());
+                try {
+                    st.inject.validate();
+                } catch (IllegalArgumentException e) {
+                    throw new ScenarioException(where + ": inject: " + e.getMessage());
+                }
             } else if (st.dma != null) {
                 Scenario.Dma d = st.dma;
                 require(where, d.device != null && d.write != null && d.iova != null && d.size != null,
@@ -247,6 +255,16 @@ public final class ScenarioFile {
                 Scenario.Buffer b = known(where, "buffer", buffers, n.buffer);
                 require(where, b.size >= slot, "buffer " + b.name + " (" + b.size + " bytes) cannot hold one "
                         + slot + "-byte receive buffer");
+            } else if (st.clearFaults != null) {
+                String label = st.clearFaults.label;
+                boolean injectedBefore = false;
+                for (int j = 0; j < i; j++) {
+                    Scenario.Step prev = s.steps.get(j);
+                    injectedBefore |= prev != null && prev.inject != null
+                            && (label == null || label.equals(prev.inject.label()));
+                }
+                require(where, injectedBefore, label == null ? "clear_faults: no inject step comes before it"
+                        : "clear_faults: no inject step before it has label '" + label + "'");
             } else {
                 expect(where, st.expect, iommus, buffers, devices);
             }

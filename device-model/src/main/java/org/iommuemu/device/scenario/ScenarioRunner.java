@@ -1,6 +1,7 @@
 package org.iommuemu.device.scenario;
 
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.netty.NettyChannelBuilder;
@@ -20,6 +21,7 @@ import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.bits.Sizes;
 import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.dma.DmaClient;
@@ -39,6 +41,9 @@ import org.iommuemu.proto.v1.DescribeRequest;
 import org.iommuemu.proto.v1.InstanceStats;
 import org.iommuemu.proto.v1.IommuInstance;
 import org.iommuemu.proto.v1.IommuKind;
+import org.iommuemu.proto.v1.ClearFaultsRequest;
+import org.iommuemu.proto.v1.FaultInjectionGrpc;
+import org.iommuemu.proto.v1.InjectRequest;
 import org.iommuemu.proto.v1.MachineGrpc;
 import org.iommuemu.proto.v1.MemReadRequest;
 import org.iommuemu.proto.v1.MemWriteRequest;
@@ -138,6 +143,9 @@ public final class ScenarioRunner {
     private ScenarioDriver driver;
     private MachineGrpc.MachineBlockingStub cpu;
     private TelemetryGrpc.TelemetryBlockingStub telemetry;
+    private FaultInjectionGrpc.FaultInjectionBlockingStub faults;
+    /** Faults the run injected and has not cleared: id → label (empty when none). */
+    private final Map<Long, String> injected = new LinkedHashMap<>();
     private DescribeReply described;
     private final Map<String, Long> domains = new LinkedHashMap<>();
     private final Map<String, Long> buffers = new LinkedHashMap<>();
@@ -237,6 +245,7 @@ public final class ScenarioRunner {
         try (DmaClient client = DmaClient.over(channel)) {
             cpu = MachineGrpc.newBlockingStub(channel);
             telemetry = TelemetryGrpc.newBlockingStub(channel);
+            faults = FaultInjectionGrpc.newBlockingStub(channel);
             connect();
             driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described)
                     : new ServiceDriver(channel);
@@ -294,6 +303,9 @@ public final class ScenarioRunner {
             }
             if (st.expect != null && st.expect.counter != null) {
                 named.add(st.expect.counter.iommu);
+            }
+            if (st.inject != null) {
+                named.add(st.inject.target().iommu());
             }
         }
         for (String n : named) {
@@ -411,6 +423,16 @@ public final class ScenarioRunner {
     /** Gives back what the run took on the server; a failure here is reported, not fatal. */
     private void tearDown() {
         List<String> problems = new ArrayList<>();
+        for (long id : injected.keySet()) { // first, so the clean-up's own invalidations take effect
+            try {
+                faults.clear(ClearFaultsRequest.newBuilder().setFaultId(id).build());
+            } catch (StatusRuntimeException e) {
+                if (e.getStatus().getCode() != Status.Code.NOT_FOUND) { // a one-shot fault is gone already
+                    problems.add("clearing injected fault " + id + ": " + message(e));
+                }
+            }
+        }
+        injected.clear();
         for (DmaSession session : sessions.values()) {
             try {
                 session.close();
@@ -482,6 +504,32 @@ public final class ScenarioRunner {
                 what = "unmap " + u.domain + " iova " + Bits.hex(u.iova) + " size " + Sizes.format(u.size);
                 long n = driver.unmap(domains.get(u.domain), u.iova, u.size);
                 ok(tag, what + " (" + Sizes.format(n) + " unmapped)");
+            } else if (st.inject != null) {
+                FaultSpec f = st.inject;
+                what = "inject " + f.kind().name() + " on " + f.target().iommu();
+                long id = faults.inject(InjectRequest.newBuilder().setSpec(f.toProto()).build()).getFaultId();
+                injected.put(id, f.label() == null ? "" : f.label());
+                ok(tag, what + (f.label() == null || f.label().isEmpty() ? "" : " (" + f.label() + ")")
+                        + ": fault " + id);
+            } else if (st.clearFaults != null) {
+                String label = st.clearFaults.label;
+                what = "clear_faults" + (label == null ? "" : " " + label);
+                int n = 0;
+                for (var it = injected.entrySet().iterator(); it.hasNext(); ) {
+                    var e = it.next();
+                    if (label == null || label.equals(e.getValue())) {
+                        try {
+                            faults.clear(ClearFaultsRequest.newBuilder().setFaultId(e.getKey()).build());
+                            n++;
+                        } catch (StatusRuntimeException ex) {
+                            if (ex.getStatus().getCode() != Status.Code.NOT_FOUND) {
+                                throw ex;
+                            }
+                        }
+                        it.remove();
+                    }
+                }
+                ok(tag, what + ": " + n + " cleared");
             } else if (st.flush != null) {
                 what = "flush " + st.flush.domain;
                 boolean any = driver.flush(domains.get(st.flush.domain));
@@ -871,6 +919,7 @@ public final class ScenarioRunner {
             }
             m.put("commands", codes(base.getCommandsList(), now.getCommandsList(), "    commands: "));
             m.put("events", codes(base.getEventsList(), now.getEventsList(), "    events: "));
+            m.put("injected", codes(base.getInjectedFaultsList(), now.getInjectedFaultsList(), "    injected: "));
             m.put("events_read_by_driver", eventsSinceStart(n));
             byInstance.put(n, m);
         }

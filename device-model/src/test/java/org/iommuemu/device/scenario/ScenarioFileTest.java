@@ -99,6 +99,25 @@ class ScenarioFileTest {
     }
 
     @Test
+    void injectStepsAreCheckedWhereTheyStand() {
+        assertThatThrownBy(() -> parse("  - inject: {kind: bus_stream_cut, target: {iommu: smmu0}}\n"))
+                .hasMessageContaining("s.yaml:13: steps[0]: inject:").hasMessageContaining("BUS_STREAM_CUT");
+        assertThatThrownBy(() -> parse("  - inject: {kind: command_drop}\n"))
+                .hasMessageContaining("steps[0]: inject needs target.iommu");
+        assertThatThrownBy(() -> parse("  - inject: {kind: command_drop, target: {iommu: smmu9}}\n"))
+                .hasMessageContaining("unknown iommu 'smmu9'");
+        assertThatThrownBy(() -> parse("  - inject: {kind: command_drop, target: {iommu: smmu0}, trigger: {count: -1}}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("trigger.count must not be negative");
+        assertThatThrownBy(() -> parse("  - clear_faults: {}\n"))
+                .hasMessageContaining("steps[0]: clear_faults: no inject step comes before it");
+        assertThatThrownBy(() -> parse("  - inject: {kind: command_drop, label: a, target: {iommu: smmu0}}\n"
+                + "  - clear_faults: {label: b}\n"))
+                .hasMessageContaining("steps[1]: clear_faults: no inject step before it has label 'b'");
+        assertThatThrownBy(() -> parse("  - expect: {counter: {iommu: smmu0, name: injected.TELEPORT, min: 1}}\n"))
+                .hasMessageContaining("injected.TELEPORT");
+    }
+
+    @Test
     void badSectionsNameTheEntry() {
         assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
                 domains:
