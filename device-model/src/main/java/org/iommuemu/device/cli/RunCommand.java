@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import org.iommuemu.device.scenario.ScenarioException;
 import org.iommuemu.device.scenario.ScenarioFile;
@@ -24,7 +26,7 @@ import picocli.CommandLine.Parameters;
         description = {"Run a scenario file on the embedded machine, or against a running",
             "server with --target (see README, \"Scenarios\"): domains, buffers,",
             "devices and NICs, then map, map_sg, unmap, flush, dma, traffic,",
-            "nic_receive and expect steps. Exit status: 0 every expect held;",
+            "nic_receive, inject, clear_faults and expect steps. Exit status: 0 every expect held;",
             "1 an expect failed or a step could not be done; 2 the file is not",
             "a valid scenario, or the server cannot be used."})
 final class RunCommand implements Callable<Integer> {
@@ -49,11 +51,17 @@ final class RunCommand implements Callable<Integer> {
     String target;
 
     @Option(names = "--driver", paramLabel = "SIDE", defaultValue = "server",
-            description = {"Where the SMMUv3 driver runs: server (default; the",
-                "Driver service), or client (in this process, driving",
-                "the SMMUs over the Machine service's MMIO, memory and",
+            description = {"Where the SMMUv3 and VT-d drivers run: server (default;",
+                "the Driver service), or client (in this process, driving",
+                "the units over the Machine service's MMIO, memory and",
                 "interrupts)."})
     String driverSide;
+
+    @Option(names = "--inject", paramLabel = "FILE",
+            description = {"Inject the fault FILE describes (a FaultSpec in YAML,",
+                "as an inject step takes it) before the first step;",
+                "repeatable. The run clears it when it ends."})
+    List<Path> injects = new ArrayList<>();
 
     @Override
     public Integer call() {
@@ -82,7 +90,8 @@ final class RunCommand implements Callable<Integer> {
                 case "client" -> ScenarioRunner.DriverSide.CLIENT;
                 default -> throw new IommuEmu.UserError("--driver must be server or client, got " + driverSide);
             });
-            result = ScenarioRunner.run(ScenarioFile.read(file), out, options);
+            result = ScenarioRunner.run(ScenarioFile.read(file), out,
+                    options.withInjections(FaultFiles.read(injects)));
         } catch (ScenarioException e) {
             throw new IommuEmu.UserError(e.getMessage());
         }

@@ -4,6 +4,9 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import org.iommuemu.core.bits.Bits;
@@ -11,6 +14,7 @@ import org.iommuemu.core.bits.Sizes;
 import org.iommuemu.core.memory.RamRegion;
 import org.iommuemu.device.BuildInfo;
 import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
@@ -40,6 +44,12 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     MachineOptions machineOptions;
 
+    @Option(names = "--inject", paramLabel = "FILE",
+            description = {"Start with the fault FILE describes injected (a",
+                "FaultSpec in YAML, as FaultInjection.Inject and a",
+                "scenario's inject step take it); repeatable."})
+    List<Path> injects = new ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -54,7 +64,17 @@ final class ServeCommand implements Callable<Integer> {
             throw new IommuEmu.UserError("--port " + p + " is not a TCP port (0 to 65535)");
         }
         warnIfExposed(host, spec.commandLine().getErr());
+        List<FaultSpec> faults = FaultFiles.read(injects);
         Machine machine = new Machine(config);
+        List<String> injected = new ArrayList<>();
+        for (FaultSpec f : faults) {
+            try {
+                injected.add("  fault " + machine.faults().inject(f) + ": " + f.kind().name() + " on "
+                        + f.target().iommu());
+            } catch (IllegalArgumentException e) {
+                throw new IommuEmu.UserError("--inject " + f.kind().name() + ": " + e.getMessage());
+            }
+        }
         BusServer server = BusServer.netty(machine, host, p);
         try {
             server.start();
@@ -77,6 +97,7 @@ final class ServeCommand implements Callable<Integer> {
         for (RamRegion r : machine.memory().regions()) {
             out.println("  ram " + Sizes.format(r.size()) + " at " + Bits.hex(r.base()));
         }
+        injected.forEach(out::println);
         out.println("port " + server.port());
         out.println("Press Ctrl-C to stop.");
         out.flush();

@@ -95,8 +95,11 @@ public final class ScenarioRunner {
      * @param target                HOST:PORT of the server for {@link Transport#REMOTE}, else null
      * @param progressIntervalNanos how often long steps print a progress line
      * @param driver                where the driver runs
+     * @param injections            faults to inject before the first step (as {@code run --inject}), cleared at
+     *                              the end of the run
      */
-    public record Options(Transport transport, String target, long progressIntervalNanos, DriverSide driver) {
+    public record Options(Transport transport, String target, long progressIntervalNanos, DriverSide driver,
+            List<FaultSpec> injections) {
         /** Long traffic and nic_receive steps print a progress line this often: every second. */
         public static final long DEFAULT_PROGRESS_NANOS = 1_000_000_000L;
 
@@ -108,28 +111,34 @@ public final class ScenarioRunner {
                 throw new IllegalArgumentException("progress interval " + progressIntervalNanos + " ns");
             }
             java.util.Objects.requireNonNull(driver, "driver");
+            injections = List.copyOf(injections);
         }
 
         public static Options inProcess() {
-            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER);
+            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of());
         }
 
         public static Options netty() {
-            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER);
+            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of());
         }
 
         public static Options remote(String target) {
-            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER);
+            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of());
         }
 
         /** These options with progress lines every {@code nanos} (0: at every check). */
         public Options withProgressEvery(long nanos) {
-            return new Options(transport, target, nanos, driver);
+            return new Options(transport, target, nanos, driver, injections);
         }
 
         /** These options with the driver on {@code side}. */
         public Options withDriver(DriverSide side) {
-            return new Options(transport, target, progressIntervalNanos, side);
+            return new Options(transport, target, progressIntervalNanos, side, injections);
+        }
+
+        /** These options with {@code faults} injected before the first step. */
+        public Options withInjections(List<FaultSpec> faults) {
+            return new Options(transport, target, progressIntervalNanos, driver, faults);
         }
     }
 
@@ -251,6 +260,17 @@ public final class ScenarioRunner {
                     : new ServiceDriver(channel);
             baseline();
             setUp(client);
+            for (FaultSpec f : options.injections()) {
+                long id;
+                try {
+                    id = faults.inject(InjectRequest.newBuilder().setSpec(f.toProto()).build()).getFaultId();
+                } catch (StatusRuntimeException e) {
+                    throw new ScenarioException("--inject " + f.kind().name() + " on " + f.target().iommu() + ": "
+                            + message(e), e);
+                }
+                injected.put(id, f.label() == null ? "" : f.label());
+                out.println("  inject " + f.kind().name() + " on " + f.target().iommu() + " (--inject): fault " + id);
+            }
             for (int i = 0; i < s.steps.size() && !stopped; i++) {
                 step(i, s.steps.get(i));
                 stepsRun++;
@@ -307,6 +327,9 @@ public final class ScenarioRunner {
             if (st.inject != null) {
                 named.add(st.inject.target().iommu());
             }
+        }
+        for (FaultSpec f : options.injections()) {
+            named.add(f.target().iommu());
         }
         for (String n : named) {
             IommuInstance i = byName.get(n);

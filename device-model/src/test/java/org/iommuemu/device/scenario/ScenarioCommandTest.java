@@ -160,4 +160,39 @@ class ScenarioCommandTest {
         assertThat(run("run", f.toString(), "--driver", "kernel")).isEqualTo(2);
         assertThat(err.toString()).contains("--driver must be server or client, got kernel");
     }
+
+    @Test
+    void injectFilesAddFaultsBeforeTheFirstStep(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("stale.yaml");
+        // a strict unmap, then a DMA that should fault: with TLBIs ignored it goes through
+        Files.writeString(f, BASE + "  - unmap: {domain: d, iova: 0x1000_0000, size: 8KiB}\n"
+                + "  - dma: {device: nic, op: write, iova: 0x1000_0000, size: 64, data: {pattern: 0x5A}}\n"
+                + "  - expect: {fault: {device: nic, kind: TRANSLATION}}\n");
+        assertThat(run("run", f.toString())).as("without faults the unmap protects the buffer").isZero();
+        Path fault = dir.resolve("fault.yaml");
+        Files.writeString(fault, "kind: ignore_iotlb_invalidation\ntarget: {iommu: smmu0}\n");
+        assertThat(run("run", f.toString(), "--inject", fault.toString())).as(out + "\n" + err).isEqualTo(1);
+        assertThat(out.toString()).contains("inject IGNORE_IOTLB_INVALIDATION on smmu0 (--inject): fault ",
+                "injected: IGNORE_IOTLB_INVALIDATION 1", "FAIL expect fault nic TRANSLATION");
+
+        Path bad = dir.resolve("bad.yaml");
+        Files.writeString(bad, "kind: ignore_iotlb_invalidation\ntrigger: {probability: 3}\n");
+        assertThat(run("run", f.toString(), "--inject", bad.toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("--inject " + bad + ":2:").contains("probability 3.0 is not between 0 and 1");
+        Path nowhere = dir.resolve("nowhere.yaml");
+        Files.writeString(nowhere, "kind: command_drop\n");
+        assertThat(run("run", f.toString(), "--inject", nowhere.toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("target.iommu is required");
+    }
+
+    @Test
+    void serveRefusesAnInjectFileItCannotCarryOut(@TempDir Path dir) throws Exception {
+        Path fault = dir.resolve("f.yaml");
+        Files.writeString(fault, "kind: command_drop\ntarget: {iommu: smmu9}\n");
+        assertThat(run("serve", "--port", "0", "--inject", fault.toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("--inject COMMAND_DROP:").contains("smmu9");
+        Files.writeString(fault, "kind: bus_stream_cut\ntarget: {iommu: smmu0}\n");
+        assertThat(run("serve", "--port", "0", "--inject", fault.toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("BUS_STREAM_CUT");
+    }
 }
