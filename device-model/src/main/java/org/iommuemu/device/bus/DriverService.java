@@ -27,6 +27,8 @@ import org.iommuemu.device.machine.DriverHost;
 import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
+import org.iommuemu.device.sanitize.Sanitizer;
+import org.iommuemu.device.sanitize.SanitizerReport;
 import org.iommuemu.proto.v1.AllocBufferReply;
 import org.iommuemu.proto.v1.AllocBufferRequest;
 import org.iommuemu.proto.v1.AttachDeviceReply;
@@ -52,6 +54,8 @@ import org.iommuemu.proto.v1.MapReply;
 import org.iommuemu.proto.v1.MapRequest;
 import org.iommuemu.proto.v1.MapSgReply;
 import org.iommuemu.proto.v1.MapSgRequest;
+import org.iommuemu.proto.v1.SanitizerReportsReply;
+import org.iommuemu.proto.v1.SanitizerReportsRequest;
 import org.iommuemu.proto.v1.UnmapReply;
 import org.iommuemu.proto.v1.UnmapRequest;
 
@@ -280,6 +284,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 closeTables(parent, tables);
             }
         }
+        machine.sanitizer().track(api, parent == null ? null : parent.api); // nothing while it is off
         Domain d = new Domain(id, api, stage, List.copyOf(owned), parent, tables);
         if (parent != null) {
             parent.children.add(d);
@@ -712,6 +717,38 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                     d.setSubstreamId(ev.substreamId());
                 }
                 b.addRecords(d);
+            }
+            return b.build();
+        });
+    }
+
+    // ------------------------------------------------------------------ sanitizer
+
+    @Override
+    public void sanitizerReports(SanitizerReportsRequest request, StreamObserver<SanitizerReportsReply> responses) {
+        Calls.unary(responses, () -> {
+            Sanitizer s = machine.sanitizer();
+            if (request.hasEnable()) {
+                s.enable(request.getEnable());
+            }
+            SanitizerReportsReply.Builder b = SanitizerReportsReply.newBuilder().setEnabled(s.isEnabled());
+            List<SanitizerReport> reports = s.reports(request.getAfterSequence());
+            b.setLastSequence(s.reportCount());
+            s.counts().forEach((kind, n) -> b.addCounts(org.iommuemu.proto.v1.CodeCount.newBuilder()
+                    .setCode(kind.code()).setName(kind.name()).setCount(n)));
+            for (SanitizerReport r : reports) {
+                org.iommuemu.proto.v1.SanitizerReport.Builder p = org.iommuemu.proto.v1.SanitizerReport.newBuilder()
+                        .setSequence(r.sequence()).setKindValue(r.kind().code()).setIommu(r.iommu())
+                        .setStreamId(r.streamId()).setIova(r.iova()).setPa(r.pa()).setWrite(r.write())
+                        .setDomain(r.domain()).setCauseSequence(r.causeSequence()).setCauseTimeNs(r.causeNanos())
+                        .setCauseFlushed(r.causeFlushed()).setServedBy(r.servedBy()).setDetail(r.detail());
+                if (r.substreamId() >= 0) {
+                    p.setSubstreamId(r.substreamId());
+                }
+                if (r.causeSequence() != 0) {
+                    p.setCauseFirst(r.causeFirst()).setCauseLast(r.causeLast());
+                }
+                b.addReports(p);
             }
             return b.build();
         });

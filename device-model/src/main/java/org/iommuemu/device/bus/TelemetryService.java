@@ -48,6 +48,8 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
                     injected.firedByKind().forEach((kind, n) -> b.addInjectedFaults(CodeCount.newBuilder()
                             .setCode(kind.number()).setName(kind.name()).setCount(n)));
                 }
+                machine.sanitizer().counts(d.name()).forEach((kind, n) -> b.addSanitizerReports(
+                        CodeCount.newBuilder().setCode(kind.code()).setName(kind.name()).setCount(n)));
                 reply.addIommus(b);
             }
             return reply.build();

@@ -16,6 +16,17 @@ public final class DmaEngine {
 
     private final PhysicalMemory memory;
     private volatile Runnable afterFault = () -> { };
+    /** The sanitizer's check of every translated chunk; null while it is off (one volatile read per chunk). */
+    private volatile Checker checker;
+
+    /** Looks at each chunk of a DMA that the IOMMU translated successfully, before the memory access. */
+    public interface Checker {
+        /**
+         * {@code len} bytes at {@code iova} of stream {@code streamId} (substream {@code substreamId}, or -1) on
+         * {@code device} translated to {@code pa}. Runs on the DMA's thread; must not throw.
+         */
+        void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len, boolean write);
+    }
 
     public DmaEngine(PhysicalMemory memory) {
         this.memory = memory;
@@ -30,6 +41,11 @@ public final class DmaEngine {
      */
     public void afterFault(Runnable hook) {
         this.afterFault = hook;
+    }
+
+    /** Sets (or, with null, removes) the {@link Checker} of translated chunks. */
+    public void checker(Checker checker) {
+        this.checker = checker;
     }
 
     /**
@@ -80,6 +96,10 @@ public final class DmaEngine {
                 chunk = Long.compareUnsigned(contiguous, remaining) >= 0 ? remaining : (int) contiguous;
             }
             long pa = t.physicalAddress();
+            Checker c = checker;
+            if (c != null) {
+                c.check(device, streamId, substreamId, va, pa, chunk, write);
+            }
             try {
                 if (write) {
                     memory.write(pa, buf, off + done, chunk);

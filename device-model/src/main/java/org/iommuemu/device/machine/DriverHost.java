@@ -35,7 +35,29 @@ public final class DriverHost {
     private final Map<String, DriverInstance> owned = new ConcurrentHashMap<>();
     /** The owned instances' interrupt deliveries, for {@link #deliverPendingInterrupts} (no iterator on that path). */
     private volatile Runnable[] deliveries = new Runnable[0];
-    private volatile BuddyPageAllocator heap;
+    private volatile PageAllocator heap;
+    private volatile HeapListener heapListener;
+    private volatile DriverInstance.StreamListener streamListener;
+
+    /** Told of every free of the driver heap (buffers, page-table pages, driver structures). */
+    @FunctionalInterface
+    public interface HeapListener {
+        /** The block {@code [pa, pa + bytes)} went back to the heap. */
+        void freed(long pa, long bytes);
+    }
+
+    /** Sets the {@link HeapListener} (null: none). */
+    public void heapListener(HeapListener listener) {
+        this.heapListener = listener;
+    }
+
+    /** Sets the stream listener of every instance taken over, now and later (null: none). */
+    public void streamListener(DriverInstance.StreamListener listener) {
+        this.streamListener = listener;
+        for (DriverInstance o : owned.values()) {
+            o.streamListener(listener);
+        }
+    }
 
     DriverHost(Machine machine) {
         this.machine = machine;
@@ -66,7 +88,7 @@ public final class DriverHost {
      * @throws IllegalStateException when the first RAM region leaves no room for a heap
      */
     public PageAllocator heap() {
-        BuddyPageAllocator h = heap;
+        PageAllocator h = heap;
         if (h == null) {
             synchronized (this) {
                 h = heap;
@@ -74,7 +96,7 @@ public final class DriverHost {
                     if (heapSize == 0) {
                         throw new IllegalStateException("the first RAM region is too small for a driver heap");
                     }
-                    h = new BuddyPageAllocator(machine.memory(), heapBase, heapSize);
+                    h = new ObservedHeap(new BuddyPageAllocator(machine.memory(), heapBase, heapSize));
                     heap = h;
                 }
             }
@@ -93,6 +115,7 @@ public final class DriverHost {
     }
 
     private void owned(DriverInstance o, Runnable delivery) {
+        o.streamListener(streamListener);
         owned.put(o.name(), o);
         Runnable[] now = Arrays.copyOf(deliveries, deliveries.length + 1);
         now[now.length - 1] = delivery;
@@ -176,5 +199,61 @@ public final class DriverHost {
         o = VtdDriverInstance.takeOver(device.name(), host, host);
         owned(o, host::deliverPendingInterrupts);
         return o;
+    }
+
+    /** The heap as everyone gets it: the allocator, with frees told to the {@link HeapListener}. */
+    private final class ObservedHeap implements PageAllocator {
+        private final PageAllocator a;
+
+        ObservedHeap(PageAllocator a) {
+            this.a = a;
+        }
+
+        @Override
+        public long allocPages(int order, String tag) {
+            return a.allocPages(order, tag);
+        }
+
+        @Override
+        public void free(long pa) {
+            HeapListener l = heapListener;
+            if (l == null) {
+                a.free(pa);
+                return;
+            }
+            long bytes = a.blockSize(pa);
+            a.free(pa);
+            l.freed(pa, bytes);
+        }
+
+        @Override
+        public long blockSize(long pa) {
+            return a.blockSize(pa);
+        }
+
+        @Override
+        public int maxOrder() {
+            return a.maxOrder();
+        }
+
+        @Override
+        public long allocatedPages() {
+            return a.allocatedPages();
+        }
+
+        @Override
+        public long allocatedPages(String tag) {
+            return a.allocatedPages(tag);
+        }
+
+        @Override
+        public java.util.Map<String, Long> outstandingByTag() {
+            return a.outstandingByTag();
+        }
+
+        @Override
+        public long freePages() {
+            return a.freePages();
+        }
     }
 }

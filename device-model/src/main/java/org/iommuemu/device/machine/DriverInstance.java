@@ -34,6 +34,23 @@ public interface DriverInstance {
         }
     }
 
+    /**
+     * Told of every change of what a stream or substream is attached to (the machine's DMA sanitizer keeps its
+     * stream → domain view from it).
+     */
+    @FunctionalInterface
+    interface StreamListener {
+        /**
+         * After an attach or detach on instance {@code iommu}: stream {@code streamId}'s substream
+         * {@code substreamId} (-1: the whole stream) is now attached to {@code domain} (null: to none).
+         */
+        void streamChanged(String iommu, int streamId, int substreamId, IommuDomain domain);
+    }
+
+    /** Sets the {@link StreamListener} (null: none); instances that do not report attachments ignore it. */
+    default void streamListener(StreamListener listener) {
+    }
+
     String name();
 
     IommuType type();

@@ -8,6 +8,7 @@ import java.util.Map;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.memory.SparseRam;
 import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.sanitize.Sanitizer;
 import org.iommuemu.device.smmuv3.SmmuV3Device;
 import org.iommuemu.device.vtd.VtdDevice;
 
@@ -26,6 +27,7 @@ public final class Machine {
     private final StreamClaims claims = new StreamClaims();
     private final DriverHost driverHost;
     private final FaultInjector faults;
+    private final Sanitizer sanitizer;
 
     public Machine(MachineConfig config) {
         this.config = config;
@@ -40,6 +42,9 @@ public final class Machine {
         this.dma = new DmaEngine(memory);
         this.driverHost = new DriverHost(this);
         this.dma.afterFault(driverHost::deliverPendingInterrupts);
+        this.sanitizer = new Sanitizer(dma, List.copyOf(iommus.keySet()));
+        driverHost.streamListener(sanitizer);
+        driverHost.heapListener(sanitizer);
     }
 
     private IommuDevice create(IommuSpec spec) {
@@ -97,6 +102,11 @@ public final class Machine {
     /** The machine's fault injector: every IOMMU instance's injection points answer to it. */
     public FaultInjector faults() {
         return faults;
+    }
+
+    /** The stale-DMA sanitizer (off until {@link Sanitizer#enable}d). */
+    public Sanitizer sanitizer() {
+        return sanitizer;
     }
 
     /** The in-process IOMMU driver: its heap and the instances it has taken over. */

@@ -158,27 +158,62 @@ public final class SmmuDriverInstance implements DriverInstance {
 
     @Override
     public void attachStream(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
-        call(() -> domains.attachStream(domain, stage(stage), streamId));
+        try {
+            call(() -> domains.attachStream(domain, stage(stage), streamId));
+        } finally {
+            changed(streamId, -1);
+        }
     }
 
     @Override
     public void attachSubstream(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
-        call(() -> domains.attachSubstream(domain, streamId, substreamId));
+        try {
+            call(() -> domains.attachSubstream(domain, streamId, substreamId));
+        } finally {
+            changed(streamId, substreamId);
+        }
     }
 
     @Override
     public void attachNested(IommuDomain domain, NestedTables tables, int streamId) throws IommuApiException {
-        call(() -> domains.attachNested(domain, tables, streamId));
+        try {
+            call(() -> domains.attachNested(domain, tables, streamId));
+        } finally {
+            changed(streamId, -1);
+        }
     }
 
     @Override
     public void detachStream(int streamId) throws IommuApiException {
-        call(() -> domains.detachStream(streamId));
+        try {
+            call(() -> domains.detachStream(streamId));
+        } finally {
+            changed(streamId, -1);
+        }
     }
 
     @Override
     public void detachSubstream(int streamId, int substreamId) throws IommuApiException {
-        call(() -> domains.detachSubstream(streamId, substreamId));
+        try {
+            call(() -> domains.detachSubstream(streamId, substreamId));
+        } finally {
+            changed(streamId, substreamId);
+        }
+    }
+
+    private volatile StreamListener listener;
+
+    @Override
+    public void streamListener(StreamListener listener) {
+        this.listener = listener;
+    }
+
+    /** Tells the listener what the stream (substream {@code ssid}, or -1) is attached to now. */
+    private void changed(int streamId, int ssid) {
+        StreamListener l = listener;
+        if (l != null) {
+            l.streamChanged(name, streamId, ssid, ssid < 0 ? domainOf(streamId) : domainOf(streamId, ssid));
+        }
     }
 
     @Override

@@ -201,12 +201,20 @@ public final class VtdDriverInstance implements DriverInstance {
 
     @Override
     public void attachStream(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
-        call(() -> domains.attachDevice(domain, streamId));
+        try {
+            call(() -> domains.attachDevice(domain, streamId));
+        } finally {
+            changed(streamId, -1);
+        }
     }
 
     @Override
     public void attachSubstream(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
-        call(() -> domains.attachPasid(domain, streamId, substreamId));
+        try {
+            call(() -> domains.attachPasid(domain, streamId, substreamId));
+        } finally {
+            changed(streamId, substreamId);
+        }
     }
 
     @Override
@@ -216,12 +224,35 @@ public final class VtdDriverInstance implements DriverInstance {
 
     @Override
     public void detachStream(int streamId) throws IommuApiException {
-        call(() -> domains.detachDevice(streamId));
+        try {
+            call(() -> domains.detachDevice(streamId));
+        } finally {
+            changed(streamId, -1);
+        }
     }
 
     @Override
     public void detachSubstream(int streamId, int substreamId) throws IommuApiException {
-        call(() -> domains.detachPasid(streamId, substreamId));
+        try {
+            call(() -> domains.detachPasid(streamId, substreamId));
+        } finally {
+            changed(streamId, substreamId);
+        }
+    }
+
+    private volatile StreamListener listener;
+
+    @Override
+    public void streamListener(StreamListener listener) {
+        this.listener = listener;
+    }
+
+    /** Tells the listener what the stream (substream {@code ssid}, or -1) is attached to now. */
+    private void changed(int streamId, int ssid) {
+        StreamListener l = listener;
+        if (l != null) {
+            l.streamChanged(name, streamId, ssid, ssid < 0 ? domainOf(streamId) : domainOf(streamId, ssid));
+        }
     }
 
     @Override

@@ -118,6 +118,8 @@ public final class IommuDomain {
     private volatile IommuInstanceOps[] mapSyncInstances = NONE;
     private volatile long pageSizes;
     private volatile boolean destroyed;
+    /** Who is told of maps, unmaps and flushes; null (the default) costs one volatile read per call. */
+    private volatile MappingObserver observer;
 
     private final LongAdder mapSyncs = new LongAdder();
     private final LongAdder unmapSyncs = new LongAdder();
@@ -146,6 +148,37 @@ public final class IommuDomain {
         this.clock = b.clock;
         this.queue = policy == FlushPolicy.LAZY ? new FlushQueue(b.capacity, b.timeoutNanos, b.clock) : null;
         this.pageSizes = formatSizes;
+    }
+
+    /**
+     * Told what the domain's user means to have mapped, for checkers that keep a shadow of the mappings (the
+     * emulator's DMA sanitizer). Calls come on the thread of the operation, after it succeeded, and must not call
+     * back into the domain. A failed map or mapSg (unwound) and an unmap that removed nothing are not reported.
+     *
+     * <p>Ordering, which a shadow relies on: {@link #unmapped} comes after the unmap's invalidation completed
+     * (STRICT) or after its range was queued (LAZY); {@link #flushStarting} comes before a full flush decides which
+     * queued ranges it covers, and {@link #flushed} once that flush has completed on every instance. So every
+     * range reported unmapped before a {@code flushStarting} is covered by the {@code flushed} that follows it.
+     */
+    public interface MappingObserver {
+        /** {@code [iova, iova + size)} now translates to {@code [pa, pa + size)} with {@code prot}. */
+        void mapped(IommuDomain domain, long iova, long pa, long size, int prot);
+
+        /**
+         * The leaves starting in {@code [iova, iova + size)} were removed ({@code size} is the larger of the
+         * requested size and the bytes removed, so a large leaf unmapped from its start is covered whole).
+         */
+        void unmapped(IommuDomain domain, long iova, long size);
+
+        /** A full flush (queue flush, flushAll) is about to decide what it covers. */
+        default void flushStarting(IommuDomain domain) {
+        }
+
+        /** The full flush announced by the last {@link #flushStarting} completed on every attached instance. */
+        void flushed(IommuDomain domain);
+
+        /** The domain was destroyed. */
+        void destroyed(IommuDomain domain);
     }
 
     // ------------------------------------------------------------------ construction
@@ -366,6 +399,21 @@ public final class IommuDomain {
         return policy;
     }
 
+    /** Now, on the clock of the flush queue's time bound (see {@link Builder#clock}). */
+    public long clockNanos() {
+        return clock.getAsLong();
+    }
+
+    /** Sets (or, with null, removes) the {@link MappingObserver}; one per domain. */
+    public void mappingObserver(MappingObserver observer) {
+        this.observer = observer;
+    }
+
+    /** The {@link MappingObserver}, or null. */
+    public MappingObserver mappingObserver() {
+        return observer;
+    }
+
     /** The instances attached now, in attach order (a snapshot). */
     public List<IommuInstanceOps> instances() {
         return List.of(instances);
@@ -565,6 +613,10 @@ public final class IommuDomain {
             }
             destroyed = true;
         }
+        MappingObserver ob = observer;
+        if (ob != null) {
+            ob.destroyed(this);
+        }
         if (queue != null) {
             synchronized (flushLock) {
                 int pages = queue.drain(queue.size(), 0);
@@ -621,6 +673,10 @@ public final class IommuDomain {
                     + Bits.hex(pa) + " in " + describe(), (PageTableException) e);
         }
         finishMap(g, iova, size);
+        MappingObserver ob = observer;
+        if (ob != null) {
+            ob.mapped(this, iova, pa, size, prot);
+        }
         return size;
     }
 
@@ -713,6 +769,14 @@ public final class IommuDomain {
                     e, runFirst);
         }
         finishMap(g, iova, total);
+        MappingObserver ob = observer;
+        if (ob != null) {
+            long at = iova;
+            for (SgEntry e : sg) {
+                ob.mapped(this, at, e.address() + e.offset(), e.length(), prot);
+                at += e.length();
+            }
+        }
         return total;
     }
 
@@ -860,6 +924,10 @@ public final class IommuDomain {
         }
         mappedBytes.add(-bytes);
         syncGather(g);
+        MappingObserver ob = observer;
+        if (ob != null && bytes != 0) {
+            ob.unmapped(this, iova, Long.compareUnsigned(bytes, size) > 0 ? bytes : size);
+        }
         if (queue != null && (queue.isFull() || queue.expired())) {
             fullFlush(true, true);
         }
@@ -925,6 +993,10 @@ public final class IommuDomain {
      */
     private boolean fullFlush(boolean onlyIfQueued, boolean queueFlush) {
         synchronized (flushLock) {
+            MappingObserver ob = observer;
+            if (ob != null) {
+                ob.flushStarting(this);
+            }
             int waiting = queue == null ? 0 : queue.size();
             if (waiting == 0 && onlyIfQueued) {
                 return false;
@@ -942,6 +1014,9 @@ public final class IommuDomain {
                 for (int k = 0; k < pages; k++) {
                     releasePage(queue.drained(k));
                 }
+            }
+            if (ob != null) {
+                ob.flushed(this);
             }
             return true;
         }

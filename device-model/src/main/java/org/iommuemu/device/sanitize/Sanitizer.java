@@ -1,0 +1,316 @@
+package org.iommuemu.device.sanitize;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import org.iommuemu.core.api.IommuDomain;
+import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.machine.DmaEngine;
+import org.iommuemu.device.machine.DriverHost;
+import org.iommuemu.device.machine.DriverInstance;
+import org.iommuemu.device.machine.IommuDevice;
+
+/**
+ * The stale-DMA sanitizer of one machine (issue #7): a shadow of what the in-process driver means to have mapped,
+ * checked against every DMA chunk the IOMMU translated successfully. Off by default; {@link #enable} switches it
+ * at run time.
+ *
+ * <p><b>What it watches.</b> Domains {@link #track tracked} while it is on (the bus's {@code Driver} service tracks
+ * each domain it creates; a domain created while the sanitizer was off is never checked) get a {@link DomainShadow}
+ * as their {@link IommuDomain.MappingObserver}. Which stream and substream of which instance is attached to which
+ * domain comes from the {@link DriverInstance.StreamListener} that {@link DriverHost} gives every instance it takes
+ * over; frees of the driver heap (buffers, page-table pages, queues) from its {@link DriverHost.HeapListener}. A
+ * stream the in-process driver did not attach (a client programming the IOMMU itself, the scenario runner's
+ * {@code --driver client}) is not checked.
+ *
+ * <p><b>The check</b> ({@link DmaEngine.Checker}, called by the DMA engine once per translated chunk with the iova
+ * and output address of its first byte): with the stream's domain (the substream's, else the whole stream's),
+ * <ol>
+ *   <li>iova not live, but in a remembered unmap whose invalidation completed (strict unmap returned, or a lazy
+ *       unmap covered by a finished queue flush): {@link SanitizerReport.Kind#STALE_TRANSLATION};</li>
+ *   <li>iova in a lazy unmap not flushed yet: allowed while {@code clock - unmapTime <= flushQueueTimeoutNanos} on
+ *       the domain's clock, else {@link SanitizerReport.Kind#LAZY_BOUND_EXCEEDED}. A bus domain made with
+ *       {@code flush_timeout_ns: 0} has a clock that never advances: its unmaps are never stale until flushed;</li>
+ *   <li>the output page is not reached by a live mapping of the domain (of its stage-2 parent when nested) — checked
+ *       only when the shadow does not give the same address for the iova, so the common case is one binary search:
+ *       {@link SanitizerReport.Kind#UNMAPPED_MEMORY};</li>
+ *   <li>a page of the chunk was freed back to the driver heap after the live mapping was made (whether or not it
+ *       was handed out again since): {@link SanitizerReport.Kind#FREED_MEMORY}.</li>
+ * </ol>
+ * One report at most per chunk, in that order. Reports are kept in a bounded log ({@link #LOG} newest) with counts by
+ * kind, overall and per instance.
+ *
+ * <p><b>Cost.</b> Off: the DMA engine reads one volatile field, domains created meanwhile get no observer. On: every
+ * check and shadow update holds one lock; a check allocates nothing unless it records a report; shadow updates
+ * cost a count per 4 KiB page mapped or unmapped.
+ */
+public final class Sanitizer implements DmaEngine.Checker, DriverInstance.StreamListener, DriverHost.HeapListener {
+    /** Reports kept. */
+    public static final int LOG = 1024;
+    /** Heap frees remembered for the provenance of FREED_MEMORY reports. */
+    static final int FREES = 1024;
+    private static final int PAGE_SHIFT = 12;
+    private static final SanitizerReport.Kind[] KINDS = SanitizerReport.Kind.values();
+
+    final Object lock = new Object();
+    private final DmaEngine dma;
+    private final String[] instances;
+    private volatile boolean enabled;
+
+    // guarded by lock
+    private final List<DomainShadow> shadows = new ArrayList<>();
+    /** (instance, stream, substream) → index of the attached domain's shadow in {@link #shadows}. */
+    private final LongLongMap attached = new LongLongMap();
+    /** Physical page → sequence of the last heap free that covered it. */
+    private final LongLongMap freedPages = new LongLongMap();
+    private final long[] freePa = new long[FREES];
+    private final long[] freeBytes = new long[FREES];
+    private final long[] freeSeq = new long[FREES];
+    private int freeNext;
+    private long sequence;
+    private long reportSequence;
+    private final ArrayDeque<SanitizerReport> log = new ArrayDeque<>();
+    private final long[][] counts;
+
+    /**
+     * A sanitizer for the instances {@code instances} (the machine's, in order) that checks DMA of {@code dma}
+     * once enabled.
+     */
+    public Sanitizer(DmaEngine dma, List<String> instances) {
+        this.dma = dma;
+        this.instances = instances.toArray(new String[0]);
+        this.counts = new long[this.instances.length][KINDS.length];
+    }
+
+    /** Switches checking on or off. Domains are shadowed only if tracked while on. */
+    public void enable(boolean on) {
+        synchronized (lock) {
+            enabled = on;
+            dma.checker(on ? this : null);
+        }
+    }
+
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    /**
+     * Starts shadowing {@code domain} (a new, empty domain) when the sanitizer is on; {@code parent} is a nested
+     * domain's stage-2 parent, else null. Does nothing when off, or when the domain has an observer already.
+     */
+    public void track(IommuDomain domain, IommuDomain parent) {
+        synchronized (lock) {
+            if (!enabled || domain.mappingObserver() != null) {
+                return;
+            }
+            DomainShadow p = parent == null ? null : shadowOf(parent);
+            DomainShadow s = new DomainShadow(this, domain, p, shadows.size());
+            shadows.add(s);
+            domain.mappingObserver(s);
+        }
+    }
+
+    private DomainShadow shadowOf(IommuDomain d) {
+        return d.mappingObserver() instanceof DomainShadow s && s.owner == this ? s : null;
+    }
+
+    void forget(DomainShadow s) {
+        synchronized (lock) {
+            shadows.set(s.index, null);
+        }
+    }
+
+    long nextSequence() {
+        return ++sequence;
+    }
+
+    long lastSequence() {
+        return sequence;
+    }
+
+    private int instanceIndex(String name) {
+        for (int i = 0; i < instances.length; i++) {
+            if (instances[i].equals(name)) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private static long key(int inst, int sid, int ssid) {
+        return ((long) inst << 56) | ((long) ((ssid + 1) & 0xFF_FFFF) << 32) | Integer.toUnsignedLong(sid);
+    }
+
+    // ------------------------------------------------------------------ listeners
+
+    @Override
+    public void streamChanged(String iommu, int streamId, int substreamId, IommuDomain domain) {
+        synchronized (lock) {
+            int inst = instanceIndex(iommu);
+            if (inst < 0) {
+                return;
+            }
+            long k = key(inst, streamId, substreamId);
+            DomainShadow s = domain == null ? null : shadowOf(domain);
+            if (s == null) {
+                attached.remove(k);
+            } else {
+                attached.put(k, s.index);
+            }
+        }
+    }
+
+    @Override
+    public void freed(long pa, long bytes) {
+        if (!enabled) {
+            return;
+        }
+        synchronized (lock) {
+            long seq = nextSequence();
+            long last = (pa + bytes - 1) >>> PAGE_SHIFT;
+            for (long p = pa >>> PAGE_SHIFT; p <= last; p++) {
+                freedPages.put(p, seq);
+            }
+            int k = freeNext;
+            freePa[k] = pa;
+            freeBytes[k] = bytes;
+            freeSeq[k] = seq;
+            freeNext = (k + 1) % FREES;
+        }
+    }
+
+    // ------------------------------------------------------------------ the check
+
+    @Override
+    public void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len,
+            boolean write) {
+        synchronized (lock) {
+            int inst = instanceIndex(device.name());
+            if (inst < 0) {
+                return;
+            }
+            long idx = substreamId >= 0 ? attached.get(key(inst, streamId, substreamId)) : LongLongMap.MISSING;
+            if (idx == LongLongMap.MISSING) {
+                idx = attached.get(key(inst, streamId, -1));
+            }
+            if (idx == LongLongMap.MISSING) {
+                return;
+            }
+            DomainShadow s = shadows.get((int) idx);
+            if (s != null) {
+                s.check(inst, streamId, substreamId, iova, pa, len, write);
+            }
+        }
+    }
+
+    /** Rule 4, for a chunk through a live mapping made at {@code mapSeq}. */
+    void checkFreed(int inst, int sid, int ssid, long iova, long pa, long len, boolean write, DomainShadow s,
+            long mapSeq) {
+        if (freedPages.size() == 0) {
+            return;
+        }
+        long last = (pa + len - 1) >>> PAGE_SHIFT;
+        for (long p = pa >>> PAGE_SHIFT; p <= last; p++) {
+            long f = freedPages.get(p);
+            if (f != LongLongMap.MISSING && f > mapSeq) {
+                long first = p << PAGE_SHIFT;
+                long blockLast = first + (1L << PAGE_SHIFT) - 1;
+                for (int k = 0; k < FREES; k++) {
+                    if (freeSeq[k] == f) {
+                        first = freePa[k];
+                        blockLast = freePa[k] + freeBytes[k] - 1;
+                    }
+                }
+                report(SanitizerReport.Kind.FREED_MEMORY, inst, sid, ssid, iova, pa, write, s, f, first, blockLast,
+                        0, true, -1);
+                return;
+            }
+        }
+    }
+
+    void report(SanitizerReport.Kind kind, int inst, int sid, int ssid, long iova, long pa, boolean write,
+            DomainShadow s, long causeSeq, long causeFirst, long causeLast, long causeNanos, boolean flushed,
+            long causePa) {
+        String where = instances[inst] + " stream " + Integer.toUnsignedString(sid)
+                + (ssid >= 0 ? " substream " + ssid : "") + " " + (write ? "write" : "read") + " at iova "
+                + Bits.hex(iova) + " -> pa " + Bits.hex(pa) + " (domain '" + s.domain.name() + "')";
+        String why = switch (kind) {
+            case STALE_TRANSLATION -> "through a stale translation: iova range [" + Bits.hex(causeFirst) + ", "
+                    + Bits.hex(causeLast) + "]" + (causePa >= 0 ? " (pa " + Bits.hex(causePa) + ")" : "")
+                    + " was unmapped at sanitizer sequence " + causeSeq + " (domain clock " + causeNanos
+                    + " ns) and its invalidation had completed";
+            case LAZY_BOUND_EXCEEDED -> "through a lazily unmapped translation older than the flush bound: iova range ["
+                    + Bits.hex(causeFirst) + ", " + Bits.hex(causeLast) + "] was unmapped at sequence " + causeSeq
+                    + " (domain clock " + causeNanos + " ns), now " + s.domain.clockNanos() + " ns, bound "
+                    + s.domain.flushQueueTimeoutNanos() + " ns, not flushed yet";
+            case UNMAPPED_MEMORY -> "to memory no live mapping of the domain reaches"
+                    + (causePa >= 0 ? " (the driver mapped this iova to pa " + Bits.hex(causePa) + ")" : "");
+            case FREED_MEMORY -> "to freed memory: the heap block [" + Bits.hex(causeFirst) + ", "
+                    + Bits.hex(causeLast) + "] was freed at sanitizer sequence " + causeSeq
+                    + ", after the mapping was made";
+        };
+        SanitizerReport r = new SanitizerReport(++reportSequence, kind, instances[inst], sid, ssid, iova, pa, write,
+                s.domain.name(), causeSeq, causeFirst, causeLast, causeNanos, flushed,
+                instances[inst] + " translation (IOTLB or walk; the entry is not identified)", where + ": " + why);
+        if (log.size() == LOG) {
+            log.removeFirst();
+        }
+        log.addLast(r);
+        counts[inst][kind.ordinal()]++;
+    }
+
+    // ------------------------------------------------------------------ results
+
+    /** Reports with a sequence above {@code after}, oldest first (at most the last {@link #LOG}). */
+    public List<SanitizerReport> reports(long after) {
+        synchronized (lock) {
+            List<SanitizerReport> out = new ArrayList<>();
+            for (SanitizerReport r : log) {
+                if (r.sequence() > after) {
+                    out.add(r);
+                }
+            }
+            return out;
+        }
+    }
+
+    /** Reports made so far (the last report's sequence). */
+    public long reportCount() {
+        synchronized (lock) {
+            return reportSequence;
+        }
+    }
+
+    /** Reports by kind on instance {@code iommu} (kinds with none left out). */
+    public Map<SanitizerReport.Kind, Long> counts(String iommu) {
+        synchronized (lock) {
+            Map<SanitizerReport.Kind, Long> m = new EnumMap<>(SanitizerReport.Kind.class);
+            int inst = instanceIndex(iommu);
+            if (inst >= 0) {
+                for (SanitizerReport.Kind k : KINDS) {
+                    if (counts[inst][k.ordinal()] != 0) {
+                        m.put(k, counts[inst][k.ordinal()]);
+                    }
+                }
+            }
+            return m;
+        }
+    }
+
+    /** Reports by kind on every instance. */
+    public Map<SanitizerReport.Kind, Long> counts() {
+        synchronized (lock) {
+            Map<SanitizerReport.Kind, Long> m = new EnumMap<>(SanitizerReport.Kind.class);
+            for (long[] c : counts) {
+                for (SanitizerReport.Kind k : KINDS) {
+                    if (c[k.ordinal()] != 0) {
+                        m.merge(k, c[k.ordinal()], Long::sum);
+                    }
+                }
+            }
+            return m;
+        }
+    }
+}
