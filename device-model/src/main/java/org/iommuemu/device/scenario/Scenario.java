@@ -23,6 +23,13 @@ public final class Scenario {
     String source = "scenario";
     /** Line of each step (1-based), or 0 when unknown. */
     List<Integer> stepLines = List.of();
+    /** Whether the run switches the server's stale-DMA sanitizer on (the default). */
+    boolean sanitizer = true;
+
+    @JsonProperty("sanitizer")
+    void setSanitizer(boolean value) {
+        sanitizer = value;
+    }
 
     @JsonProperty("machine")
     void setMachine(Machine value) {
@@ -700,7 +707,14 @@ public final class Scenario {
         EventsExpect events;
         CounterExpect counter;
         DeviceCounterExpect deviceCounter;
+        SanitizerExpect sanitizer;
         int keys;
+
+        @JsonProperty("sanitizer")
+        void setSanitizer(SanitizerExpect value) {
+            sanitizer = value;
+            keys++;
+        }
 
         @JsonProperty("device_counter")
         void setDeviceCounter(DeviceCounterExpect value) {
@@ -858,6 +872,26 @@ public final class Scenario {
         String bounds() {
             return min != null && max != null ? (min.equals(max) ? " = " + min : " in [" + min + ", " + max + "]")
                     : min != null ? " >= " + min : " <= " + max;
+        }
+    }
+
+    /**
+     * {@code expect: sanitizer}: how many reports the stale-DMA sanitizer made since the run started, of one kind
+     * ({@code STALE_TRANSLATION}, {@code LAZY_BOUND_EXCEEDED}, {@code UNMAPPED_MEMORY}, {@code FREED_MEMORY}) or of
+     * all kinds.
+     */
+    static final class SanitizerExpect extends Bounded {
+        static final List<String> KINDS = List.of("STALE_TRANSLATION", "LAZY_BOUND_EXCEEDED", "UNMAPPED_MEMORY",
+                "FREED_MEMORY");
+        String kind;
+
+        @JsonProperty("kind")
+        void setKind(String value) {
+            String k = value.toUpperCase(java.util.Locale.ROOT);
+            if (!KINDS.contains(k)) {
+                throw new IllegalArgumentException("kind must be one of " + KINDS + ", got '" + value + "'");
+            }
+            kind = k;
         }
     }
 

@@ -275,7 +275,7 @@ public final class ScenarioFile {
             HashMap<String, Scenario.Buffer> buffers, HashMap<String, Scenario.Device> devices) {
         if (e == null || e.keys != 1) {
             throw new ScenarioException(where + ": an expect is exactly one of memory, read, fault, events,"
-                    + " counter, device_counter");
+                    + " counter, device_counter, sanitizer");
         }
         if (e.memory != null) {
             Scenario.MemoryExpect m = e.memory;
@@ -307,6 +307,11 @@ public final class ScenarioFile {
             require(where, !c.name.startsWith("rx_") || d.nic != null, c.name + " is a NIC counter and "
                     + d.name + " is not a NIC");
             require(where, c.min == null || c.max == null || c.min <= c.max, "min is above max");
+        } else if (e.sanitizer != null) {
+            Scenario.SanitizerExpect x = e.sanitizer;
+            require(where, x.min != null || x.max != null, "expect sanitizer needs min and/or max (and a kind, or"
+                    + " none for every kind)");
+            require(where, x.min == null || x.max == null || x.min <= x.max, "min is above max");
         } else {
             Scenario.CounterExpect c = e.counter;
             require(where, c.iommu != null && c.name != null && (c.min != null || c.max != null),

@@ -42,6 +42,9 @@ import org.iommuemu.proto.v1.InstanceStats;
 import org.iommuemu.proto.v1.IommuInstance;
 import org.iommuemu.proto.v1.IommuKind;
 import org.iommuemu.proto.v1.ClearFaultsRequest;
+import org.iommuemu.proto.v1.DriverGrpc;
+import org.iommuemu.proto.v1.SanitizerReport;
+import org.iommuemu.proto.v1.SanitizerReportsRequest;
 import org.iommuemu.proto.v1.FaultInjectionGrpc;
 import org.iommuemu.proto.v1.InjectRequest;
 import org.iommuemu.proto.v1.MachineGrpc;
@@ -153,6 +156,11 @@ public final class ScenarioRunner {
     private MachineGrpc.MachineBlockingStub cpu;
     private TelemetryGrpc.TelemetryBlockingStub telemetry;
     private FaultInjectionGrpc.FaultInjectionBlockingStub faults;
+    private DriverGrpc.DriverBlockingStub sanitizer;
+    /** Whether this run switched the sanitizer on and reads its reports; its state before; reports before the run. */
+    private boolean sanitizing;
+    private boolean sanitizerWasOn;
+    private long sanitizerBase;
     /** Faults the run injected and has not cleared: id → label (empty when none). */
     private final Map<Long, String> injected = new LinkedHashMap<>();
     private DescribeReply described;
@@ -255,10 +263,12 @@ public final class ScenarioRunner {
             cpu = MachineGrpc.newBlockingStub(channel);
             telemetry = TelemetryGrpc.newBlockingStub(channel);
             faults = FaultInjectionGrpc.newBlockingStub(channel);
+            sanitizer = DriverGrpc.newBlockingStub(channel);
             connect();
             driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described)
                     : new ServiceDriver(channel);
             baseline();
+            startSanitizer();
             setUp(client);
             for (FaultSpec f : options.injections()) {
                 long id;
@@ -275,7 +285,9 @@ public final class ScenarioRunner {
                 step(i, s.steps.get(i));
                 stepsRun++;
             }
+            Map<String, Object> sanitized = sanitizerVerdict();
             Map<String, Object> report = summary();
+            report.put("sanitizer", sanitized);
             tearDown();
             out.flush();
             return new Result(s.steps.size(), stepsRun, expectsPassed, List.copyOf(failures), report);
@@ -443,9 +455,77 @@ public final class ScenarioRunner {
         return named(s.domains, d -> d.name, name);
     }
 
+    /**
+     * Switches the server's stale-DMA sanitizer on before any domain is made (it shadows only domains made while it
+     * is on), unless the file says {@code sanitizer: false} or the driver is the client-side one, whose domains the
+     * server cannot see.
+     */
+    private void startSanitizer() {
+        if (!s.sanitizer) {
+            out.println("  sanitizer: off (sanitizer: false)");
+            return;
+        }
+        if (options.driver() == DriverSide.CLIENT) {
+            out.println("  sanitizer: off (the server's sanitizer sees only the server's driver, not --driver client)");
+            return;
+        }
+        try {
+            sanitizerWasOn = sanitizer.sanitizerReports(SanitizerReportsRequest.getDefaultInstance()).getEnabled();
+            sanitizerBase = sanitizer.sanitizerReports(SanitizerReportsRequest.newBuilder().setEnable(true)
+                    .setAfterSequence(Long.MAX_VALUE).build()).getLastSequence();
+        } catch (StatusRuntimeException e) {
+            throw new ScenarioException("cannot switch the server's sanitizer on: " + message(e), e);
+        }
+        sanitizing = true;
+        out.println("  sanitizer: on (every translated DMA is checked against what the driver mapped)");
+    }
+
+    /** The sanitizer's reports since the run started. */
+    private List<SanitizerReport> sanitizerReports() {
+        return sanitizer.sanitizerReports(SanitizerReportsRequest.newBuilder().setAfterSequence(sanitizerBase)
+                .build()).getReportsList();
+    }
+
+    private static String kindName(SanitizerReport r) {
+        return r.getKind().name().replaceFirst("^SANITIZER_", "");
+    }
+
+    /**
+     * The sanitizer's reports over the run, printed; when the scenario expects none of them (it has no
+     * {@code expect: sanitizer}), any report is a failure of the run.
+     */
+    private Map<String, Object> sanitizerVerdict() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("enabled", sanitizing);
+        if (!sanitizing) {
+            return m;
+        }
+        List<SanitizerReport> reports = sanitizerReports();
+        Map<String, Long> byKind = new TreeMap<>();
+        for (SanitizerReport r : reports) {
+            byKind.merge(kindName(r), 1L, Long::sum);
+        }
+        m.put("reports", byKind);
+        boolean expected = s.steps.stream().anyMatch(st -> st.expect != null && st.expect.sanitizer != null);
+        if (!reports.isEmpty() && !expected) {
+            failures.add("sanitizer: " + reports.size() + " report(s) the scenario does not expect: " + byKind);
+        }
+        for (int i = 0; i < Math.min(reports.size(), 10); i++) {
+            out.println("  sanitizer report: " + reports.get(i).getDetail());
+        }
+        return m;
+    }
+
     /** Gives back what the run took on the server; a failure here is reported, not fatal. */
     private void tearDown() {
         List<String> problems = new ArrayList<>();
+        if (sanitizing && !sanitizerWasOn) {
+            try {
+                sanitizer.sanitizerReports(SanitizerReportsRequest.newBuilder().setEnable(false).build());
+            } catch (StatusRuntimeException e) {
+                problems.add("switching the sanitizer back off: " + message(e));
+            }
+        }
         for (long id : injected.keySet()) { // first, so the clean-up's own invalidations take effect
             try {
                 faults.clear(ClearFaultsRequest.newBuilder().setFaultId(id).build());
@@ -778,6 +858,19 @@ public final class ScenarioRunner {
             what += " (is " + got + ")";
             if (!c.holds(got)) {
                 failure = c.name + " is " + got;
+            }
+        } else if (e.sanitizer != null) {
+            Scenario.SanitizerExpect x = e.sanitizer;
+            what = "expect sanitizer " + (x.kind == null ? "reports" : x.kind) + x.bounds();
+            if (!sanitizing) {
+                failure = "the sanitizer is off in this run (sanitizer: false, or --driver client)";
+            } else {
+                long got = sanitizerReports().stream().filter(r -> x.kind == null || kindName(r).equals(x.kind))
+                        .count();
+                what += " (is " + got + ")";
+                if (!x.holds(got)) {
+                    failure = "the sanitizer made " + got;
+                }
             }
         } else {
             Scenario.CounterExpect c = e.counter;

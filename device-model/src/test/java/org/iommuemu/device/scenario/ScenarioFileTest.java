@@ -118,6 +118,16 @@ class ScenarioFileTest {
     }
 
     @Test
+    void sanitizerExpectsAndTheSwitch() {
+        assertThat(parse("  - expect: {sanitizer: {max: 0}}\n").scenario().sanitizer).as("on by default").isTrue();
+        assertThat(ScenarioFile.parse("s.yaml", "sanitizer: false\n" + HEAD).scenario().sanitizer).isFalse();
+        assertThatThrownBy(() -> parse("  - expect: {sanitizer: {kind: bogus, min: 1}}\n"))
+                .hasMessageContaining("s.yaml:13:").hasMessageContaining("kind must be one of [STALE_TRANSLATION");
+        assertThatThrownBy(() -> parse("  - expect: {sanitizer: {kind: freed_memory}}\n"))
+                .hasMessageContaining("steps[0]: expect sanitizer needs min and/or max");
+    }
+
+    @Test
     void badSectionsNameTheEntry() {
         assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
                 domains:
