@@ -162,7 +162,7 @@ class ScenarioExamplesTest {
         StringWriter out = new StringWriter();
         ScenarioRunner.Result r = ScenarioRunner.run(ScenarioFile.parse("README.md", yaml), new PrintWriter(out, true));
         assertThat(r.failures()).as(out.toString()).isEmpty();
-        assertThat(r.expectsPassed()).isEqualTo(6);
+        assertThat(r.expectsPassed()).isEqualTo(7);
     }
 
     @Test
