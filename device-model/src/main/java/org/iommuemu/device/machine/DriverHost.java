@@ -166,14 +166,14 @@ public final class DriverHost {
                 try {
                     yield smmu(device);
                 } catch (SmmuV3DriverException e) {
-                    throw SmmuDriverInstance.failure(e);
+                    throw SmmuDriverInstance.toFailure(e);
                 }
             }
             case VTD -> {
                 try {
                     yield vtd(device);
                 } catch (VtdDriverException e) {
-                    throw VtdDriverInstance.failure(e);
+                    throw VtdDriverInstance.toFailure(e);
                 }
             }
         };

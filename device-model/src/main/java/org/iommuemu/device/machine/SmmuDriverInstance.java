@@ -19,27 +19,17 @@ import org.iommuemu.core.pgtable.fmt.Arm64Lpae;
  * {@code remote.BusSmmuHost} for a driver outside the emulator). Domains are AArch64 LPAE tables of the stage asked
  * for.
  */
-public final class SmmuDriverInstance implements DriverInstance {
-    private final String name;
+public final class SmmuDriverInstance extends OwnedInstance<SmmuV3DriverException> {
     private final SmmuHost host;
-    private final AutoCloseable hostCloser;
     private final SmmuV3Driver driver;
     private final SmmuV3Domains domains;
-    private final DriverEventLog events;
 
     private SmmuDriverInstance(String name, SmmuHost host, AutoCloseable hostCloser, SmmuV3Driver driver,
             SmmuV3Domains domains, DriverEventLog events) {
-        this.name = name;
+        super(name, hostCloser, events, SmmuV3DriverException.class);
         this.host = host;
-        this.hostCloser = hostCloser;
         this.driver = driver;
         this.domains = domains;
-        this.events = events;
-    }
-
-    @Override
-    public String name() {
-        return name;
     }
 
     @Override
@@ -139,81 +129,38 @@ public final class SmmuDriverInstance implements DriverInstance {
         return domains.contextId(domain);
     }
 
-    @FunctionalInterface
-    private interface Call {
-        void run() throws IommuApiException;
+    @Override
+    protected Failure failure(SmmuV3DriverException e) {
+        return toFailure(e);
     }
 
-    private static void call(Call c) throws IommuApiException {
-        try {
-            c.run();
-        } catch (SmmuV3DriverException e) {
-            throw failure(e);
-        }
-    }
-
-    static Failure failure(SmmuV3DriverException e) {
+    static Failure toFailure(SmmuV3DriverException e) {
         return new Failure(e.getMessage(), e.kind() == SmmuV3DriverException.Kind.MEMORY, e);
     }
 
     @Override
-    public void attachStream(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
-        try {
-            call(() -> domains.attachStream(domain, stage(stage), streamId));
-        } finally {
-            changed(streamId, -1);
-        }
+    protected void attachStreamNow(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
+        domains.attachStream(domain, stage(stage), streamId);
     }
 
     @Override
-    public void attachSubstream(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
-        try {
-            call(() -> domains.attachSubstream(domain, streamId, substreamId));
-        } finally {
-            changed(streamId, substreamId);
-        }
+    protected void attachSubstreamNow(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
+        domains.attachSubstream(domain, streamId, substreamId);
     }
 
     @Override
     public void attachNested(IommuDomain domain, NestedTables tables, int streamId) throws IommuApiException {
-        try {
-            call(() -> domains.attachNested(domain, tables, streamId));
-        } finally {
-            changed(streamId, -1);
-        }
+        attachNestedStream(streamId, () -> domains.attachNested(domain, tables, streamId));
     }
 
     @Override
-    public void detachStream(int streamId) throws IommuApiException {
-        try {
-            call(() -> domains.detachStream(streamId));
-        } finally {
-            changed(streamId, -1);
-        }
+    protected void detachStreamNow(int streamId) throws IommuApiException {
+        domains.detachStream(streamId);
     }
 
     @Override
-    public void detachSubstream(int streamId, int substreamId) throws IommuApiException {
-        try {
-            call(() -> domains.detachSubstream(streamId, substreamId));
-        } finally {
-            changed(streamId, substreamId);
-        }
-    }
-
-    private volatile StreamListener listener;
-
-    @Override
-    public void streamListener(StreamListener listener) {
-        this.listener = listener;
-    }
-
-    /** Tells the listener what the stream (substream {@code ssid}, or -1) is attached to now. */
-    private void changed(int streamId, int ssid) {
-        StreamListener l = listener;
-        if (l != null) {
-            l.streamChanged(name, streamId, ssid, ssid < 0 ? domainOf(streamId) : domainOf(streamId, ssid));
-        }
+    protected void detachSubstreamNow(int streamId, int substreamId) throws IommuApiException {
+        domains.detachSubstream(streamId, substreamId);
     }
 
     @Override
@@ -227,27 +174,12 @@ public final class SmmuDriverInstance implements DriverInstance {
     }
 
     @Override
-    public void drainEvents() {
-        try {
-            driver.drainEvents();
-        } catch (SmmuV3DriverException e) {
-            throw failure(e);
-        }
+    protected void drainNow() {
+        driver.drainEvents();
     }
 
     @Override
-    public DriverEventLog events() {
-        return events;
-    }
-
-    @Override
-    public void shutdown() {
-        try {
-            driver.disable();
-        } catch (SmmuV3DriverException e) {
-            throw failure(e);
-        } finally {
-            DriverInstance.closeQuietly(hostCloser, null);
-        }
+    protected void disableNow() {
+        driver.disable();
     }
 }

@@ -28,22 +28,17 @@ import org.iommuemu.core.vtd.FaultReason;
  * does not build them. Faults the driver reads are logged with their fault reason as type (the names of
  * {@link FaultReason}); fault overflows count as overflows and invalidation-queue errors as command errors.
  */
-public final class VtdDriverInstance implements DriverInstance {
-    private final String name;
+public final class VtdDriverInstance extends OwnedInstance<VtdDriverException> {
     private final VtdHost host;
-    private final AutoCloseable hostCloser;
     private final VtdDriver driver;
     private final VtdDomains domains;
-    private final DriverEventLog events;
 
     private VtdDriverInstance(String name, VtdHost host, AutoCloseable hostCloser, VtdDriver driver,
             VtdDomains domains, DriverEventLog events) {
-        this.name = name;
+        super(name, hostCloser, events, VtdDriverException.class);
         this.host = host;
-        this.hostCloser = hostCloser;
         this.driver = driver;
         this.domains = domains;
-        this.events = events;
     }
 
     /** A listener that logs what the driver reads into {@code log}. */
@@ -65,11 +60,6 @@ public final class VtdDriverInstance implements DriverInstance {
                 log.onCommandError(error.ordinal(), index, qw0, qw1);
             }
         };
-    }
-
-    @Override
-    public String name() {
-        return name;
     }
 
     @Override
@@ -182,39 +172,23 @@ public final class VtdDriverInstance implements DriverInstance {
         return domains.domainId(domain);
     }
 
-    @FunctionalInterface
-    private interface Call {
-        void run() throws IommuApiException;
+    @Override
+    protected Failure failure(VtdDriverException e) {
+        return toFailure(e);
     }
 
-    private static void call(Call c) throws IommuApiException {
-        try {
-            c.run();
-        } catch (VtdDriverException e) {
-            throw failure(e);
-        }
-    }
-
-    static Failure failure(VtdDriverException e) {
+    static Failure toFailure(VtdDriverException e) {
         return new Failure(e.getMessage(), e.kind() == VtdDriverException.Kind.MEMORY, e);
     }
 
     @Override
-    public void attachStream(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
-        try {
-            call(() -> domains.attachDevice(domain, streamId));
-        } finally {
-            changed(streamId, -1);
-        }
+    protected void attachStreamNow(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
+        domains.attachDevice(domain, streamId);
     }
 
     @Override
-    public void attachSubstream(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
-        try {
-            call(() -> domains.attachPasid(domain, streamId, substreamId));
-        } finally {
-            changed(streamId, substreamId);
-        }
+    protected void attachSubstreamNow(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
+        domains.attachPasid(domain, streamId, substreamId);
     }
 
     @Override
@@ -223,36 +197,13 @@ public final class VtdDriverInstance implements DriverInstance {
     }
 
     @Override
-    public void detachStream(int streamId) throws IommuApiException {
-        try {
-            call(() -> domains.detachDevice(streamId));
-        } finally {
-            changed(streamId, -1);
-        }
+    protected void detachStreamNow(int streamId) throws IommuApiException {
+        domains.detachDevice(streamId);
     }
 
     @Override
-    public void detachSubstream(int streamId, int substreamId) throws IommuApiException {
-        try {
-            call(() -> domains.detachPasid(streamId, substreamId));
-        } finally {
-            changed(streamId, substreamId);
-        }
-    }
-
-    private volatile StreamListener listener;
-
-    @Override
-    public void streamListener(StreamListener listener) {
-        this.listener = listener;
-    }
-
-    /** Tells the listener what the stream (substream {@code ssid}, or -1) is attached to now. */
-    private void changed(int streamId, int ssid) {
-        StreamListener l = listener;
-        if (l != null) {
-            l.streamChanged(name, streamId, ssid, ssid < 0 ? domainOf(streamId) : domainOf(streamId, ssid));
-        }
+    protected void detachSubstreamNow(int streamId, int substreamId) throws IommuApiException {
+        domains.detachPasid(streamId, substreamId);
     }
 
     @Override
@@ -266,27 +217,12 @@ public final class VtdDriverInstance implements DriverInstance {
     }
 
     @Override
-    public void drainEvents() {
-        try {
-            driver.drainFaults();
-        } catch (VtdDriverException e) {
-            throw failure(e);
-        }
+    protected void drainNow() {
+        driver.drainFaults();
     }
 
     @Override
-    public DriverEventLog events() {
-        return events;
-    }
-
-    @Override
-    public void shutdown() {
-        try {
-            driver.disable();
-        } catch (VtdDriverException e) {
-            throw failure(e);
-        } finally {
-            DriverInstance.closeQuietly(hostCloser, null);
-        }
+    protected void disableNow() {
+        driver.disable();
     }
 }
