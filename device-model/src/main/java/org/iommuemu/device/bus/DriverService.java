@@ -17,6 +17,8 @@ import org.iommuemu.core.api.IommuApiException;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.driver.smmuv3.NestedTables;
+import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
+import org.iommuemu.core.driver.vtd.VtdDriverException;
 import org.iommuemu.core.memory.GuestMemoryExhaustedException;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.pgtable.PageTableException;
@@ -25,6 +27,8 @@ import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.device.machine.DriverEventLog;
 import org.iommuemu.device.machine.DriverHost;
 import org.iommuemu.device.machine.DriverInstance;
+import org.iommuemu.device.machine.SmmuDriverInstance;
+import org.iommuemu.device.machine.VtdDriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.sanitize.Sanitizer;
@@ -401,6 +405,12 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                     d.api.destroy();
                 } catch (IommuApiException e) {
                     throw apiError("DestroyDomain", e);
+                } catch (SmmuV3DriverException e) {
+                    throw driverError(d.instances.size() == 1 ? d.instances.get(0) : null,
+                            SmmuDriverInstance.toFailure(e));
+                } catch (VtdDriverException e) {
+                    throw driverError(d.instances.size() == 1 ? d.instances.get(0) : null,
+                            VtdDriverInstance.toFailure(e));
                 } finally {
                     w.unlock();
                 }
@@ -608,6 +618,10 @@ final class DriverService extends DriverGrpc.DriverImplBase {
             throw apiError(what, e);
         } catch (DriverInstance.Failure e) {
             throw driverError(d.instances.size() == 1 ? d.instances.get(0) : null, e);
+        } catch (SmmuV3DriverException e) { // from the instance ops the IOMMU API calls: invalidations
+            throw driverError(d.instances.size() == 1 ? d.instances.get(0) : null, SmmuDriverInstance.toFailure(e));
+        } catch (VtdDriverException e) {
+            throw driverError(d.instances.size() == 1 ? d.instances.get(0) : null, VtdDriverInstance.toFailure(e));
         } finally {
             r.unlock();
         }

@@ -134,7 +134,7 @@ public final class SmmuDriverInstance extends OwnedInstance<SmmuV3DriverExceptio
         return toFailure(e);
     }
 
-    static Failure toFailure(SmmuV3DriverException e) {
+    public static Failure toFailure(SmmuV3DriverException e) {
         return new Failure(e.getMessage(), e.kind() == SmmuV3DriverException.Kind.MEMORY, e);
     }
 

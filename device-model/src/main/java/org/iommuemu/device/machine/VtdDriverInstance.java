@@ -177,7 +177,7 @@ public final class VtdDriverInstance extends OwnedInstance<VtdDriverException> {
         return toFailure(e);
     }
 
-    static Failure toFailure(VtdDriverException e) {
+    public static Failure toFailure(VtdDriverException e) {
         return new Failure(e.getMessage(), e.kind() == VtdDriverException.Kind.MEMORY, e);
     }
 

@@ -156,6 +156,25 @@ class DriverServiceTest {
         return b;
     }
 
+    /** A driver that fails under a domain operation (a CMD_SYNC that never completes) is a status naming it, not INTERNAL. */
+    @Test
+    void aDriverFailureUnderAnUnmapIsFailedPreconditionNamingTheDriver() throws Exception {
+        start();
+        long d = create(DomainStage.STAGE_1, "smmu0").getDomain();
+        map(d, IOVA, alloc(8192), 8192);
+        attach(d, "smmu0", SID);
+        org.iommuemu.proto.v1.FaultInjectionGrpc.FaultInjectionBlockingStub faults =
+                org.iommuemu.proto.v1.FaultInjectionGrpc.newBlockingStub(bus.channel());
+        long id = faults.inject(org.iommuemu.proto.v1.InjectRequest.newBuilder().setSpec(
+                org.iommuemu.proto.v1.FaultSpec.newBuilder()
+                        .setKind(org.iommuemu.proto.v1.InjectionKind.SYNC_NEVER_COMPLETES)
+                        .setTarget(org.iommuemu.proto.v1.FaultTarget.newBuilder().setIommu("smmu0"))).build())
+                .getFaultId();
+        assertStatus(() -> unmap(d, IOVA, 4096), Status.Code.FAILED_PRECONDITION, "the SMMUv3 driver failed");
+        faults.clear(org.iommuemu.proto.v1.ClearFaultsRequest.newBuilder().setFaultId(id).build());
+        assertThat(unmap(d, IOVA + 4096, 4096)).as("the driver recovers once the fault is gone").isEqualTo(4096);
+    }
+
     // ------------------------------------------------------------------ VT-d
 
     /**
