@@ -145,7 +145,7 @@ public final class Campaign {
         }
 
         @JsonProperty("probability")
-        void setProbability(double value) {
+        void setProbability(double value) { // also used by tests
             if (!(value >= 0 && value <= 1)) {
                 throw new IllegalArgumentException("probability " + value + " is not between 0 and 1");
             }

@@ -265,7 +265,7 @@ public final class CampaignRunner {
         return chosen;
     }
 
-    private CampaignReport run(Progress progress) {
+    CampaignReport run(Progress progress) {
         Campaign c = loaded.campaign();
         long[] seeds = runSeeds(settings.seed(), settings.runs());
         List<Integer> mine = new ArrayList<>();
