@@ -125,6 +125,16 @@ class CampaignCommandTest {
     }
 
     @Test
+    void theExampleCampaignRuns() {
+        Path example = Files.isDirectory(Path.of("..", "scenarios")) ? Path.of("..", "scenarios", "campaigns")
+                : Path.of("scenarios", "campaigns");
+        assertThat(run("campaign", example.resolve("strict-unmap-faults.yaml").toString(), "--runs", "4"))
+                .as(err.toString()).isZero();
+        assertThat(out.toString()).contains("scenario strict-unmap.yaml, seed 1, 4 run(s)", "stale-tlb", "drop-tlbi",
+                "sync-stall");
+    }
+
+    @Test
     void badFilesAndOptionsExitTwoWithOneLine() throws Exception {
         Path f = campaign();
         Files.writeString(dir.resolve("bad.yaml"), "scenario: s/unmap.yaml\nruns: many\nfaults: []\n");
