@@ -11,7 +11,8 @@ import picocli.CommandLine.ScopeType;
         name = "iommu-emu",
         mixinStandardHelpOptions = true,
         versionProvider = IommuEmu.Version.class,
-        subcommands = {ServeCommand.class, DemoCommand.class, RunCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {ServeCommand.class, DemoCommand.class, RunCommand.class, CampaignCommand.class,
+            CommandLine.HelpCommand.class},
         description = {
             "An emulator of SMMUv3 and VT-d IOMMUs behind a gRPC bus: run DMA scenarios end to end,",
             "plug in device models over gRPC, inject faults.",
@@ -30,7 +31,7 @@ public final class IommuEmu implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: use 'serve', 'demo' or 'run'.");
+        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: use 'serve', 'demo', 'run' or 'campaign'.");
     }
 
     public static void main(String[] args) {

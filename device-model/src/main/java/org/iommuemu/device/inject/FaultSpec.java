@@ -503,6 +503,19 @@ public final class FaultSpec {
         }
     }
 
+    /**
+     * A spec from parts read on their own (a campaign's fault entry carries a spec's keys beside its own); the parts
+     * are copied, null ones are the defaults. Not validated.
+     */
+    public static FaultSpec of(InjectionKind kind, String label, Target target, Trigger trigger, Params params) {
+        FaultSpec s = new FaultSpec(kind);
+        s.label(label);
+        s.target = target == null ? new Target() : target.copy();
+        s.trigger = trigger == null ? new Trigger() : trigger.copy();
+        s.params = params == null ? new Params() : params.copy();
+        return s;
+    }
+
     /** A deep copy. */
     public FaultSpec copy() {
         FaultSpec s = new FaultSpec(kind);

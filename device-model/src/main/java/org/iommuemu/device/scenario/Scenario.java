@@ -710,6 +710,13 @@ public final class Scenario {
         SanitizerExpect sanitizer;
         int keys;
 
+        /** The expect's key: memory, read, fault, events, counter, device_counter or sanitizer. */
+        String kind() {
+            return memory != null ? "memory" : read != null ? "read" : fault != null ? "fault" : events != null
+                    ? "events" : deviceCounter != null ? "device_counter" : sanitizer != null ? "sanitizer"
+                    : "counter";
+        }
+
         @JsonProperty("sanitizer")
         void setSanitizer(SanitizerExpect value) {
             sanitizer = value;

@@ -200,6 +200,7 @@ public final class ScenarioRunner {
     private int expectsPassed;
     private int expectsFailed;
     private final List<String> failures = new ArrayList<>();
+    private final List<Failure> failed = new ArrayList<>();
     private int stepsRun;
     private boolean stopped;
 
@@ -210,13 +211,34 @@ public final class ScenarioRunner {
         this.options = options;
     }
 
-    /** What a run found; {@link #report} is the summary as plain data (for JSON). */
+    /**
+     * What a run found; {@link #report} is the summary as plain data (for JSON); {@link #failed} says the same as
+     * {@link #failures} with what failed, for programs that classify runs (campaigns).
+     */
     public record Result(int steps, int stepsRun, int expectsPassed, List<String> failures,
-            Map<String, Object> report) {
+            Map<String, Object> report, List<Failure> failed) {
+        public Result {
+            failures = List.copyOf(failures);
+            failed = List.copyOf(failed);
+        }
+
         public boolean passed() {
             return failures.isEmpty();
         }
     }
+
+    /**
+     * One failure of a run.
+     *
+     * @param step    the step's index, or -1 for the sanitizer's verdict after the steps
+     * @param what    {@code step} (a step that could not be carried out; the run stopped there),
+     *                {@code expect.KIND} (an expect that did not hold: {@code expect.memory}, {@code expect.read},
+     *                {@code expect.fault}, {@code expect.events}, {@code expect.counter},
+     *                {@code expect.device_counter}, {@code expect.sanitizer}), or {@code sanitizer} (reports the
+     *                scenario has no sanitizer expect for)
+     * @param message the line {@link Result#failures} has
+     */
+    public record Failure(int step, String what, String message) {}
 
     /** Runs {@code loaded} on an embedded machine in process, printing a line per step and the summary. */
     public static Result run(ScenarioFile.Loaded loaded, PrintWriter out) {
@@ -290,7 +312,7 @@ public final class ScenarioRunner {
             report.put("sanitizer", sanitized);
             tearDown();
             out.flush();
-            return new Result(s.steps.size(), stepsRun, expectsPassed, List.copyOf(failures), report);
+            return new Result(s.steps.size(), stepsRun, expectsPassed, failures, report, failed);
         } finally {
             if (driver != null) {
                 driver.close();
@@ -508,7 +530,8 @@ public final class ScenarioRunner {
         m.put("reports", byKind);
         boolean expected = s.steps.stream().anyMatch(st -> st.expect != null && st.expect.sanitizer != null);
         if (!reports.isEmpty() && !expected) {
-            failures.add("sanitizer: " + reports.size() + " report(s) the scenario does not expect: " + byKind);
+            fail(-1, "sanitizer", "sanitizer: " + reports.size() + " report(s) the scenario does not expect: "
+                    + byKind);
         }
         for (int i = 0; i < Math.min(reports.size(), 10); i++) {
             out.println("  sanitizer report: " + reports.get(i).getDetail());
@@ -653,9 +676,14 @@ public final class ScenarioRunner {
             out.println(msg);
             out.println("  stopping: the steps after this one would run on a machine the scenario did not"
                     + " intend");
-            failures.add(ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + message(e));
+            fail(stepIndex(tag), "step", ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + message(e));
             stopped = true;
         }
+    }
+
+    private void fail(int step, String what, String message) {
+        failures.add(message);
+        failed.add(new Failure(step, what, message));
     }
 
     private static int stepIndex(String tag) {
@@ -887,7 +915,8 @@ public final class ScenarioRunner {
         } else {
             expectsFailed++;
             out.println(tag + "FAIL " + what + ": " + failure);
-            failures.add(ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + failure);
+            fail(stepIndex(tag), "expect." + e.kind(), ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": "
+                    + failure);
         }
     }
 

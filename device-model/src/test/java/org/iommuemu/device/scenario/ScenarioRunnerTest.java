@@ -115,5 +115,31 @@ class ScenarioRunnerTest {
         assertThat(r.stepsRun()).as("the failing step counts as run").isEqualTo(2);
         assertThat(out.toString()).contains("FAIL nic_receive eth", "packet 0 at iova 0x20000000: DROPPED_FAULT",
                 "last fault TRANSLATION at 0x70000000");
+        assertThat(r.failed()).extracting(ScenarioRunner.Failure::step, ScenarioRunner.Failure::what)
+                .containsExactly(org.assertj.core.groups.Tuple.tuple(1, "step"));
+    }
+
+    @Test
+    void failuresSayWhatFailed() {
+        ScenarioRunner.Result r = run("""
+                domains:
+                  - {name: d, iommus: [smmu0]}
+                buffers:
+                  - {name: buf, size: 8KiB}
+                devices:
+                  - {name: dev, iommu: smmu0, stream: 9, domain: d}
+                steps:
+                  - map: {domain: d, iova: 0x1000, buffer: buf, size: 4KiB, prot: rw}
+                  - dma: {device: dev, op: write, iova: 0x1000, size: 64, data: {pattern: 0x11}}
+                  - expect: {memory: {buffer: buf, size: 64, equals: {pattern: 0x22}}}
+                  - expect: {fault: {device: dev, kind: TRANSLATION}}
+                  - dma: {device: dev, op: read, iova: 0x1000, size: 64}
+                  - expect: {read: {device: dev, equals: {pattern: 0x22}}}
+                """);
+        assertThat(r.failed()).extracting(ScenarioRunner.Failure::step, ScenarioRunner.Failure::what)
+                .containsExactly(org.assertj.core.groups.Tuple.tuple(2, "expect.memory"),
+                        org.assertj.core.groups.Tuple.tuple(3, "expect.fault"),
+                        org.assertj.core.groups.Tuple.tuple(5, "expect.read"));
+        assertThat(r.failed()).extracting(ScenarioRunner.Failure::message).isEqualTo(r.failures());
     }
 }

@@ -1,0 +1,156 @@
+package org.iommuemu.device.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** {@code iommu-emu campaign FILE}: exit status, the table, the JSON report, shards. */
+class CampaignCommandTest {
+    @TempDir
+    Path dir;
+    private StringWriter out = new StringWriter();
+    private StringWriter err = new StringWriter();
+
+    private static final String SCENARIO = """
+            domains:
+              - {name: d, iommus: [smmu0]}
+            buffers:
+              - {name: buf, size: 8KiB}
+            devices:
+              - {name: dev, iommu: smmu0, stream: 0x40, domain: d}
+            steps:
+              - map: {domain: d, iova: 0x1000_0000, buffer: buf, size: 4KiB, prot: rw}
+              - dma: {device: dev, op: write, iova: 0x1000_0000, size: 64, data: {pattern: 0x11}}
+              - unmap: {domain: d, iova: 0x1000_0000, size: 4KiB}
+              - dma: {device: dev, op: write, iova: 0x1000_0000, size: 64, data: {pattern: 0x22}}
+              - expect: {fault: {device: dev, kind: TRANSLATION}}
+              - expect: {memory: {buffer: buf, size: 64, equals: {pattern: 0x11}}}
+            """;
+
+    private static final String CAMPAIGN = """
+            scenario: s/unmap.yaml
+            runs: 6
+            seed: 5
+            faults:
+              - {kind: ignore_iotlb_invalidation, label: stale-tlb, target: {iommu: smmu0}, probability: 0.5}
+              - kind: command_drop
+                label: drop-tlbi
+                target: {iommu: smmu0, opcodes: [0x12]}
+                trigger: {probability: 0.5}
+                probability: 0.5
+            """;
+
+    private Path campaign() throws Exception {
+        Files.createDirectories(dir.resolve("s"));
+        Files.writeString(dir.resolve("s/unmap.yaml"), SCENARIO);
+        Path f = dir.resolve("c.yaml");
+        Files.writeString(f, CAMPAIGN);
+        return f;
+    }
+
+    private int run(String... args) {
+        out = new StringWriter();
+        err = new StringWriter();
+        CommandLine cmd = IommuEmu.commandLine();
+        cmd.setOut(new PrintWriter(out, true));
+        cmd.setErr(new PrintWriter(err, true));
+        return cmd.execute(args);
+    }
+
+    @Test
+    void aCampaignPrintsItsTableAndTheSameSeedWritesTheSameReport() throws Exception {
+        Path f = campaign();
+        Path a = dir.resolve("a.json");
+        Path b = dir.resolve("b.json");
+        assertThat(run("campaign", f.toString(), "--report", a.toString())).as(out + "\n" + err).isZero();
+        String table = out.toString();
+        assertThat(table).contains("campaign " + f + ": scenario s/unmap.yaml, seed 5, 6 run(s)", "stale-tlb",
+                "drop-tlbi", "(all runs)", "detected", "recovered", "corrupted", "silent", "hung");
+        assertThat(err.toString()).as("no progress line unless asked, in tests").doesNotContain("runs:");
+        assertThat(run("campaign", f.toString(), "--report", b.toString())).isZero();
+        assertThat(Files.readAllBytes(b)).isEqualTo(Files.readAllBytes(a));
+        assertThat(out.toString()).isEqualTo(table);
+        JsonNode json = new ObjectMapper().readTree(a.toFile());
+        assertThat(json.get("seed").asLong()).isEqualTo(5);
+        assertThat(json.get("results")).hasSize(6);
+        assertThat(json.get("baseline").get("passed").asBoolean()).isTrue();
+        JsonNode first = json.get("results").get(0);
+        assertThat(first.get("index").asInt()).isZero();
+        assertThat(first.has("seed")).isTrue();
+        assertThat(first.get("outcome").has("detected")).isTrue();
+        assertThat(run("campaign", f.toString(), "--seed", "6", "--report", b.toString())).isZero();
+        assertThat(Files.readAllBytes(b)).isNotEqualTo(Files.readAllBytes(a));
+    }
+
+    @Test
+    void theShardsTogetherAreTheWholeCampaign() throws Exception {
+        Path f = campaign();
+        Path whole = dir.resolve("whole.json");
+        assertThat(run("campaign", f.toString(), "--runs", "7", "--report", whole.toString())).isZero();
+        ObjectMapper m = new ObjectMapper();
+        List<JsonNode> merged = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Path part = dir.resolve("shard" + i + ".json");
+            assertThat(run("campaign", f.toString(), "--runs", "7", "--shard", i + "/3", "--report", part.toString()))
+                    .as(err.toString()).isZero();
+            assertThat(out.toString()).contains("(shard " + i + "/3)");
+            JsonNode r = m.readTree(part.toFile());
+            r.get("results").forEach(run -> assertThat(run.get("index").asInt() % 3).isEqualTo(r.get("shard")
+                    .asText().charAt(0) - '0'));
+            r.get("results").forEach(merged::add);
+        }
+        merged.sort(Comparator.comparingInt(n -> n.get("index").asInt()));
+        List<JsonNode> all = new ArrayList<>();
+        m.readTree(whole.toFile()).get("results").forEach(all::add);
+        assertThat(merged).hasSize(7).isEqualTo(all);
+    }
+
+    @Test
+    void theProgressLineGoesToStandardErrorWhenAsked() throws Exception {
+        Path f = campaign();
+        assertThat(run("campaign", f.toString(), "--runs", "2", "--progress")).isZero();
+        assertThat(err.toString()).contains("\r[", "] 2/2 runs: ");
+        assertThat(out.toString()).doesNotContain("\r");
+    }
+
+    @Test
+    void theExampleCampaignRuns() {
+        Path example = Files.isDirectory(Path.of("..", "scenarios")) ? Path.of("..", "scenarios", "campaigns")
+                : Path.of("scenarios", "campaigns");
+        assertThat(run("campaign", example.resolve("strict-unmap-faults.yaml").toString(), "--runs", "4"))
+                .as(err.toString()).isZero();
+        assertThat(out.toString()).contains("scenario strict-unmap.yaml, seed 1, 4 run(s)", "stale-tlb", "drop-tlbi",
+                "sync-stall");
+    }
+
+    @Test
+    void badFilesAndOptionsExitTwoWithOneLine() throws Exception {
+        Path f = campaign();
+        Files.writeString(dir.resolve("bad.yaml"), "scenario: s/unmap.yaml\nruns: many\nfaults: []\n");
+        assertThat(run("campaign", dir.resolve("bad.yaml").toString())).isEqualTo(2);
+        assertThat(err.toString()).startsWith("iommu-emu: " + dir.resolve("bad.yaml") + ":2:7: runs: ");
+        assertThat(run("campaign", dir.resolve("none.yaml").toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("no such file");
+        assertThat(run("campaign", f.toString(), "--shard", "3/3")).isEqualTo(2);
+        assertThat(err.toString()).contains("--shard 3/3: I must be 0..N-1");
+        assertThat(run("campaign", f.toString(), "--shard", "x")).isEqualTo(2);
+        assertThat(err.toString()).contains("--shard must be I/N");
+        assertThat(run("campaign", f.toString(), "--runs", "0")).isEqualTo(2);
+        assertThat(err.toString()).contains("--runs must be at least 1");
+        assertThat(run("campaign", f.toString(), "--runs", "lots")).isEqualTo(2);
+        assertThat(run("campaign", f.toString(), "--report", dir.resolve("no/such/dir.json").toString()))
+                .isEqualTo(2);
+        assertThat(err.toString()).contains("no such directory");
+    }
+}
