@@ -85,6 +85,11 @@ public final class FaultInjector {
             Active f = new Active(nextId, s);
             if (s.kind().oneShot()) {
                 corrupt(f, where);
+            } else if (s.kind().mode() == InjectionKind.Mode.WHILE_ACTIVE) {
+                for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
+                    i.countFired(s.kind());
+                    log.add(f.id, s.kind(), i.name(), i.now(), 0, 0, "active until cleared: " + s);
+                }
             }
             nextId++;
             faults.put(f.id, f);
@@ -193,7 +198,11 @@ public final class FaultInjector {
                     live.add(f);
                 }
             }
+            Active[] before = i.active;
             i.active = live.toArray(new Active[0]);
+            if (!java.util.Arrays.equals(before, i.active)) {
+                i.changed();
+            }
         }
     }
 

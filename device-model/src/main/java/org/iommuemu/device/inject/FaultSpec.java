@@ -130,6 +130,7 @@ public final class FaultSpec {
         private long addressEnd;
         private boolean addresses;
         private int[] opcodes = new int[0];
+        private List<String> methods = List.of();
 
         /** The instance, or empty for every instance. */
         public String iommu() {
@@ -162,6 +163,48 @@ public final class FaultSpec {
 
         public int[] opcodes() {
             return opcodes.clone();
+        }
+
+        /** gRPC methods ("Dma/Read", "Machine/Describe"...), empty for every method. */
+        public List<String> methods() {
+            return methods;
+        }
+
+        /** Whether {@code s}'s selector is set. */
+        boolean has(InjectionKind.Selector s) {
+            return switch (s) {
+                case OPCODES -> opcodes.length > 0;
+                case STREAMS -> hasStreams();
+                case ADDRESSES -> addresses;
+                case METHODS -> !methods.isEmpty();
+            };
+        }
+
+        /**
+         * Whether an opportunity at {@code stream} (negative: the opportunity has none) and {@code address}
+         * ({@code hasAddress} false: it has none) matches the stream and address selectors. A set selector never
+         * matches an opportunity without that coordinate.
+         */
+        boolean matchesStreamAndAddress(long stream, boolean hasAddress, long address) {
+            if (firstStream >= 0 && (stream < 0 || stream < Integer.toUnsignedLong(firstStream)
+                    || stream > Integer.toUnsignedLong(lastStream))) {
+                return false;
+            }
+            return !addresses || hasAddress && Long.compareUnsigned(address, addressStart) >= 0
+                    && Long.compareUnsigned(address, addressEnd) < 0;
+        }
+
+        /** Whether gRPC method {@code fullName} ("iommuemu.v1.Dma/Read") matches the method selector. */
+        public boolean matchesMethod(String fullName) {
+            if (methods.isEmpty()) {
+                return true;
+            }
+            for (String m : methods) {
+                if (fullName.equals(m) || fullName.endsWith("." + m)) {
+                    return true;
+                }
+            }
+            return false;
         }
 
         public Target iommu(String name) {
@@ -197,6 +240,19 @@ public final class FaultSpec {
                 }
             }
             opcodes = codes.clone();
+            return this;
+        }
+
+        /** Methods as "Service/Method" ("Dma/Read") or fully qualified ("iommuemu.v1.Dma/Read"). */
+        public Target methods(List<String> names) {
+            for (int i = 0; i < names.size(); i++) {
+                String m = names.get(i);
+                if (m == null || !m.matches("[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*")) {
+                    throw new FaultSpecException("target.methods[" + i + "]", "'" + m
+                            + "' is not a gRPC method as Service/Method (e.g. Dma/Read)");
+                }
+            }
+            methods = List.copyOf(names);
             return this;
         }
 
@@ -246,6 +302,11 @@ public final class FaultSpec {
             opcodes(codes);
         }
 
+        @JsonProperty("methods")
+        void setMethods(List<String> values) {
+            methods(values);
+        }
+
         Target copy() {
             Target t = new Target();
             t.iommu = iommu;
@@ -255,6 +316,7 @@ public final class FaultSpec {
             t.addressEnd = addressEnd;
             t.addresses = addresses;
             t.opcodes = opcodes.clone();
+            t.methods = methods;
             return t;
         }
     }
@@ -393,6 +455,9 @@ public final class FaultSpec {
         private int fieldWidth;
         private long fieldValue;
         private long delayNs;
+        private long wallDelayMs;
+        private String cache = "";
+        private int capacity;
 
         public long address() {
             return address;
@@ -418,14 +483,28 @@ public final class FaultSpec {
             return delayNs;
         }
 
+        public long wallDelayMs() {
+            return wallDelayMs;
+        }
+
+        /** A cache's name as Telemetry lists it ("iotlb", "cfg", "context"...), or empty. */
+        public String cache() {
+            return cache;
+        }
+
+        public int capacity() {
+            return capacity;
+        }
+
         public Params address(long pa) {
             address = pa;
             return this;
         }
 
+        /** A bit: 0..63 of a word for most kinds, up to 255 of a command for COMMAND_CORRUPT (checked by kind). */
         public Params bit(int b) {
-            if (b < 0 || b > 63) {
-                throw new FaultSpecException("params.bit", "bit " + b + " is not 0..63");
+            if (b < 0 || b > 255) {
+                throw new FaultSpecException("params.bit", "bit " + b + " is not 0..255");
             }
             bit = b;
             return this;
@@ -451,6 +530,27 @@ public final class FaultSpec {
                 throw new FaultSpecException("params.delay_ns", "must not be negative, got " + ns);
             }
             delayNs = ns;
+            return this;
+        }
+
+        public Params wallDelayMs(long ms) {
+            if (ms < 0 || ms > 600_000) {
+                throw new FaultSpecException("params.wall_delay_ms", "must be 0..600000 (ten minutes), got " + ms);
+            }
+            wallDelayMs = ms;
+            return this;
+        }
+
+        public Params cache(String name) {
+            cache = name == null ? "" : name;
+            return this;
+        }
+
+        public Params capacity(long entries) {
+            if (entries < 0 || entries > 1 << 24) {
+                throw new FaultSpecException("params.capacity", "must be 0..16777216 entries, got " + entries);
+            }
+            capacity = (int) entries;
             return this;
         }
 
@@ -487,8 +587,32 @@ public final class FaultSpec {
             delayNs(number(v, "params.delay_ns"));
         }
 
-        boolean isZero() {
-            return address == 0 && bit == 0 && fieldLsb == 0 && fieldWidth == 0 && fieldValue == 0 && delayNs == 0;
+        @JsonProperty("wall_delay_ms")
+        void setWallDelayMs(Object v) {
+            wallDelayMs(signedNumber(v, "params.wall_delay_ms"));
+        }
+
+        @JsonProperty("cache")
+        void setCache(String v) {
+            cache(v);
+        }
+
+        @JsonProperty("capacity")
+        void setCapacity(Object v) {
+            capacity(signedNumber(v, "params.capacity"));
+        }
+
+        /** Whether parameter {@code p} is set (non-zero). */
+        boolean has(InjectionKind.Param p) {
+            return switch (p) {
+                case ADDRESS -> address != 0;
+                case BIT -> bit != 0;
+                case FIELD -> fieldLsb != 0 || fieldWidth != 0 || fieldValue != 0;
+                case DELAY -> delayNs != 0;
+                case WALL_DELAY -> wallDelayMs != 0;
+                case CACHE -> !cache.isEmpty();
+                case CAPACITY -> capacity != 0;
+            };
         }
 
         Params copy() {
@@ -499,6 +623,9 @@ public final class FaultSpec {
             p.fieldWidth = fieldWidth;
             p.fieldValue = fieldValue;
             p.delayNs = delayNs;
+            p.wallDelayMs = wallDelayMs;
+            p.cache = cache;
+            p.capacity = capacity;
             return p;
         }
     }
@@ -539,47 +666,61 @@ public final class FaultSpec {
         if (!kind.implemented()) {
             throw new FaultSpecException.Unimplemented(kind);
         }
-        if (target.hasStreams()) {
-            throw new FaultSpecException("target.stream_ids", kind + " does not select by stream id");
+        for (InjectionKind.Selector sel : InjectionKind.Selector.values()) {
+            if (target.has(sel) && !kind.selects(sel)) {
+                throw new FaultSpecException(sel.field(), kind + " does not select by " + sel.field().substring(7)
+                        + " (it selects by " + selectorsOf(kind) + ")");
+            }
         }
-        if (target.hasAddresses()) {
-            throw new FaultSpecException("target.addresses", kind + " does not select by address range");
+        for (InjectionKind.Param par : InjectionKind.Param.values()) {
+            if (params.has(par) && !kind.takes(par)) {
+                throw new FaultSpecException(par.field(), kind + " does not take " + par.field()
+                        + " (it takes " + paramsOf(kind) + ")");
+            }
         }
-        if (target.opcodes.length > 0 && !kind.selectsOpcodes()) {
-            throw new FaultSpecException("target.opcodes", kind + " does not select by opcode");
+        if (kind.mode() != InjectionKind.Mode.OPPORTUNITY && !trigger.isDefault()) {
+            throw new FaultSpecException("trigger", kind + (kind.oneShot() ? " is carried out once, when injected"
+                    : " acts for as long as it is active") + "; it takes no trigger");
         }
-        if (kind.oneShot()) {
-            if (!trigger.isDefault()) {
-                throw new FaultSpecException("trigger", kind + " is carried out once, when injected; it takes no trigger");
+        if (kind.takes(InjectionKind.Param.BIT) && kind != InjectionKind.COMMAND_CORRUPT && params.bit > 63) {
+            throw new FaultSpecException("params.bit", "bit " + params.bit + " is not 0..63");
+        }
+        if (kind.oneShot() && (params.address & 7) != 0) {
+            throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
+                    + " is not 8-byte aligned (the fault changes one 64-bit word)");
+        }
+        if (kind == InjectionKind.MEMORY_WRITE_FIELD) {
+            if (params.fieldWidth == 0 || params.fieldLsb + params.fieldWidth > 64) {
+                throw new FaultSpecException("params.field_width", "width " + params.fieldWidth + " with lsb "
+                        + params.fieldLsb + " is not a field of a 64-bit word (1..64 bits)");
             }
-            if ((params.address & 7) != 0) {
-                throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
-                        + " is not 8-byte aligned (the fault changes one 64-bit word)");
+            if (params.fieldWidth < 64 && (params.fieldValue >>> params.fieldWidth) != 0) {
+                throw new FaultSpecException("params.field_value", "0x" + Long.toHexString(params.fieldValue)
+                        + " does not fit " + params.fieldWidth + " bits");
             }
-            if (params.delayNs != 0) {
-                throw new FaultSpecException("params.delay_ns", kind + " takes no delay");
-            }
-            if (kind == InjectionKind.MEMORY_FLIP_BIT) {
-                if (params.fieldLsb != 0 || params.fieldWidth != 0 || params.fieldValue != 0) {
-                    throw new FaultSpecException("params.field_width", kind + " takes params.bit, not a field");
-                }
-            } else {
-                if (params.bit != 0) {
-                    throw new FaultSpecException("params.bit", kind + " takes a field, not params.bit");
-                }
-                if (params.fieldWidth == 0 || params.fieldLsb + params.fieldWidth > 64) {
-                    throw new FaultSpecException("params.field_width", "width " + params.fieldWidth + " with lsb "
-                            + params.fieldLsb + " is not a field of a 64-bit word (1..64 bits)");
-                }
-                if (params.fieldWidth < 64 && (params.fieldValue >>> params.fieldWidth) != 0) {
-                    throw new FaultSpecException("params.field_value", "0x" + Long.toHexString(params.fieldValue)
-                            + " does not fit " + params.fieldWidth + " bits");
-                }
-            }
-        } else if (!params.isZero()) {
-            throw new FaultSpecException("params", kind + " takes no parameters (address, bit, field, delay_ns)");
         }
         return this;
+    }
+
+    private static String selectorsOf(InjectionKind k) {
+        List<String> out = new ArrayList<>();
+        out.add("target.iommu");
+        for (InjectionKind.Selector sel : InjectionKind.Selector.values()) {
+            if (k.selects(sel)) {
+                out.add(sel.field());
+            }
+        }
+        return String.join(", ", out);
+    }
+
+    private static String paramsOf(InjectionKind k) {
+        List<String> out = new ArrayList<>();
+        for (InjectionKind.Param par : InjectionKind.Param.values()) {
+            if (k.takes(par)) {
+                out.add(par.field());
+            }
+        }
+        return out.isEmpty() ? "no parameters" : String.join(", ", out);
     }
 
     /** The bus form. */
@@ -612,6 +753,7 @@ public final class FaultSpec {
                 codes[i] = (int) c;
             }
             s.target.opcodes(codes);
+            s.target.methods(t.getMethodsList());
         }
         if (p.hasTrigger()) {
             var t = p.getTrigger();
@@ -625,8 +767,9 @@ public final class FaultSpec {
         if (p.hasParams()) {
             var q = p.getParams();
             s.params.address(q.getAddress());
-            if (Integer.toUnsignedLong(q.getBit()) > 63) {
-                throw new FaultSpecException("params.bit", "bit " + Integer.toUnsignedLong(q.getBit()) + " is not 0..63");
+            if (Integer.toUnsignedLong(q.getBit()) > 255) {
+                throw new FaultSpecException("params.bit", "bit " + Integer.toUnsignedLong(q.getBit())
+                        + " is not 0..255");
             }
             s.params.bit(q.getBit());
             long lsb = Integer.toUnsignedLong(q.getFieldLsb());
@@ -640,6 +783,9 @@ public final class FaultSpec {
             }
             s.params.field((int) lsb, (int) width, q.getFieldValue());
             s.params.delayNs(unsigned(q.getDelayNs(), "params.delay_ns"));
+            s.params.wallDelayMs(unsigned(q.getWallDelayMs(), "params.wall_delay_ms"));
+            s.params.cache(q.getCache());
+            s.params.capacity(Integer.toUnsignedLong(q.getCapacity()));
         }
         return s;
     }
@@ -662,6 +808,7 @@ public final class FaultSpec {
         for (int c : target.opcodes) {
             t.addOpcodes(c);
         }
+        t.addAllMethods(target.methods);
         b.setTarget(t);
         var g = org.iommuemu.proto.v1.FaultTrigger.newBuilder().setSeed(trigger.seed)
                 .setSkipFirst(trigger.skipFirst).setCount(trigger.count);
@@ -671,7 +818,8 @@ public final class FaultSpec {
         b.setTrigger(g);
         b.setParams(org.iommuemu.proto.v1.FaultParams.newBuilder().setAddress(params.address).setBit(params.bit)
                 .setFieldLsb(params.fieldLsb).setFieldWidth(params.fieldWidth).setFieldValue(params.fieldValue)
-                .setDelayNs(params.delayNs));
+                .setDelayNs(params.delayNs).setWallDelayMs(params.wallDelayMs).setCache(params.cache)
+                .setCapacity(params.capacity));
         return b.build();
     }
 
@@ -712,8 +860,25 @@ public final class FaultSpec {
             }
             parts.add(sb.toString());
         }
+        if (target.hasStreams()) {
+            parts.add("streams=0x" + Integer.toHexString(target.firstStream) + "..0x"
+                    + Integer.toHexString(target.lastStream));
+        }
+        if (target.addresses) {
+            parts.add("addresses=[0x" + Long.toHexString(target.addressStart) + ",0x"
+                    + Long.toHexString(target.addressEnd) + ")");
+        }
+        if (!target.methods.isEmpty()) {
+            parts.add("methods=" + String.join(",", target.methods));
+        }
         if (kind != null && kind.oneShot()) {
             parts.add("address=0x" + Long.toHexString(params.address));
+        }
+        if (!params.cache.isEmpty()) {
+            parts.add("cache=" + params.cache);
+        }
+        if (params.capacity != 0) {
+            parts.add("capacity=" + params.capacity);
         }
         if (!label.isEmpty()) {
             parts.add("label=" + label);

@@ -20,6 +20,7 @@ public final class InstanceFaults {
     /** Fired faults by kind number. */
     private final AtomicLongArray fired = new AtomicLongArray(64);
     volatile FaultInjector.Active[] active = NONE;
+    private volatile Runnable onChange;
 
     InstanceFaults(FaultInjector injector, String name, SimClock clock) {
         this.injector = injector;
@@ -41,28 +42,91 @@ public final class InstanceFaults {
     }
 
     /**
-     * An opportunity for faults of {@code kind}: whether one fires at this point. {@code code} is the command opcode
-     * or descriptor type, {@code address} the guest physical address involved (the queue entry), {@code what} how a
-     * record describes the point ("CMDQ entry", "IQ descriptor", "IOTLB register").
+     * An opportunity for faults of {@code kind} that has no stream or address to select by: whether one fires at
+     * this point. {@code code} is the command opcode or descriptor type, {@code address} the guest physical address
+     * involved (the queue entry) for the record, {@code what} how a record describes the point ("CMDQ entry",
+     * "IQ descriptor", "IOTLB register"). A fault with a stream or address selector never fires here.
      */
     public boolean fires(InjectionKind kind, int code, long address, String what) {
         FaultInjector.Active[] a = active;
         if (a.length == 0) {
             return false;
         }
-        return fire(a, kind, code, address, what);
+        return fire(a, kind, code, -1, false, 0, address, what) != null;
     }
 
-    private boolean fire(FaultInjector.Active[] a, InjectionKind kind, int code, long address, String what) {
-        for (FaultInjector.Active f : a) {
-            if (f.spec.kind() == kind && f.spec.target().matchesOpcode(code) && f.decide()) {
-                fired.incrementAndGet(kind.number());
-                injector.record(f, this, code, address, describe(kind) + " code 0x" + Integer.toHexString(code)
-                        + " at " + what + " 0x" + Long.toHexString(address));
-                return true;
+    /**
+     * An opportunity with a stream and an address to select by: {@code stream} (negative: none) and
+     * {@code selected} ({@code hasSelected} false: none) are compared with the fault's {@code target.stream_ids}
+     * and {@code target.addresses}; {@code address} and {@code what} describe the point in the record.
+     *
+     * @return the parameters of the fault that fired, or null when none did
+     */
+    public FaultSpec.Params firing(InjectionKind kind, int code, long stream, boolean hasSelected, long selected,
+            long address, String what) {
+        FaultInjector.Active[] a = active;
+        if (a.length == 0) {
+            return null;
+        }
+        FaultInjector.Active f = fire(a, kind, code, stream, hasSelected, selected, address, what);
+        return f == null ? null : f.spec.params();
+    }
+
+    /** {@link #firing} for an opportunity with no stream or address to select by. */
+    public FaultSpec.Params firing(InjectionKind kind, int code, long address, String what) {
+        return firing(kind, code, -1, false, 0, address, what);
+    }
+
+    /**
+     * The parameters of the newest active {@link InjectionKind.Mode#WHILE_ACTIVE} fault of {@code kind} on this
+     * instance, or null: what the hardware should look like now (a shrunken cache). Nothing is recorded here: a
+     * while-active fault is recorded once, when injected.
+     */
+    public FaultSpec.Params whileActive(InjectionKind kind) {
+        FaultInjector.Active[] a = active;
+        for (int i = a.length - 1; i >= 0; i--) {
+            if (a[i].spec.kind() == kind) {
+                return a[i].spec.params();
             }
         }
-        return false;
+        return null;
+    }
+
+    /** Whether any fault is active on this instance (one volatile read): lets a hot path skip its hooks. */
+    public boolean any() {
+        return active.length != 0;
+    }
+
+    private FaultInjector.Active fire(FaultInjector.Active[] a, InjectionKind kind, int code, long stream,
+            boolean hasSelected, long selected, long address, String what) {
+        for (FaultInjector.Active f : a) {
+            FaultSpec.Target t = f.spec.target();
+            if (f.spec.kind() == kind && t.matchesOpcode(code)
+                    && t.matchesStreamAndAddress(stream, hasSelected, selected) && f.decide()) {
+                fired.incrementAndGet(kind.number());
+                injector.record(f, this, code, address, describe(kind) + " code 0x" + Integer.toHexString(code)
+                        + (stream >= 0 ? " stream 0x" + Long.toHexString(stream) : "")
+                        + " at " + what + " 0x" + Long.toHexString(address));
+                return f;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Runs {@code listener} (on the injecting thread, with the injector's monitor held: it must not call back into
+     * the injector) whenever the faults active on this instance change: a device whose hardware a
+     * {@link InjectionKind.Mode#WHILE_ACTIVE} fault reshapes (a cache's capacity) applies it there.
+     */
+    public void onChange(Runnable listener) {
+        onChange = listener;
+    }
+
+    void changed() {
+        Runnable r = onChange;
+        if (r != null) {
+            r.run();
+        }
     }
 
     void countFired(InjectionKind kind) {

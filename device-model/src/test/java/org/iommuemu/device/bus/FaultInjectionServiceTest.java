@@ -114,9 +114,13 @@ class FaultInjectionServiceTest {
         assertStatus(() -> faults.inject(inject(ignoreTlbi("smmu0")
                 .setTrigger(FaultTrigger.newBuilder().setProbability(1.5)))),
                 Status.Code.INVALID_ARGUMENT, "spec.trigger.probability: probability 1.5 is not between 0 and 1");
-        assertStatus(() -> faults.inject(inject(ignoreTlbi("smmu0").setTarget(FaultTarget.newBuilder()
-                .setIommu("smmu0").setStreamIds(IdRange.newBuilder().setFirst(1).setLast(2))))),
-                Status.Code.INVALID_ARGUMENT, "spec.target.stream_ids: IGNORE_IOTLB_INVALIDATION does not select");
+        assertStatus(() -> faults.inject(inject(FaultSpec.newBuilder().setKind(InjectionKind.SYNC_NEVER_COMPLETES)
+                .setTarget(FaultTarget.newBuilder().setIommu("smmu0")
+                        .setStreamIds(IdRange.newBuilder().setFirst(1).setLast(2))))),
+                Status.Code.INVALID_ARGUMENT, "spec.target.stream_ids: SYNC_NEVER_COMPLETES does not select");
+        assertStatus(() -> faults.inject(inject(ignoreTlbi("smmu0").setParams(FaultParams.newBuilder()
+                .setCapacity(4)))), Status.Code.INVALID_ARGUMENT,
+                "spec.params.capacity: IGNORE_IOTLB_INVALIDATION does not take params.capacity");
         assertStatus(() -> faults.inject(inject(FaultSpec.newBuilder().setKind(InjectionKind.MEMORY_FLIP_BIT)
                 .setParams(FaultParams.newBuilder().setAddress(bus.ramBase()).setBit(64)))),
                 Status.Code.INVALID_ARGUMENT, "spec.params.bit: bit 64 is not 0..63");
