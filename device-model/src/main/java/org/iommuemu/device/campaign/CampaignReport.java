@@ -23,18 +23,15 @@ public final class CampaignReport {
     private final ScenarioRunner.Result baseline;
     private final List<CampaignRunner.Run> runs;
     private final Map<String, CampaignRunner.Tally> byFault;
-    private final CampaignRunner.Tally none;
     private final CampaignRunner.Tally all;
 
     CampaignReport(CampaignFile.Loaded loaded, CampaignRunner.Settings settings, ScenarioRunner.Result baseline,
-            List<CampaignRunner.Run> runs, Map<String, CampaignRunner.Tally> byFault, CampaignRunner.Tally none,
-            CampaignRunner.Tally all) {
+            List<CampaignRunner.Run> runs, Map<String, CampaignRunner.Tally> byFault, CampaignRunner.Tally all) {
         this.loaded = loaded;
         this.settings = settings;
         this.baseline = baseline;
         this.runs = List.copyOf(runs);
         this.byFault = byFault;
-        this.none = none;
         this.all = all;
     }
 
@@ -100,17 +97,57 @@ public final class CampaignReport {
         base.put("translation_faults", o.faults());
         base.put("sanitizer_reports", o.sanitizer());
         m.put("baseline", base);
-        Map<String, Object> summary = new LinkedHashMap<>();
-        byFault.forEach((name, t) -> summary.put(name, t.toMap()));
-        summary.put("(no fault)", none.toMap());
-        summary.put("(all runs)", all.toMap());
-        m.put("summary", summary);
-        List<Object> rs = new ArrayList<>();
+        List<Map<String, Object>> rs = new ArrayList<>();
         for (CampaignRunner.Run r : runs) {
             rs.add(run(r, c));
         }
+        m.put("summary", summary(plan, rs));
         m.put("results", rs);
         return m;
+    }
+
+    /**
+     * The {@code summary} section from a report's plan ({@code faults}) and {@code results}: a row per planned fault
+     * (the runs it was in), runs with no fault, all runs. Shared by reports and {@link CampaignMerge}, so a merged
+     * report's counts are computed the same way.
+     */
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> summary(List<?> plan, List<?> results) {
+        Map<String, CampaignRunner.Tally> byName = new LinkedHashMap<>();
+        for (Object p : plan) {
+            byName.put((String) ((Map<String, Object>) p).get("name"), new CampaignRunner.Tally());
+        }
+        CampaignRunner.Tally none = new CampaignRunner.Tally();
+        CampaignRunner.Tally all = new CampaignRunner.Tally();
+        for (Object o : results) {
+            Map<String, Object> r = (Map<String, Object>) o;
+            Map<String, Object> out = (Map<String, Object>) r.get("outcome");
+            CampaignRunner.Outcome outcome = new CampaignRunner.Outcome((Boolean) out.get("detected"),
+                    (Boolean) out.get("recovered"), (Boolean) out.get("corrupted"), (Boolean) out.get("hung"));
+            boolean error = r.containsKey("error");
+            List<Object> faults = (List<Object>) r.get("faults");
+            boolean anyFired = false;
+            for (Object f : faults) {
+                Map<String, Object> fm = (Map<String, Object>) f;
+                boolean fired = ((Number) fm.get("fired")).longValue() > 0;
+                anyFired |= fired;
+                CampaignRunner.Tally t = byName.get((String) fm.get("name"));
+                if (t == null) {
+                    throw new IllegalArgumentException("run " + r.get("index") + " names fault '" + fm.get("name")
+                            + "', which is not in the plan");
+                }
+                t.add(outcome, fired, error);
+            }
+            if (faults.isEmpty()) {
+                none.add(outcome, false, error);
+            }
+            all.add(outcome, anyFired, error);
+        }
+        Map<String, Object> summary = new LinkedHashMap<>();
+        byName.forEach((name, t) -> summary.put(name, t.toMap()));
+        summary.put("(no fault)", none.toMap());
+        summary.put("(all runs)", all.toMap());
+        return summary;
     }
 
     private String scenarioSource() {
@@ -160,35 +197,43 @@ public final class CampaignReport {
 
     /** The human summary: a row per fault (runs it was active in), then runs with none, then all runs. */
     public String table() {
+        return table(toMap());
+    }
+
+    /** {@link #table} of a report as {@link #toMap} gives it or as its JSON reads back (a merged report too). */
+    @SuppressWarnings("unchecked")
+    static String table(Map<String, Object> report) {
         StringBuilder b = new StringBuilder();
-        b.append(String.format("campaign %s: scenario %s, seed %d, %d run(s)%s%n", loaded.source(),
-                scenarioSource(), settings.seed(), all.runs(), settings.shard().count() == 1 ? ""
-                        : " of " + settings.runs() + " (shard " + settings.shard() + ")"));
-        if (!baseline.passed()) {
-            b.append("  note: the scenario fails without the campaign's faults too (").append(baseline.failures()
-                    .size()).append(" failure(s)); runs are judged against that baseline\n");
+        Map<String, Object> summary = (Map<String, Object>) report.get("summary");
+        Map<String, Object> all = (Map<String, Object>) summary.get("(all runs)");
+        String shard = (String) report.get("shard");
+        b.append(String.format("campaign %s: scenario %s, seed %s, %s run(s)%s%n", report.get("campaign"),
+                report.get("scenario"), report.get("seed"), all.get("runs"), shard.endsWith("/1") ? ""
+                        : " of " + report.get("runs") + " (shard " + shard + ")"));
+        Map<String, Object> base = (Map<String, Object>) report.get("baseline");
+        if (!(Boolean) base.get("passed")) {
+            b.append("  note: the scenario fails without the campaign's faults too (").append(((List<Object>) base
+                    .get("failures")).size()).append(" failure(s)); runs are judged against that baseline\n");
         }
         int w = "(all runs)".length();
-        for (String n : byFault.keySet()) {
+        for (String n : summary.keySet()) {
             w = Math.max(w, n.length());
         }
         String fmt = "  %-" + w + "s %6s %6s %9s %10s %10s %7s %5s%n";
         b.append(String.format(fmt, "fault", "runs", "fired", "detected", "recovered", "corrupted", "silent",
                 "hung"));
-        byFault.forEach((n, t) -> row(b, fmt, n, t));
-        if (none.runs() > 0) {
-            row(b, fmt, "(no fault)", none);
-        }
-        row(b, fmt, "(all runs)", all);
-        if (all.errors > 0) {
-            b.append("  ").append(all.errors).append(" run(s) could not be carried out (see \"error\" in the"
+        summary.forEach((n, v) -> {
+            Map<String, Object> t = (Map<String, Object>) v;
+            if (!n.equals("(no fault)") || ((Number) t.get("runs")).longValue() > 0) {
+                b.append(String.format(fmt, n, t.get("runs"), t.get("fired"), t.get("detected"), t.get("recovered"),
+                        t.get("corrupted"), t.get("silent"), t.get("hung")));
+            }
+        });
+        long errors = ((Number) all.get("errors")).longValue();
+        if (errors > 0) {
+            b.append("  ").append(errors).append(" run(s) could not be carried out (see \"error\" in the"
                     + " report)\n");
         }
         return b.toString();
-    }
-
-    private static void row(StringBuilder b, String fmt, String name, CampaignRunner.Tally t) {
-        b.append(String.format(fmt, name, t.active, t.fired, t.detected, t.recovered, t.corrupted, t.silent,
-                t.hung));
     }
 }

@@ -8,7 +8,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.concurrent.CompletionService;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorCompletionService;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -36,6 +38,9 @@ import org.iommuemu.device.scenario.ScenarioRunner;
  * next run gets a new one). That budget is the only thing in a campaign that depends on the clock, and the default
  * (five minutes) is far above what any run of a scenario that terminates takes, so the same seed gives the same
  * runs and the same report.
+ *
+ * <p><b>Jobs.</b> {@link Settings#jobs} runs go at once, each on its own machine and thread; the report is put
+ * together in run-index order once all are done, so it is the same bytes whatever the number of jobs.
  */
 public final class CampaignRunner {
     /** A shard: the runs whose index {@code % count == index}. */
@@ -74,8 +79,14 @@ public final class CampaignRunner {
         }
     }
 
-    /** How to run: the seed, the number of runs, the shard and the per-run wall-time budget. */
-    public record Settings(long seed, int runs, Shard shard, long runTimeoutMillis) {
+    /** The most runs {@code --jobs} may run at once. */
+    public static final int MAX_JOBS = 64;
+
+    /**
+     * How to run: the seed, the number of runs, the shard, the per-run wall-time budget and how many runs go at once
+     * ({@code jobs}; the report does not depend on it).
+     */
+    public record Settings(long seed, int runs, Shard shard, long runTimeoutMillis, int jobs) {
         public Settings {
             if (runs < 1) {
                 throw new IllegalArgumentException("runs must be at least 1, got " + runs);
@@ -83,6 +94,19 @@ public final class CampaignRunner {
             if (runTimeoutMillis < 1) {
                 throw new IllegalArgumentException("run timeout " + runTimeoutMillis + " ms");
             }
+            if (jobs < 1 || jobs > MAX_JOBS) {
+                throw new IllegalArgumentException("--jobs must be 1.." + MAX_JOBS + ", got " + jobs);
+            }
+        }
+
+        /** One run at a time. */
+        public Settings(long seed, int runs, Shard shard, long runTimeoutMillis) {
+            this(seed, runs, shard, runTimeoutMillis, 1);
+        }
+
+        /** These settings running {@code n} runs at once. */
+        public Settings withJobs(int n) {
+            return new Settings(seed, runs, shard, runTimeoutMillis, n);
         }
 
         /** What the file says, everything in one shard. */
@@ -161,14 +185,18 @@ public final class CampaignRunner {
         long errors;
 
         void add(Run r, boolean didFire) {
+            add(r.outcome, didFire, r.error != null);
+        }
+
+        void add(Outcome o, boolean didFire, boolean error) {
             active++;
             fired += didFire ? 1 : 0;
-            detected += r.outcome.detected ? 1 : 0;
-            recovered += r.outcome.recovered ? 1 : 0;
-            corrupted += r.outcome.corrupted ? 1 : 0;
-            silent += r.outcome.silent() ? 1 : 0;
-            hung += r.outcome.hung ? 1 : 0;
-            errors += r.error != null ? 1 : 0;
+            detected += o.detected ? 1 : 0;
+            recovered += o.recovered ? 1 : 0;
+            corrupted += o.corrupted ? 1 : 0;
+            silent += o.silent() ? 1 : 0;
+            hung += o.hung ? 1 : 0;
+            errors += error ? 1 : 0;
         }
 
         public long runs() {
@@ -185,6 +213,10 @@ public final class CampaignRunner {
 
         public long hung() {
             return hung;
+        }
+
+        long errors() {
+            return errors;
         }
 
         Map<String, Object> toMap() {
@@ -208,7 +240,6 @@ public final class CampaignRunner {
     private final CampaignFile.Loaded loaded;
     private final Settings settings;
     private final ScenarioRun scenarioRun;
-    private ExecutorService worker;
 
     CampaignRunner(CampaignFile.Loaded loaded, Settings settings, ScenarioRun scenarioRun) {
         this.loaded = loaded;
@@ -274,6 +305,11 @@ public final class CampaignRunner {
                 mine.add(i);
             }
         }
+        ExecutorService pool = Executors.newFixedThreadPool(settings.jobs(), r -> {
+            Thread t = new Thread(r, "campaign-job");
+            t.setDaemon(true);
+            return t;
+        });
         try {
             Attempt base = attempt(List.of());
             if (base.hung) {
@@ -286,47 +322,71 @@ public final class CampaignRunner {
             Observed baseline = observe(base.result);
             Map<String, Tally> byFault = new LinkedHashMap<>();
             c.faults().forEach(f -> byFault.put(f.name(), new Tally()));
-            Tally none = new Tally();
             Tally all = new Tally();
-            List<Run> runs = new ArrayList<>();
+            Tally sofar = new Tally();
             if (progress != null) {
-                progress.update(0, mine.size(), all);
+                progress.update(0, mine.size(), sofar);
             }
+            Run[] done = new Run[settings.runs()];
+            CompletionService<Run> finished = new ExecutorCompletionService<>(pool);
             for (int i : mine) {
-                List<Chosen> chosen = choose(c, i, seeds[i]);
-                Run r = classify(i, seeds[i], chosen, attempt(chosen), baseline);
+                finished.submit(() -> {
+                    List<Chosen> chosen = choose(c, i, seeds[i]);
+                    return classify(i, seeds[i], chosen, attempt(chosen), baseline);
+                });
+            }
+            for (int n = 1; n <= mine.size(); n++) {
+                Run r = take(finished);
+                done[r.index()] = r;
+                sofar.add(r, r.fired.values().stream().anyMatch(k -> k > 0));
+                if (progress != null) {
+                    progress.update(n, mine.size(), sofar);
+                }
+            }
+            List<Run> runs = new ArrayList<>();
+            for (int i : mine) { // tallies in index order, whatever order the runs finished in
+                Run r = done[i];
                 runs.add(r);
-                all.add(r, r.fired.values().stream().anyMatch(n -> n > 0));
-                for (Chosen ch : chosen) {
+                all.add(r, r.fired.values().stream().anyMatch(k -> k > 0));
+                for (Chosen ch : r.faults()) {
                     byFault.get(ch.name()).add(r, r.fired.getOrDefault(ch.name(), 0L) > 0);
                 }
-                if (chosen.isEmpty()) {
-                    none.add(r, false);
-                }
-                if (progress != null) {
-                    progress.update(runs.size(), mine.size(), all);
-                }
             }
-            return new CampaignReport(loaded, settings, base.result, runs, byFault, none, all);
+            return new CampaignReport(loaded, settings, base.result, runs, byFault, all);
         } finally {
-            if (worker != null) {
-                worker.shutdownNow();
+            pool.shutdownNow();
+        }
+    }
+
+    private static Run take(CompletionService<Run> finished) {
+        try {
+            return finished.take().get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CampaignException("interrupted");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
+            if (cause instanceof RuntimeException re) {
+                throw re;
             }
+            throw new IllegalStateException(cause);
         }
     }
 
     /** A run's raw result: its scenario result, or hung, or an error. */
     private record Attempt(ScenarioRunner.Result result, boolean hung, String error) {}
 
+    /**
+     * Runs the scenario with {@code chosen} on a thread of its own, waiting at most the run's budget. Thread-safe:
+     * parallel jobs call it at once, each run on its own machine and thread.
+     */
     private Attempt attempt(List<Chosen> chosen) {
         List<FaultSpec> specs = chosen.stream().map(Chosen::spec).toList();
-        if (worker == null) {
-            worker = Executors.newSingleThreadExecutor(r -> {
-                Thread t = new Thread(r, "campaign-run");
-                t.setDaemon(true);
-                return t;
-            });
-        }
+        ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "campaign-run");
+            t.setDaemon(true); // a run stuck for good must not keep the JVM alive
+            return t;
+        });
         PrintWriter out = new PrintWriter(new StringWriter()); // each run's own lines are not part of the campaign
         Future<ScenarioRunner.Result> f = worker.submit(() -> scenarioRun.run(loaded.scenario(), out,
                 ScenarioRunner.Options.inProcess().withInjections(specs)));
@@ -334,8 +394,6 @@ public final class CampaignRunner {
             return new Attempt(f.get(settings.runTimeoutMillis(), TimeUnit.MILLISECONDS), false, null);
         } catch (TimeoutException e) {
             f.cancel(true);
-            worker.shutdownNow(); // its thread may be stuck for good: the next run gets a new one
-            worker = null;
             return new Attempt(null, true, null);
         } catch (ExecutionException e) {
             Throwable cause = e.getCause() == null ? e : e.getCause();
@@ -345,6 +403,8 @@ public final class CampaignRunner {
             Thread.currentThread().interrupt();
             f.cancel(true);
             throw new CampaignException("interrupted");
+        } finally {
+            worker.shutdownNow();
         }
     }
 

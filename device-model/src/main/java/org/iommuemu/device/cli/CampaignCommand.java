@@ -42,8 +42,14 @@ final class CampaignCommand implements Callable<Integer> {
 
     @Option(names = "--shard", paramLabel = "I/N",
             description = {"Run only the runs whose index % N == I (0 <= I < N), so N",
-                "machines split one campaign; merge their reports' results."})
+                "machines split one campaign; campaign-merge puts their",
+                "reports back together."})
     String shard;
+
+    @Option(names = "--jobs", paramLabel = "N",
+            description = {"Run N runs at once, each on its own machine (default 1).",
+                "The report does not depend on N."})
+    Integer jobs;
 
     @Option(names = "--report", paramLabel = "FILE.json",
             description = "Write the report (every run: seed, faults, outcome, evidence) as JSON to FILE.")
@@ -69,7 +75,7 @@ final class CampaignCommand implements Callable<Integer> {
             settings = new CampaignRunner.Settings(seed != null ? seed : fromFile.seed(),
                     runs != null ? runs : fromFile.runs(),
                     shard != null ? CampaignRunner.Shard.parse(shard) : CampaignRunner.Shard.ALL,
-                    fromFile.runTimeoutMillis());
+                    fromFile.runTimeoutMillis(), jobs != null ? jobs : 1);
         } catch (CampaignException e) {
             throw new IommuEmu.UserError(e.getMessage());
         } catch (IllegalArgumentException e) {

@@ -12,7 +12,7 @@ import picocli.CommandLine.ScopeType;
         mixinStandardHelpOptions = true,
         versionProvider = IommuEmu.Version.class,
         subcommands = {ServeCommand.class, DemoCommand.class, RunCommand.class, CampaignCommand.class,
-            CommandLine.HelpCommand.class},
+            CampaignMergeCommand.class, CommandLine.HelpCommand.class},
         description = {
             "An emulator of SMMUv3 and VT-d IOMMUs behind a gRPC bus: run DMA scenarios end to end,",
             "plug in device models over gRPC, inject faults.",

@@ -114,6 +114,60 @@ class CampaignCommandTest {
         List<JsonNode> all = new ArrayList<>();
         m.readTree(whole.toFile()).get("results").forEach(all::add);
         assertThat(merged).hasSize(7).isEqualTo(all);
+        String wholeTable = tableOf(f, "--runs", "7");
+        Path back = dir.resolve("merged.json");
+        assertThat(run("campaign-merge", dir.resolve("shard2.json").toString(), dir.resolve("shard0.json").toString(),
+                dir.resolve("shard1.json").toString(), "--report", back.toString())).as(err.toString()).isZero();
+        assertThat(Files.readString(back)).as("merged shards are the whole campaign's report, byte for byte")
+                .isEqualTo(Files.readString(whole));
+        assertThat(out.toString()).isEqualTo(wholeTable);
+    }
+
+    private String tableOf(Path f, String... more) {
+        List<String> args = new ArrayList<>(List.of("campaign", f.toString()));
+        args.addAll(List.of(more));
+        assertThat(run(args.toArray(String[]::new))).isZero();
+        return out.toString();
+    }
+
+    @Test
+    void parallelJobsGiveTheSameReport() throws Exception {
+        Path f = campaign();
+        Path one = dir.resolve("one.json");
+        Path two = dir.resolve("two.json");
+        assertThat(run("campaign", f.toString(), "--runs", "5", "--report", one.toString())).isZero();
+        String table = out.toString();
+        assertThat(run("campaign", f.toString(), "--runs", "5", "--jobs", "3", "--report", two.toString()))
+                .as(err.toString()).isZero();
+        assertThat(Files.readString(two)).isEqualTo(Files.readString(one));
+        assertThat(out.toString()).isEqualTo(table);
+        assertThat(run("campaign", f.toString(), "--jobs", "0")).isEqualTo(2);
+        assertThat(err.toString()).contains("--jobs must be 1..64, got 0");
+    }
+
+    @Test
+    void mergeRefusesReportsThatAreNotTheShardsOfOneCampaign() throws Exception {
+        Path f = campaign();
+        for (int i = 0; i < 2; i++) {
+            assertThat(run("campaign", f.toString(), "--runs", "3", "--shard", i + "/2", "--report",
+                    dir.resolve("s" + i + ".json").toString())).isZero();
+        }
+        assertThat(run("campaign", f.toString(), "--runs", "3", "--seed", "9", "--shard", "1/2", "--report",
+                dir.resolve("other.json").toString())).isZero();
+        String s0 = dir.resolve("s0.json").toString();
+        assertThat(run("campaign-merge", s0)).isEqualTo(2);
+        assertThat(err.toString()).contains("shard(s) 1/2 missing: 1 of 2 given");
+        assertThat(run("campaign-merge", s0, s0)).isEqualTo(2);
+        assertThat(err.toString()).contains(": shard 0/2 is given twice");
+        assertThat(run("campaign-merge", s0, dir.resolve("other.json").toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("other.json: 'seed' differs from " + s0);
+        Files.writeString(dir.resolve("junk.json"), "{\"a\": 1}");
+        assertThat(run("campaign-merge", dir.resolve("junk.json").toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("junk.json: not a campaign report (no 'campaign')");
+        assertThat(run("campaign-merge", dir.resolve("nope.json").toString())).isEqualTo(2);
+        assertThat(err.toString()).contains("nope.json: no such file");
+        assertThat(run("campaign-merge", s0, dir.resolve("s1.json").toString())).as(err.toString()).isZero();
+        assertThat(out.toString()).contains("seed 5, 3 run(s)").doesNotContain("shard");
     }
 
     @Test
