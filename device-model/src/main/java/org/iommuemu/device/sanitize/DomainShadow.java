@@ -7,13 +7,13 @@ import org.iommuemu.core.api.IommuDomain;
 /**
  * What the driver means one domain to map, kept from the IOMMU API ({@link IommuDomain.MappingObserver}): the live
  * mappings (iova ranges sorted by start, each with its output address and the sanitizer sequence of its map), a
- * count per physical 4 KiB page the live mappings reach, and the recently unmapped ranges (a ring of
- * {@link #RECENT}) with their unmap sequence, time on the domain's clock and whether their invalidation has
- * completed. Every method runs under the {@link Sanitizer}'s lock; lookups allocate nothing.
+ * count per physical 4 KiB page the live mappings reach, and the unmapped ranges: for every iova unmapped and not
+ * mapped again since, its last unmap (sequence, time on the domain's clock, whether its invalidation has completed,
+ * the output it had), in disjoint ranges sorted by start. That set is bounded by the iova space the domain has
+ * used, not by the number of unmaps, so a stale access is traced to its unmap however long ago it was. Every method
+ * runs under the {@link Sanitizer}'s lock; lookups allocate nothing.
  */
 final class DomainShadow implements IommuDomain.MappingObserver {
-    /** Unmapped ranges remembered per domain (older ones are forgotten: their DMA is judged as unknown iova). */
-    static final int RECENT = 256;
     private static final int PAGE_SHIFT = 12;
 
     final Sanitizer owner;
@@ -29,14 +29,16 @@ final class DomainShadow implements IommuDomain.MappingObserver {
     private int live;
     private final LongLongMap pages = new LongLongMap();
 
-    private final long[] rFirst = new long[RECENT];
-    private final long[] rLast = new long[RECENT];
-    private final long[] rPa = new long[RECENT];
-    private final long[] rSeq = new long[RECENT];
-    private final long[] rNanos = new long[RECENT];
-    private final boolean[] rFlushed = new boolean[RECENT];
-    private int rCount;
-    private int rNext;
+    // unmapped ranges, disjoint, sorted by start
+    private long[] gFirst = new long[16];
+    private long[] gLast = new long[16];
+    private long[] gPa = new long[16];
+    private long[] gSeq = new long[16];
+    private long[] gNanos = new long[16];
+    private boolean[] gFlushed = new boolean[16];
+    private int gone;
+    /** Unmapped ranges whose invalidation has not completed yet. */
+    private int unflushed;
     /** The last sequence a starting full flush covers. */
     private long flushMark;
 
@@ -54,6 +56,7 @@ final class DomainShadow implements IommuDomain.MappingObserver {
         synchronized (owner.lock) {
             long last = iova + size - 1;
             removeLive(iova, last, false, 0, 0, false); // normally nothing: the page table refuses overlaps
+            cutGone(iova, last); // live again
             insertLive(iova, last, pa, owner.nextSequence());
             countPages(pa, size, 1);
         }
@@ -90,7 +93,7 @@ final class DomainShadow implements IommuDomain.MappingObserver {
             boolean strict = domain.flushPolicy() == FlushPolicy.STRICT;
             // a strict unmap has been invalidated when this is called; a lazy one waits for a flush
             if (removeLive(iova, iova + size - 1, true, seq, now, strict) == 0) {
-                remember(iova, iova + size - 1, -1, seq, now, strict);
+                addGone(iova, iova + size - 1, -1, seq, now, strict);
             }
         }
     }
@@ -105,9 +108,10 @@ final class DomainShadow implements IommuDomain.MappingObserver {
     @Override
     public void flushed(IommuDomain d) {
         synchronized (owner.lock) {
-            for (int k = 0; k < rCount; k++) {
-                if (!rFlushed[k] && rSeq[k] <= flushMark) {
-                    rFlushed[k] = true;
+            for (int k = 0; k < gone && unflushed > 0; k++) {
+                if (!gFlushed[k] && gSeq[k] <= flushMark) {
+                    gFlushed[k] = true;
+                    unflushed--;
                 }
             }
         }
@@ -163,7 +167,7 @@ final class DomainShadow implements IommuDomain.MappingObserver {
             long cutPa = pa + (cutFirst - mFirst);
             countPages(cutPa, cutLast - cutFirst + 1, -1);
             if (remember) {
-                remember(cutFirst, cutLast, cutPa, seq, nanos, flushed);
+                addGone(cutFirst, cutLast, cutPa, seq, nanos, flushed);
             }
             removed++;
             boolean keepLeft = cutFirst != mFirst;
@@ -200,27 +204,104 @@ final class DomainShadow implements IommuDomain.MappingObserver {
         }
     }
 
-    private void remember(long first, long last, long pa, long seq, long nanos, boolean flushed) {
-        int k = rNext;
-        rFirst[k] = first;
-        rLast[k] = last;
-        rPa[k] = pa;
-        rSeq[k] = seq;
-        rNanos[k] = nanos;
-        rFlushed[k] = flushed;
-        rNext = (k + 1) % RECENT;
-        rCount = Math.min(rCount + 1, RECENT);
-    }
-
-    /** The most recent remembered unmap containing {@code iova}, or -1. */
-    private int findRecent(long iova) {
-        for (int n = 0; n < rCount; n++) {
-            int k = (rNext - 1 - n + RECENT) % RECENT;
-            if (Long.compareUnsigned(iova, rFirst[k]) >= 0 && Long.compareUnsigned(iova, rLast[k]) <= 0) {
-                return k;
+    /** Index of the first unmapped range starting at or above {@code iova} (unsigned). */
+    private int goneInsertionPoint(long iova) {
+        int lo = 0;
+        int hi = gone;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (Long.compareUnsigned(gFirst[mid], iova) < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        return -1;
+        return lo;
+    }
+
+    /** The unmapped range containing {@code iova}, or -1. */
+    int findGone(long iova) {
+        int i = goneInsertionPoint(iova);
+        if (i < gone && gFirst[i] == iova) {
+            return i;
+        }
+        i--;
+        return i >= 0 && Long.compareUnsigned(iova, gLast[i]) <= 0 ? i : -1;
+    }
+
+    /** Unmapped ranges kept (tests). */
+    int goneRanges() {
+        return gone;
+    }
+
+    /** Forgets the unmaps of {@code [first, last]}, splitting ranges that straddle it. */
+    private void cutGone(long first, long last) {
+        int i = findGone(first);
+        if (i < 0) {
+            i = goneInsertionPoint(first);
+        }
+        while (i < gone && Long.compareUnsigned(gFirst[i], last) <= 0) {
+            long f = gFirst[i];
+            long l = gLast[i];
+            boolean keepLeft = Long.compareUnsigned(f, first) < 0;
+            boolean keepRight = Long.compareUnsigned(l, last) > 0;
+            if (keepLeft && keepRight) {
+                gLast[i] = first - 1;
+                insertGone(i + 1, last + 1, l, gPa[i] < 0 ? -1 : gPa[i] + (last + 1 - f), gSeq[i], gNanos[i],
+                        gFlushed[i]);
+                return;
+            } else if (keepLeft) {
+                gLast[i] = first - 1;
+                i++;
+            } else if (keepRight) {
+                gPa[i] = gPa[i] < 0 ? -1 : gPa[i] + (last + 1 - f);
+                gFirst[i] = last + 1;
+                i++;
+            } else {
+                unflushed -= gFlushed[i] ? 0 : 1;
+                int move = gone - i - 1;
+                System.arraycopy(gFirst, i + 1, gFirst, i, move);
+                System.arraycopy(gLast, i + 1, gLast, i, move);
+                System.arraycopy(gPa, i + 1, gPa, i, move);
+                System.arraycopy(gSeq, i + 1, gSeq, i, move);
+                System.arraycopy(gNanos, i + 1, gNanos, i, move);
+                System.arraycopy(gFlushed, i + 1, gFlushed, i, move);
+                gone--;
+            }
+        }
+    }
+
+    /** Records the unmap of {@code [first, last]} (output {@code pa}, -1 if none), replacing older ones there. */
+    private void addGone(long first, long last, long pa, long seq, long nanos, boolean flushed) {
+        cutGone(first, last);
+        insertGone(goneInsertionPoint(first), first, last, pa, seq, nanos, flushed);
+    }
+
+    private void insertGone(int at, long first, long last, long pa, long seq, long nanos, boolean flushed) {
+        if (gone == gFirst.length) {
+            int n = gone * 2;
+            gFirst = Arrays.copyOf(gFirst, n);
+            gLast = Arrays.copyOf(gLast, n);
+            gPa = Arrays.copyOf(gPa, n);
+            gSeq = Arrays.copyOf(gSeq, n);
+            gNanos = Arrays.copyOf(gNanos, n);
+            gFlushed = Arrays.copyOf(gFlushed, n);
+        }
+        int move = gone - at;
+        System.arraycopy(gFirst, at, gFirst, at + 1, move);
+        System.arraycopy(gLast, at, gLast, at + 1, move);
+        System.arraycopy(gPa, at, gPa, at + 1, move);
+        System.arraycopy(gSeq, at, gSeq, at + 1, move);
+        System.arraycopy(gNanos, at, gNanos, at + 1, move);
+        System.arraycopy(gFlushed, at, gFlushed, at + 1, move);
+        gFirst[at] = first;
+        gLast[at] = last;
+        gPa[at] = pa;
+        gSeq[at] = seq;
+        gNanos[at] = nanos;
+        gFlushed[at] = flushed;
+        unflushed += flushed ? 0 : 1;
+        gone++;
     }
 
     /** Whether every 4 KiB page of {@code [pa, pa + len)} is reached by a live mapping (of physical outputs). */
@@ -247,36 +328,68 @@ final class DomainShadow implements IommuDomain.MappingObserver {
 
     // ------------------------------------------------------------------ the check
 
-    /** Checks one translated chunk of a DMA; called by the Sanitizer under its lock. */
+    private static long umin(long a, long b) {
+        return Long.compareUnsigned(a, b) <= 0 ? a : b;
+    }
+
+    /**
+     * Checks one translated chunk of a DMA, {@code [iova, iova + len)} to {@code [pa, pa + len)}; called by the
+     * Sanitizer under its lock. The chunk is judged piece by piece (a live mapping, an unmapped range, an unknown
+     * gap), so a stale translation that covers more than the driver still maps (a block entry, a contiguous
+     * entry) is caught wherever in the chunk the unmapped part is; the first bad piece is reported, at its own
+     * iova and output address.
+     */
     void check(int inst, int sid, int ssid, long iova, long pa, long len, boolean write) {
-        int i = findLive(iova);
-        if (i < 0) {
-            int r = findRecent(iova);
-            if (r >= 0) {
-                if (rFlushed[r]) {
-                    owner.report(SanitizerReport.Kind.STALE_TRANSLATION, inst, sid, ssid, iova, pa, write, this,
-                            rSeq[r], rFirst[r], rLast[r], rNanos[r], true, rPa[r]);
+        long end = iova + len - 1;
+        long cur = iova;
+        while (true) {
+            long curPa = pa + (cur - iova);
+            long pieceLast;
+            int i = findLive(cur);
+            if (i >= 0) {
+                pieceLast = umin(liveLast[i], end);
+                long pieceLen = pieceLast - cur + 1;
+                long expected = expectedPa(i, cur);
+                if (expected != curPa && !reaches(curPa, pieceLen)) {
+                    owner.report(SanitizerReport.Kind.UNMAPPED_MEMORY, inst, sid, ssid, cur, curPa, write, this,
+                            0, -1, -1, 0, false, expected);
                     return;
                 }
-                long age = domain.clockNanos() - rNanos[r];
-                long bound = domain.flushQueueTimeoutNanos();
-                if (domain.flushPolicy() == FlushPolicy.LAZY && age > bound) {
-                    owner.report(SanitizerReport.Kind.LAZY_BOUND_EXCEEDED, inst, sid, ssid, iova, pa, write, this,
-                            rSeq[r], rFirst[r], rLast[r], rNanos[r], false, rPa[r]);
+                if (owner.checkFreed(inst, sid, ssid, cur, curPa, pieceLen, write, this, liveSeq[i])) {
+                    return;
                 }
-                return; // within the lazy window
+            } else {
+                int next = insertionPoint(cur); // the first live mapping above cur
+                long gapLast = next < live ? umin(liveIova[next] - 1, end) : end;
+                int r = findGone(cur);
+                if (r >= 0) {
+                    pieceLast = umin(gLast[r], gapLast);
+                    if (gFlushed[r]) {
+                        owner.report(SanitizerReport.Kind.STALE_TRANSLATION, inst, sid, ssid, cur, curPa, write,
+                                this, gSeq[r], gFirst[r], gLast[r], gNanos[r], true, gPa[r]);
+                        return;
+                    }
+                    long age = domain.clockNanos() - gNanos[r];
+                    if (domain.flushPolicy() == FlushPolicy.LAZY && age > domain.flushQueueTimeoutNanos()) {
+                        owner.report(SanitizerReport.Kind.LAZY_BOUND_EXCEEDED, inst, sid, ssid, cur, curPa, write,
+                                this, gSeq[r], gFirst[r], gLast[r], gNanos[r], false, gPa[r]);
+                        return;
+                    }
+                    // within the lazy window: this piece is allowed
+                } else {
+                    int g = goneInsertionPoint(cur);
+                    pieceLast = g < gone ? umin(gFirst[g] - 1, gapLast) : gapLast;
+                    if (!reaches(curPa, pieceLast - cur + 1)) {
+                        owner.report(SanitizerReport.Kind.UNMAPPED_MEMORY, inst, sid, ssid, cur, curPa, write, this,
+                                0, -1, -1, 0, false, -1);
+                        return;
+                    }
+                }
             }
-            if (!reaches(pa, len)) {
-                owner.report(SanitizerReport.Kind.UNMAPPED_MEMORY, inst, sid, ssid, iova, pa, write, this,
-                        0, -1, -1, 0, false, -1);
+            if (pieceLast == end) {
+                return;
             }
-            return;
+            cur = pieceLast + 1;
         }
-        if (expectedPa(i, iova) != pa && !reaches(pa, len)) {
-            owner.report(SanitizerReport.Kind.UNMAPPED_MEMORY, inst, sid, ssid, iova, pa, write, this,
-                    0, -1, -1, 0, false, expectedPa(i, iova));
-            return;
-        }
-        owner.checkFreed(inst, sid, ssid, iova, pa, len, write, this, liveSeq[i]);
     }
 }

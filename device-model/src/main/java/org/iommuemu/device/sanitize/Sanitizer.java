@@ -25,10 +25,11 @@ import org.iommuemu.device.machine.IommuDevice;
  * stream the in-process driver did not attach (a client programming the IOMMU itself, the scenario runner's
  * {@code --driver client}) is not checked.
  *
- * <p><b>The check</b> ({@link DmaEngine.Checker}, called by the DMA engine once per translated chunk with the iova
- * and output address of its first byte): with the stream's domain (the substream's, else the whole stream's),
+ * <p><b>The check</b> ({@link DmaEngine.Checker}, called by the DMA engine once per translated chunk): with the
+ * stream's domain (the substream's, else the whole stream's), piece by piece along the chunk (see
+ * {@link DomainShadow#check}),
  * <ol>
- *   <li>iova not live, but in a remembered unmap whose invalidation completed (strict unmap returned, or a lazy
+ *   <li>iova not live, but unmapped (its last unmap is kept however long ago) and that unmap's invalidation completed (strict unmap returned, or a lazy
  *       unmap covered by a finished queue flush): {@link SanitizerReport.Kind#STALE_TRANSLATION};</li>
  *   <li>iova in a lazy unmap not flushed yet: allowed while {@code clock - unmapTime <= flushQueueTimeoutNanos} on
  *       the domain's clock, else {@link SanitizerReport.Kind#LAZY_BOUND_EXCEEDED}. A bus domain made with
@@ -39,7 +40,7 @@ import org.iommuemu.device.machine.IommuDevice;
  *   <li>a page of the chunk was freed back to the driver heap after the live mapping was made (whether or not it
  *       was handed out again since): {@link SanitizerReport.Kind#FREED_MEMORY}.</li>
  * </ol>
- * One report at most per chunk, in that order. Reports are kept in a bounded log ({@link #LOG} newest) with counts by
+ * One report at most per chunk: its first bad piece. Reports are kept in a bounded log ({@link #LOG} newest) with counts by
  * kind, overall and per instance.
  *
  * <p><b>Cost.</b> Off: the DMA engine reads one volatile field, domains created meanwhile get no observer. On: every
@@ -205,11 +206,11 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
         }
     }
 
-    /** Rule 4, for a chunk through a live mapping made at {@code mapSeq}. */
-    void checkFreed(int inst, int sid, int ssid, long iova, long pa, long len, boolean write, DomainShadow s,
+    /** Rule 4, for a piece of a chunk through a live mapping made at {@code mapSeq}: whether it reported. */
+    boolean checkFreed(int inst, int sid, int ssid, long iova, long pa, long len, boolean write, DomainShadow s,
             long mapSeq) {
         if (freedPages.size() == 0) {
-            return;
+            return false;
         }
         long last = (pa + len - 1) >>> PAGE_SHIFT;
         for (long p = pa >>> PAGE_SHIFT; p <= last; p++) {
@@ -225,9 +226,10 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
                 }
                 report(SanitizerReport.Kind.FREED_MEMORY, inst, sid, ssid, iova, pa, write, s, f, first, blockLast,
                         0, true, -1);
-                return;
+                return true;
             }
         }
+        return false;
     }
 
     void report(SanitizerReport.Kind kind, int inst, int sid, int ssid, long iova, long pa, boolean write,

@@ -67,6 +67,88 @@ class SanitizerTest {
         assertThat(m.sanitizer().counts("dmar0")).isEmpty();
     }
 
+    /** A tracked strict domain (smmu0, instance 0), whose shadow the tests feed by hand. */
+    private DomainShadow shadow(FlushPolicy policy) throws Exception {
+        m.sanitizer().enable(true);
+        DriverInstance o = m.driverHost().takeOver(m.iommu("smmu0"));
+        IommuDomain d = IommuDomain.builder(o.format(Stage.S1, 12, o.defaultInputBits(Stage.S1), o.outputBits()),
+                m.memory(), m.driverHost().heap()).name("d").flushPolicy(policy).flushQueueTimeoutNanos(BOUND)
+                .clock(now::get).build();
+        m.sanitizer().track(d, null);
+        return (DomainShadow) d.mappingObserver();
+    }
+
+    @Test
+    void anUnmapLongAgoIsStillTheCauseAndReuseDoesNotGrowTheRecord() throws Exception {
+        DomainShadow s = shadow(FlushPolicy.STRICT);
+        long pa = 0x8100_0000L;
+        for (int k = 0; k < 1000; k++) {
+            s.mapped(s.domain, IOVA + 4096L * k, pa + 4096L * k, 4096, Prot.READ);
+            s.unmapped(s.domain, IOVA + 4096L * k, 4096);
+        }
+        assertThat(s.goneRanges()).isEqualTo(1000);
+        synchronized (m.sanitizer().lock) {
+            s.check(0, SID, -1, IOVA + 8, pa + 8, 8, false);
+        }
+        assertThat(m.sanitizer().reports(0)).singleElement().satisfies(r -> {
+            assertThat(r.kind()).isEqualTo(SanitizerReport.Kind.STALE_TRANSLATION);
+            assertThat(r.causeSequence()).as("the first unmap, 999 unmaps before the access").isEqualTo(2);
+            assertThat(r.causeFirst()).isEqualTo(IOVA);
+            assertThat(r.causeLast()).isEqualTo(IOVA + 4095);
+            assertThat(r.detail()).contains("(pa 0x81000000)");
+        });
+        for (int k = 0; k < 1000; k++) {
+            s.mapped(s.domain, IOVA, pa, 4096, Prot.READ);
+            s.unmapped(s.domain, IOVA, 4096);
+        }
+        assertThat(s.goneRanges()).as("an iova's last unmap replaces the ones before").isEqualTo(1000);
+        s.mapped(s.domain, IOVA, pa, 8192, Prot.READ);
+        assertThat(s.goneRanges()).as("mapped again: no longer unmapped").isEqualTo(998);
+        assertThat(s.findGone(IOVA + 4096)).isEqualTo(-1);
+        assertThat(s.findGone(IOVA + 8192)).isZero();
+    }
+
+    @Test
+    void aChunkIsJudgedPieceByPiece() throws Exception {
+        DomainShadow s = shadow(FlushPolicy.STRICT);
+        long pa = 0x8200_0000L;
+        s.mapped(s.domain, IOVA, pa, 3 * 4096, Prot.READ);
+        s.unmapped(s.domain, IOVA + 4096, 4096);
+        synchronized (m.sanitizer().lock) {
+            s.check(0, SID, -1, IOVA, pa, 4096, false); // live
+            s.check(0, SID, -1, IOVA + 8192, pa + 8192, 4096, false); // live
+        }
+        assertThat(m.sanitizer().reports(0)).isEmpty();
+        synchronized (m.sanitizer().lock) {
+            // one chunk through a stale 16 KiB entry: live, unmapped, live
+            s.check(0, SID, -1, IOVA, pa, 3 * 4096, false);
+        }
+        assertThat(m.sanitizer().reports(0)).singleElement().satisfies(r -> {
+            assertThat(r.kind()).isEqualTo(SanitizerReport.Kind.STALE_TRANSLATION);
+            assertThat(r.iova()).as("reported where the unmapped piece starts").isEqualTo(IOVA + 4096);
+            assertThat(r.pa()).isEqualTo(pa + 4096);
+        });
+    }
+
+    @Test
+    void aPieceInTheLazyWindowIsAllowedAndTheUnknownPieceAfterItIsNot() throws Exception {
+        DomainShadow s = shadow(FlushPolicy.LAZY);
+        long pa = 0x8300_0000L;
+        s.mapped(s.domain, IOVA, pa, 4096, Prot.READ);
+        s.unmapped(s.domain, IOVA, 4096); // queued at t = 100, not flushed
+        synchronized (m.sanitizer().lock) {
+            s.check(0, SID, -1, IOVA, pa, 4096, false);
+        }
+        assertThat(m.sanitizer().reports(0)).as("within the lazy window").isEmpty();
+        synchronized (m.sanitizer().lock) {
+            s.check(0, SID, -1, IOVA, pa, 8192, false); // the second page was never mapped, nor is its output
+        }
+        assertThat(m.sanitizer().reports(0)).singleElement().satisfies(r -> {
+            assertThat(r.kind()).isEqualTo(SanitizerReport.Kind.UNMAPPED_MEMORY);
+            assertThat(r.iova()).isEqualTo(IOVA + 4096);
+        });
+    }
+
     @Test
     void offTheDmaEngineHasNoCheckerAndNothingIsShadowed() throws Exception {
         DriverInstance o = m.driverHost().takeOver(m.iommu("smmu0"));
