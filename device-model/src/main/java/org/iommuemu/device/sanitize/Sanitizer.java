@@ -29,8 +29,9 @@ import org.iommuemu.device.machine.IommuDevice;
  * stream's domain (the substream's, else the whole stream's), piece by piece along the chunk (see
  * {@link DomainShadow#check}),
  * <ol>
- *   <li>iova not live, but unmapped (its last unmap is kept however long ago) and that unmap's invalidation completed (strict unmap returned, or a lazy
- *       unmap covered by a finished queue flush): {@link SanitizerReport.Kind#STALE_TRANSLATION};</li>
+ *   <li>iova not live, but unmapped (its last unmap is kept however long ago) and that unmap's invalidation
+ *       completed (strict unmap returned, or a lazy unmap covered by a finished queue flush):
+ *       {@link SanitizerReport.Kind#STALE_TRANSLATION};</li>
  *   <li>iova in a lazy unmap not flushed yet: allowed while {@code clock - unmapTime <= flushQueueTimeoutNanos} on
  *       the domain's clock, else {@link SanitizerReport.Kind#LAZY_BOUND_EXCEEDED}. A bus domain made with
  *       {@code flush_timeout_ns: 0} has a clock that never advances: its unmaps are never stale until flushed;</li>
@@ -40,8 +41,8 @@ import org.iommuemu.device.machine.IommuDevice;
  *   <li>a page of the chunk was freed back to the driver heap after the live mapping was made (whether or not it
  *       was handed out again since): {@link SanitizerReport.Kind#FREED_MEMORY}.</li>
  * </ol>
- * One report at most per chunk: its first bad piece. Reports are kept in a bounded log ({@link #LOG} newest) with counts by
- * kind, overall and per instance.
+ * One report at most per chunk: its first bad piece. Reports are kept in a bounded log ({@link #LOG} newest) with
+ * counts by kind, overall and per instance.
  *
  * <p><b>Cost.</b> Off: the DMA engine reads one volatile field, domains created meanwhile get no observer. On: every
  * check and shadow update holds one lock; a check allocates nothing unless it records a report; shadow updates
