@@ -401,12 +401,16 @@ class BusFaultsTest {
     }
 
     @Test
-    void corruptReadDataIsRefusedWhereItHasNoMeaning() {
+    void busSpecsWithoutAMeaningAreRefusedNamingTheField() {
         assertStatus(() -> inject(spec(InjectionKind.BUS_DMA_READ_CORRUPT, "smmu0")
                 .setParams(FaultParams.newBuilder().setBit(64))), Status.Code.INVALID_ARGUMENT, "params.bit");
         assertStatus(() -> inject(spec(InjectionKind.BUS_STREAM_CUT, "smmu0")
                 .setTarget(FaultTarget.newBuilder().setIommu("smmu0").addMethods("Dma/Read"))),
                 Status.Code.INVALID_ARGUMENT, "target.methods");
-        assertStatus(() -> inject(spec(InjectionKind.BUS_REPLY_DELAY, "smmu9")), Status.Code.NOT_FOUND, "smmu9");
+        assertStatus(() -> inject(spec(InjectionKind.BUS_REPLY_DELAY, "smmu0")), Status.Code.INVALID_ARGUMENT,
+                "params.wall_delay_ms");
+        assertStatus(() -> inject(spec(InjectionKind.BUS_REPLY_DELAY, "smmu9")
+                .setParams(FaultParams.newBuilder().setWallDelayMs(10))), Status.Code.NOT_FOUND, "smmu9");
+        assertThat(faults.list(ListFaultsRequest.getDefaultInstance()).getFaultsList()).isEmpty();
     }
 }
