@@ -17,8 +17,9 @@ import org.iommuemu.device.xlate.SimClock;
  * injection points. {@link #inject} validates a {@link FaultSpec} and activates it: a memory kind is carried out at
  * once (a read-modify-write of one 64-bit word of guest RAM through {@link PhysicalMemory}, recorded) and is
  * exhausted; any other kind is published to the instances it targets (a bus kind to the bus's {@link BusFaults},
- * which matches the instance a call is about), and fires at their opportunities as its trigger says. Each fault draws from its own {@link SplittableRandom} seeded from its spec, so the same
- * opportunities and seed give the same decisions.
+ * which matches the instance a call is about), and fires at their opportunities as its trigger says. Each fault
+ * draws from its own {@link SplittableRandom} seeded from its spec, so the same opportunities and seed give the same
+ * decisions.
  *
  * <p>Thread-safe. Publishing replaces an instance's array of active faults (copy on write), so hooks never lock
  * unless a fault is active on their instance; a fault's trigger state has its own monitor.

@@ -21,7 +21,11 @@ class BusFaultScenarioTest {
                 steps:
                   - map: {domain: d, iova: 0x10_0000, buffer: buf, size: 4KiB, prot: rw}
                   - dma: {device: dev, op: write, iova: 0x10_0000, size: 64, data: {pattern: 0x55}}
-                  - inject: {kind: bus_dma_read_corrupt, label: flaky, target: {iommu: smmu0, stream_ids: {first: 3, last: 3}}, params: {bit: 9}}
+                  - inject:
+                      kind: bus_dma_read_corrupt
+                      label: flaky
+                      target: {iommu: smmu0, stream_ids: {first: 3, last: 3}}
+                      params: {bit: 9}
                   - dma: {device: dev, op: read, iova: 0x10_0000, size: 64}
                   - expect: {read: {device: dev, equals: {pattern: 0x55}}}
                   - expect: {memory: {buffer: buf, size: 64, equals: {pattern: 0x55}}}
