@@ -48,6 +48,7 @@ public final class BusServer implements AutoCloseable {
     private final DmaService dmaService;
     private final DriverService driverService;
     private final HealthStatusManager health = new HealthStatusManager();
+    private final BusTimer timer = new BusTimer();
     private final String target;
     private volatile boolean shutdown;
 
@@ -55,15 +56,17 @@ public final class BusServer implements AutoCloseable {
         this.machine = machine;
         this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions());
         this.machineService = new MachineService(machine, BuildInfo.version());
-        this.dmaService = new DmaService(machine, sessions);
+        this.dmaService = new DmaService(machine, sessions, timer);
         this.driverService = new DriverService(machine);
         ConnectionTracker tracker = new ConnectionTracker(sessions);
+        // Bus faults strike these services only: FaultInjection, health and reflection always answer
+        BusFaultInterceptor faults = new BusFaultInterceptor(machine.faults().bus(), sessions, timer);
         // Interrupts answers with its headers once the subscription is in place (EarlyHeaders)
         builder.addService(ServerInterceptors.intercept(machineService,
-                        new EarlyHeaders(MachineGrpc.getInterruptsMethod())))
-                .addService(dmaService)
-                .addService(new TelemetryService(machine))
-                .addService(driverService)
+                        new EarlyHeaders(MachineGrpc.getInterruptsMethod()), faults))
+                .addService(ServerInterceptors.intercept(dmaService, faults))
+                .addService(ServerInterceptors.intercept(new TelemetryService(machine), faults))
+                .addService(ServerInterceptors.intercept(driverService, faults))
                 .addService(new FaultInjectionService(machine))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
@@ -172,6 +175,8 @@ public final class BusServer implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             server.shutdownNow();
+        } finally {
+            timer.close();
         }
     }
 

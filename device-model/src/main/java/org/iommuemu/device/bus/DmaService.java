@@ -5,9 +5,12 @@ import com.google.protobuf.UnsafeByteOperations;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.ArrayDeque;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.inject.BusFaults;
+import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.machine.Access;
 import org.iommuemu.device.machine.DmaOutcome;
 import org.iommuemu.device.machine.IommuDevice;
@@ -30,24 +33,37 @@ import org.iommuemu.proto.v1.TransferRequest;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The device view of the bus: DMA masters attach on a stream id and read and write through the IOMMU. */
+/**
+ * The device view of the bus: DMA masters attach on a stream id and read and write through the IOMMU.
+ *
+ * <p>Bus faults carried out here (the unary calls' BUS_REPLY_DELAY and BUS_RPC_UNAVAILABLE are
+ * {@link BusFaultInterceptor}'s): BUS_DMA_READ_CORRUPT on the data of Read and of Transfer reads, and on each
+ * Transfer request BUS_STREAM_CUT, BUS_RPC_UNAVAILABLE (that request alone fails) and BUS_REPLY_DELAY (its reply
+ * is held). With no bus fault active the only cost is one volatile read per request.
+ */
 final class DmaService extends DmaGrpc.DmaImplBase {
     private static final Logger log = LoggerFactory.getLogger(DmaService.class);
     private static final int MAX_NAME = 64;
+    private static final String READ = DmaGrpc.getReadMethod().getFullMethodName();
+    private static final String TRANSFER = DmaGrpc.getTransferMethod().getFullMethodName();
 
     private final Machine machine;
     private final SessionRegistry sessions;
     private final Limits limits;
+    private final BusFaults faults;
+    private final BusTimer timer;
     private final Set<TransferCall> transfers = ConcurrentHashMap.newKeySet();
     private final ThreadLocal<DmaOutcome> outcomes = ThreadLocal.withInitial(DmaOutcome::new);
     /** Per-thread staging for write data, grown on demand up to the max DMA length: no allocation per write. */
     private final ThreadLocal<byte[]> writeBuffers;
     private volatile boolean shuttingDown;
 
-    DmaService(Machine machine, SessionRegistry sessions) {
+    DmaService(Machine machine, SessionRegistry sessions, BusTimer timer) {
         this.machine = machine;
         this.sessions = sessions;
         this.limits = machine.limits();
+        this.faults = machine.faults().bus();
+        this.timer = timer;
         this.writeBuffers = ThreadLocal.withInitial(() -> new byte[4096]);
     }
 
@@ -95,6 +111,9 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             DmaOutcome out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
                     access(request.getAttributes()), outcomes.get());
             checkImplemented(out);
+            if (faults.any()) {
+                corrupt(s, READ, request.getIova(), buffer, (int) out.bytesDone());
+            }
             DmaReadReply.Builder reply = DmaReadReply.newBuilder()
                     .setData(UnsafeByteOperations.unsafeWrap(buffer, 0, (int) out.bytesDone()));
             if (!out.isOk()) {
@@ -146,6 +165,9 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                 byte[] buffer = new byte[length];
                 out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
                         access(request.getAttributes()), outcomes.get());
+                if (faults.any() && out.status() != DmaOutcome.Status.UNIMPLEMENTED) {
+                    corrupt(s, TRANSFER, request.getIova(), buffer, (int) out.bytesDone());
+                }
                 reply.setData(UnsafeByteOperations.unsafeWrap(buffer, 0, (int) out.bytesDone()));
             } else if (request.getOp() == DmaOp.WRITE) {
                 out = doWrite(s, ssid, request.getIova(), request.getData(), request.getAttributes());
@@ -164,6 +186,19 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                     .setMessage("internal error: " + e));
         }
         return reply.build();
+    }
+
+    /**
+     * BUS_DMA_READ_CORRUPT: flips the fault's bit (bit % 8 of byte bit / 8) in the {@code done} bytes read at
+     * {@code iova} into {@code buffer}, the reply's own copy: guest memory is untouched.
+     */
+    private void corrupt(Session s, String method, long iova, byte[] buffer, int done) {
+        BusFaults.Fired f = faults.firingOnData(InjectionKind.BUS_DMA_READ_CORRUPT, method, s.device.name(),
+                Integer.toUnsignedLong(s.streamId), iova, done, "read data");
+        if (f != null) {
+            int bit = f.params().bit();
+            buffer[bit >>> 3] ^= (byte) (1 << (bit & 7));
+        }
     }
 
     private DmaOutcome doWrite(Session s, int ssid, long iova, ByteString data, AccessAttributes attributes) {
@@ -242,10 +277,18 @@ final class DmaService extends DmaGrpc.DmaImplBase {
     /**
      * One Transfer stream. Requests are served in order as they arrive; the server asks the transport for
      * the next request only while the client keeps reading replies, so a client that floods or stops
-     * reading is held back by gRPC flow control instead of filling server memory.
+     * reading is held back by gRPC flow control instead of filling server memory. While a BUS_REPLY_DELAY fault
+     * holds replies the server reads no further requests either, so held replies stay within the read-ahead.
      */
     private final class TransferCall implements StreamObserver<TransferRequest> {
         private final ServerCallStreamObserver<TransferReply> out;
+        /** The client connection the stream arrived on: a cut releases its sessions. */
+        private final Connection connection = ConnectionTracker.current();
+        /** Replies held by BUS_REPLY_DELAY, in order, until {@link #releaseAt}. */
+        private final ArrayDeque<TransferReply> held = new ArrayDeque<>();
+        private long releaseAt;
+        private boolean holding;
+        private boolean completeWhenReleased;
         private int owed;
         private boolean closed;
 
@@ -259,21 +302,129 @@ final class DmaService extends DmaGrpc.DmaImplBase {
 
         @Override
         public void onNext(TransferRequest request) {
+            BusFaults.Fired cut = null;
             synchronized (this) {
                 if (closed) {
                     return; // not performed: the client was told the stream ended
                 }
-                out.onNext(process(request));
-                if (out.isReady()) {
-                    out.request(1);
+                TransferReply reply;
+                if (faults.any()) {
+                    Session s = sessions.peek(request.getSessionId(), connection);
+                    String iommu = s == null ? "" : s.device.name();
+                    long stream = s == null ? -1 : Integer.toUnsignedLong(s.streamId);
+                    cut = faults.firing(InjectionKind.BUS_STREAM_CUT, TRANSFER, iommu, stream, false, 0,
+                            "request tag " + request.getTag());
+                    if (cut != null) {
+                        close(Status.UNAVAILABLE.withDescription("injected fault " + cut.faultId()
+                                + " (BUS_STREAM_CUT) cut the Transfer stream at request tag " + request.getTag()
+                                + "; that request and any after it were not performed, and the connection's DMA "
+                                + "sessions were released"));
+                    } else {
+                        BusFaults.Fired refused = faults.firing(InjectionKind.BUS_RPC_UNAVAILABLE, TRANSFER, iommu,
+                                stream, false, 0, "request tag " + request.getTag());
+                        reply = refused == null ? process(request) : TransferReply.newBuilder()
+                                .setTag(request.getTag()).setError(RequestError.newBuilder()
+                                        .setCode(Status.Code.UNAVAILABLE.value())
+                                        .setMessage("injected fault " + refused.faultId()
+                                                + " (BUS_RPC_UNAVAILABLE): the request was not carried out"))
+                                .build();
+                        BusFaults.Fired delay = faults.firing(InjectionKind.BUS_REPLY_DELAY, TRANSFER, iommu, stream,
+                                false, 0, "reply to request tag " + request.getTag());
+                        if (delay != null) {
+                            hold(delay.params().wallDelayMs());
+                        }
+                        send(reply);
+                    }
                 } else {
-                    owed++;
+                    send(process(request));
+                }
+            }
+            if (cut != null) {
+                cutConnection();
+            }
+        }
+
+        /** Sends {@code reply} now, or behind the held ones; asks for the next request only when it went out. */
+        private void send(TransferReply reply) {
+            if (holding) {
+                held.add(reply);
+                owed++;
+                return;
+            }
+            out.onNext(reply);
+            if (out.isReady()) {
+                out.request(1);
+            } else {
+                owed++;
+            }
+        }
+
+        /** Holds this reply and the ones after it for {@code ms} more (after any already held). */
+        private void hold(long ms) {
+            long until = System.nanoTime() + ms * 1_000_000L;
+            if (!holding || until - releaseAt > 0) {
+                releaseAt = until;
+            }
+            if (!holding) {
+                holding = true;
+                if (!timer.schedule(this::release, ms * 1_000_000L)) {
+                    holding = false; // the server is closing: nothing would release them
                 }
             }
         }
 
+        /** Timer thread: sends the held replies once their time has come. */
+        private void release() {
+            synchronized (this) {
+                if (!holding) {
+                    return;
+                }
+                long left = releaseAt - System.nanoTime();
+                if (left > 0 && timer.schedule(this::release, left)) {
+                    return;
+                }
+                flushHeld();
+                if (closed) {
+                    return;
+                }
+                if (completeWhenReleased) {
+                    closed = true;
+                    out.onCompleted();
+                } else {
+                    onReady();
+                    return;
+                }
+            }
+            transfers.remove(this);
+        }
+
+        private void flushHeld() {
+            holding = false;
+            for (TransferReply r; (r = held.poll()) != null; ) {
+                out.onNext(r);
+            }
+        }
+
+        /**
+         * After a BUS_STREAM_CUT: the connection's sessions are released as when its transport closes (their stream
+         * ids become free), and its other Transfer streams end too, as they would with the transport.
+         */
+        private void cutConnection() {
+            if (connection == null) {
+                return;
+            }
+            int released = sessions.releaseAll(connection);
+            for (TransferCall c : transfers) {
+                if (c.connection == connection) {
+                    c.close(Status.UNAVAILABLE.withDescription("a BUS_STREAM_CUT fault cut another Transfer stream "
+                            + "of this connection; its DMA sessions were released"));
+                }
+            }
+            log.debug("BUS_STREAM_CUT on {}: released {} session(s)", connection, released);
+        }
+
         private synchronized void onReady() {
-            if (!closed && owed > 0 && out.isReady()) {
+            if (!closed && !holding && owed > 0 && out.isReady()) {
                 out.request(owed);
                 owed = 0;
             }
@@ -281,6 +432,8 @@ final class DmaService extends DmaGrpc.DmaImplBase {
 
         private synchronized void onCancel() {
             closed = true;
+            holding = false;
+            held.clear();
             transfers.remove(this);
         }
 
@@ -288,6 +441,8 @@ final class DmaService extends DmaGrpc.DmaImplBase {
         public void onError(Throwable t) {
             synchronized (this) {
                 closed = true;
+                holding = false;
+                held.clear();
             }
             transfers.remove(this);
         }
@@ -295,6 +450,10 @@ final class DmaService extends DmaGrpc.DmaImplBase {
         @Override
         public void onCompleted() {
             synchronized (this) {
+                if (holding) {
+                    completeWhenReleased = true;
+                    return;
+                }
                 if (!closed) {
                     closed = true;
                     out.onCompleted();
@@ -303,8 +462,10 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             transfers.remove(this);
         }
 
+        /** Ends the stream with {@code status}; replies already held are sent first (their requests were done). */
         synchronized void close(Status status) {
             if (!closed) {
+                flushHeld();
                 closed = true;
                 out.onError(status.asRuntimeException());
             }

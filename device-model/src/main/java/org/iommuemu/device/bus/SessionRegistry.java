@@ -92,6 +92,13 @@ final class SessionRegistry {
         return s;
     }
 
+    /** The live session {@code id} if {@code caller} owns it, else null (no exception): for fault selectors. */
+    Session peek(long id, Connection caller) {
+        int slot = (int) (id & SLOT_MASK);
+        Session s = slot < capacity ? slots.get(slot) : null;
+        return s != null && s.id == id && s.connection == caller ? s : null;
+    }
+
     /** Detaches {@code id} on behalf of {@code caller}. */
     void detach(long id, Connection caller) {
         Session s = lookup(id, caller);

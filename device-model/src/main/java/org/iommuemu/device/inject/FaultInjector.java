@@ -16,9 +16,10 @@ import org.iommuemu.device.xlate.SimClock;
  * <p>Devices {@link #attach} themselves (an {@link InstanceFaults} per IOMMU instance) and call its hooks at their
  * injection points. {@link #inject} validates a {@link FaultSpec} and activates it: a memory kind is carried out at
  * once (a read-modify-write of one 64-bit word of guest RAM through {@link PhysicalMemory}, recorded) and is
- * exhausted; any other kind is published to the instances it targets, and fires at their opportunities as its
- * trigger says. Each fault draws from its own {@link SplittableRandom} seeded from its spec, so the same
- * opportunities and seed give the same decisions.
+ * exhausted; any other kind is published to the instances it targets (a bus kind to the bus's {@link BusFaults},
+ * which matches the instance a call is about), and fires at their opportunities as its trigger says. Each fault
+ * draws from its own {@link SplittableRandom} seeded from its spec, so the same opportunities and seed give the same
+ * decisions.
  *
  * <p>Thread-safe. Publishing replaces an instance's array of active faults (copy on write), so hooks never lock
  * unless a fault is active on their instance; a fault's trigger state has its own monitor.
@@ -28,6 +29,7 @@ public final class FaultInjector {
     private final Map<String, InstanceFaults> instances = new LinkedHashMap<>();
     private final Map<Long, Active> faults = new TreeMap<>();
     private final InjectionLog log = new InjectionLog();
+    private final BusFaults bus = new BusFaults(this);
     private long nextId = 1;
 
     /** An injector without memory (memory kinds are refused): for devices built outside a machine. */
@@ -58,6 +60,11 @@ public final class FaultInjector {
     /** The hooks of instance {@code name}, or null. */
     public synchronized InstanceFaults instance(String name) {
         return instances.get(name);
+    }
+
+    /** The gRPC bus's hooks: the active bus-kind faults of every instance. */
+    public BusFaults bus() {
+        return bus;
     }
 
     public InjectionLog log() {
@@ -184,8 +191,42 @@ public final class FaultInjector {
         }
     }
 
-    /** Gives every instance the array of live faults targeting it. The caller holds this monitor. */
+    /** Records a bus fault's firing on the call's instance {@code iommu} (empty: none) and counts it there. */
+    void recordBus(Active f, String iommu, long address, String detail) {
+        InstanceFaults where = iommu.isEmpty() ? null : instance(iommu);
+        if (where == null) {
+            log.add(f.id, f.spec.kind(), "", 0, 0, address, detail);
+        } else {
+            where.countFired(f.spec.kind());
+            log.add(f.id, f.spec.kind(), where.name(), where.now(), 0, address, detail);
+        }
+        boolean retire;
+        synchronized (f) {
+            retire = f.exhausted;
+        }
+        if (retire) {
+            synchronized (this) {
+                publish();
+            }
+        }
+    }
+
+    /**
+     * Gives every instance the array of live faults targeting it, and the bus every live bus-kind fault. The caller
+     * holds this monitor.
+     */
     private void publish() {
+        List<Active> onBus = new ArrayList<>();
+        for (Active f : faults.values()) {
+            synchronized (f) {
+                if (!f.exhausted && f.spec.kind().group() == InjectionKind.Group.BUS) {
+                    onBus.add(f);
+                }
+            }
+        }
+        if (!java.util.Arrays.equals(bus.active, onBus.toArray())) {
+            bus.active = onBus.toArray(new Active[0]);
+        }
         for (InstanceFaults i : instances.values()) {
             List<Active> live = new ArrayList<>();
             for (Active f : faults.values()) {
@@ -194,7 +235,8 @@ public final class FaultInjector {
                 synchronized (f) {
                     over = f.exhausted;
                 }
-                if (!over && !f.spec.kind().oneShot() && (t.isEmpty() || t.equals(i.name()))) {
+                if (!over && !f.spec.kind().oneShot() && f.spec.kind().group() != InjectionKind.Group.BUS
+                        && (t.isEmpty() || t.equals(i.name()))) {
                     live.add(f);
                 }
             }

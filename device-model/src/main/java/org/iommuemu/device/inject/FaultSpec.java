@@ -685,6 +685,9 @@ public final class FaultSpec {
         if (kind.takes(InjectionKind.Param.BIT) && kind != InjectionKind.COMMAND_CORRUPT && params.bit > 63) {
             throw new FaultSpecException("params.bit", "bit " + params.bit + " is not 0..63");
         }
+        if (kind == InjectionKind.BUS_REPLY_DELAY && params.wallDelayMs == 0) {
+            throw new FaultSpecException("params.wall_delay_ms", kind + " needs a delay of 1..600000 ms");
+        }
         if (kind.oneShot() && (params.address & 7) != 0) {
             throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
                     + " is not 8-byte aligned (the fault changes one 64-bit word)");

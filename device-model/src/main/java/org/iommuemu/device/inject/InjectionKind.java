@@ -37,11 +37,11 @@ public enum InjectionKind {
     CACHE_SHRINK(32, Group.CACHES, false, Mode.WHILE_ACTIVE, sel(), par(Param.CACHE, Param.CAPACITY)),
     CACHE_EVICT_RANDOM(33, Group.CACHES, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par(Param.CACHE)),
     // the bus
-    BUS_REPLY_DELAY(40, Group.BUS, false, Mode.OPPORTUNITY, sel(Selector.METHODS, Selector.STREAMS),
+    BUS_REPLY_DELAY(40, Group.BUS, true, Mode.OPPORTUNITY, sel(Selector.METHODS, Selector.STREAMS),
             par(Param.WALL_DELAY)),
-    BUS_RPC_UNAVAILABLE(41, Group.BUS, false, Mode.OPPORTUNITY, sel(Selector.METHODS, Selector.STREAMS), par()),
-    BUS_STREAM_CUT(42, Group.BUS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
-    BUS_DMA_READ_CORRUPT(43, Group.BUS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS, Selector.ADDRESSES),
+    BUS_RPC_UNAVAILABLE(41, Group.BUS, true, Mode.OPPORTUNITY, sel(Selector.METHODS, Selector.STREAMS), par()),
+    BUS_STREAM_CUT(42, Group.BUS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
+    BUS_DMA_READ_CORRUPT(43, Group.BUS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS, Selector.ADDRESSES),
             par(Param.BIT));
 
     /** Where in the machine a kind strikes. */

@@ -133,9 +133,13 @@ public final class InstanceFaults {
         fired.incrementAndGet(kind.number());
     }
 
-    private static String describe(InjectionKind kind) {
+    static String describe(InjectionKind kind) {
         return switch (kind) {
             case COMMAND_DROP -> "dropped";
+            case BUS_REPLY_DELAY -> "held the reply of";
+            case BUS_RPC_UNAVAILABLE -> "failed with UNAVAILABLE, not carried out,";
+            case BUS_STREAM_CUT -> "cut the stream, releasing the client's sessions,";
+            case BUS_DMA_READ_CORRUPT -> "corrupted the read data of";
             case SYNC_NEVER_COMPLETES -> "stalled, never completing,";
             case IGNORE_IOTLB_INVALIDATION -> "ignored IOTLB invalidation";
             default -> kind.name();

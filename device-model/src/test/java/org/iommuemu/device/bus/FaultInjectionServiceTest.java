@@ -99,9 +99,14 @@ class FaultInjectionServiceTest {
 
     @Test
     void aKindNotImplementedYetIsUnimplementedNamingIt() {
-        assertStatus(() -> faults.inject(inject(FaultSpec.newBuilder().setKind(InjectionKind.BUS_STREAM_CUT)
+        // any kind still unimplemented (they are being implemented one group at a time)
+        var missing = java.util.Arrays.stream(org.iommuemu.device.inject.InjectionKind.values())
+                .filter(k -> !k.implemented()).findFirst();
+        org.junit.jupiter.api.Assumptions.assumeTrue(missing.isPresent(), "every kind is implemented");
+        String name = missing.get().name();
+        assertStatus(() -> faults.inject(inject(FaultSpec.newBuilder().setKindValue(missing.get().number())
                 .setTarget(FaultTarget.newBuilder().setIommu("smmu0")))),
-                Status.Code.UNIMPLEMENTED, "injection kind BUS_STREAM_CUT is not implemented yet");
+                Status.Code.UNIMPLEMENTED, "injection kind " + name + " is not implemented yet");
         assertThat(faults.list(ListFaultsRequest.getDefaultInstance()).getFaultsList()).isEmpty();
     }
 

@@ -191,7 +191,7 @@ class ScenarioCommandTest {
         Files.writeString(fault, "kind: command_drop\ntarget: {iommu: smmu9}\n");
         assertThat(run("serve", "--port", "0", "--inject", fault.toString())).isEqualTo(2);
         assertThat(err.toString()).contains("--inject COMMAND_DROP:").contains("smmu9");
-        Files.writeString(fault, "kind: bus_stream_cut\ntarget: {iommu: smmu0}\n");
+        Files.writeString(fault, "kind: bus_stream_cut\ntarget: {iommu: smmu0, opcodes: [1]}\n");
         assertThat(run("serve", "--port", "0", "--inject", fault.toString())).isEqualTo(2);
         assertThat(err.toString()).contains("BUS_STREAM_CUT");
     }

@@ -100,8 +100,9 @@ class ScenarioFileTest {
 
     @Test
     void injectStepsAreCheckedWhereTheyStand() {
-        assertThatThrownBy(() -> parse("  - inject: {kind: bus_stream_cut, target: {iommu: smmu0}}\n"))
-                .hasMessageContaining("s.yaml:13: steps[0]: inject:").hasMessageContaining("BUS_STREAM_CUT");
+        assertThatThrownBy(() -> parse("  - inject: {kind: bus_stream_cut, target: {iommu: smmu0, opcodes: [1]}}\n"))
+                .hasMessageContaining("s.yaml:13: steps[0]: inject:").hasMessageContaining("BUS_STREAM_CUT")
+                .hasMessageContaining("target.opcodes");
         assertThatThrownBy(() -> parse("  - inject: {kind: command_drop}\n"))
                 .hasMessageContaining("steps[0]: inject needs target.iommu");
         assertThatThrownBy(() -> parse("  - inject: {kind: command_drop, target: {iommu: smmu9}}\n"))
