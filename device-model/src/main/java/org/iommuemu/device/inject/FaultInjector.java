@@ -82,6 +82,13 @@ public final class FaultInjector {
                 throw new FaultSpecException.NotFound("target.iommu", "iommu '" + iommu + "' not found (instances: "
                         + List.copyOf(instances.keySet()) + ")");
             }
+            for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
+                String why = i.refusal(s);
+                if (why != null) {
+                    throw new FaultSpecException(why.substring(0, why.indexOf(':')), why.substring(why.indexOf(':') + 1)
+                            .trim());
+                }
+            }
             Active f = new Active(nextId, s);
             if (s.kind().oneShot()) {
                 corrupt(f, where);

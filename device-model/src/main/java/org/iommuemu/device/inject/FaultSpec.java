@@ -685,6 +685,9 @@ public final class FaultSpec {
         if (kind.takes(InjectionKind.Param.BIT) && kind != InjectionKind.COMMAND_CORRUPT && params.bit > 63) {
             throw new FaultSpecException("params.bit", "bit " + params.bit + " is not 0..63");
         }
+        if ((kind == InjectionKind.COMMAND_DELAY || kind == InjectionKind.SYNC_LATE) && params.delayNs == 0) {
+            throw new FaultSpecException("params.delay_ns", kind + " needs a delay above 0 simulated nanoseconds");
+        }
         if (kind.oneShot() && (params.address & 7) != 0) {
             throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
                     + " is not 8-byte aligned (the fault changes one 64-bit word)");
