@@ -96,6 +96,9 @@ final class CommandQueue {
         if (signals.active(Gerror.CMDQ_ERR)) {
             return;
         }
+        if (lateDeadline >= 0 && stats.clock().now() < lateDeadline) {
+            return; // a late CMD_SYNC (fetched already) is not complete yet: nothing moves
+        }
         long b = base.value();
         int log2 = QueueBase.effectiveLog2Size(b, maxLog2);
         int mask = (int) ((2L << log2) - 1); // index and wrap bit
@@ -117,10 +120,7 @@ final class CommandQueue {
             stats.queueRead();
             int op = Command.opcode(dw0);
             if (lateDeadline >= 0 && at == lateAt) {
-                // an injected late CMD_SYNC: it completes once simulated time has reached its deadline
-                if (stats.clock().now() < lateDeadline) {
-                    return;
-                }
+                // an injected late CMD_SYNC whose deadline simulated time has reached: it completes now
                 lateDeadline = -1;
                 execute(dw0, dw1, at);
                 c = QueuePointer.inc(c, log2) & mask;

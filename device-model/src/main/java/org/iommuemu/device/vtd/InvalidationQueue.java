@@ -154,6 +154,9 @@ final class InvalidationQueue {
         if (faults.status(FSTS_IQE) || faults.status(FSTS_ITE)) {
             return; // nothing is fetched until software clears the error
         }
+        if (lateDeadline >= 0 && stats.clock().now() < lateDeadline) {
+            return; // a late wait (fetched already) is not complete yet: nothing moves
+        }
         long tailValue = iqt.value();
         if (wide && (tailValue & 0x10) != 0) {
             error(VtdRegs.IQEI_TAIL_MISALIGNED);
@@ -186,10 +189,7 @@ final class InvalidationQueue {
             stats.queueRead();
             int type = InvDesc.type(qw0);
             if (lateDeadline >= 0 && at == lateAt) {
-                // an injected late invalidation wait: it completes once simulated time has reached its deadline
-                if (stats.clock().now() < lateDeadline) {
-                    return;
-                }
+                // an injected late invalidation wait whose deadline simulated time has reached: it completes now
                 lateDeadline = -1;
                 int reason = execute(qw0, qw1, qw2 | qw3, at, -1, false, 0);
                 if (reason >= 0) {

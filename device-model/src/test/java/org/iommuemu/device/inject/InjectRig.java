@@ -102,6 +102,11 @@ final class InjectRig {
         return ((VtdDriverInstance) o).driver();
     }
 
+    /** The driver of another VT-d instance of the machine, taking it over. */
+    VtdDriver vtdDriverOf(String other) {
+        return ((VtdDriverInstance) m.driverHost().takeOver(m.iommu(other))).driver();
+    }
+
     long simNanos() {
         return device().stats().simTimeNs();
     }
