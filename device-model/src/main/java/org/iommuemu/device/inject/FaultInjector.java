@@ -84,9 +84,10 @@ public final class FaultInjector {
             }
             for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
                 String why = i.refusal(s);
-                if (why != null) {
-                    throw new FaultSpecException(why.substring(0, why.indexOf(':')), why.substring(why.indexOf(':') + 1)
-                            .trim());
+                if (why != null) { // "field: reason"; without a field the instance itself is the problem
+                    int colon = why.indexOf(':');
+                    throw new FaultSpecException(colon < 0 ? "target.iommu" : why.substring(0, colon),
+                            colon < 0 ? i.name() + ": " + why : why.substring(colon + 1).trim());
                 }
             }
             Active f = new Active(nextId, s);

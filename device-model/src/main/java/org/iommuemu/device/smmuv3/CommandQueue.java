@@ -41,10 +41,17 @@ import org.slf4j.LoggerFactory;
  * PREFETCH_*, RESUME and STALL_TERM do nothing (no prefetching, no stall model). Called with the register file's
  * lock held.
  *
- * <p>Fault injection ({@link InstanceFaults}): COMMAND_DROP consumes a command without decoding or carrying it out
- * (CONS moves past it); SYNC_NEVER_COMPLETES stops the queue at a CMD_SYNC (CONS stays on it, no MSI), until a
- * later doorbell finds the fault no longer firing; IGNORE_IOTLB_INVALIDATION makes a TLBI_* count as executed and
- * drop nothing.
+ * <p>Fault injection ({@link InstanceFaults}): QUEUE_READ_ABORT makes a fetch abort (CERROR_ABT);
+ * COMMAND_CORRUPT flips one bit of the command as read (memory unchanged) before it is decoded; COMMAND_DROP
+ * consumes a command without decoding or carrying it out (CONS moves past it); SYNC_NEVER_COMPLETES stops the
+ * queue at a CMD_SYNC (CONS stays on it, no MSI), until a later doorbell finds the fault no longer firing;
+ * COMMAND_DELAY charges extra simulated time; COMMAND_REORDER consumes a command but carries it out just before
+ * the next CMD_SYNC (held across doorbells); SYNC_LATE leaves a CMD_SYNC incomplete until the instance's clock
+ * passes its deadline (register accesses retry it, {@link #latePending}); ATC_INVALIDATION_TIMEOUT makes the
+ * CMD_SYNC after an ATC_INV fail with CERROR_ATC_INV_SYNC; IGNORE_IOTLB_INVALIDATION and
+ * IGNORE_CONFIG_INVALIDATION make a TLBI_* / CFGI_* count as executed and drop nothing. Command kinds select by
+ * opcode and by the StreamID ({@link #streamOf}) and address ({@link #hasAddress}) the command carries. With no
+ * fault active each check is one volatile read.
  */
 final class CommandQueue {
     private static final Logger log = LoggerFactory.getLogger(CommandQueue.class);

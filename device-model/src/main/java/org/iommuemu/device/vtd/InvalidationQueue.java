@@ -45,14 +45,21 @@ import org.iommuemu.device.xlate.XlateStats;
  * does not support (PASID-based descriptors without scalable mode, device-TLB ones without ECAP.DT, page-group
  * responses without ECAP.PRS), reserved bits set, an invalidation wait with none of SW, IF, FN, or a status write
  * that aborts. Device-TLB descriptors are accepted and invalidate nothing: no device has an ATC yet (ATS is not
- * modelled), so ITE and ICE are never raised. Interrupt-entry-cache descriptors are accepted and do nothing:
- * interrupt remapping is not modelled (ECAP.IR=0 by default). Page-group responses do nothing either: no page
- * request is ever made.
+ * modelled), so ICE is never raised, nor ITE but for an injected ATC_INVALIDATION_TIMEOUT. Interrupt-entry-cache
+ * descriptors are accepted and do nothing: interrupt remapping is not modelled (ECAP.IR=0 by default). Page-group
+ * responses do nothing either: no page request is ever made.
  *
- * <p>Fault injection ({@link InstanceFaults}): COMMAND_DROP consumes a descriptor without decoding or carrying it
- * out (IQH moves past it, a dropped wait writes no status); SYNC_NEVER_COMPLETES stops the queue at an invalidation
- * wait (IQH stays on it: no status write, no IWC) until a later IQT write finds the fault no longer firing;
- * IGNORE_IOTLB_INVALIDATION makes IOTLB and PASID-based IOTLB descriptors complete and drop nothing.
+ * <p>Fault injection ({@link InstanceFaults}): QUEUE_READ_ABORT makes a fetch abort (IQE, IQEI fetch error);
+ * COMMAND_CORRUPT flips one bit of the descriptor as read (memory unchanged) before it is decoded; COMMAND_DROP
+ * consumes a descriptor without decoding or carrying it out (IQH moves past it, a dropped wait writes no status);
+ * SYNC_NEVER_COMPLETES stops the queue at an invalidation wait (IQH stays on it: no status write, no IWC) until a
+ * later IQT write finds the fault no longer firing; COMMAND_DELAY charges extra simulated time; COMMAND_REORDER
+ * consumes a descriptor but carries it out just before the next wait; SYNC_LATE leaves a wait incomplete until the
+ * unit's clock passes its deadline (register accesses retry it); ATC_INVALIDATION_TIMEOUT on a device-TLB
+ * descriptor aborts the next wait and raises ITE (IQERCD.ITESID, IQH past the aborted wait, no fetching until ITE
+ * is cleared); IGNORE_IOTLB_INVALIDATION makes IOTLB and PASID-based IOTLB descriptors, and
+ * IGNORE_CONFIG_INVALIDATION context- and PASID-cache descriptors, complete and drop nothing. Command kinds select
+ * by type and by the source id ({@link #streamOf}) and address ({@link #hasAddress}) the descriptor carries.
  */
 final class InvalidationQueue {
     private final VtdConfig config;
@@ -365,8 +372,8 @@ final class InvalidationQueue {
             case InvDesc.TYPE_PASID_DEVICE_TLB -> (qw0 & InvDesc.PDEV_RSVD0) != 0 || (qw1 & InvDesc.PDEV_RSVD1) != 0;
             case InvDesc.TYPE_IEC -> (qw0 & InvDesc.IEC_RSVD0) != 0 || qw1 != 0;
             case InvDesc.TYPE_WAIT -> (qw0 & (InvDesc.WAIT_RSVD0 | 1L << WAIT_PD)) != 0
-                    || (qw1 & InvDesc.WAIT_RSVD1) != 0 || (qw0 & (1L << WAIT_SW | 1L << WAIT_IF | 1L << InvDesc.WAIT_FN))
-                    == 0;
+                    || (qw1 & InvDesc.WAIT_RSVD1) != 0
+                    || (qw0 & (1L << WAIT_SW | 1L << WAIT_IF | 1L << InvDesc.WAIT_FN)) == 0;
             case InvDesc.TYPE_PASID_IOTLB -> (qw0 & InvDesc.PIOTLB_RSVD0) != 0 || (qw1 & InvDesc.ADDR_RSVD1) != 0
                     || (g != InvDesc.PIOTLB_PASID && g != InvDesc.PIOTLB_PAGE);
             case InvDesc.TYPE_PASID_CACHE -> (qw0 & InvDesc.PC_RSVD0) != 0 || qw1 != 0 || g == 2;
