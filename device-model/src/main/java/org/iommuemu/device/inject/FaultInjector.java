@@ -89,6 +89,14 @@ public final class FaultInjector {
                 throw new FaultSpecException.NotFound("target.iommu", "iommu '" + iommu + "' not found (instances: "
                         + List.copyOf(instances.keySet()) + ")");
             }
+            for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
+                String why = i.refusal(s);
+                if (why != null) { // "field: reason"; without a field the instance itself is the problem
+                    int colon = why.indexOf(':');
+                    throw new FaultSpecException(colon < 0 ? "target.iommu" : why.substring(0, colon),
+                            colon < 0 ? i.name() + ": " + why : why.substring(colon + 1).trim());
+                }
+            }
             Active f = new Active(nextId, s);
             if (s.kind().oneShot()) {
                 corrupt(f, where);

@@ -688,6 +688,9 @@ public final class FaultSpec {
         if (kind == InjectionKind.BUS_REPLY_DELAY && params.wallDelayMs == 0) {
             throw new FaultSpecException("params.wall_delay_ms", kind + " needs a delay of 1..600000 ms");
         }
+        if ((kind == InjectionKind.COMMAND_DELAY || kind == InjectionKind.SYNC_LATE) && params.delayNs == 0) {
+            throw new FaultSpecException("params.delay_ns", kind + " needs a delay above 0 simulated nanoseconds");
+        }
         if (kind.oneShot() && (params.address & 7) != 0) {
             throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
                     + " is not 8-byte aligned (the fault changes one 64-bit word)");

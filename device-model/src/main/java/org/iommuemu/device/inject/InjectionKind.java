@@ -15,16 +15,16 @@ public enum InjectionKind {
     // table and descriptor memory
     MEMORY_FLIP_BIT(1, Group.MEMORY, true, Mode.ONE_SHOT, sel(), par(Param.ADDRESS, Param.BIT)),
     MEMORY_WRITE_FIELD(2, Group.MEMORY, true, Mode.ONE_SHOT, sel(), par(Param.ADDRESS, Param.FIELD)),
-    WALK_READ_ABORT(3, Group.MEMORY, false, Mode.OPPORTUNITY, sel(Selector.STREAMS, Selector.ADDRESSES), par()),
-    QUEUE_READ_ABORT(4, Group.MEMORY, false, Mode.OPPORTUNITY, sel(Selector.ADDRESSES), par()),
+    WALK_READ_ABORT(3, Group.MEMORY, true, Mode.OPPORTUNITY, sel(Selector.STREAMS, Selector.ADDRESSES), par()),
+    QUEUE_READ_ABORT(4, Group.MEMORY, true, Mode.OPPORTUNITY, sel(Selector.ADDRESSES), par()),
     // command processing
     COMMAND_DROP(10, Group.COMMANDS, true, Mode.OPPORTUNITY, cmd(), par()),
-    COMMAND_DELAY(11, Group.COMMANDS, false, Mode.OPPORTUNITY, cmd(), par(Param.DELAY)),
-    COMMAND_REORDER(12, Group.COMMANDS, false, Mode.OPPORTUNITY, cmd(), par()),
-    COMMAND_CORRUPT(13, Group.COMMANDS, false, Mode.OPPORTUNITY, cmd(), par(Param.BIT)),
+    COMMAND_DELAY(11, Group.COMMANDS, true, Mode.OPPORTUNITY, cmd(), par(Param.DELAY)),
+    COMMAND_REORDER(12, Group.COMMANDS, true, Mode.OPPORTUNITY, cmd(), par()),
+    COMMAND_CORRUPT(13, Group.COMMANDS, true, Mode.OPPORTUNITY, cmd(), par(Param.BIT)),
     SYNC_NEVER_COMPLETES(14, Group.COMMANDS, true, Mode.OPPORTUNITY, sel(), par()),
-    SYNC_LATE(15, Group.COMMANDS, false, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
-    ATC_INVALIDATION_TIMEOUT(16, Group.COMMANDS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
+    SYNC_LATE(15, Group.COMMANDS, true, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
+    ATC_INVALIDATION_TIMEOUT(16, Group.COMMANDS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
     // event and fault reporting
     EVENT_QUEUE_OVERFLOW(20, Group.EVENTS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
     INTERRUPT_DROP(21, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
@@ -33,7 +33,7 @@ public enum InjectionKind {
     MSI_WRITE_FAIL(24, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
     // caches
     IGNORE_IOTLB_INVALIDATION(30, Group.CACHES, true, Mode.OPPORTUNITY, cmd(), par()),
-    IGNORE_CONFIG_INVALIDATION(31, Group.CACHES, false, Mode.OPPORTUNITY, cmd(), par()),
+    IGNORE_CONFIG_INVALIDATION(31, Group.CACHES, true, Mode.OPPORTUNITY, cmd(), par()),
     CACHE_SHRINK(32, Group.CACHES, false, Mode.WHILE_ACTIVE, sel(), par(Param.CACHE, Param.CAPACITY)),
     CACHE_EVICT_RANDOM(33, Group.CACHES, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par(Param.CACHE)),
     // the bus

@@ -3,6 +3,7 @@ package org.iommuemu.device.inject;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.function.Function;
 import org.iommuemu.device.xlate.SimClock;
 
 /**
@@ -21,6 +22,7 @@ public final class InstanceFaults {
     private final AtomicLongArray fired = new AtomicLongArray(64);
     volatile FaultInjector.Active[] active = NONE;
     private volatile Runnable onChange;
+    private volatile Function<FaultSpec, String> refusal;
 
     InstanceFaults(FaultInjector injector, String name, SimClock clock) {
         this.injector = injector;
@@ -122,6 +124,21 @@ public final class InstanceFaults {
         onChange = listener;
     }
 
+    /**
+     * Lets the device refuse, at Inject, a fault its architecture cannot give a faithful meaning:
+     * {@code check} returns why as "field: reason" (e.g. "params.bit: ..."), or null to accept. Called on the
+     * injecting thread, with the injector's monitor held.
+     */
+    public void refuseWith(Function<FaultSpec, String> check) {
+        refusal = check;
+    }
+
+    /** Why this instance refuses {@code spec}, or null. */
+    String refusal(FaultSpec spec) {
+        Function<FaultSpec, String> r = refusal;
+        return r == null ? null : r.apply(spec);
+    }
+
     void changed() {
         Runnable r = onChange;
         if (r != null) {
@@ -142,6 +159,14 @@ public final class InstanceFaults {
             case BUS_DMA_READ_CORRUPT -> "corrupted the read data of";
             case SYNC_NEVER_COMPLETES -> "stalled, never completing,";
             case IGNORE_IOTLB_INVALIDATION -> "ignored IOTLB invalidation";
+            case IGNORE_CONFIG_INVALIDATION -> "ignored configuration-cache invalidation";
+            case WALK_READ_ABORT -> "aborted (external abort) the walk's read";
+            case QUEUE_READ_ABORT -> "aborted (external abort) the fetch,";
+            case COMMAND_DELAY -> "delayed";
+            case COMMAND_REORDER -> "held back until the next sync";
+            case COMMAND_CORRUPT -> "corrupted (one bit flipped as read)";
+            case SYNC_LATE -> "completing late";
+            case ATC_INVALIDATION_TIMEOUT -> "timed out (no ATC completion)";
             default -> kind.name();
         };
     }

@@ -1,5 +1,7 @@
 package org.iommuemu.device.smmuv3;
 
+import java.util.ArrayList;
+import java.util.List;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Command;
@@ -8,6 +10,7 @@ import org.iommuemu.core.smmuv3.Encodings;
 import org.iommuemu.core.smmuv3.Gerror;
 import org.iommuemu.core.smmuv3.QueueBase;
 import org.iommuemu.core.smmuv3.QueuePointer;
+import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.regs.Field;
@@ -38,10 +41,17 @@ import org.slf4j.LoggerFactory;
  * PREFETCH_*, RESUME and STALL_TERM do nothing (no prefetching, no stall model). Called with the register file's
  * lock held.
  *
- * <p>Fault injection ({@link InstanceFaults}): COMMAND_DROP consumes a command without decoding or carrying it out
- * (CONS moves past it); SYNC_NEVER_COMPLETES stops the queue at a CMD_SYNC (CONS stays on it, no MSI), until a
- * later doorbell finds the fault no longer firing; IGNORE_IOTLB_INVALIDATION makes a TLBI_* count as executed and
- * drop nothing.
+ * <p>Fault injection ({@link InstanceFaults}): QUEUE_READ_ABORT makes a fetch abort (CERROR_ABT);
+ * COMMAND_CORRUPT flips one bit of the command as read (memory unchanged) before it is decoded; COMMAND_DROP
+ * consumes a command without decoding or carrying it out (CONS moves past it); SYNC_NEVER_COMPLETES stops the
+ * queue at a CMD_SYNC (CONS stays on it, no MSI), until a later doorbell finds the fault no longer firing;
+ * COMMAND_DELAY charges extra simulated time; COMMAND_REORDER consumes a command but carries it out just before
+ * the next CMD_SYNC (held across doorbells); SYNC_LATE leaves a CMD_SYNC incomplete until the instance's clock
+ * passes its deadline (register accesses retry it, {@link #latePending}); ATC_INVALIDATION_TIMEOUT makes the
+ * CMD_SYNC after an ATC_INV fail with CERROR_ATC_INV_SYNC; IGNORE_IOTLB_INVALIDATION and
+ * IGNORE_CONFIG_INVALIDATION make a TLBI_* / CFGI_* count as executed and drop nothing. Command kinds select by
+ * opcode and by the StreamID ({@link #streamOf}) and address ({@link #hasAddress}) the command carries. With no
+ * fault active each check is one volatile read.
  */
 final class CommandQueue {
     private static final Logger log = LoggerFactory.getLogger(CommandQueue.class);
@@ -58,6 +68,14 @@ final class CommandQueue {
     private final Register prod;
     private final Register cons;
     private final InstanceFaults faults;
+    /** Commands COMMAND_REORDER held back: {dw0, dw1, entry address}, carried out before the next CMD_SYNC. */
+    private final List<long[]> held = new ArrayList<>();
+    /** SYNC_LATE: the simulated time the CMD_SYNC at {@link #lateAt} completes at, or -1. */
+    private volatile long lateDeadline = -1;
+    private long lateAt;
+    /** ATC_INVALIDATION_TIMEOUT fired since the last CMD_SYNC: that sync fails. */
+    private boolean atcTimedOut;
+    private long atcStream;
 
     CommandQueue(PhysicalMemory memory, XlateStats stats, Signals signals, TranslationCaches caches,
             ConfigCache<SmmuConfig> configs, Command.Features features, RegisterFile f, int maxLog2,
@@ -78,8 +96,15 @@ final class CommandQueue {
 
     /** Consumes commands from CMDQ_CONS up to CMDQ_PROD, unless disabled or stopped by an unacknowledged error. */
     void process() {
-        if (!enabled.isSet() || signals.active(Gerror.CMDQ_ERR)) {
+        if (!enabled.isSet()) {
+            resetInjected(); // a disabled queue forgets what injected faults held back
             return;
+        }
+        if (signals.active(Gerror.CMDQ_ERR)) {
+            return;
+        }
+        if (lateDeadline >= 0 && stats.clock().now() < lateDeadline) {
+            return; // a late CMD_SYNC (fetched already) is not complete yet: nothing moves
         }
         long b = base.value();
         int log2 = QueueBase.effectiveLog2Size(b, maxLog2);
@@ -101,10 +126,45 @@ final class CommandQueue {
             }
             stats.queueRead();
             int op = Command.opcode(dw0);
+            if (lateDeadline >= 0 && at == lateAt) {
+                // an injected late CMD_SYNC whose deadline simulated time has reached: it completes now
+                lateDeadline = -1;
+                execute(dw0, dw1, at);
+                c = QueuePointer.inc(c, log2) & mask;
+                cons.set(Integer.toUnsignedLong(errorBits | c));
+                continue;
+            }
+            long stream = -1;
+            boolean hasAddress = false;
+            long address = 0;
+            if (faults.any()) {
+                if (faults.firing(InjectionKind.QUEUE_READ_ABORT, op, -1, true, at, at, "CMDQ entry") != null) {
+                    stop(c, QueuePointer.CERROR_ABT, "injected: reading the command at " + Long.toHexString(at)
+                            + " aborted");
+                    return;
+                }
+                stream = streamOf(op, dw0, dw1);
+                hasAddress = hasAddress(op);
+                address = hasAddress ? Command.address(dw0, dw1) : 0;
+                FaultSpec.Params flip = faults.firing(InjectionKind.COMMAND_CORRUPT, op, stream, hasAddress, address,
+                        at, "CMDQ entry");
+                if (flip != null) { // injected: one bit flipped as the command is read (memory unchanged)
+                    if (flip.bit() < 64) {
+                        dw0 ^= 1L << flip.bit();
+                    } else {
+                        dw1 ^= 1L << (flip.bit() - 64);
+                    }
+                    op = Command.opcode(dw0);
+                    stream = streamOf(op, dw0, dw1);
+                    hasAddress = hasAddress(op);
+                    address = hasAddress ? Command.address(dw0, dw1) : 0;
+                }
+            }
             if (op == CommandOp.CMD_SYNC && faults.fires(InjectionKind.SYNC_NEVER_COMPLETES, op, at, "CMDQ entry")) {
                 return; // injected: the CMD_SYNC never completes; CONS stays on it, nothing after it is consumed
             }
-            if (faults.fires(InjectionKind.COMMAND_DROP, op, at, "CMDQ entry")) {
+            if (faults.any() && faults.firing(InjectionKind.COMMAND_DROP, op, stream, hasAddress, address, at,
+                    "CMDQ entry") != null) {
                 c = QueuePointer.inc(c, log2) & mask; // injected: consumed, never decoded nor carried out
                 cons.set(Integer.toUnsignedLong(errorBits | c));
                 continue;
@@ -115,10 +175,84 @@ final class CommandQueue {
                         + " at index " + QueuePointer.index(c, log2) + ")");
                 return;
             }
-            execute(dw0, dw1, at);
+            if (faults.any()) {
+                FaultSpec.Params delay = faults.firing(InjectionKind.COMMAND_DELAY, op, stream, hasAddress, address,
+                        at, "CMDQ entry");
+                if (delay != null) {
+                    stats.charge(delay.delayNs()); // injected: the command takes this much longer
+                }
+                if (op != CommandOp.CMD_SYNC && faults.firing(InjectionKind.COMMAND_REORDER, op, stream, hasAddress,
+                        address, at, "CMDQ entry") != null) {
+                    held.add(new long[] {dw0, dw1, at}); // injected: carried out just before the next CMD_SYNC
+                    c = QueuePointer.inc(c, log2) & mask;
+                    cons.set(Integer.toUnsignedLong(errorBits | c));
+                    continue;
+                }
+            }
+            if (op == CommandOp.CMD_SYNC) {
+                runHeld();
+                if (atcTimedOut) {
+                    // an ATC invalidation before this CMD_SYNC got no completion: the sync fails (spec §4.7.3)
+                    atcTimedOut = false;
+                    stop(c, QueuePointer.CERROR_ATC_INV_SYNC, "an ATC invalidation for stream 0x"
+                            + Long.toHexString(atcStream) + " timed out before the CMD_SYNC at index "
+                            + QueuePointer.index(c, log2));
+                    return;
+                }
+                FaultSpec.Params late = faults.any() ? faults.firing(InjectionKind.SYNC_LATE, op, at, "CMDQ entry")
+                        : null;
+                if (late != null) {
+                    // injected: the CMD_SYNC stays incomplete (CONS on it) until simulated time has advanced
+                    // delay_ns; register accesses (the driver's polls) advance time and retry it
+                    lateAt = at;
+                    lateDeadline = stats.clock().now() + late.delayNs();
+                    return;
+                }
+            }
+            execute(dw0, dw1, at, stream, hasAddress, address);
             c = QueuePointer.inc(c, log2) & mask;
             cons.set(Integer.toUnsignedLong(errorBits | c));
         }
+    }
+
+    /** Whether a CMD_SYNC is waiting for simulated time to reach an injected SYNC_LATE deadline. */
+    boolean latePending() {
+        return lateDeadline >= 0;
+    }
+
+    /** Carries out the commands COMMAND_REORDER held back, in the order they were consumed. */
+    private void runHeld() {
+        for (int i = 0; i < held.size(); i++) {
+            long[] h = held.get(i);
+            execute(h[0], h[1], h[2]);
+        }
+        held.clear();
+    }
+
+    /** Forgets injection state: held commands and a pending late sync (reset, queue disabled). */
+    void resetInjected() {
+        held.clear();
+        lateDeadline = -1;
+        atcTimedOut = false;
+    }
+
+    /**
+     * The StreamID a command carries (CFGI_STE, CFGI_STE_RANGE except CFGI_ALL, CFGI_CD, CFGI_CD_ALL, ATC_INV,
+     * PRI_RESP, PREFETCH_*, RESUME, STALL_TERM), or -1: what a fault's {@code target.stream_ids} compares.
+     */
+    static long streamOf(int op, long dw0, long dw1) {
+        return switch (op) {
+            case CommandOp.CFGI_STE_RANGE -> Command.range(dw1) >= 31 ? -1 : Command.streamId(dw0) & 0xFFFF_FFFFL;
+            case CommandOp.CFGI_STE, CommandOp.CFGI_CD, CommandOp.CFGI_CD_ALL, CommandOp.ATC_INV,
+                    CommandOp.PRI_RESP, CommandOp.PREFETCH_CONFIG, CommandOp.PREFETCH_ADDR, CommandOp.RESUME,
+                    CommandOp.STALL_TERM -> Command.streamId(dw0) & 0xFFFF_FFFFL;
+            default -> -1;
+        };
+    }
+
+    /** Whether a command carries an address (TLBI by VA or IPA, ATC_INV, PREFETCH_ADDR). */
+    static boolean hasAddress(int op) {
+        return CommandOp.isTlbiByAddress(op) || op == CommandOp.ATC_INV || op == CommandOp.PREFETCH_ADDR;
     }
 
     private void stop(int at, int cerror, String why) {
@@ -129,9 +263,28 @@ final class CommandQueue {
 
     private void execute(long dw0, long dw1, long at) {
         int op = Command.opcode(dw0);
+        boolean hasAddress = faults.any() && hasAddress(op);
+        execute(dw0, dw1, at, faults.any() ? streamOf(op, dw0, dw1) : -1, hasAddress,
+                hasAddress ? Command.address(dw0, dw1) : 0);
+    }
+
+    private void execute(long dw0, long dw1, long at, long stream, boolean hasAddress, long selected) {
+        int op = Command.opcode(dw0);
         stats.command(op);
-        if (isTlbi(op) && faults.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, op, at, "CMDQ entry")) {
-            return; // injected: the stale-TLB bug, the invalidation is consumed and does nothing
+        if (faults.any()) {
+            if (isTlbi(op) && faults.firing(InjectionKind.IGNORE_IOTLB_INVALIDATION, op, stream, hasAddress,
+                    selected, at, "CMDQ entry") != null) {
+                return; // injected: the stale-TLB bug, the invalidation is consumed and does nothing
+            }
+            if (isCfgi(op) && faults.firing(InjectionKind.IGNORE_CONFIG_INVALIDATION, op, stream, hasAddress,
+                    selected, at, "CMDQ entry") != null) {
+                return; // injected: the stale-configuration bug, consumed and doing nothing
+            }
+            if (op == CommandOp.ATC_INV && faults.firing(InjectionKind.ATC_INVALIDATION_TIMEOUT, op, stream,
+                    hasAddress, selected, at, "CMDQ entry") != null) {
+                atcTimedOut = true; // injected: no ATC answers; the next CMD_SYNC fails with CERROR_ATC_INV_SYNC
+                atcStream = stream;
+            }
         }
         switch (op) {
             case CommandOp.CFGI_STE -> configs.invalidateStream(Command.streamId(dw0));
@@ -145,10 +298,10 @@ final class CommandQueue {
             case CommandOp.TLBI_NH_VAA -> byVa(dw0, dw1, Iotlb.ANY_ASID);
             case CommandOp.TLBI_S12_VMALL -> caches.invalidateVmid(Command.vmid(dw0), Stage.ALL);
             case CommandOp.TLBI_S2_IPA -> {
-                long address = Command.address(dw0, dw1);
+                long ipa = Command.address(dw0, dw1);
                 // strict: combined stage 1 + stage 2 entries stay until a stage-1 invalidation (TLBI_NH_ALL,
                 // TLBI_S12_VMALL...), which the architecture allows and Linux issues after it for a nesting parent
-                caches.invalidateIpa(Command.vmid(dw0), address, length(dw0, dw1, address), level(dw1),
+                caches.invalidateIpa(Command.vmid(dw0), ipa, length(dw0, dw1, ipa), level(dw1),
                         Command.leaf(dw1), false);
             }
             case CommandOp.TLBI_NSNH_ALL -> caches.invalidateAll();
@@ -158,6 +311,11 @@ final class CommandQueue {
                 // to do. Everything else was refused by Command.check.
             }
         }
+    }
+
+    private static boolean isCfgi(int op) {
+        return op == CommandOp.CFGI_STE || op == CommandOp.CFGI_STE_RANGE || op == CommandOp.CFGI_CD
+                || op == CommandOp.CFGI_CD_ALL;
     }
 
     private static boolean isTlbi(int op) {

@@ -9,6 +9,7 @@ import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.FaultType;
@@ -85,7 +86,11 @@ public final class SmmuV3Device implements IommuDevice {
         this.faults = injector.attach(name, stats.clock());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
                 config.cmdqLog2(), faults);
-        this.translator = new Translator(name, config, memory, caches, configs, events, f);
+        this.translator = new Translator(name, config, memory, caches, configs, events, f, faults);
+        // SMMUv3 commands are 128 bits: COMMAND_CORRUPT cannot flip a bit beyond them
+        faults.refuseWith(spec -> spec.kind() == InjectionKind.COMMAND_CORRUPT && spec.params().bit() > 127
+                ? "params.bit: bit " + spec.params().bit() + " is beyond the 128-bit commands of SMMUv3 " + name
+                        + " (0..127); name a VT-d instance with 256-bit descriptors in target.iommu" : null);
 
         // The update completes at once, so the acknowledgement mirrors the request; enabling the command queue
         // consumes what is already there.
@@ -190,6 +195,9 @@ public final class SmmuV3Device implements IommuDevice {
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
         stats.mmioAccess();
+        if (commands.latePending()) {
+            completeLateSync();
+        }
         return regs.file.read(offset, width);
     }
 
@@ -197,7 +205,17 @@ public final class SmmuV3Device implements IommuDevice {
     public void mmioWrite(long offset, int width, long value) {
         mmioWrites.increment();
         stats.mmioAccess();
+        if (commands.latePending()) {
+            completeLateSync();
+        }
         regs.file.write(offset, width, value);
+    }
+
+    /** An injected late CMD_SYNC completes once simulated time (which register accesses advance) reaches it. */
+    private void completeLateSync() {
+        synchronized (regs.file.lock()) {
+            commands.process();
+        }
     }
 
     @Override
@@ -239,6 +257,7 @@ public final class SmmuV3Device implements IommuDevice {
     public void reset() {
         synchronized (regs.file.lock()) {
             regs.file.reset();
+            commands.resetInjected();
             caches.invalidateAll();
             configs.invalidateAll();
         }

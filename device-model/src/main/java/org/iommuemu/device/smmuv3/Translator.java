@@ -14,6 +14,8 @@ import org.iommuemu.core.smmuv3.L1CdDescriptor;
 import org.iommuemu.core.smmuv3.L1StreamDescriptor;
 import org.iommuemu.core.smmuv3.Ste;
 import org.iommuemu.core.smmuv3.StreamTableBase;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.Access;
 import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.Translation;
@@ -61,6 +63,8 @@ final class Translator {
     private final WalkCache walkCache;
     private final ConfigCache<SmmuConfig> configs;
     private final EventQueue events;
+    /** WALK_READ_ABORT: every STE, CD and descriptor read is an opportunity (one volatile read when none). */
+    private final InstanceFaults faults;
     private final Register strtabBase;
     private final Register strtabCfg;
     private final int ias;
@@ -95,6 +99,8 @@ final class Translator {
         final IotlbEntry entry = new IotlbEntry();
         final long[] words = new long[8];
         final long[] counts = new long[COUNTERS];
+        /** The stream being translated: what WALK_READ_ABORT's target.stream_ids compares. */
+        int sid;
         // the micro-TLB
         boolean microValid;
         int microSid;
@@ -141,7 +147,8 @@ final class Translator {
     }
 
     Translator(String name, SmmuV3Config config, PhysicalMemory memory, TranslationCaches caches,
-            ConfigCache<SmmuConfig> configs, EventQueue events, RegisterFile f) {
+            ConfigCache<SmmuConfig> configs, EventQueue events, RegisterFile f, InstanceFaults faults) {
+        this.faults = faults;
         this.name = name;
         this.config = config;
         this.memory = memory;
@@ -211,6 +218,7 @@ final class Translator {
     Translation translate(int sid, int ssid, long iova, int access, Translation out) {
         Scratch s = scratch.get();
         s.count(TRANSLATIONS, 1);
+        s.sid = sid;
         long configEpoch = configs.epoch();
         long tlbEpoch = iotlb.epoch();
         if (s.microValid && s.microSid == sid && s.microSsid == ssid && s.microConfigEpoch == configEpoch
@@ -406,6 +414,30 @@ final class Translator {
         return out.fault(type, event.type(), EventType.name(event.type()) + ": " + reason);
     }
 
+    // ------------------------------------------------------------------ configuration and table reads
+
+    /**
+     * An injected WALK_READ_ABORT: when one fires for this read of stream {@code sid} at physical address
+     * {@code pa}, the read fails as an external abort would. One volatile read when no fault is active.
+     */
+    private void injectAbort(int sid, long pa, String what) throws MemoryAccessException {
+        if (faults.any() && faults.firing(InjectionKind.WALK_READ_ABORT, 0, sid & 0xFFFF_FFFFL, true, pa, pa, what)
+                != null) {
+            throw new MemoryAccessException(pa, 8, MemoryAccessException.Reason.INJECTED);
+        }
+    }
+
+    private long read64(int sid, long pa, String what) throws MemoryAccessException {
+        injectAbort(sid, pa, what);
+        return memory.read64(pa);
+    }
+
+    /** One 64-byte STE or CD, as one read. */
+    private void readEntry(int sid, long pa, long[] into, String what) throws MemoryAccessException {
+        injectAbort(sid, pa, what);
+        memory.read64s(pa, into, 0, 8);
+    }
+
     // ------------------------------------------------------------------ STE
 
     /** The stream's configuration, or null with {@code out} set to the fault. */
@@ -445,7 +477,7 @@ final class Translator {
             long l1Address = StreamTableBase.l1DescriptorAddress(base, sid, split);
             long l1;
             try {
-                l1 = memory.read64(l1Address);
+                l1 = read64(sid, l1Address, "L1 stream descriptor");
                 s.charge(readCost);
             } catch (MemoryAccessException e) {
                 bad(EventRecord.steFetch(sid, ssv, ss, l1Address), out, "reading the L1 stream descriptor at "
@@ -465,7 +497,7 @@ final class Translator {
             return null;
         }
         try {
-            memory.read64s(steAddress, s.words, 0, 8);
+            readEntry(sid, steAddress, s.words, "STE");
             s.charge(readCost);
         } catch (MemoryAccessException e) {
             bad(EventRecord.steFetch(sid, ssv, ss, steAddress), out, "reading the STE at " + Bits.hex(steAddress)
@@ -626,7 +658,7 @@ final class Translator {
             }
             long l1;
             try {
-                l1 = memory.read64(l1Pa);
+                l1 = read64(sid, l1Pa, "L1 CD descriptor");
                 s.charge(readCost);
             } catch (MemoryAccessException e) {
                 bad(EventRecord.cdFetch(sid, ssv, ss, l1Address), out, "reading the L1 CD descriptor at "
@@ -645,7 +677,7 @@ final class Translator {
             return null;
         }
         try {
-            memory.read64s(cdPa, s.words, 0, 8);
+            readEntry(sid, cdPa, s.words, "CD");
             s.charge(readCost);
         } catch (MemoryAccessException e) {
             bad(EventRecord.cdFetch(sid, ssv, ss, cdAddress), out, "reading the CD at " + Bits.hex(cdAddress)
@@ -840,6 +872,7 @@ final class Translator {
         private long fromMemory(long pa) throws MemoryAccessException {
             s.charge(readCost);
             s.count(WALK_READS, 1);
+            injectAbort(s.sid, pa, "table descriptor");
             return memory.read64(pa);
         }
 

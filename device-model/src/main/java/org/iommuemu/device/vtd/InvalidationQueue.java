@@ -11,14 +11,18 @@ import static org.iommuemu.core.vtd.InvDesc.WAIT_IF;
 import static org.iommuemu.core.vtd.InvDesc.WAIT_PD;
 import static org.iommuemu.core.vtd.InvDesc.WAIT_SW;
 import static org.iommuemu.core.vtd.VtdRegs.FSTS_IQE;
+import static org.iommuemu.core.vtd.VtdRegs.FSTS_ITE;
 import static org.iommuemu.core.vtd.VtdRegs.ICS_IWC;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.vtd.VtdRegs;
+import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.regs.Field;
@@ -41,14 +45,21 @@ import org.iommuemu.device.xlate.XlateStats;
  * does not support (PASID-based descriptors without scalable mode, device-TLB ones without ECAP.DT, page-group
  * responses without ECAP.PRS), reserved bits set, an invalidation wait with none of SW, IF, FN, or a status write
  * that aborts. Device-TLB descriptors are accepted and invalidate nothing: no device has an ATC yet (ATS is not
- * modelled), so ITE and ICE are never raised. Interrupt-entry-cache descriptors are accepted and do nothing:
- * interrupt remapping is not modelled (ECAP.IR=0 by default). Page-group responses do nothing either: no page
- * request is ever made.
+ * modelled), so ICE is never raised, nor ITE but for an injected ATC_INVALIDATION_TIMEOUT. Interrupt-entry-cache
+ * descriptors are accepted and do nothing: interrupt remapping is not modelled (ECAP.IR=0 by default). Page-group
+ * responses do nothing either: no page request is ever made.
  *
- * <p>Fault injection ({@link InstanceFaults}): COMMAND_DROP consumes a descriptor without decoding or carrying it
- * out (IQH moves past it, a dropped wait writes no status); SYNC_NEVER_COMPLETES stops the queue at an invalidation
- * wait (IQH stays on it: no status write, no IWC) until a later IQT write finds the fault no longer firing;
- * IGNORE_IOTLB_INVALIDATION makes IOTLB and PASID-based IOTLB descriptors complete and drop nothing.
+ * <p>Fault injection ({@link InstanceFaults}): QUEUE_READ_ABORT makes a fetch abort (IQE, IQEI fetch error);
+ * COMMAND_CORRUPT flips one bit of the descriptor as read (memory unchanged) before it is decoded; COMMAND_DROP
+ * consumes a descriptor without decoding or carrying it out (IQH moves past it, a dropped wait writes no status);
+ * SYNC_NEVER_COMPLETES stops the queue at an invalidation wait (IQH stays on it: no status write, no IWC) until a
+ * later IQT write finds the fault no longer firing; COMMAND_DELAY charges extra simulated time; COMMAND_REORDER
+ * consumes a descriptor but carries it out just before the next wait; SYNC_LATE leaves a wait incomplete until the
+ * unit's clock passes its deadline (register accesses retry it); ATC_INVALIDATION_TIMEOUT on a device-TLB
+ * descriptor aborts the next wait and raises ITE (IQERCD.ITESID, IQH past the aborted wait, no fetching until ITE
+ * is cleared); IGNORE_IOTLB_INVALIDATION makes IOTLB and PASID-based IOTLB descriptors, and
+ * IGNORE_CONFIG_INVALIDATION context- and PASID-cache descriptors, complete and drop nothing. Command kinds select
+ * by type and by the source id ({@link #streamOf}) and address ({@link #hasAddress}) the descriptor carries.
  */
 final class InvalidationQueue {
     private final VtdConfig config;
@@ -68,7 +79,21 @@ final class InvalidationQueue {
     private boolean enabled;
     private long base;
     private int entries;
-    private boolean wide;
+    private volatile boolean wide;
+
+    /** Descriptors COMMAND_REORDER held back: {qw0, qw1, entry address, source id}, run before the next wait. */
+    private final List<long[]> held = new ArrayList<>();
+    /** SYNC_LATE: the simulated time the wait at {@link #lateAt} completes at, or -1. */
+    private volatile long lateDeadline = -1;
+    private long lateAt;
+    /** ATC_INVALIDATION_TIMEOUT fired: the next wait is aborted and ITE raised, naming this source id. */
+    private boolean iteTimedOut;
+    private long iteStream;
+
+    /** Whether the queue currently reads 256-bit descriptors (IQA.DW latched at enable). */
+    boolean wide() {
+        return wide;
+    }
 
     /** Descriptors consumed (errors excluded). */
     final LongAdder processed = new LongAdder();
@@ -90,7 +115,8 @@ final class InvalidationQueue {
         this.qies = regs.gsts.fieldHandle("QIES");
         iqt.afterWrite((oldValue, newValue, written, mask) -> process());
         regs.fsts.afterWrite((oldValue, newValue, written, mask) -> {
-            if ((oldValue & 1L << FSTS_IQE) != 0 && (newValue & 1L << FSTS_IQE) == 0) {
+            long errors = 1L << FSTS_IQE | 1L << FSTS_ITE;
+            if ((oldValue & errors) != 0 && (newValue & errors) == 0) {
                 process();
             }
         });
@@ -115,6 +141,9 @@ final class InvalidationQueue {
             process();
         } else {
             enabled = false;
+            held.clear(); // a disabled queue forgets what injected faults held back
+            lateDeadline = -1;
+            iteTimedOut = false;
             qies.set(false);
             iqh.set(0);
         }
@@ -126,8 +155,14 @@ final class InvalidationQueue {
 
     /** Consumes descriptors from IQH to IQT. The caller holds the register-file lock. */
     private void process() {
-        if (!enabled || faults.status(FSTS_IQE)) {
+        if (!enabled) {
             return;
+        }
+        if (faults.status(FSTS_IQE) || faults.status(FSTS_ITE)) {
+            return; // nothing is fetched until software clears the error
+        }
+        if (lateDeadline >= 0 && stats.clock().now() < lateDeadline) {
+            return; // a late wait (fetched already) is not complete yet: nothing moves
         }
         long tailValue = iqt.value();
         if (wide && (tailValue & 0x10) != 0) {
@@ -160,21 +195,158 @@ final class InvalidationQueue {
             }
             stats.queueRead();
             int type = InvDesc.type(qw0);
-            if (type == InvDesc.TYPE_WAIT
-                    && injected.fires(InjectionKind.SYNC_NEVER_COMPLETES, type, at, "IQ descriptor")) {
-                return; // injected: the wait never completes; IQH stays on it, nothing after it is consumed
-            }
-            if (!injected.fires(InjectionKind.COMMAND_DROP, type, at, "IQ descriptor")) {
-                int reason = execute(qw0, qw1, qw2 | qw3, at);
+            if (lateDeadline >= 0 && at == lateAt) {
+                // an injected late invalidation wait whose deadline simulated time has reached: it completes now
+                lateDeadline = -1;
+                int reason = execute(qw0, qw1, qw2 | qw3, at, -1, false, 0);
                 if (reason >= 0) {
                     error(reason);
                     return;
                 }
-            } // else injected: consumed, never decoded nor carried out
+                processed.increment();
+                head = head + 1 == entries ? 0 : head + 1;
+                iqh.set((long) head << shift());
+                continue;
+            }
+            long stream = -1;
+            boolean hasAddress = false;
+            long address = 0;
+            if (injected.any()) {
+                if (injected.firing(InjectionKind.QUEUE_READ_ABORT, type, -1, true, at, at, "IQ descriptor") != null) {
+                    error(VtdRegs.IQEI_FETCH_ABORT); // injected: the fetch aborted; IQH stays on the descriptor
+                    return;
+                }
+                stream = streamOf(qw0);
+                hasAddress = hasAddress(qw0);
+                address = hasAddress ? qw1 & ~0xFFFL : 0;
+                FaultSpec.Params flip = injected.firing(InjectionKind.COMMAND_CORRUPT, type, stream, hasAddress,
+                        address, at, "IQ descriptor");
+                if (flip != null) { // injected: one bit flipped as the descriptor is read (memory unchanged)
+                    int bit = flip.bit();
+                    switch (bit >>> 6) {
+                        case 0 -> qw0 ^= 1L << bit;
+                        case 1 -> qw1 ^= 1L << bit;
+                        case 2 -> qw2 ^= wide ? 1L << bit : 0; // a 128-bit descriptor has no bits 128..255
+                        default -> qw3 ^= wide ? 1L << bit : 0;
+                    }
+                    type = InvDesc.type(qw0);
+                    stream = streamOf(qw0);
+                    hasAddress = hasAddress(qw0);
+                    address = hasAddress ? qw1 & ~0xFFFL : 0;
+                }
+            }
+            if (type == InvDesc.TYPE_WAIT
+                    && injected.fires(InjectionKind.SYNC_NEVER_COMPLETES, type, at, "IQ descriptor")) {
+                return; // injected: the wait never completes; IQH stays on it, nothing after it is consumed
+            }
+            boolean dropped = injected.any() && injected.firing(InjectionKind.COMMAND_DROP, type, stream, hasAddress,
+                    address, at, "IQ descriptor") != null;
+            if (!dropped) { // else injected: consumed, never decoded nor carried out
+                int reason = check(qw0, qw1, qw2 | qw3);
+                if (reason >= 0) {
+                    error(reason);
+                    return;
+                }
+                boolean hold = false;
+                if (injected.any()) {
+                    FaultSpec.Params delay = injected.firing(InjectionKind.COMMAND_DELAY, type, stream, hasAddress,
+                            address, at, "IQ descriptor");
+                    if (delay != null) {
+                        stats.charge(delay.delayNs()); // injected: the descriptor takes this much longer
+                    }
+                    hold = type != InvDesc.TYPE_WAIT && injected.firing(InjectionKind.COMMAND_REORDER, type, stream,
+                            hasAddress, address, at, "IQ descriptor") != null;
+                }
+                if (hold) {
+                    held.add(new long[] {qw0, qw1, at, stream}); // injected: carried out before the next wait
+                } else {
+                    if (type == InvDesc.TYPE_WAIT) {
+                        runHeld();
+                        if (iteTimedOut) {
+                            // a device-TLB invalidation before this wait got no completion: the wait is aborted
+                            // (no status write, no IWC), IQH moves past it, ITE stops fetching
+                            processed.increment();
+                            head = head + 1 == entries ? 0 : head + 1;
+                            iqh.set((long) head << shift());
+                            timeOut();
+                            return;
+                        }
+                        FaultSpec.Params late = injected.any()
+                                ? injected.firing(InjectionKind.SYNC_LATE, type, at, "IQ descriptor") : null;
+                        if (late != null) {
+                            // injected: the wait stays incomplete (IQH on it) until simulated time has advanced
+                            // delay_ns; register accesses (the driver's polls) advance time and retry it
+                            lateAt = at;
+                            lateDeadline = stats.clock().now() + late.delayNs();
+                            return;
+                        }
+                    }
+                    reason = execute(qw0, qw1, qw2 | qw3, at, stream, hasAddress, address);
+                    if (reason >= 0) {
+                        error(reason);
+                        return;
+                    }
+                }
+            }
             processed.increment();
             head = head + 1 == entries ? 0 : head + 1;
             iqh.set((long) head << shift());
         }
+        if (iteTimedOut) {
+            timeOut(); // no wait followed the timed-out device-TLB invalidation in this batch
+        }
+    }
+
+    /** Whether an invalidation wait is waiting for simulated time to reach an injected SYNC_LATE deadline. */
+    boolean latePending() {
+        return lateDeadline >= 0;
+    }
+
+    /** Retries a late invalidation wait. The caller holds the register-file lock. */
+    void retryLate() {
+        process();
+    }
+
+    /** Carries out the descriptors COMMAND_REORDER held back, in the order they were consumed. */
+    private void runHeld() {
+        for (int i = 0; i < held.size(); i++) {
+            long[] h = held.get(i);
+            boolean hasAddress = hasAddress(h[0]);
+            execute(h[0], h[1], 0, h[2], h[3], hasAddress, hasAddress ? h[1] & ~0xFFFL : 0);
+        }
+        held.clear();
+    }
+
+    /** FSTS.ITE with IQERCD.ITESID: an injected device-TLB invalidation timed out. */
+    private void timeOut() {
+        iteTimedOut = false;
+        iqercd.setBits(0xFFFFL << VtdRegs.IQERCD_ITESID, (iteStream & 0xFFFFL) << VtdRegs.IQERCD_ITESID);
+        stats.gerror();
+        faults.raiseQueueError(FSTS_ITE);
+    }
+
+    /**
+     * The source id a descriptor carries (device-selective context-cache invalidation, device-TLB and PASID
+     * device-TLB invalidations, page-group responses), or -1: what a fault's {@code target.stream_ids} compares.
+     */
+    static long streamOf(long qw0) {
+        return switch (InvDesc.type(qw0)) {
+            case InvDesc.TYPE_CONTEXT_CACHE -> ((qw0 >>> G) & 3) == VtdRegs.CC_DEVICE ? (qw0 >>> CC_SID) & 0xFFFF : -1;
+            case InvDesc.TYPE_DEVICE_TLB -> (qw0 >>> InvDesc.DEV_SID) & 0xFFFF;
+            case InvDesc.TYPE_PASID_DEVICE_TLB, InvDesc.TYPE_PAGE_GROUP_RESPONSE -> (qw0 >>> 16) & 0xFFFF;
+            default -> -1;
+        };
+    }
+
+    /** Whether a descriptor carries an address: page-selective (PASID-based) IOTLB, (PASID) device-TLB. */
+    static boolean hasAddress(long qw0) {
+        int g = (int) ((qw0 >>> G) & 3);
+        return switch (InvDesc.type(qw0)) {
+            case InvDesc.TYPE_IOTLB -> g == VtdRegs.IOTLB_PAGE;
+            case InvDesc.TYPE_PASID_IOTLB -> g == InvDesc.PIOTLB_PAGE;
+            case InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_PASID_DEVICE_TLB -> true;
+            default -> false;
+        };
     }
 
     private void error(int iqei) {
@@ -183,8 +355,43 @@ final class InvalidationQueue {
         faults.raiseQueueError(FSTS_IQE);
     }
 
+    /**
+     * Checks one descriptor before it is carried out or held back: returns -1, or the IQEI reason it is refused
+     * with ({@link #execute} checks the same).
+     */
+    private int check(long qw0, long qw1, long upper) {
+        int type = InvDesc.type(qw0);
+        if (upper != 0) {
+            return VtdRegs.IQEI_RESERVED;
+        }
+        int g = (int) ((qw0 >>> G) & 3);
+        boolean reserved = switch (type) {
+            case InvDesc.TYPE_CONTEXT_CACHE -> (qw0 & InvDesc.CC_RSVD0) != 0 || qw1 != 0 || g == 0;
+            case InvDesc.TYPE_IOTLB -> (qw0 & InvDesc.IOTLB_RSVD0) != 0 || (qw1 & InvDesc.ADDR_RSVD1) != 0 || g == 0;
+            case InvDesc.TYPE_DEVICE_TLB -> (qw0 & InvDesc.DEV_RSVD0) != 0 || (qw1 & InvDesc.DEV_RSVD1) != 0;
+            case InvDesc.TYPE_PASID_DEVICE_TLB -> (qw0 & InvDesc.PDEV_RSVD0) != 0 || (qw1 & InvDesc.PDEV_RSVD1) != 0;
+            case InvDesc.TYPE_IEC -> (qw0 & InvDesc.IEC_RSVD0) != 0 || qw1 != 0;
+            case InvDesc.TYPE_WAIT -> (qw0 & (InvDesc.WAIT_RSVD0 | 1L << WAIT_PD)) != 0
+                    || (qw1 & InvDesc.WAIT_RSVD1) != 0
+                    || (qw0 & (1L << WAIT_SW | 1L << WAIT_IF | 1L << InvDesc.WAIT_FN)) == 0;
+            case InvDesc.TYPE_PASID_IOTLB -> (qw0 & InvDesc.PIOTLB_RSVD0) != 0 || (qw1 & InvDesc.ADDR_RSVD1) != 0
+                    || (g != InvDesc.PIOTLB_PASID && g != InvDesc.PIOTLB_PAGE);
+            case InvDesc.TYPE_PASID_CACHE -> (qw0 & InvDesc.PC_RSVD0) != 0 || qw1 != 0 || g == 2;
+            default -> false;
+        };
+        boolean supported = switch (type) {
+            case InvDesc.TYPE_CONTEXT_CACHE, InvDesc.TYPE_IOTLB, InvDesc.TYPE_IEC, InvDesc.TYPE_WAIT -> true;
+            case InvDesc.TYPE_DEVICE_TLB -> config.dt();
+            case InvDesc.TYPE_PASID_DEVICE_TLB -> config.dt() && config.smts();
+            case InvDesc.TYPE_PASID_IOTLB, InvDesc.TYPE_PASID_CACHE -> config.smts();
+            case InvDesc.TYPE_PAGE_GROUP_RESPONSE -> config.prs();
+            default -> false;
+        };
+        return !supported ? VtdRegs.IQEI_INVALID_TYPE : reserved ? VtdRegs.IQEI_RESERVED : -1;
+    }
+
     /** Carries out one descriptor; returns -1, or the IQEI reason it is refused with. */
-    private int execute(long qw0, long qw1, long upper, long at) {
+    private int execute(long qw0, long qw1, long upper, long at, long stream, boolean hasAddress, long address) {
         int type = InvDesc.type(qw0);
         if (upper != 0) {
             return VtdRegs.IQEI_RESERVED;
@@ -197,7 +404,11 @@ final class InvalidationQueue {
                 if ((qw0 & InvDesc.CC_RSVD0) != 0 || qw1 != 0 || g == 0) {
                     return VtdRegs.IQEI_RESERVED;
                 }
+                if (ignoredConfig(type, stream, at)) {
+                    g = -1; // injected: the stale-configuration bug, consumed and dropping nothing
+                }
                 switch (g) {
+                    case -1 -> { }
                     case VtdRegs.CC_GLOBAL -> caches.invalidateContextAll();
                     case VtdRegs.CC_DOMAIN -> caches.invalidateContextDomain(did);
                     default -> caches.invalidateContextDevice((int) ((qw0 >>> CC_SID) & 0xFFFF),
@@ -208,7 +419,8 @@ final class InvalidationQueue {
                 if ((qw0 & InvDesc.IOTLB_RSVD0) != 0 || (qw1 & InvDesc.ADDR_RSVD1) != 0 || g == 0) {
                     return VtdRegs.IQEI_RESERVED;
                 }
-                if (injected.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, type, at, "IQ descriptor")) {
+                if (injected.any() && injected.firing(InjectionKind.IGNORE_IOTLB_INVALIDATION, type, stream, hasAddress,
+                        address, at, "IQ descriptor") != null) {
                     g = -1; // injected: the stale-TLB bug, consumed and dropping nothing
                 }
                 switch (g) {
@@ -228,6 +440,11 @@ final class InvalidationQueue {
                     return VtdRegs.IQEI_RESERVED;
                 }
                 // no device has an ATC (ATS is not modelled): nothing to invalidate, nothing to wait for
+                if (injected.any() && injected.firing(InjectionKind.ATC_INVALIDATION_TIMEOUT, type, stream,
+                        hasAddress, address, at, "IQ descriptor") != null) {
+                    iteTimedOut = true; // injected: no completion; the next wait is aborted with ITE
+                    iteStream = stream;
+                }
             }
             case InvDesc.TYPE_IEC -> {
                 if ((qw0 & InvDesc.IEC_RSVD0) != 0 || qw1 != 0) {
@@ -246,7 +463,8 @@ final class InvalidationQueue {
                         || (g != InvDesc.PIOTLB_PASID && g != InvDesc.PIOTLB_PAGE)) {
                     return VtdRegs.IQEI_RESERVED;
                 }
-                if (injected.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, type, at, "IQ descriptor")) {
+                if (injected.any() && injected.firing(InjectionKind.IGNORE_IOTLB_INVALIDATION, type, stream, hasAddress,
+                        address, at, "IQ descriptor") != null) {
                     g = -1; // injected: the stale-TLB bug
                 }
                 if (g == -1) {
@@ -265,7 +483,11 @@ final class InvalidationQueue {
                 if ((qw0 & InvDesc.PC_RSVD0) != 0 || qw1 != 0 || g == 2) {
                     return VtdRegs.IQEI_RESERVED;
                 }
+                if (ignoredConfig(type, stream, at)) {
+                    g = -2; // injected: the stale-configuration bug
+                }
                 switch (g) {
+                    case -2 -> { }
                     case InvDesc.PC_DOMAIN -> caches.invalidatePasidCacheDomain(did);
                     case InvDesc.PC_PASID -> caches.invalidatePasidCache(did, pasid);
                     default -> caches.invalidatePasidCacheAll();
@@ -283,6 +505,12 @@ final class InvalidationQueue {
         }
         stats.command(type);
         return -1;
+    }
+
+    /** Whether an injected IGNORE_CONFIG_INVALIDATION swallows this context- or PASID-cache invalidation. */
+    private boolean ignoredConfig(int type, long stream, long at) {
+        return injected.any() && injected.firing(InjectionKind.IGNORE_CONFIG_INVALIDATION, type, stream, false, 0, at,
+                "IQ descriptor") != null;
     }
 
     /** IOTLB page-selective invalidation; without CAP.PSI, or with AM beyond CAP.MAMV, the whole domain. */
@@ -325,6 +553,9 @@ final class InvalidationQueue {
 
     /** Power-on state. The caller holds the lock. */
     void reset() {
+        held.clear();
+        lateDeadline = -1;
+        iteTimedOut = false;
         enabled = false;
         base = 0;
         entries = 0;

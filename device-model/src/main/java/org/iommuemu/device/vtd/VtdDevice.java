@@ -145,7 +145,7 @@ public final class VtdDevice implements IommuDevice {
         faults = new FaultRecording(regs, faultEvent, stats);
         caches = new VtdCaches(config);
         invalidation = caches;
-        translator = new VtdTranslator(name, config, memory, caches, stats, faults);
+        translator = new VtdTranslator(name, config, memory, caches, stats, faults, injected);
         if (config.qi()) {
             completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
                     f.register("IEADDR"), f.register("IEUADDR"), interrupts, stats, interruptCount);
@@ -155,6 +155,11 @@ public final class VtdDevice implements IommuDevice {
             completionEvent = null;
             queue = null;
         }
+        // COMMAND_CORRUPT flips a bit of a descriptor: 0..127, or 0..255 on a queue of 256-bit descriptors
+        injected.refuseWith(spec -> spec.kind() == InjectionKind.COMMAND_CORRUPT && spec.params().bit() > 127
+                && (queue == null || !queue.wide()) ? "params.bit: bit " + spec.params().bit() + " is beyond the"
+                        + " 128-bit descriptors of " + name + "'s invalidation queue (0..127; 0..255 needs IQA.DW=1,"
+                        + " 256-bit descriptors, latched when queued invalidation is enabled)" : null);
         regs.gcmd.afterWrite((oldValue, newValue, written, mask) -> globalCommand(newValue));
         ccmd.afterWrite((oldValue, newValue, written, mask) -> contextCommand(newValue));
         iotlb.afterWrite((oldValue, newValue, written, mask) -> iotlbCommand(newValue));
@@ -166,6 +171,12 @@ public final class VtdDevice implements IommuDevice {
             return;
         }
         int cirg = (int) Bits.extract(value, VtdRegs.CCMD_CIRG, 2);
+        int done = cirg;
+        if (cirg != 0 && injected.any() && injected.firing(InjectionKind.IGNORE_CONFIG_INVALIDATION, CODE_CCMD,
+                cirg == VtdRegs.CC_DEVICE ? Bits.extract(value, VtdRegs.CCMD_SID, 16) : -1, false, 0, 0,
+                "CCMD register, MMIO") != null) {
+            cirg = -1; // injected: the stale-configuration bug, the invalidation completes and drops nothing
+        }
         switch (cirg) {
             case VtdRegs.CC_GLOBAL -> invalidation.invalidateContextAll();
             case VtdRegs.CC_DOMAIN -> invalidation.invalidateContextDomain((int) Bits.extract(value, VtdRegs.CCMD_DID, 16));
@@ -173,11 +184,11 @@ public final class VtdDevice implements IommuDevice {
                     (int) Bits.extract(value, VtdRegs.CCMD_FM, 2));
             default -> { } // reserved granularity: nothing done, CAIG reads 0
         }
-        if (cirg != 0) {
+        if (cirg != 0) { // -1: ignored by an injected fault, still a command
             stats.command(CODE_CCMD);
         }
         ccmd.setBits(1L << VtdRegs.CCMD_ICC | 3L << VtdRegs.CCMD_CAIG,
-                (long) cirg << VtdRegs.CCMD_CAIG);
+                (long) done << VtdRegs.CCMD_CAIG);
     }
 
     /** An IOTLB-register write: with IVT set, the invalidation IIRG asks for (page-selective from IVA). */
@@ -188,8 +199,10 @@ public final class VtdDevice implements IommuDevice {
         int iirg = (int) Bits.extract(value, VtdRegs.IOTLB_IIRG, 2);
         int did = (int) Bits.extract(value, VtdRegs.IOTLB_DID, 16);
         int done = iirg;
-        if (iirg != 0 && injected.fires(InjectionKind.IGNORE_IOTLB_INVALIDATION, CODE_IOTLB_REGISTER,
-                0, "IOTLB register, MMIO")) {
+        boolean page = iirg == VtdRegs.IOTLB_PAGE;
+        if (iirg != 0 && injected.any() && injected.firing(InjectionKind.IGNORE_IOTLB_INVALIDATION,
+                CODE_IOTLB_REGISTER, -1, page, page ? Bits.alignDown(iva.value(), VtdRegs.IVA_ADDR) : 0, 0,
+                "IOTLB register, MMIO") != null) {
             iirg = -1; // injected: the stale-TLB bug, the invalidation completes and drops nothing
         }
         switch (iirg) {
@@ -330,6 +343,9 @@ public final class VtdDevice implements IommuDevice {
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
         stats.mmioAccess();
+        if (queue != null && queue.latePending()) {
+            retryLateWait();
+        }
         return regs.file.read(offset, width);
     }
 
@@ -337,7 +353,17 @@ public final class VtdDevice implements IommuDevice {
     public void mmioWrite(long offset, int width, long value) {
         mmioWrites.increment();
         stats.mmioAccess();
+        if (queue != null && queue.latePending()) {
+            retryLateWait();
+        }
         regs.file.write(offset, width, value);
+    }
+
+    /** An injected late invalidation wait completes once simulated time (register accesses advance it) reaches it. */
+    private void retryLateWait() {
+        synchronized (regs.file.lock()) {
+            queue.retryLate();
+        }
     }
 
     @Override

@@ -12,6 +12,8 @@ import org.iommuemu.core.pgtable.fmt.X86Pt;
 import org.iommuemu.core.vtd.FaultReason;
 import org.iommuemu.core.vtd.VtdRegs;
 import org.iommuemu.core.vtd.VtdTables;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.Access;
 import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.Translation;
@@ -141,6 +143,8 @@ public final class VtdTranslator {
     private final long aboveHaw;
     private final boolean cm;
     private final ThreadLocal<Scratch> scratch;
+    /** WALK_READ_ABORT: every root, context, PASID and paging-entry read is an opportunity. */
+    private final InstanceFaults injected;
     private final CopyOnWriteArrayList<Scratch> scratches = new CopyOnWriteArrayList<>();
 
     /** Per-thread working state: request, walk results, holders, counters, micro-TLB and memos. */
@@ -222,6 +226,17 @@ public final class VtdTranslator {
      */
     public VtdTranslator(String name, VtdConfig config, PhysicalMemory memory, VtdCaches caches, XlateStats stats,
             FaultReporter faults) {
+        this(name, config, memory, caches, stats, faults, InstanceFaults.none(name, stats.clock()));
+    }
+
+    /**
+     * A translator whose table reads are WALK_READ_ABORT opportunities of {@code injected}.
+     *
+     * @param injected the unit's fault-injection hooks
+     */
+    public VtdTranslator(String name, VtdConfig config, PhysicalMemory memory, VtdCaches caches, XlateStats stats,
+            FaultReporter faults, InstanceFaults injected) {
+        this.injected = injected;
         this.name = name;
         this.config = config;
         this.memory = memory;
@@ -659,7 +674,7 @@ public final class VtdTranslator {
         int devfn = VtdTables.devfn(s.sid);
         long[] w = s.words;
         long rootPa = VtdTables.rootEntryAddress(rootTable, bus);
-        if (!readWords(rootPa, w, 2)) {
+        if (!readWords(s, rootPa, w, 2, "root entry")) {
             return nullFault(s, FaultType.EXTERNAL_ABORT, scalable ? SM_ROOT_ACCESS : ROOT_TABLE_ACCESS, false);
         }
         long ctxPa;
@@ -682,7 +697,7 @@ public final class VtdTranslator {
             }
             ctxPa = (lo & VtdTables.PTR_MASK) + (long) VtdTables.CONTEXT_ENTRY_SIZE * devfn;
         }
-        if (!readWords(ctxPa, w, scalable ? 4 : 2)) {
+        if (!readWords(s, ctxPa, w, scalable ? 4 : 2, "context entry")) {
             return nullFault(s, FaultType.EXTERNAL_ABORT, scalable ? SM_CONTEXT_ACCESS : CONTEXT_ACCESS, false);
         }
         return scalable ? decodeScalableContext(s, w, epoch) : decodeLegacyContext(s, w, epoch);
@@ -790,7 +805,7 @@ public final class VtdTranslator {
     private CachedPasid fetchPasid(Scratch s, CachedContext ctx, int p, long epoch) {
         long[] w = s.words;
         long dirPa = ctx.pasidDir() + (long) VtdTables.PASID_DIR_ENTRY_SIZE * (p >>> VtdTables.PASIDS_PER_TABLE_LG2);
-        if (!readWords(dirPa, w, 1)) {
+        if (!readWords(s, dirPa, w, 1, "PASID-directory entry")) {
             return nullFault(s, FaultType.EXTERNAL_ABORT, SM_PASID_DIR_ACCESS, false);
         }
         long pde = w[0];
@@ -807,7 +822,7 @@ public final class VtdTranslator {
         }
         long pePa = (pde & VtdTables.PTR_MASK)
                 + (long) VtdTables.PASID_ENTRY_SIZE * (p & ((1 << VtdTables.PASIDS_PER_TABLE_LG2) - 1));
-        if (!readWords(pePa, w, 8)) {
+        if (!readWords(s, pePa, w, 8, "PASID-table entry")) {
             return nullFault(s, FaultType.EXTERNAL_ABORT, SM_PASID_ENTRY_ACCESS, false);
         }
         long qw0 = w[0];
@@ -1131,16 +1146,31 @@ public final class VtdTranslator {
 
     // ------------------------------------------------------------------------------------ helpers
 
+    /**
+     * Whether an injected WALK_READ_ABORT fails this read of the request's source id at {@code pa} (as an
+     * external abort would). One volatile read when no fault is active.
+     */
+    private boolean injectedAbort(Scratch s, long pa, String what) {
+        return injected.any()
+                && injected.firing(InjectionKind.WALK_READ_ABORT, 0, s.sid, true, pa, pa, what) != null;
+    }
+
     /** One paging entry from memory: charged, counted. */
     private long readEntry(Scratch s, long pa) throws MemoryAccessException {
         stats.tableRead();
         s.count(WALK_READS, 1);
+        if (injectedAbort(s, pa, "paging entry")) {
+            throw new MemoryAccessException(pa, 8, MemoryAccessException.Reason.INJECTED);
+        }
         return memory.read64(pa);
     }
 
     /** Reads {@code count} words of one structure entry (one table read); false if the read aborted. */
-    private boolean readWords(long pa, long[] w, int count) {
+    private boolean readWords(Scratch s, long pa, long[] w, int count, String what) {
         stats.tableRead();
+        if (injectedAbort(s, pa, what)) {
+            return false;
+        }
         try {
             memory.read64s(pa, w, 0, count);
             return true;
