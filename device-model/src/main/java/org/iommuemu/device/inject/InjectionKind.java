@@ -26,7 +26,7 @@ public enum InjectionKind {
     SYNC_LATE(15, Group.COMMANDS, false, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
     ATC_INVALIDATION_TIMEOUT(16, Group.COMMANDS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
     // event and fault reporting
-    EVENT_QUEUE_OVERFLOW(20, Group.EVENTS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
+    EVENT_QUEUE_OVERFLOW(20, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
     INTERRUPT_DROP(21, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
     INTERRUPT_DELAY(22, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
     INTERRUPT_SPURIOUS(23, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),

@@ -138,6 +138,7 @@ public final class InstanceFaults {
             case COMMAND_DROP -> "dropped";
             case SYNC_NEVER_COMPLETES -> "stalled, never completing,";
             case IGNORE_IOTLB_INVALIDATION -> "ignored IOTLB invalidation";
+            case EVENT_QUEUE_OVERFLOW -> "overflowed (record discarded as if the queue were full), event/reason";
             default -> kind.name();
         };
     }

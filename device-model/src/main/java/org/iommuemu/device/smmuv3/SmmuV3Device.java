@@ -80,9 +80,9 @@ public final class SmmuV3Device implements IommuDevice {
         this.configs = new ConfigCache<>(config.configCacheCapacity());
         RegisterFile f = regs.file;
         this.signals = new Signals(name, config.msi(), interrupts, stats, f);
-        this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2());
-        Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
         this.faults = injector.attach(name, stats.clock());
+        this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2(), faults);
+        Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
                 config.cmdqLog2(), faults);
         this.translator = new Translator(name, config, memory, caches, configs, events, f);

@@ -142,7 +142,7 @@ public final class VtdDevice implements IommuDevice {
         RegisterFile f = regs.file;
         faultEvent = new EventInterrupt(name, "fault-event", f.register("FECTL"), f.register("FEDATA"),
                 f.register("FEADDR"), f.register("FEUADDR"), interrupts, stats, interruptCount);
-        faults = new FaultRecording(regs, faultEvent, stats);
+        faults = new FaultRecording(regs, faultEvent, stats, injected);
         caches = new VtdCaches(config);
         invalidation = caches;
         translator = new VtdTranslator(name, config, memory, caches, stats, faults);
