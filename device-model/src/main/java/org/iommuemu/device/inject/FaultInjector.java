@@ -1,9 +1,11 @@
 package org.iommuemu.device.inject;
 
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.iommuemu.core.memory.MemoryAccessException;
@@ -82,11 +84,15 @@ public final class FaultInjector {
                 throw new FaultSpecException.NotFound("target.iommu", "iommu '" + iommu + "' not found (instances: "
                         + List.copyOf(instances.keySet()) + ")");
             }
-            Active f = new Active(nextId, s);
+            Set<String> refused = refusals(s, where);
+            Active f = new Active(nextId, s, refused);
             if (s.kind().oneShot()) {
                 corrupt(f, where);
             } else if (s.kind().mode() == InjectionKind.Mode.WHILE_ACTIVE) {
                 for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
+                    if (refused.contains(i.name())) {
+                        continue;
+                    }
                     i.countFired(s.kind());
                     log.add(f.id, s.kind(), i.name(), i.now(), 0, 0, "active until cleared: " + s);
                 }
@@ -96,6 +102,35 @@ public final class FaultInjector {
             publish();
             return f.id;
         }
+    }
+
+    /**
+     * Runs the devices' own checks ({@link InstanceFaults.Check}): a fault aimed at one instance fails with that
+     * instance's {@link FaultSpecException}; a fault for every instance skips the instances that refuse it and fails
+     * only when every instance does. Returns the names of the instances skipped.
+     */
+    private Set<String> refusals(FaultSpec s, InstanceFaults where) {
+        if (s.kind().oneShot()) {
+            return Set.of();
+        }
+        if (where != null) {
+            where.checkFault(s);
+            return Set.of();
+        }
+        Set<String> refused = new HashSet<>();
+        FaultSpecException first = null;
+        for (InstanceFaults i : instances.values()) {
+            try {
+                i.checkFault(s);
+            } catch (FaultSpecException e) {
+                refused.add(i.name());
+                first = first == null ? e : first;
+            }
+        }
+        if (first != null && refused.size() == instances.size()) {
+            throw first;
+        }
+        return Set.copyOf(refused);
     }
 
     private void corrupt(Active f, InstanceFaults where) {
@@ -194,7 +229,8 @@ public final class FaultInjector {
                 synchronized (f) {
                     over = f.exhausted;
                 }
-                if (!over && !f.spec.kind().oneShot() && (t.isEmpty() || t.equals(i.name()))) {
+                if (!over && !f.spec.kind().oneShot() && (t.isEmpty() || t.equals(i.name()))
+                        && !f.refused.contains(i.name())) {
                     live.add(f);
                 }
             }
@@ -210,14 +246,17 @@ public final class FaultInjector {
     static final class Active {
         final long id;
         final FaultSpec spec;
+        /** Instances whose device refused the fault (it targets every instance); it never applies to them. */
+        final Set<String> refused;
         private final SplittableRandom random;
         private long opportunities;
         private long fires;
         private boolean exhausted;
 
-        Active(long id, FaultSpec spec) {
+        Active(long id, FaultSpec spec, Set<String> refused) {
             this.id = id;
             this.spec = spec;
+            this.refused = refused;
             this.random = new SplittableRandom(spec.trigger().seed());
         }
 

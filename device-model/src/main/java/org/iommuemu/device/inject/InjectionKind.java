@@ -27,10 +27,11 @@ public enum InjectionKind {
     ATC_INVALIDATION_TIMEOUT(16, Group.COMMANDS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
     // event and fault reporting
     EVENT_QUEUE_OVERFLOW(20, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
-    INTERRUPT_DROP(21, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
-    INTERRUPT_DELAY(22, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
-    INTERRUPT_SPURIOUS(23, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
-    MSI_WRITE_FAIL(24, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
+    // interrupt kinds select by source code (target.opcodes), see machine.InjectedInterrupts
+    INTERRUPT_DROP(21, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.OPCODES), par()),
+    INTERRUPT_DELAY(22, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.OPCODES), par(Param.DELAY)),
+    INTERRUPT_SPURIOUS(23, Group.EVENTS, true, Mode.OPPORTUNITY, sel(), par()),
+    MSI_WRITE_FAIL(24, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.OPCODES), par()),
     // caches
     IGNORE_IOTLB_INVALIDATION(30, Group.CACHES, true, Mode.OPPORTUNITY, cmd(), par()),
     IGNORE_CONFIG_INVALIDATION(31, Group.CACHES, false, Mode.OPPORTUNITY, cmd(), par()),

@@ -21,6 +21,7 @@ public final class InstanceFaults {
     private final AtomicLongArray fired = new AtomicLongArray(64);
     volatile FaultInjector.Active[] active = NONE;
     private volatile Runnable onChange;
+    private volatile Check check;
 
     InstanceFaults(FaultInjector injector, String name, SimClock clock) {
         this.injector = injector;
@@ -122,6 +123,33 @@ public final class InstanceFaults {
         onChange = listener;
     }
 
+    /**
+     * A device's own checks of a fault aimed at it, beyond what {@link FaultSpec#validate} can know: whether its
+     * architecture has the kind at all, whether a named cache exists and a capacity fits it.
+     */
+    @FunctionalInterface
+    public interface Check {
+        /**
+         * Checks {@code spec} (validated already) against this instance.
+         *
+         * @throws FaultSpecException naming the field when the instance cannot take the fault
+         */
+        void check(FaultSpec spec);
+    }
+
+    /** Sets the device's {@link Check}; the injector runs it at {@code Inject} for faults this instance would get. */
+    public void check(Check c) {
+        check = c;
+    }
+
+    /** Runs the device's check, if any. */
+    void checkFault(FaultSpec spec) {
+        Check c = check;
+        if (c != null) {
+            c.check(spec);
+        }
+    }
+
     void changed() {
         Runnable r = onChange;
         if (r != null) {
@@ -138,6 +166,10 @@ public final class InstanceFaults {
             case COMMAND_DROP -> "dropped";
             case SYNC_NEVER_COMPLETES -> "stalled, never completing,";
             case IGNORE_IOTLB_INVALIDATION -> "ignored IOTLB invalidation";
+            case INTERRUPT_DROP -> "dropped interrupt, source";
+            case INTERRUPT_DELAY -> "held (delayed) interrupt, source";
+            case INTERRUPT_SPURIOUS -> "spurious interrupt raised";
+            case MSI_WRITE_FAIL -> "aborted MSI write, source";
             case EVENT_QUEUE_OVERFLOW -> "overflowed (record discarded as if the queue were full), event/reason";
             default -> kind.name();
         };

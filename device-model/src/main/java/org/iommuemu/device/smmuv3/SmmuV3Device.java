@@ -8,14 +8,19 @@ import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.smmuv3.Gerror;
+import org.iommuemu.core.smmuv3.SmmuRegs;
 import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.FaultType;
+import org.iommuemu.device.machine.InjectedInterrupts;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
+import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
 import org.iommuemu.device.xlate.CacheStats;
 import org.iommuemu.device.xlate.ConfigCache;
@@ -55,6 +60,9 @@ public final class SmmuV3Device implements IommuDevice {
     private final EventQueue events;
     private final CommandQueue commands;
     private final InstanceFaults faults;
+    private final InjectedInterrupts irqs;
+    private final Register eventqCfg0;
+    private final Register eventqCfg1;
     private final Translator translator;
     private final LongAdder mmioReads = new LongAdder();
     private final LongAdder mmioWrites = new LongAdder();
@@ -79,8 +87,11 @@ public final class SmmuV3Device implements IommuDevice {
         this.caches = new TranslationCaches(config.iotlbCapacity(), config.walkCacheCapacity());
         this.configs = new ConfigCache<>(config.configCacheCapacity());
         RegisterFile f = regs.file;
-        this.signals = new Signals(name, config.msi(), interrupts, stats, f);
         this.faults = injector.attach(name, stats.clock());
+        this.irqs = new InjectedInterrupts(interrupts, faults, stats.clock());
+        this.signals = new Signals(name, config.msi(), irqs, stats, f);
+        this.eventqCfg0 = f.register("EVENTQ_IRQ_CFG0");
+        this.eventqCfg1 = f.register("EVENTQ_IRQ_CFG1");
         this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2(), faults);
         Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
@@ -93,7 +104,10 @@ public final class SmmuV3Device implements IommuDevice {
             regs.cr0ack.set(newValue);
             commands.process();
         });
-        f.register("CMDQ_PROD").afterWrite((oldValue, newValue, written, mask) -> commands.process());
+        f.register("CMDQ_PROD").afterWrite((oldValue, newValue, written, mask) -> {
+            commands.process();
+            spurious();
+        });
         // Acknowledging a command error (GERRORN) resumes consumption from CMDQ_CONS.
         regs.gerrorn.afterWrite((oldValue, newValue, written, mask) -> commands.process());
         regs.irqCtrl.afterWrite((oldValue, newValue, written, mask) -> regs.irqCtrlAck.set(newValue));
@@ -186,11 +200,24 @@ public final class SmmuV3Device implements IommuDevice {
         return SmmuV3Registers.MMIO_SIZE;
     }
 
+    /**
+     * INTERRUPT_SPURIOUS: after a CMDQ_PROD write, the event queue interrupt (MSI or wired line, as configured) with
+     * no new record behind it. Called with the register-file lock held.
+     */
+    private void spurious() {
+        if (faults.any() && faults.fires(InjectionKind.INTERRUPT_SPURIOUS, 0, SmmuRegs.CMDQ_PROD,
+                "CMDQ_PROD write, offset")) {
+            signals.signal("eventq", eventqCfg0, eventqCfg1, Gerror.MSI_EVENTQ_ABT_ERR);
+        }
+    }
+
     @Override
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
         stats.mmioAccess();
-        return regs.file.read(offset, width);
+        long v = regs.file.read(offset, width);
+        irqs.deliverDue();
+        return v;
     }
 
     @Override
@@ -198,6 +225,7 @@ public final class SmmuV3Device implements IommuDevice {
         mmioWrites.increment();
         stats.mmioAccess();
         regs.file.write(offset, width, value);
+        irqs.deliverDue();
     }
 
     @Override

@@ -9,8 +9,11 @@ import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.vtd.FaultReason;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.device.machine.InjectedInterrupts;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.FaultSpec;
+import org.iommuemu.device.inject.FaultSpecException;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
@@ -73,6 +76,7 @@ public final class VtdDevice implements IommuDevice {
     private final VtdTranslator translator;
     private final InvalidationQueue queue;
     private final InstanceFaults injected;
+    private final InjectedInterrupts irqs;
     private final Field qie;
     private final Field qies;
     private final Register ccmd;
@@ -140,24 +144,42 @@ public final class VtdDevice implements IommuDevice {
         this.stats = new XlateStats(config.cost(), new SimClock());
         this.injected = injector.attach(name, stats.clock());
         RegisterFile f = regs.file;
+        irqs = new InjectedInterrupts(interrupts, injected, stats.clock());
         faultEvent = new EventInterrupt(name, "fault-event", f.register("FECTL"), f.register("FEDATA"),
-                f.register("FEADDR"), f.register("FEUADDR"), interrupts, stats, interruptCount);
+                f.register("FEADDR"), f.register("FEUADDR"), irqs, stats, interruptCount);
         faults = new FaultRecording(regs, faultEvent, stats, injected);
         caches = new VtdCaches(config);
         invalidation = caches;
         translator = new VtdTranslator(name, config, memory, caches, stats, faults);
         if (config.qi()) {
             completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
-                    f.register("IEADDR"), f.register("IEUADDR"), interrupts, stats, interruptCount);
+                    f.register("IEADDR"), f.register("IEUADDR"), irqs, stats, interruptCount);
             queue = new InvalidationQueue(config, regs, memory, invalidation, faults, completionEvent, stats,
                     injected);
+            // INTERRUPT_SPURIOUS: after an IQT write, a fault event MSI with no status behind it
+            f.register("IQT").afterWrite((oldValue, newValue, written, mask) -> {
+                if (injected.any() && injected.fires(InjectionKind.INTERRUPT_SPURIOUS, 0, VtdRegs.IQT,
+                        "IQT write, offset")) {
+                    faultEvent.spurious();
+                }
+            });
         } else {
             completionEvent = null;
             queue = null;
         }
+        injected.check(this::checkFault);
         regs.gcmd.afterWrite((oldValue, newValue, written, mask) -> globalCommand(newValue));
         ccmd.afterWrite((oldValue, newValue, written, mask) -> contextCommand(newValue));
         iotlb.afterWrite((oldValue, newValue, written, mask) -> iotlbCommand(newValue));
+    }
+
+    /** The faults this unit cannot take ({@link InstanceFaults.Check}). */
+    private void checkFault(FaultSpec spec) {
+        if (spec.kind() == InjectionKind.MSI_WRITE_FAIL) {
+            throw new FaultSpecException("target.iommu", name + " is a VT-d unit: VT-d architects no report of an"
+                    + " interrupt write that aborts (no status bit, no error record), so MSI_WRITE_FAIL has no faithful"
+                    + " outcome there; target an SMMUv3 instance");
+        }
     }
 
     /** A CCMD write: with ICC set, the context-cache invalidation CIRG asks for; CAIG says what was done. */
@@ -330,7 +352,9 @@ public final class VtdDevice implements IommuDevice {
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
         stats.mmioAccess();
-        return regs.file.read(offset, width);
+        long v = regs.file.read(offset, width);
+        irqs.deliverDue();
+        return v;
     }
 
     @Override
@@ -338,6 +362,7 @@ public final class VtdDevice implements IommuDevice {
         mmioWrites.increment();
         stats.mmioAccess();
         regs.file.write(offset, width, value);
+        irqs.deliverDue();
     }
 
     @Override

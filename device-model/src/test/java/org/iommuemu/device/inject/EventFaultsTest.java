@@ -1,17 +1,21 @@
 package org.iommuemu.device.inject;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.ArrayList;
 import java.util.List;
 import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.pgtable.Prot;
 import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.smmuv3.Gerror;
 import org.iommuemu.core.smmuv3.SmmuRegs;
 import org.iommuemu.core.vtd.VtdRegs;
 import org.iommuemu.device.machine.DmaOutcome;
 import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.DriverInstance.Stage;
+import org.iommuemu.device.machine.InjectedInterrupts;
+import org.iommuemu.device.machine.InterruptRecord;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
@@ -75,6 +79,17 @@ class EventFaultsTest {
             synchronized (handled) {
                 return handled.size();
             }
+        }
+
+        /** Interrupts of this instance the machine's hub delivers from now on. */
+        List<InterruptRecord> interrupts() {
+            List<InterruptRecord> out = java.util.Collections.synchronizedList(new ArrayList<>());
+            m.interrupts().subscribe(i -> {
+                if (i.iommu().equals(name)) {
+                    out.add(i);
+                }
+            });
+            return out;
         }
 
         long overflows() {
@@ -179,5 +194,220 @@ class EventFaultsTest {
         assertThat(r.handled.get(0)[1]).isEqualTo(RID);
         assertThat(r.overflows()).isEqualTo(1);
         assertThat(r.dev.mmioRead(VtdRegs.FSTS, 4) & (1L << VtdRegs.FSTS_PFO | 1L << VtdRegs.FSTS_PPF)).isZero();
+    }
+
+    // ------------------------------------------------------------------ INTERRUPT_DROP
+
+    @Test
+    void aDroppedEventInterruptLeavesTheRecordInTheQueueForTheNextInterrupt() throws Exception {
+        Rig r = smmu();
+        List<InterruptRecord> seen = r.interrupts();
+        r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_DROP).iommu("smmu0")
+                .target(t -> t.opcodes(InjectedInterrupts.EVENTQ)).trigger(t -> t.count(1)));
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).as("the event interrupt never arrived").isEmpty();
+        assertThat(r.handledCount()).isZero();
+        long prod = r.dev.mmioRead(SmmuRegs.EVENTQ_PROD, 4);
+        long cons = r.dev.mmioRead(SmmuRegs.EVENTQ_CONS, 4);
+        assertThat(prod & ~OVFLG).as("the record waits in the queue").isNotEqualTo(cons & ~OVFLG);
+        assertThat(r.faults().log().since(0)).singleElement().satisfies(rec -> {
+            assertThat(rec.kind()).isEqualTo(InjectionKind.INTERRUPT_DROP);
+            assertThat(rec.code()).isEqualTo(InjectedInterrupts.EVENTQ);
+        });
+
+        // the next event's interrupt (count used up) drains both records
+        assertThat(r.read(HOLE + 0x1000).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).hasSize(1);
+        assertThat(r.handledCount()).as("both faults reached the handler at the next interrupt").isEqualTo(2);
+        assertThat(r.dev.mmioRead(SmmuRegs.EVENTQ_CONS, 4) & ~OVFLG)
+                .isEqualTo(r.dev.mmioRead(SmmuRegs.EVENTQ_PROD, 4) & ~OVFLG);
+    }
+
+    @Test
+    void aDroppedInterruptOfAnotherSourceLeavesEventsAlone() throws Exception {
+        Rig r = smmu();
+        r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_DROP).iommu("smmu0")
+                .target(t -> t.opcodes(InjectedInterrupts.GERROR)));
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(r.handledCount()).isEqualTo(1);
+        assertThat(r.faults().log().lastSequence()).isZero();
+    }
+
+    @Test
+    void aDroppedFaultEventLeavesPpfSetAndTheVtdDriverFindsTheFaultAtItsNextPoll() throws Exception {
+        Rig r = vtd();
+        List<InterruptRecord> seen = r.interrupts();
+        long id = r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_DROP).iommu("dmar0")
+                .target(t -> t.opcodes(InjectedInterrupts.FAULT_EVENT)));
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).isEmpty();
+        assertThat(r.handledCount()).isZero();
+        long fsts = r.dev.mmioRead(VtdRegs.FSTS, 4);
+        assertThat(fsts & 1L << VtdRegs.FSTS_PPF).as("the fault waits in its record").isNotZero();
+        assertThat(r.dev.mmioRead(VtdRegs.FECTL, 4) & 1L << VtdRegs.ECTL_IP)
+                .as("the unit sent the event: IP is clear").isZero();
+        // with PPF still set a new fault raises no new event: only a poll finds the fault
+        r.faults().clear(id);
+        assertThat(r.read(HOLE + 0x1000).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).isEmpty();
+        assertThat(r.handledCount()).isZero();
+
+        r.o.drainEvents();
+        assertThat(r.handledCount()).as("the poll found the recorded fault").isEqualTo(1);
+        assertThat(r.dev.mmioRead(VtdRegs.FSTS, 4) & 1L << VtdRegs.FSTS_PPF).isZero();
+        assertThat(r.read(HOLE + 0x2000).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).as("status cleared, the next fault raises the event").hasSize(1);
+        assertThat(r.handledCount()).isEqualTo(2);
+    }
+
+    // ------------------------------------------------------------------ INTERRUPT_DELAY
+
+    /**
+     * Reads a harmless register straight from the device (no driver delivery) until the hub sees an interrupt;
+     * the clock is the instance's, as the injection log records it (translation time is charged to the device
+     * statistics only when they are read).
+     */
+    private static long accessesUntilDelivered(Rig r, List<InterruptRecord> seen, long due, long harmless) {
+        for (int n = 1; n <= 100_000; n++) {
+            r.dev.mmioRead(harmless, 4);
+            long now = r.faults().instance(r.name).now();
+            if (!seen.isEmpty()) {
+                assertThat(now).as("delivered once the clock reached the due time").isGreaterThanOrEqualTo(due);
+                return n;
+            }
+            assertThat(now).as("held while the clock is before the due time").isLessThan(due);
+        }
+        throw new AssertionError("the held interrupt was never delivered");
+    }
+
+    @Test
+    void aDelayedEventInterruptIsDeliveredOnceTheSimulatedClockPassesItsDueTime() throws Exception {
+        Rig r = smmu();
+        List<InterruptRecord> seen = r.interrupts();
+        long delay = 20_000;
+        r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_DELAY).iommu("smmu0")
+                .params(p -> p.delayNs(delay)).trigger(t -> t.count(1)));
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).isEmpty();
+        assertThat(r.handledCount()).isZero();
+        long fired = r.faults().log().since(0).get(0).simTimeNs();
+        long due = fired + delay;
+        assertThat(r.faults().instance("smmu0").now()).isLessThan(due);
+
+        long accesses = accessesUntilDelivered(r, seen, due, SmmuRegs.IDR0);
+        assertThat(accesses).isGreaterThan(1);
+        assertThat(seen).singleElement().satisfies(i -> assertThat(i.source()).isEqualTo("eventq"));
+        r.m.driverHost().deliverPendingInterrupts();
+        assertThat(r.handledCount()).as("the driver took the late interrupt").isEqualTo(1);
+
+        // count used up: the next interrupt is on time
+        assertThat(r.read(HOLE + 0x1000).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).hasSize(2);
+        assertThat(r.handledCount()).isEqualTo(2);
+    }
+
+    @Test
+    void aDelayedFaultEventIsDeliveredLateOnVtd() throws Exception {
+        Rig r = vtd();
+        List<InterruptRecord> seen = r.interrupts();
+        long delay = 5_000;
+        long id = r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_DELAY).iommu("dmar0")
+                .target(t -> t.opcodes(InjectedInterrupts.FAULT_EVENT)).params(p -> p.delayNs(delay)));
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).isEmpty();
+        r.faults().clear(id); // clearing does not lose what is held
+        long due = r.faults().log().since(0).get(0).simTimeNs() + delay;
+        accessesUntilDelivered(r, seen, due, VtdRegs.FSTS);
+        assertThat(seen).singleElement().satisfies(i -> assertThat(i.source()).isEqualTo("fault-event"));
+        r.m.driverHost().deliverPendingInterrupts();
+        assertThat(r.handledCount()).isEqualTo(1);
+    }
+
+    // ------------------------------------------------------------------ INTERRUPT_SPURIOUS
+
+    private static void spuriousInterruptsAreHarmless(Rig r, String source) throws Exception {
+        List<InterruptRecord> seen = r.interrupts();
+        assertThat(r.read(IOVA).isOk()).isTrue();
+        long id = r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_SPURIOUS).iommu(r.name)
+                .trigger(t -> t.count(3)));
+        // each unmap/map submits invalidations: queue producer writes, the spurious interrupts' opportunities
+        long buf = r.m.driverHost().heap().allocPages(0, "buf2");
+        for (int i = 0; i < 3; i++) {
+            r.d.unmap(IOVA, 4096);
+            r.d.map(IOVA, buf, 4096, Prot.READ | Prot.WRITE);
+        }
+        assertThat(r.m.faults().instance(r.name).firedByKind()).containsEntry(InjectionKind.INTERRUPT_SPURIOUS, 3L);
+        assertThat(seen).as("each firing raised an interrupt").filteredOn(i -> i.source().equals(source)).hasSize(3);
+        var log = r.o.events().since(0);
+        assertThat(log.records()).as("no bogus event").isEmpty();
+        assertThat(log.overflows()).isZero();
+        assertThat(log.globalErrors()).isZero();
+        assertThat(r.handledCount()).isZero();
+        assertThat(r.read(IOVA).isOk()).as("the instance still translates").isTrue();
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(r.handledCount()).as("a real fault is still reported").isEqualTo(1);
+        r.faults().clear(id);
+    }
+
+    @Test
+    void spuriousEventInterruptsFindAnEmptyEventQueue() throws Exception {
+        spuriousInterruptsAreHarmless(smmu(), "eventq");
+    }
+
+    @Test
+    void spuriousFaultEventsFindNoFaultRecorded() throws Exception {
+        spuriousInterruptsAreHarmless(vtd(), "fault-event");
+    }
+
+    // ------------------------------------------------------------------ MSI_WRITE_FAIL
+
+    @Test
+    void anAbortedEventMsiRaisesMsiEvtqAbtErrAndTheRecordIsFoundAtTheNextPoll() throws Exception {
+        Rig r = smmu();
+        List<InterruptRecord> seen = r.interrupts();
+        long doorbell = r.m.interrupts().doorbellBase();
+        ((SmmuDriverInstance) r.o).host().mmioWrite(SmmuRegs.EVENTQ_IRQ_CFG0, 8, doorbell);
+        long id = r.faults().inject(new FaultSpec(InjectionKind.MSI_WRITE_FAIL).iommu("smmu0")
+                .target(t -> t.opcodes(InjectedInterrupts.EVENTQ)).trigger(t -> t.count(1)));
+        long gerrorBefore = r.dev.mmioRead(SmmuRegs.GERROR, 4);
+
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        long gerror = r.dev.mmioRead(SmmuRegs.GERROR, 4);
+        assertThat((gerror ^ gerrorBefore) & 1L << Gerror.MSI_EVENTQ_ABT_ERR).as("MSI_EVENTQ_ABT_ERR toggled")
+                .isNotZero();
+        assertThat(gerror ^ gerrorBefore).as("nothing else").isEqualTo(1L << Gerror.MSI_EVENTQ_ABT_ERR);
+        assertThat(r.dev.mmioRead(SmmuRegs.GERRORN, 4)).as("the driver acknowledged it").isEqualTo(gerror);
+        assertThat(r.o.events().since(0).globalErrors()).isEqualTo(1);
+        assertThat(seen).as("only the GERROR interrupt arrived").singleElement()
+                .satisfies(i -> assertThat(i.source()).isEqualTo("gerror"));
+        assertThat(r.handledCount()).as("no event interrupt: the record waits").isZero();
+        assertThat(r.faults().log().since(0)).singleElement().satisfies(rec -> {
+            assertThat(rec.faultId()).isEqualTo(id);
+            assertThat(rec.address()).isEqualTo(doorbell);
+        });
+
+        r.o.drainEvents();
+        assertThat(r.handledCount()).as("the poll found the record").isEqualTo(1);
+        assertThat(r.read(HOLE + 0x1000).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(seen).last().satisfies(i -> {
+            assertThat(i.source()).isEqualTo("eventq");
+            assertThat(i.msi()).isTrue();
+        });
+        assertThat(r.handledCount()).as("the next MSI is delivered").isEqualTo(2);
+        assertThat(r.o.events().since(0).globalErrors()).isEqualTo(1);
+    }
+
+    @Test
+    void msiWriteFailIsRefusedOnVtdAndAppliesOnlyToSmmusWhenUntargeted() throws Exception {
+        Rig r = vtd();
+        assertThatThrownBy(() -> r.faults().inject(new FaultSpec(InjectionKind.MSI_WRITE_FAIL).iommu("dmar0")))
+                .isInstanceOf(FaultSpecException.class).hasMessageContaining("target.iommu")
+                .hasMessageContaining("dmar0").hasMessageContaining("VT-d");
+        assertThat(r.faults().list("")).isEmpty();
+        r.faults().inject(new FaultSpec(InjectionKind.MSI_WRITE_FAIL));
+        assertThat(r.faults().list("")).hasSize(1);
+        assertThat(r.read(HOLE).status()).isEqualTo(DmaOutcome.Status.FAULT);
+        assertThat(r.handledCount()).as("the VT-d fault event MSI is written").isEqualTo(1);
+        assertThat(r.faults().log().lastSequence()).isZero();
     }
 }
