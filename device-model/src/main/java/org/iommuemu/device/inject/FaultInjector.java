@@ -30,6 +30,8 @@ public final class FaultInjector {
     private final Map<String, InstanceFaults> instances = new LinkedHashMap<>();
     private final Map<Long, Active> faults = new TreeMap<>();
     private final InjectionLog log = new InjectionLog();
+    /** Instances whose active faults changed and whose listener has not run yet; guarded by this. */
+    private final Set<InstanceFaults> changed = new java.util.LinkedHashSet<>();
     private long nextId = 1;
 
     /** An injector without memory (memory kinds are refused): for devices built outside a machine. */
@@ -47,13 +49,17 @@ public final class FaultInjector {
      *
      * @throws IllegalArgumentException when an instance of that name is attached already
      */
-    public synchronized InstanceFaults attach(String name, SimClock clock) {
-        if (instances.containsKey(name)) {
-            throw new IllegalArgumentException("an instance named " + name + " is attached already");
+    public InstanceFaults attach(String name, SimClock clock) {
+        InstanceFaults i;
+        synchronized (this) {
+            if (instances.containsKey(name)) {
+                throw new IllegalArgumentException("an instance named " + name + " is attached already");
+            }
+            i = new InstanceFaults(this, name, clock);
+            instances.put(name, i);
+            publish();
         }
-        InstanceFaults i = new InstanceFaults(this, name, clock);
-        instances.put(name, i);
-        publish();
+        notifyChanged();
         return i;
     }
 
@@ -77,6 +83,7 @@ public final class FaultInjector {
      */
     public long inject(FaultSpec spec) {
         FaultSpec s = spec.copy().validate();
+        long id;
         synchronized (this) {
             String iommu = s.target().iommu();
             InstanceFaults where = iommu.isEmpty() ? null : instances.get(iommu);
@@ -100,8 +107,10 @@ public final class FaultInjector {
             nextId++;
             faults.put(f.id, f);
             publish();
-            return f.id;
+            id = f.id;
         }
+        notifyChanged();
+        return id;
     }
 
     /**
@@ -190,19 +199,26 @@ public final class FaultInjector {
      *
      * @throws FaultSpecException.NotFound when there is no such fault
      */
-    public synchronized void clear(long id) {
-        if (faults.remove(id) == null) {
-            throw new FaultSpecException.NotFound("fault_id", "fault " + id + " not found (faults: "
-                    + List.copyOf(faults.keySet()) + ")");
+    public void clear(long id) {
+        synchronized (this) {
+            if (faults.remove(id) == null) {
+                throw new FaultSpecException.NotFound("fault_id", "fault " + id + " not found (faults: "
+                        + List.copyOf(faults.keySet()) + ")");
+            }
+            publish();
         }
-        publish();
+        notifyChanged();
     }
 
     /** Removes every fault; returns their ids. */
-    public synchronized List<Long> clearAll() {
-        List<Long> ids = List.copyOf(faults.keySet());
-        faults.clear();
-        publish();
+    public List<Long> clearAll() {
+        List<Long> ids;
+        synchronized (this) {
+            ids = List.copyOf(faults.keySet());
+            faults.clear();
+            publish();
+        }
+        notifyChanged();
         return ids;
     }
 
@@ -216,6 +232,26 @@ public final class FaultInjector {
             synchronized (this) {
                 publish();
             }
+            notifyChanged();
+        }
+    }
+
+    /**
+     * Runs the change listeners of the instances whose active faults changed, outside this monitor: a listener
+     * takes a device's locks (a cache's), and a device may call a hook (which can take this monitor) with such a
+     * lock held. A listener reads the instance's current faults, so a late or repeated run is harmless.
+     */
+    private void notifyChanged() {
+        List<InstanceFaults> todo;
+        synchronized (this) {
+            if (changed.isEmpty()) {
+                return;
+            }
+            todo = List.copyOf(changed);
+            changed.clear();
+        }
+        for (InstanceFaults i : todo) {
+            i.changed();
         }
     }
 
@@ -237,7 +273,7 @@ public final class FaultInjector {
             Active[] before = i.active;
             i.active = live.toArray(new Active[0]);
             if (!java.util.Arrays.equals(before, i.active)) {
-                i.changed();
+                changed.add(i);
             }
         }
     }

@@ -35,8 +35,9 @@ public enum InjectionKind {
     // caches
     IGNORE_IOTLB_INVALIDATION(30, Group.CACHES, true, Mode.OPPORTUNITY, cmd(), par()),
     IGNORE_CONFIG_INVALIDATION(31, Group.CACHES, false, Mode.OPPORTUNITY, cmd(), par()),
-    CACHE_SHRINK(32, Group.CACHES, false, Mode.WHILE_ACTIVE, sel(), par(Param.CACHE, Param.CAPACITY)),
-    CACHE_EVICT_RANDOM(33, Group.CACHES, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par(Param.CACHE)),
+    CACHE_SHRINK(32, Group.CACHES, true, Mode.WHILE_ACTIVE, sel(), par(Param.CACHE, Param.CAPACITY)),
+    // no stream selector: cache entries are shared by the streams of a context and a lookup does not know its stream
+    CACHE_EVICT_RANDOM(33, Group.CACHES, true, Mode.OPPORTUNITY, sel(), par(Param.CACHE)),
     // the bus
     BUS_REPLY_DELAY(40, Group.BUS, false, Mode.OPPORTUNITY, sel(Selector.METHODS, Selector.STREAMS),
             par(Param.WALL_DELAY)),

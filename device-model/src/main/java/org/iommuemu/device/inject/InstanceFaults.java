@@ -53,7 +53,7 @@ public final class InstanceFaults {
         if (a.length == 0) {
             return false;
         }
-        return fire(a, kind, code, -1, false, 0, address, what) != null;
+        return fire(a, kind, null, code, -1, false, 0, address, what) != null;
     }
 
     /**
@@ -69,7 +69,7 @@ public final class InstanceFaults {
         if (a.length == 0) {
             return null;
         }
-        FaultInjector.Active f = fire(a, kind, code, stream, hasSelected, selected, address, what);
+        FaultInjector.Active f = fire(a, kind, null, code, stream, hasSelected, selected, address, what);
         return f == null ? null : f.spec.params();
     }
 
@@ -93,16 +93,44 @@ public final class InstanceFaults {
         return null;
     }
 
+    /**
+     * The parameters of the newest active fault of {@code kind} whose {@code params.cache} is {@code cache}, or
+     * null: a device applies the cache kinds with it ({@link InjectionKind#CACHE_SHRINK}'s capacity, whether a
+     * {@link InjectionKind#CACHE_EVICT_RANDOM} aims at a cache). Nothing is recorded.
+     */
+    public FaultSpec.Params active(InjectionKind kind, String cache) {
+        FaultInjector.Active[] a = active;
+        for (int i = a.length - 1; i >= 0; i--) {
+            if (a[i].spec.kind() == kind && a[i].spec.params().cache().equals(cache)) {
+                return a[i].spec.params();
+            }
+        }
+        return null;
+    }
+
+    /**
+     * An opportunity of a cache kind in cache {@code cache}: only faults whose {@code params.cache} names it can
+     * fire; {@code address} is what the lookup was for (recorded). Returns whether one fired.
+     */
+    public boolean firesInCache(InjectionKind kind, String cache, long address, String what) {
+        FaultInjector.Active[] a = active;
+        if (a.length == 0) {
+            return false;
+        }
+        return fire(a, kind, cache, 0, -1, false, 0, address, what) != null;
+    }
+
     /** Whether any fault is active on this instance (one volatile read): lets a hot path skip its hooks. */
     public boolean any() {
         return active.length != 0;
     }
 
-    private FaultInjector.Active fire(FaultInjector.Active[] a, InjectionKind kind, int code, long stream,
-            boolean hasSelected, long selected, long address, String what) {
+    private FaultInjector.Active fire(FaultInjector.Active[] a, InjectionKind kind, String cache, int code,
+            long stream, boolean hasSelected, long selected, long address, String what) {
         for (FaultInjector.Active f : a) {
             FaultSpec.Target t = f.spec.target();
-            if (f.spec.kind() == kind && t.matchesOpcode(code)
+            if (f.spec.kind() == kind && (cache == null || cache.equals(f.spec.params().cache()))
+                    && t.matchesOpcode(code)
                     && t.matchesStreamAndAddress(stream, hasSelected, selected) && f.decide()) {
                 fired.incrementAndGet(kind.number());
                 injector.record(f, this, code, address, describe(kind) + " code 0x" + Integer.toHexString(code)
@@ -115,8 +143,8 @@ public final class InstanceFaults {
     }
 
     /**
-     * Runs {@code listener} (on the injecting thread, with the injector's monitor held: it must not call back into
-     * the injector) whenever the faults active on this instance change: a device whose hardware a
+     * Runs {@code listener} (on the thread that changed the faults, after the injector's monitor is released; it
+     * should read the instance's current faults, as runs may come late or twice) whenever the faults active on this instance change: a device whose hardware a
      * {@link InjectionKind.Mode#WHILE_ACTIVE} fault reshapes (a cache's capacity) applies it there.
      */
     public void onChange(Runnable listener) {
@@ -170,6 +198,7 @@ public final class InstanceFaults {
             case INTERRUPT_DELAY -> "held (delayed) interrupt, source";
             case INTERRUPT_SPURIOUS -> "spurious interrupt raised";
             case MSI_WRITE_FAIL -> "aborted MSI write, source";
+            case CACHE_EVICT_RANDOM -> "evicted at a hit (the lookup misses),";
             case EVENT_QUEUE_OVERFLOW -> "overflowed (record discarded as if the queue were full), event/reason";
             default -> kind.name();
         };

@@ -1,7 +1,9 @@
 package org.iommuemu.device.smmuv3;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.memory.PhysicalMemory;
@@ -10,6 +12,7 @@ import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.core.smmuv3.Gerror;
 import org.iommuemu.core.smmuv3.SmmuRegs;
+import org.iommuemu.device.inject.CacheFaults;
 import org.iommuemu.device.inject.FaultInjector;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
@@ -24,6 +27,7 @@ import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
 import org.iommuemu.device.xlate.CacheStats;
 import org.iommuemu.device.xlate.ConfigCache;
+import org.iommuemu.device.xlate.InjectableCache;
 import org.iommuemu.device.xlate.SimClock;
 import org.iommuemu.device.xlate.TranslationCaches;
 import org.iommuemu.device.xlate.XlateStats;
@@ -97,6 +101,11 @@ public final class SmmuV3Device implements IommuDevice {
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
                 config.cmdqLog2(), faults);
         this.translator = new Translator(name, config, memory, caches, configs, events, f);
+        Map<String, InjectableCache> named = new LinkedHashMap<>();
+        named.put("iotlb", caches.iotlb());
+        named.put("config", configs);
+        named.put("walk", caches.walkCache());
+        faults.check(new CacheFaults(faults, named)::check);
 
         // The update completes at once, so the acknowledgement mirrors the request; enabling the command queue
         // consumes what is already there.

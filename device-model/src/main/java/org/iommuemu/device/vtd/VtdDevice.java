@@ -2,7 +2,9 @@ package org.iommuemu.device.vtd;
 
 import org.iommuemu.core.vtd.VtdRegs;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.bits.Bits;
@@ -11,6 +13,7 @@ import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.device.machine.InjectedInterrupts;
 import org.iommuemu.device.machine.InterruptSink;
+import org.iommuemu.device.inject.CacheFaults;
 import org.iommuemu.device.inject.FaultInjector;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.FaultSpecException;
@@ -24,6 +27,7 @@ import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
 import org.iommuemu.device.xlate.CacheStats;
+import org.iommuemu.device.xlate.InjectableCache;
 import org.iommuemu.device.xlate.SimClock;
 import org.iommuemu.device.xlate.XlateStats;
 import org.slf4j.Logger;
@@ -77,6 +81,7 @@ public final class VtdDevice implements IommuDevice {
     private final InvalidationQueue queue;
     private final InstanceFaults injected;
     private final InjectedInterrupts irqs;
+    private final CacheFaults cacheFaults;
     private final Field qie;
     private final Field qies;
     private final Register ccmd;
@@ -167,6 +172,12 @@ public final class VtdDevice implements IommuDevice {
             completionEvent = null;
             queue = null;
         }
+        Map<String, InjectableCache> named = new LinkedHashMap<>();
+        named.put("iotlb", caches.iotlb());
+        named.put("context", caches.contexts());
+        named.put("pasid", caches.pasids());
+        named.put("walk", caches.walkCache());
+        cacheFaults = new CacheFaults(injected, named);
         injected.check(this::checkFault);
         regs.gcmd.afterWrite((oldValue, newValue, written, mask) -> globalCommand(newValue));
         ccmd.afterWrite((oldValue, newValue, written, mask) -> contextCommand(newValue));
@@ -175,6 +186,7 @@ public final class VtdDevice implements IommuDevice {
 
     /** The faults this unit cannot take ({@link InstanceFaults.Check}). */
     private void checkFault(FaultSpec spec) {
+        cacheFaults.check(spec);
         if (spec.kind() == InjectionKind.MSI_WRITE_FAIL) {
             throw new FaultSpecException("target.iommu", name + " is a VT-d unit: VT-d architects no report of an"
                     + " interrupt write that aborts (no status bit, no error record), so MSI_WRITE_FAIL has no faithful"
