@@ -3,6 +3,7 @@ package org.iommuemu.device.inject;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -31,7 +32,7 @@ public final class FaultInjector {
     private final Map<Long, Active> faults = new TreeMap<>();
     private final InjectionLog log = new InjectionLog();
     /** Instances whose active faults changed and whose listener has not run yet; guarded by this. */
-    private final Set<InstanceFaults> changed = new java.util.LinkedHashSet<>();
+    private final Set<InstanceFaults> changed = new LinkedHashSet<>();
     private long nextId = 1;
 
     /** An injector without memory (memory kinds are refused): for devices built outside a machine. */

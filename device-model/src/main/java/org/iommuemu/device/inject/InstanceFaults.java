@@ -143,9 +143,10 @@ public final class InstanceFaults {
     }
 
     /**
-     * Runs {@code listener} (on the thread that changed the faults, after the injector's monitor is released; it
-     * should read the instance's current faults, as runs may come late or twice) whenever the faults active on this instance change: a device whose hardware a
-     * {@link InjectionKind.Mode#WHILE_ACTIVE} fault reshapes (a cache's capacity) applies it there.
+     * Runs {@code listener} whenever the faults active on this instance change: a device whose hardware a
+     * {@link InjectionKind.Mode#WHILE_ACTIVE} fault reshapes (a cache's capacity) applies it there. It runs on the
+     * thread that changed the faults, after the injector's monitor is released, and should read the instance's
+     * current faults: runs may come late or twice. One listener per instance.
      */
     public void onChange(Runnable listener) {
         onChange = listener;
