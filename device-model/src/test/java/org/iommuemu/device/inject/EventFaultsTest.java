@@ -410,4 +410,34 @@ class EventFaultsTest {
         assertThat(r.handledCount()).as("the VT-d fault event MSI is written").isEqualTo(1);
         assertThat(r.faults().log().lastSequence()).isZero();
     }
+
+    @Test
+    void anAbortedCmdSyncMsiRaisesMsiCmdqAbtErrAndTheDriverCompletesTheSyncFromCons() throws Exception {
+        Rig r = smmu();
+        assertThat(r.read(IOVA).isOk()).isTrue();
+        long gerrorBefore = r.dev.mmioRead(SmmuRegs.GERROR, 4);
+        r.faults().inject(new FaultSpec(InjectionKind.MSI_WRITE_FAIL).iommu("smmu0")
+                .target(t -> t.opcodes(InjectedInterrupts.CMD_SYNC)).trigger(t -> t.count(1)));
+        r.d.unmap(IOVA, 4096); // strict: TLBI + CMD_SYNC, whose completion MSI aborts
+        long gerror = r.dev.mmioRead(SmmuRegs.GERROR, 4);
+        assertThat(gerror ^ gerrorBefore).as("MSI_CMDQ_ABT_ERR toggled").isEqualTo(1L << Gerror.MSI_CMDQ_ABT_ERR);
+        assertThat(r.dev.mmioRead(SmmuRegs.GERRORN, 4)).as("acknowledged").isEqualTo(gerror);
+        assertThat(r.o.events().since(0).globalErrors()).isEqualTo(1);
+        assertThat(r.faults().log().since(0)).singleElement()
+                .satisfies(rec -> assertThat(rec.code()).isEqualTo(InjectedInterrupts.CMD_SYNC));
+        assertThat(r.read(IOVA).status()).as("the invalidation was carried out").isEqualTo(DmaOutcome.Status.FAULT);
+    }
+
+    @Test
+    void aDroppedCmdSyncMsiIsRecoveredFromConsWithoutAnError() throws Exception {
+        Rig r = smmu();
+        assertThat(r.read(IOVA).isOk()).isTrue();
+        r.faults().inject(new FaultSpec(InjectionKind.INTERRUPT_DROP).iommu("smmu0")
+                .target(t -> t.opcodes(InjectedInterrupts.CMD_SYNC)).trigger(t -> t.count(1)));
+        r.d.unmap(IOVA, 4096);
+        assertThat(r.faults().list("smmu0")).singleElement().satisfies(s -> assertThat(s.fires()).isEqualTo(1));
+        assertThat(r.dev.mmioRead(SmmuRegs.GERROR, 4)).isEqualTo(r.dev.mmioRead(SmmuRegs.GERRORN, 4));
+        assertThat(r.o.events().since(0).globalErrors()).isZero();
+        assertThat(r.read(IOVA).status()).isEqualTo(DmaOutcome.Status.FAULT);
+    }
 }
