@@ -1,9 +1,12 @@
 package org.iommuemu.device.inject;
 
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.iommuemu.core.memory.MemoryAccessException;
@@ -30,6 +33,8 @@ public final class FaultInjector {
     private final Map<Long, Active> faults = new TreeMap<>();
     private final InjectionLog log = new InjectionLog();
     private final BusFaults bus = new BusFaults(this);
+    /** Instances whose active faults changed and whose listener has not run yet; guarded by this. */
+    private final Set<InstanceFaults> changed = new LinkedHashSet<>();
     private long nextId = 1;
 
     /** An injector without memory (memory kinds are refused): for devices built outside a machine. */
@@ -47,13 +52,17 @@ public final class FaultInjector {
      *
      * @throws IllegalArgumentException when an instance of that name is attached already
      */
-    public synchronized InstanceFaults attach(String name, SimClock clock) {
-        if (instances.containsKey(name)) {
-            throw new IllegalArgumentException("an instance named " + name + " is attached already");
+    public InstanceFaults attach(String name, SimClock clock) {
+        InstanceFaults i;
+        synchronized (this) {
+            if (instances.containsKey(name)) {
+                throw new IllegalArgumentException("an instance named " + name + " is attached already");
+            }
+            i = new InstanceFaults(this, name, clock);
+            instances.put(name, i);
+            publish();
         }
-        InstanceFaults i = new InstanceFaults(this, name, clock);
-        instances.put(name, i);
-        publish();
+        notifyChanged();
         return i;
     }
 
@@ -82,6 +91,7 @@ public final class FaultInjector {
      */
     public long inject(FaultSpec spec) {
         FaultSpec s = spec.copy().validate();
+        long id;
         synchronized (this) {
             String iommu = s.target().iommu();
             InstanceFaults where = iommu.isEmpty() ? null : instances.get(iommu);
@@ -89,19 +99,15 @@ public final class FaultInjector {
                 throw new FaultSpecException.NotFound("target.iommu", "iommu '" + iommu + "' not found (instances: "
                         + List.copyOf(instances.keySet()) + ")");
             }
-            for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
-                String why = i.refusal(s);
-                if (why != null) { // "field: reason"; without a field the instance itself is the problem
-                    int colon = why.indexOf(':');
-                    throw new FaultSpecException(colon < 0 ? "target.iommu" : why.substring(0, colon),
-                            colon < 0 ? i.name() + ": " + why : why.substring(colon + 1).trim());
-                }
-            }
-            Active f = new Active(nextId, s);
+            Set<String> refused = refusals(s, where);
+            Active f = new Active(nextId, s, refused);
             if (s.kind().oneShot()) {
                 corrupt(f, where);
             } else if (s.kind().mode() == InjectionKind.Mode.WHILE_ACTIVE) {
                 for (InstanceFaults i : where == null ? List.copyOf(instances.values()) : List.of(where)) {
+                    if (refused.contains(i.name())) {
+                        continue;
+                    }
                     i.countFired(s.kind());
                     log.add(f.id, s.kind(), i.name(), i.now(), 0, 0, "active until cleared: " + s);
                 }
@@ -109,8 +115,39 @@ public final class FaultInjector {
             nextId++;
             faults.put(f.id, f);
             publish();
-            return f.id;
+            id = f.id;
         }
+        notifyChanged();
+        return id;
+    }
+
+    /**
+     * Runs the devices' own checks ({@link InstanceFaults.Check}): a fault aimed at one instance fails with that
+     * instance's {@link FaultSpecException}; a fault for every instance skips the instances that refuse it and fails
+     * only when every instance does. Returns the names of the instances skipped.
+     */
+    private Set<String> refusals(FaultSpec s, InstanceFaults where) {
+        if (s.kind().oneShot()) {
+            return Set.of();
+        }
+        if (where != null) {
+            where.checkFault(s);
+            return Set.of();
+        }
+        Set<String> refused = new HashSet<>();
+        FaultSpecException first = null;
+        for (InstanceFaults i : instances.values()) {
+            try {
+                i.checkFault(s);
+            } catch (FaultSpecException e) {
+                refused.add(i.name());
+                first = first == null ? e : first;
+            }
+        }
+        if (first != null && refused.size() == instances.size()) {
+            throw first;
+        }
+        return Set.copyOf(refused);
     }
 
     private void corrupt(Active f, InstanceFaults where) {
@@ -170,19 +207,26 @@ public final class FaultInjector {
      *
      * @throws FaultSpecException.NotFound when there is no such fault
      */
-    public synchronized void clear(long id) {
-        if (faults.remove(id) == null) {
-            throw new FaultSpecException.NotFound("fault_id", "fault " + id + " not found (faults: "
-                    + List.copyOf(faults.keySet()) + ")");
+    public void clear(long id) {
+        synchronized (this) {
+            if (faults.remove(id) == null) {
+                throw new FaultSpecException.NotFound("fault_id", "fault " + id + " not found (faults: "
+                        + List.copyOf(faults.keySet()) + ")");
+            }
+            publish();
         }
-        publish();
+        notifyChanged();
     }
 
     /** Removes every fault; returns their ids. */
-    public synchronized List<Long> clearAll() {
-        List<Long> ids = List.copyOf(faults.keySet());
-        faults.clear();
-        publish();
+    public List<Long> clearAll() {
+        List<Long> ids;
+        synchronized (this) {
+            ids = List.copyOf(faults.keySet());
+            faults.clear();
+            publish();
+        }
+        notifyChanged();
         return ids;
     }
 
@@ -196,6 +240,26 @@ public final class FaultInjector {
             synchronized (this) {
                 publish();
             }
+            notifyChanged();
+        }
+    }
+
+    /**
+     * Runs the change listeners of the instances whose active faults changed, outside this monitor: a listener
+     * takes a device's locks (a cache's), and a device may call a hook (which can take this monitor) with such a
+     * lock held. A listener reads the instance's current faults, so a late or repeated run is harmless.
+     */
+    private void notifyChanged() {
+        List<InstanceFaults> todo;
+        synchronized (this) {
+            if (changed.isEmpty()) {
+                return;
+            }
+            todo = List.copyOf(changed);
+            changed.clear();
+        }
+        for (InstanceFaults i : todo) {
+            i.changed();
         }
     }
 
@@ -244,14 +308,14 @@ public final class FaultInjector {
                     over = f.exhausted;
                 }
                 if (!over && !f.spec.kind().oneShot() && f.spec.kind().group() != InjectionKind.Group.BUS
-                        && (t.isEmpty() || t.equals(i.name()))) {
+                        && (t.isEmpty() || t.equals(i.name())) && !f.refused.contains(i.name())) {
                     live.add(f);
                 }
             }
             Active[] before = i.active;
             i.active = live.toArray(new Active[0]);
             if (!java.util.Arrays.equals(before, i.active)) {
-                i.changed();
+                changed.add(i);
             }
         }
     }
@@ -260,14 +324,17 @@ public final class FaultInjector {
     static final class Active {
         final long id;
         final FaultSpec spec;
+        /** Instances whose device refused the fault (it targets every instance); it never applies to them. */
+        final Set<String> refused;
         private final SplittableRandom random;
         private long opportunities;
         private long fires;
         private boolean exhausted;
 
-        Active(long id, FaultSpec spec) {
+        Active(long id, FaultSpec spec, Set<String> refused) {
             this.id = id;
             this.spec = spec;
+            this.refused = refused;
             this.random = new SplittableRandom(spec.trigger().seed());
         }
 

@@ -695,6 +695,15 @@ public final class FaultSpec {
             throw new FaultSpecException("params.address", "0x" + Long.toHexString(params.address)
                     + " is not 8-byte aligned (the fault changes one 64-bit word)");
         }
+        if (kind == InjectionKind.CACHE_SHRINK && params.capacity == 0) {
+            throw new FaultSpecException("params.capacity", "is required: the entries the cache may hold while the"
+                    + " fault is active (1..its configured capacity)");
+        }
+        if ((kind == InjectionKind.CACHE_SHRINK || kind == InjectionKind.CACHE_EVICT_RANDOM)
+                && params.cache.isEmpty()) {
+            throw new FaultSpecException("params.cache", "is required: the cache's name as Telemetry lists it (SMMUv3:"
+                    + " iotlb, config, walk; VT-d: iotlb, context, pasid, walk)");
+        }
         if (kind == InjectionKind.MEMORY_WRITE_FIELD) {
             if (params.fieldWidth == 0 || params.fieldLsb + params.fieldWidth > 64) {
                 throw new FaultSpecException("params.field_width", "width " + params.fieldWidth + " with lsb "

@@ -26,16 +26,18 @@ public enum InjectionKind {
     SYNC_LATE(15, Group.COMMANDS, true, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
     ATC_INVALIDATION_TIMEOUT(16, Group.COMMANDS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
     // event and fault reporting
-    EVENT_QUEUE_OVERFLOW(20, Group.EVENTS, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
-    INTERRUPT_DROP(21, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
-    INTERRUPT_DELAY(22, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par(Param.DELAY)),
-    INTERRUPT_SPURIOUS(23, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
-    MSI_WRITE_FAIL(24, Group.EVENTS, false, Mode.OPPORTUNITY, sel(), par()),
+    EVENT_QUEUE_OVERFLOW(20, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.STREAMS), par()),
+    // interrupt kinds select by source code (target.opcodes), see machine.InjectedInterrupts
+    INTERRUPT_DROP(21, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.OPCODES), par()),
+    INTERRUPT_DELAY(22, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.OPCODES), par(Param.DELAY)),
+    INTERRUPT_SPURIOUS(23, Group.EVENTS, true, Mode.OPPORTUNITY, sel(), par()),
+    MSI_WRITE_FAIL(24, Group.EVENTS, true, Mode.OPPORTUNITY, sel(Selector.OPCODES), par()),
     // caches
     IGNORE_IOTLB_INVALIDATION(30, Group.CACHES, true, Mode.OPPORTUNITY, cmd(), par()),
     IGNORE_CONFIG_INVALIDATION(31, Group.CACHES, true, Mode.OPPORTUNITY, cmd(), par()),
-    CACHE_SHRINK(32, Group.CACHES, false, Mode.WHILE_ACTIVE, sel(), par(Param.CACHE, Param.CAPACITY)),
-    CACHE_EVICT_RANDOM(33, Group.CACHES, false, Mode.OPPORTUNITY, sel(Selector.STREAMS), par(Param.CACHE)),
+    CACHE_SHRINK(32, Group.CACHES, true, Mode.WHILE_ACTIVE, sel(), par(Param.CACHE, Param.CAPACITY)),
+    // no stream selector: cache entries are shared by the streams of a context and a lookup does not know its stream
+    CACHE_EVICT_RANDOM(33, Group.CACHES, true, Mode.OPPORTUNITY, sel(), par(Param.CACHE)),
     // the bus
     BUS_REPLY_DELAY(40, Group.BUS, true, Mode.OPPORTUNITY, sel(Selector.METHODS, Selector.STREAMS),
             par(Param.WALL_DELAY)),

@@ -22,7 +22,7 @@ public final class InstanceFaults {
     private final AtomicLongArray fired = new AtomicLongArray(64);
     volatile FaultInjector.Active[] active = NONE;
     private volatile Runnable onChange;
-    private volatile Function<FaultSpec, String> refusal;
+    private volatile Check check;
 
     InstanceFaults(FaultInjector injector, String name, SimClock clock) {
         this.injector = injector;
@@ -54,7 +54,7 @@ public final class InstanceFaults {
         if (a.length == 0) {
             return false;
         }
-        return fire(a, kind, code, -1, false, 0, address, what) != null;
+        return fire(a, kind, null, code, -1, false, 0, address, what) != null;
     }
 
     /**
@@ -70,7 +70,7 @@ public final class InstanceFaults {
         if (a.length == 0) {
             return null;
         }
-        FaultInjector.Active f = fire(a, kind, code, stream, hasSelected, selected, address, what);
+        FaultInjector.Active f = fire(a, kind, null, code, stream, hasSelected, selected, address, what);
         return f == null ? null : f.spec.params();
     }
 
@@ -94,16 +94,44 @@ public final class InstanceFaults {
         return null;
     }
 
+    /**
+     * The parameters of the newest active fault of {@code kind} whose {@code params.cache} is {@code cache}, or
+     * null: a device applies the cache kinds with it ({@link InjectionKind#CACHE_SHRINK}'s capacity, whether a
+     * {@link InjectionKind#CACHE_EVICT_RANDOM} aims at a cache). Nothing is recorded.
+     */
+    public FaultSpec.Params active(InjectionKind kind, String cache) {
+        FaultInjector.Active[] a = active;
+        for (int i = a.length - 1; i >= 0; i--) {
+            if (a[i].spec.kind() == kind && a[i].spec.params().cache().equals(cache)) {
+                return a[i].spec.params();
+            }
+        }
+        return null;
+    }
+
+    /**
+     * An opportunity of a cache kind in cache {@code cache}: only faults whose {@code params.cache} names it can
+     * fire; {@code address} is what the lookup was for (recorded). Returns whether one fired.
+     */
+    public boolean firesInCache(InjectionKind kind, String cache, long address, String what) {
+        FaultInjector.Active[] a = active;
+        if (a.length == 0) {
+            return false;
+        }
+        return fire(a, kind, cache, 0, -1, false, 0, address, what) != null;
+    }
+
     /** Whether any fault is active on this instance (one volatile read): lets a hot path skip its hooks. */
     public boolean any() {
         return active.length != 0;
     }
 
-    private FaultInjector.Active fire(FaultInjector.Active[] a, InjectionKind kind, int code, long stream,
-            boolean hasSelected, long selected, long address, String what) {
+    private FaultInjector.Active fire(FaultInjector.Active[] a, InjectionKind kind, String cache, int code,
+            long stream, boolean hasSelected, long selected, long address, String what) {
         for (FaultInjector.Active f : a) {
             FaultSpec.Target t = f.spec.target();
-            if (f.spec.kind() == kind && t.matchesOpcode(code)
+            if (f.spec.kind() == kind && (cache == null || cache.equals(f.spec.params().cache()))
+                    && t.matchesOpcode(code)
                     && t.matchesStreamAndAddress(stream, hasSelected, selected) && f.decide()) {
                 fired.incrementAndGet(kind.number());
                 injector.record(f, this, code, address, describe(kind) + " code 0x" + Integer.toHexString(code)
@@ -116,27 +144,40 @@ public final class InstanceFaults {
     }
 
     /**
-     * Runs {@code listener} (on the injecting thread, with the injector's monitor held: it must not call back into
-     * the injector) whenever the faults active on this instance change: a device whose hardware a
-     * {@link InjectionKind.Mode#WHILE_ACTIVE} fault reshapes (a cache's capacity) applies it there.
+     * Runs {@code listener} whenever the faults active on this instance change: a device whose hardware a
+     * {@link InjectionKind.Mode#WHILE_ACTIVE} fault reshapes (a cache's capacity) applies it there. It runs on the
+     * thread that changed the faults, after the injector's monitor is released, and should read the instance's
+     * current faults: runs may come late or twice. One listener per instance.
      */
     public void onChange(Runnable listener) {
         onChange = listener;
     }
 
     /**
-     * Lets the device refuse, at Inject, a fault its architecture cannot give a faithful meaning:
-     * {@code check} returns why as "field: reason" (e.g. "params.bit: ..."), or null to accept. Called on the
-     * injecting thread, with the injector's monitor held.
+     * A device's own checks of a fault aimed at it, beyond what {@link FaultSpec#validate} can know: whether its
+     * architecture has the kind at all, whether a named cache exists and a capacity fits it.
      */
-    public void refuseWith(Function<FaultSpec, String> check) {
-        refusal = check;
+    @FunctionalInterface
+    public interface Check {
+        /**
+         * Checks {@code spec} (validated already) against this instance.
+         *
+         * @throws FaultSpecException naming the field when the instance cannot take the fault
+         */
+        void check(FaultSpec spec);
     }
 
-    /** Why this instance refuses {@code spec}, or null. */
-    String refusal(FaultSpec spec) {
-        Function<FaultSpec, String> r = refusal;
-        return r == null ? null : r.apply(spec);
+    /** Sets the device's {@link Check}; the injector runs it at {@code Inject} for faults this instance would get. */
+    public void check(Check c) {
+        check = c;
+    }
+
+    /** Runs the device's check, if any. */
+    void checkFault(FaultSpec spec) {
+        Check c = check;
+        if (c != null) {
+            c.check(spec);
+        }
     }
 
     void changed() {
@@ -167,6 +208,12 @@ public final class InstanceFaults {
             case COMMAND_CORRUPT -> "corrupted (one bit flipped as read)";
             case SYNC_LATE -> "completing late";
             case ATC_INVALIDATION_TIMEOUT -> "timed out (no ATC completion)";
+            case INTERRUPT_DROP -> "dropped interrupt, source";
+            case INTERRUPT_DELAY -> "held (delayed) interrupt, source";
+            case INTERRUPT_SPURIOUS -> "spurious interrupt raised";
+            case MSI_WRITE_FAIL -> "aborted MSI write, source";
+            case CACHE_EVICT_RANDOM -> "evicted at a hit (the lookup misses),";
+            case EVENT_QUEUE_OVERFLOW -> "overflowed (record discarded as if the queue were full), event/reason";
             default -> kind.name();
         };
     }

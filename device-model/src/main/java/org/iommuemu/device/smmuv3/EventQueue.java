@@ -7,6 +7,8 @@ import org.iommuemu.core.smmuv3.EventRecord;
 import org.iommuemu.core.smmuv3.Gerror;
 import org.iommuemu.core.smmuv3.QueueBase;
 import org.iommuemu.core.smmuv3.QueuePointer;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
@@ -19,6 +21,9 @@ import org.slf4j.LoggerFactory;
  * When the queue is full the record is discarded and EVENTQ_PROD.OVFLG toggles, once, until software
  * acknowledges by copying it into EVENTQ_CONS.OVACKFLG; records are never lost without that flag. A write that
  * aborts raises GERROR.EVENTQ_ABT_ERR. After a record, the event interrupt fires if IRQ_CTRL.EVENTQ_IRQEN.
+ *
+ * <p>An injected {@link InjectionKind#EVENT_QUEUE_OVERFLOW} makes the queue behave as full for the record at hand:
+ * it is discarded through the same overflow path.
  */
 final class EventQueue {
     private static final Logger log = LoggerFactory.getLogger(EventQueue.class);
@@ -35,11 +40,14 @@ final class EventQueue {
     private final Register cons;
     private final Register cfg0;
     private final Register cfg1;
+    private final InstanceFaults faults;
     private final long[] words = new long[4];
     final LongAdder written = new LongAdder();
     final LongAdder lost = new LongAdder();
 
-    EventQueue(PhysicalMemory memory, XlateStats stats, Signals signals, RegisterFile f, int maxLog2) {
+    EventQueue(PhysicalMemory memory, XlateStats stats, Signals signals, RegisterFile f, int maxLog2,
+            InstanceFaults faults) {
+        this.faults = faults;
         this.memory = memory;
         this.stats = stats;
         this.signals = signals;
@@ -65,7 +73,9 @@ final class EventQueue {
             int log2 = QueueBase.effectiveLog2Size(b, maxLog2);
             int p = (int) prod.value();
             int c = (int) cons.value();
-            if (QueuePointer.isFull(p, c, log2)) {
+            if (QueuePointer.isFull(p, c, log2) || faults.any() && faults.firing(InjectionKind.EVENT_QUEUE_OVERFLOW,
+                    event.type(), Integer.toUnsignedLong(event.streamId()), false, 0,
+                    QueueBase.entryAddress(b, log2, p, QueuePointer.EVENTQ_ENTRY_SIZE), "event queue entry") != null) {
                 if (!QueuePointer.overflowActive(p, c)) {
                     prod.set(Integer.toUnsignedLong(QueuePointer.toggleOverflow(p)));
                 }

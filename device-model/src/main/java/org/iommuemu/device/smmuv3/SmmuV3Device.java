@@ -1,25 +1,34 @@
 package org.iommuemu.device.smmuv3;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.EventType;
+import org.iommuemu.core.smmuv3.Gerror;
+import org.iommuemu.core.smmuv3.SmmuRegs;
+import org.iommuemu.device.inject.CacheFaults;
 import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.FaultSpecException;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.FaultType;
+import org.iommuemu.device.machine.InjectedInterrupts;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
+import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
 import org.iommuemu.device.xlate.CacheStats;
 import org.iommuemu.device.xlate.ConfigCache;
+import org.iommuemu.device.xlate.InjectableCache;
 import org.iommuemu.device.xlate.SimClock;
 import org.iommuemu.device.xlate.TranslationCaches;
 import org.iommuemu.device.xlate.XlateStats;
@@ -56,6 +65,9 @@ public final class SmmuV3Device implements IommuDevice {
     private final EventQueue events;
     private final CommandQueue commands;
     private final InstanceFaults faults;
+    private final InjectedInterrupts irqs;
+    private final Register eventqCfg0;
+    private final Register eventqCfg1;
     private final Translator translator;
     private final LongAdder mmioReads = new LongAdder();
     private final LongAdder mmioWrites = new LongAdder();
@@ -80,17 +92,30 @@ public final class SmmuV3Device implements IommuDevice {
         this.caches = new TranslationCaches(config.iotlbCapacity(), config.walkCacheCapacity());
         this.configs = new ConfigCache<>(config.configCacheCapacity());
         RegisterFile f = regs.file;
-        this.signals = new Signals(name, config.msi(), interrupts, stats, f);
-        this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2());
-        Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
         this.faults = injector.attach(name, stats.clock());
+        this.irqs = new InjectedInterrupts(interrupts, faults, stats.clock());
+        this.signals = new Signals(name, config.msi(), irqs, stats, f);
+        this.eventqCfg0 = f.register("EVENTQ_IRQ_CFG0");
+        this.eventqCfg1 = f.register("EVENTQ_IRQ_CFG1");
+        this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2(), faults);
+        Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
                 config.cmdqLog2(), faults);
         this.translator = new Translator(name, config, memory, caches, configs, events, f, faults);
-        // SMMUv3 commands are 128 bits: COMMAND_CORRUPT cannot flip a bit beyond them
-        faults.refuseWith(spec -> spec.kind() == InjectionKind.COMMAND_CORRUPT && spec.params().bit() > 127
-                ? "params.bit: bit " + spec.params().bit() + " is beyond the 128-bit commands of SMMUv3 " + name
-                        + " (0..127); name a VT-d instance with 256-bit descriptors in target.iommu" : null);
+        Map<String, InjectableCache> named = new LinkedHashMap<>();
+        named.put("iotlb", caches.iotlb());
+        named.put("config", configs);
+        named.put("walk", caches.walkCache());
+        CacheFaults cacheFaults = new CacheFaults(faults, named);
+        faults.check(spec -> {
+            cacheFaults.check(spec);
+            // SMMUv3 commands are 128 bits: COMMAND_CORRUPT cannot flip a bit beyond them
+            if (spec.kind() == InjectionKind.COMMAND_CORRUPT && spec.params().bit() > 127) {
+                throw new FaultSpecException("params.bit", "bit " + spec.params().bit() + " is beyond the 128-bit"
+                        + " commands of SMMUv3 " + name + " (0..127); name a VT-d instance with 256-bit descriptors"
+                        + " in target.iommu");
+            }
+        });
 
         // The update completes at once, so the acknowledgement mirrors the request; enabling the command queue
         // consumes what is already there.
@@ -98,7 +123,10 @@ public final class SmmuV3Device implements IommuDevice {
             regs.cr0ack.set(newValue);
             commands.process();
         });
-        f.register("CMDQ_PROD").afterWrite((oldValue, newValue, written, mask) -> commands.process());
+        f.register("CMDQ_PROD").afterWrite((oldValue, newValue, written, mask) -> {
+            commands.process();
+            spurious();
+        });
         // Acknowledging a command error (GERRORN) resumes consumption from CMDQ_CONS.
         regs.gerrorn.afterWrite((oldValue, newValue, written, mask) -> commands.process());
         regs.irqCtrl.afterWrite((oldValue, newValue, written, mask) -> regs.irqCtrlAck.set(newValue));
@@ -191,6 +219,17 @@ public final class SmmuV3Device implements IommuDevice {
         return SmmuV3Registers.MMIO_SIZE;
     }
 
+    /**
+     * INTERRUPT_SPURIOUS: after a CMDQ_PROD write, the event queue interrupt (MSI or wired line, as configured) with
+     * no new record behind it. Called with the register-file lock held.
+     */
+    private void spurious() {
+        if (faults.any() && faults.fires(InjectionKind.INTERRUPT_SPURIOUS, 0, SmmuRegs.CMDQ_PROD,
+                "CMDQ_PROD write, offset")) {
+            signals.signal("eventq", eventqCfg0, eventqCfg1, Gerror.MSI_EVENTQ_ABT_ERR);
+        }
+    }
+
     @Override
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
@@ -198,7 +237,9 @@ public final class SmmuV3Device implements IommuDevice {
         if (commands.latePending()) {
             completeLateSync();
         }
-        return regs.file.read(offset, width);
+        long v = regs.file.read(offset, width);
+        irqs.deliverDue();
+        return v;
     }
 
     @Override
@@ -209,6 +250,7 @@ public final class SmmuV3Device implements IommuDevice {
             completeLateSync();
         }
         regs.file.write(offset, width, value);
+        irqs.deliverDue();
     }
 
     /** An injected late CMD_SYNC completes once simulated time (which register accesses advance) reaches it. */

@@ -66,8 +66,17 @@ final class EventInterrupt {
         ip.set(false);
     }
 
+    /** An MSI with nothing behind it (INTERRUPT_SPURIOUS): IP and the mask are left as they are. */
+    void spurious() {
+        msi();
+    }
+
     private void send() {
         ip.set(false);
+        msi();
+    }
+
+    private void msi() {
         long address = (upper.value() << 32) | (addr.value() & ~3L & 0xFFFF_FFFFL);
         interrupts.increment();
         stats.msiWrite();

@@ -16,6 +16,8 @@ import static org.iommuemu.core.vtd.VtdRegs.FSTS_PFO;
 import static org.iommuemu.core.vtd.VtdRegs.FSTS_PPF;
 
 import java.util.concurrent.atomic.LongAdder;
+import org.iommuemu.device.inject.InjectionKind;
+import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.xlate.XlateStats;
 
@@ -34,6 +36,9 @@ import org.iommuemu.device.xlate.XlateStats;
  *       pending; once software has cleared them all, a masked pending event is dropped.</li>
  * </ul>
  *
+ * <p>An injected {@link InjectionKind#EVENT_QUEUE_OVERFLOW} fires where a fault would be written into a record: the
+ * fault is dropped and PFO set, as when the next record is still full.
+ *
  * <p>{@link #report} is called by translating threads and takes the register-file lock; it allocates nothing.
  */
 final class FaultRecording implements FaultReporter {
@@ -46,6 +51,7 @@ final class FaultRecording implements FaultReporter {
     private final Register[] hi;
     private final EventInterrupt event;
     private final XlateStats stats;
+    private final InstanceFaults injected;
     private int next;
 
     /** Faults written into a record. */
@@ -55,7 +61,8 @@ final class FaultRecording implements FaultReporter {
     /** Faults dropped because the records were full or PFO was set. */
     final LongAdder dropped = new LongAdder();
 
-    FaultRecording(VtdRegisters regs, EventInterrupt event, XlateStats stats) {
+    FaultRecording(VtdRegisters regs, EventInterrupt event, XlateStats stats, InstanceFaults injected) {
+        this.injected = injected;
         this.lock = regs.file.lock();
         this.fsts = regs.fsts;
         this.lo = regs.frcdLo;
@@ -85,7 +92,9 @@ final class FaultRecording implements FaultReporter {
                 }
             }
             int n = next;
-            if ((hi[n].value() & 1L << FRCD_HI_F) != 0) {
+            if ((hi[n].value() & 1L << FRCD_HI_F) != 0 || injected.any() && injected.firing(
+                    InjectionKind.EVENT_QUEUE_OVERFLOW, reason & 0xFF, sourceId & 0xFFFF, false, 0, address,
+                    "fault record " + n + " for address") != null) {
                 dropped.increment();
                 setStatus(status, status | 1L << FSTS_PFO);
                 return;

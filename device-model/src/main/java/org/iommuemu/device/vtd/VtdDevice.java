@@ -2,15 +2,21 @@ package org.iommuemu.device.vtd;
 
 import org.iommuemu.core.vtd.VtdRegs;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.vtd.FaultReason;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.device.machine.InjectedInterrupts;
 import org.iommuemu.device.machine.InterruptSink;
+import org.iommuemu.device.inject.CacheFaults;
 import org.iommuemu.device.inject.FaultInjector;
+import org.iommuemu.device.inject.FaultSpec;
+import org.iommuemu.device.inject.FaultSpecException;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
@@ -21,6 +27,7 @@ import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
 import org.iommuemu.device.xlate.CacheStats;
+import org.iommuemu.device.xlate.InjectableCache;
 import org.iommuemu.device.xlate.SimClock;
 import org.iommuemu.device.xlate.XlateStats;
 import org.slf4j.Logger;
@@ -73,6 +80,8 @@ public final class VtdDevice implements IommuDevice {
     private final VtdTranslator translator;
     private final InvalidationQueue queue;
     private final InstanceFaults injected;
+    private final InjectedInterrupts irqs;
+    private final CacheFaults cacheFaults;
     private final Field qie;
     private final Field qies;
     private final Register ccmd;
@@ -140,29 +149,56 @@ public final class VtdDevice implements IommuDevice {
         this.stats = new XlateStats(config.cost(), new SimClock());
         this.injected = injector.attach(name, stats.clock());
         RegisterFile f = regs.file;
+        irqs = new InjectedInterrupts(interrupts, injected, stats.clock());
         faultEvent = new EventInterrupt(name, "fault-event", f.register("FECTL"), f.register("FEDATA"),
-                f.register("FEADDR"), f.register("FEUADDR"), interrupts, stats, interruptCount);
-        faults = new FaultRecording(regs, faultEvent, stats);
+                f.register("FEADDR"), f.register("FEUADDR"), irqs, stats, interruptCount);
+        faults = new FaultRecording(regs, faultEvent, stats, injected);
         caches = new VtdCaches(config);
         invalidation = caches;
         translator = new VtdTranslator(name, config, memory, caches, stats, faults, injected);
         if (config.qi()) {
             completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
-                    f.register("IEADDR"), f.register("IEUADDR"), interrupts, stats, interruptCount);
+                    f.register("IEADDR"), f.register("IEUADDR"), irqs, stats, interruptCount);
             queue = new InvalidationQueue(config, regs, memory, invalidation, faults, completionEvent, stats,
                     injected);
+            // INTERRUPT_SPURIOUS: after an IQT write, a fault event MSI with no status behind it
+            f.register("IQT").afterWrite((oldValue, newValue, written, mask) -> {
+                if (injected.any() && injected.fires(InjectionKind.INTERRUPT_SPURIOUS, 0, VtdRegs.IQT,
+                        "IQT write, offset")) {
+                    faultEvent.spurious();
+                }
+            });
         } else {
             completionEvent = null;
             queue = null;
         }
-        // COMMAND_CORRUPT flips a bit of a descriptor: 0..127, or 0..255 on a queue of 256-bit descriptors
-        injected.refuseWith(spec -> spec.kind() == InjectionKind.COMMAND_CORRUPT && spec.params().bit() > 127
-                && (queue == null || !queue.wide()) ? "params.bit: bit " + spec.params().bit() + " is beyond the"
-                        + " 128-bit descriptors of " + name + "'s invalidation queue (0..127; 0..255 needs IQA.DW=1,"
-                        + " 256-bit descriptors, latched when queued invalidation is enabled)" : null);
+        Map<String, InjectableCache> named = new LinkedHashMap<>();
+        named.put("iotlb", caches.iotlb());
+        named.put("context", caches.contexts());
+        named.put("pasid", caches.pasids());
+        named.put("walk", caches.walkCache());
+        cacheFaults = new CacheFaults(injected, named);
+        injected.check(this::checkFault);
         regs.gcmd.afterWrite((oldValue, newValue, written, mask) -> globalCommand(newValue));
         ccmd.afterWrite((oldValue, newValue, written, mask) -> contextCommand(newValue));
         iotlb.afterWrite((oldValue, newValue, written, mask) -> iotlbCommand(newValue));
+    }
+
+    /** The faults this unit cannot take ({@link InstanceFaults.Check}). */
+    private void checkFault(FaultSpec spec) {
+        cacheFaults.check(spec);
+        // COMMAND_CORRUPT flips a bit of a descriptor: 0..127, or 0..255 on a queue of 256-bit descriptors
+        if (spec.kind() == InjectionKind.COMMAND_CORRUPT && spec.params().bit() > 127
+                && (queue == null || !queue.wide())) {
+            throw new FaultSpecException("params.bit", "bit " + spec.params().bit() + " is beyond the 128-bit"
+                    + " descriptors of " + name + "'s invalidation queue (0..127; 0..255 needs IQA.DW=1, 256-bit"
+                    + " descriptors, latched when queued invalidation is enabled)");
+        }
+        if (spec.kind() == InjectionKind.MSI_WRITE_FAIL) {
+            throw new FaultSpecException("target.iommu", name + " is a VT-d unit: VT-d architects no report of an"
+                    + " interrupt write that aborts (no status bit, no error record), so MSI_WRITE_FAIL has no faithful"
+                    + " outcome there; target an SMMUv3 instance");
+        }
     }
 
     /** A CCMD write: with ICC set, the context-cache invalidation CIRG asks for; CAIG says what was done. */
@@ -346,7 +382,9 @@ public final class VtdDevice implements IommuDevice {
         if (queue != null && queue.latePending()) {
             retryLateWait();
         }
-        return regs.file.read(offset, width);
+        long v = regs.file.read(offset, width);
+        irqs.deliverDue();
+        return v;
     }
 
     @Override
@@ -357,6 +395,7 @@ public final class VtdDevice implements IommuDevice {
             retryLateWait();
         }
         regs.file.write(offset, width, value);
+        irqs.deliverDue();
     }
 
     /** An injected late invalidation wait completes once simulated time (register accesses advance it) reaches it. */

@@ -50,7 +50,7 @@ import java.util.Arrays;
  *
  * @param <V> the decoded configuration type
  */
-public final class ConfigCache<V> {
+public final class ConfigCache<V> implements InjectableCache {
     /** The substream id of the per-stream entry (STE, context entry). */
     public static final int NO_SUBSTREAM = -1;
     /** The tag of an entry that no tag-selective invalidation selects by. */
@@ -63,6 +63,7 @@ public final class ConfigCache<V> {
     private final Object[] values;
     private final int[] tags;
     private volatile long epoch;
+    private volatile HitEviction hitEviction;
 
     private long hits;
     private long misses;
@@ -84,9 +85,42 @@ public final class ConfigCache<V> {
         return (range & 31) + 1;
     }
 
+    @Override
     public int capacity() {
         return index.capacity();
     }
+
+    @Override
+    public void limit(int entries) {
+        synchronized (lock) {
+            index.limit(entries);
+            int evicted = 0;
+            while (index.size() > index.limit()) {
+                removeSlot(index.leastRecent());
+                evictions++;
+                evicted++;
+            }
+            if (evicted > 0) {
+                epoch++; // front-end memos of evicted entries must go too
+            }
+        }
+    }
+
+    @Override
+    public void hitEviction(HitEviction hook) {
+        hitEviction = hook;
+    }
+
+    /**
+     * An injected eviction at a hit: the entry goes and the lookup counts as a miss. The epoch stays (this is a
+     * capacity-like eviction, not an invalidation): the walk that follows may cache its result. The lock is held.
+     */
+    private void evictAtHit(int slot) {
+        removeSlot(slot);
+        evictions++;
+        misses++;
+    }
+
 
     public int size() {
         synchronized (lock) {
@@ -109,6 +143,11 @@ public final class ConfigCache<V> {
             int slot = index.find(key0(sid), ssid);
             if (slot == NONE) {
                 misses++;
+                return null;
+            }
+            HitEviction ev = hitEviction;
+            if (ev != null && ev.evict(sid & 0xFFFF_FFFFL)) {
+                evictAtHit(slot);
                 return null;
             }
             index.touch(slot);
@@ -257,7 +296,7 @@ public final class ConfigCache<V> {
     /** The counters, consistent with each other. */
     public CacheStats stats() {
         synchronized (lock) {
-            return new CacheStats(index.capacity(), index.size(), hits, misses, inserts, staleInserts, evictions,
+            return new CacheStats(index.limit(), index.size(), hits, misses, inserts, staleInserts, evictions,
                     invalidated, invalidations);
         }
     }

@@ -65,7 +65,7 @@ import org.iommuemu.core.bits.Bits;
  * entry if any invalidation ran in between (the translation is still used, just not cached). The monitor
  * rather than a {@code ReentrantLock}: contended, a {@code ReentrantLock} allocates queue nodes on the heap.
  */
-public final class Iotlb {
+public final class Iotlb implements InjectableCache {
     /** The ASID argument of {@link #invalidateVa} that matches every ASID (TLBI_NH_VAA). */
     public static final int ANY_ASID = -2;
     /** The level argument of range invalidations meaning "no hint" (TTL = 0). */
@@ -98,6 +98,7 @@ public final class Iotlb {
     private long globalSizeMask;
     private int nestedCount;
     private volatile long epoch;
+    private volatile HitEviction hitEviction;
 
     private long hits;
     private long misses;
@@ -113,9 +114,42 @@ public final class Iotlb {
         payload = new long[3 * capacity];
     }
 
+    @Override
     public int capacity() {
         return index.capacity();
     }
+
+    @Override
+    public void limit(int entries) {
+        synchronized (lock) {
+            index.limit(entries);
+            int evicted = 0;
+            while (index.size() > index.limit()) {
+                removeSlot(index.leastRecent());
+                evictions++;
+                evicted++;
+            }
+            if (evicted > 0) {
+                epoch++; // front-end memos of evicted entries must go too
+            }
+        }
+    }
+
+    @Override
+    public void hitEviction(HitEviction hook) {
+        hitEviction = hook;
+    }
+
+    /**
+     * An injected eviction at a hit: the entry goes and the lookup counts as a miss. The epoch stays (this is a
+     * capacity-like eviction, not an invalidation): the walk that follows may cache its result. The lock is held.
+     */
+    private void evictAtHit(int slot) {
+        removeSlot(slot);
+        evictions++;
+        misses++;
+    }
+
 
     /** Entries cached now. */
     public int size() {
@@ -161,6 +195,11 @@ public final class Iotlb {
                     slot = index.find(k0, k1g);
                 }
                 if (slot != NONE) {
+                    HitEviction ev = hitEviction;
+                    if (ev != null && ev.evict(va)) {
+                        evictAtHit(slot);
+                        return false;
+                    }
                     if (write && (meta(slot) & ((long) Perm.DIRTY_WRITABLE << 8)) != 0) {
                         misses++;
                         return false;
@@ -326,7 +365,7 @@ public final class Iotlb {
     /** The counters, consistent with each other. */
     public CacheStats stats() {
         synchronized (lock) {
-            return new CacheStats(index.capacity(), index.size(), hits, misses, inserts, staleInserts, evictions,
+            return new CacheStats(index.limit(), index.size(), hits, misses, inserts, staleInserts, evictions,
                     invalidated, invalidations);
         }
     }

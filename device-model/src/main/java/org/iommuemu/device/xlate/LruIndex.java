@@ -38,12 +38,15 @@ final class LruIndex {
     private int tail = NONE;
     private int freeHead;
     private int size;
+    /** At most this many keys are held ({@link #isFull}): the capacity, unless a fault shrank it. */
+    private int limit;
 
     LruIndex(int capacity) {
         if (capacity < 1 || capacity > 1 << 28) {
             throw new IllegalArgumentException("capacity must be 1.." + (1 << 28) + ": " + capacity);
         }
         this.capacity = capacity;
+        this.limit = capacity;
         keys = new long[2 * capacity];
         hash = new int[capacity];
         tablePos = new int[capacity];
@@ -77,7 +80,20 @@ final class LruIndex {
     }
 
     boolean isFull() {
-        return size == capacity;
+        return size >= limit;
+    }
+
+    /**
+     * Lets the index hold at most {@code entries} keys (1..capacity; 0 restores the capacity). The owner evicts
+     * what is above the new limit; from then on {@link #isFull} answers against it.
+     */
+    void limit(int entries) {
+        limit = entries <= 0 || entries > capacity ? capacity : entries;
+    }
+
+    /** How many keys the index may hold now. */
+    int limit() {
+        return limit;
     }
 
     boolean inUse(int slot) {

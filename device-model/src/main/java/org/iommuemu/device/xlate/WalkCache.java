@@ -39,7 +39,7 @@ import java.util.List;
  * <p><b>Thread-safety</b> as {@link Iotlb}: one monitor per cache; an invalidation that returned hides its
  * entries from every later lookup; walks insert with the {@link #epoch()} they started with.
  */
-public final class WalkCache {
+public final class WalkCache implements InjectableCache {
     /** The ASID argument of {@link #invalidateRange} that matches every ASID (TLBI_NH_VAA). */
     public static final int ANY_ASID = -2;
     /** The smallest span. */
@@ -54,6 +54,7 @@ public final class WalkCache {
     private final int[] spanCount = new int[64];
     private long spanMask;
     private volatile long epoch;
+    private volatile HitEviction hitEviction;
 
     private long hits;
     private long misses;
@@ -70,9 +71,42 @@ public final class WalkCache {
         level = new byte[capacity];
     }
 
+    @Override
     public int capacity() {
         return index.capacity();
     }
+
+    @Override
+    public void limit(int entries) {
+        synchronized (lock) {
+            index.limit(entries);
+            int evicted = 0;
+            while (index.size() > index.limit()) {
+                removeSlot(index.leastRecent());
+                evictions++;
+                evicted++;
+            }
+            if (evicted > 0) {
+                epoch++; // front-end memos of evicted entries must go too
+            }
+        }
+    }
+
+    @Override
+    public void hitEviction(HitEviction hook) {
+        hitEviction = hook;
+    }
+
+    /**
+     * An injected eviction at a hit: the entry goes and the lookup counts as a miss. The epoch stays (this is a
+     * capacity-like eviction, not an invalidation): the walk that follows may cache its result. The lock is held.
+     */
+    private void evictAtHit(int slot) {
+        removeSlot(slot);
+        evictions++;
+        misses++;
+    }
+
 
     public int size() {
         synchronized (lock) {
@@ -97,7 +131,7 @@ public final class WalkCache {
                 return false;
             }
             int slot = index.find(key0(stage, spanLg2, va), key1(vmid, asid));
-            return hit(slot, out);
+            return hit(slot, va, out);
         }
     }
 
@@ -114,7 +148,7 @@ public final class WalkCache {
                 int s = Long.numberOfTrailingZeros(m);
                 int slot = index.find(key0(stage, s, va), k1);
                 if (slot != NONE) {
-                    return hit(slot, out);
+                    return hit(slot, va, out);
                 }
             }
             misses++;
@@ -138,7 +172,11 @@ public final class WalkCache {
             for (long m = probe & spanMask; m != 0; m &= m - 1) {
                 int s = Long.numberOfTrailingZeros(m);
                 int slot = index.find(key0(stage, s, va), k1);
-                if (slot != NONE) {
+                HitEviction ev = slot == NONE ? null : hitEviction;
+                if (ev != null && ev.evict(va)) {
+                    evictAtHit(slot);
+                    misses--; // counted with the other misses below
+                } else if (slot != NONE) {
                     index.touch(slot);
                     descriptors[s] = descriptor[slot];
                     hitMask |= 1L << s;
@@ -277,7 +315,7 @@ public final class WalkCache {
     /** The counters, consistent with each other. */
     public CacheStats stats() {
         synchronized (lock) {
-            return new CacheStats(index.capacity(), index.size(), hits, misses, inserts, staleInserts, evictions,
+            return new CacheStats(index.limit(), index.size(), hits, misses, inserts, staleInserts, evictions,
                     invalidated, invalidations);
         }
     }
@@ -322,9 +360,14 @@ public final class WalkCache {
         }
     }
 
-    private boolean hit(int slot, WalkEntry out) {
+    private boolean hit(int slot, long va, WalkEntry out) {
         if (slot == NONE) {
             misses++;
+            return false;
+        }
+        HitEviction ev = hitEviction;
+        if (ev != null && ev.evict(va)) {
+            evictAtHit(slot);
             return false;
         }
         index.touch(slot);
