@@ -98,15 +98,19 @@ class FaultInjectionServiceTest {
     }
 
     @Test
-    void aKindNotImplementedYetIsUnimplementedNamingIt() {
-        // any kind still unimplemented (they are being implemented one group at a time)
-        var missing = java.util.Arrays.stream(org.iommuemu.device.inject.InjectionKind.values())
-                .filter(k -> !k.implemented()).findFirst();
-        org.junit.jupiter.api.Assumptions.assumeTrue(missing.isPresent(), "every kind is implemented");
-        String name = missing.get().name();
-        assertStatus(() -> faults.inject(inject(FaultSpec.newBuilder().setKindValue(missing.get().number())
+    void everyKindOfTheBusEnumIsImplementedAndAnUnknownNumberIsRefused() {
+        for (InjectionKind k : InjectionKind.values()) {
+            if (k == InjectionKind.INJECTION_KIND_UNSPECIFIED || k == InjectionKind.UNRECOGNIZED) {
+                continue;
+            }
+            var mine = org.iommuemu.device.inject.InjectionKind.byNumber(k.getNumber());
+            assertThat(mine).as(k.name()).isNotNull();
+            assertThat(mine.name()).isEqualTo(k.name());
+            assertThat(mine.implemented()).as(k.name()).isTrue();
+        }
+        assertStatus(() -> faults.inject(inject(FaultSpec.newBuilder().setKindValue(63)
                 .setTarget(FaultTarget.newBuilder().setIommu("smmu0")))),
-                Status.Code.UNIMPLEMENTED, "injection kind " + name + " is not implemented yet");
+                Status.Code.INVALID_ARGUMENT, "spec.kind: unknown injection kind 63");
         assertThat(faults.list(ListFaultsRequest.getDefaultInstance()).getFaultsList()).isEmpty();
     }
 
