@@ -23,9 +23,11 @@ public final class DmaEngine {
     public interface Checker {
         /**
          * {@code len} bytes at {@code iova} of stream {@code streamId} (substream {@code substreamId}, or -1) on
-         * {@code device} translated to {@code pa}. Runs on the DMA's thread; must not throw.
+         * {@code device} translated to {@code pa}, as {@code how} says ({@link Translation#source}: the serving
+         * IOTLB entry or a walk). Runs on the DMA's thread; must not throw or keep {@code how}.
          */
-        void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len, boolean write);
+        void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len, boolean write,
+                Translation how);
     }
 
     public DmaEngine(PhysicalMemory memory) {
@@ -98,7 +100,7 @@ public final class DmaEngine {
             long pa = t.physicalAddress();
             Checker c = checker;
             if (c != null) {
-                c.check(device, streamId, substreamId, va, pa, chunk, write);
+                c.check(device, streamId, substreamId, va, pa, chunk, write, t);
             }
             try {
                 if (write) {

@@ -22,7 +22,22 @@ public final class Translation {
         UNIMPLEMENTED
     }
 
+    /** What gave a successful translation (provenance for the sanitizer and for people). */
+    public enum Source {
+        /** Not said: bypass, identity, or a device that does not tell. */
+        UNKNOWN,
+        /** A cached IOTLB entry (or the per-thread copy of one); {@link #entryVa} and the rest describe it. */
+        IOTLB,
+        /** A walk of the page tables in memory (then cached). */
+        WALK
+    }
+
     private Outcome outcome = Outcome.OK;
+    private Source source = Source.UNKNOWN;
+    private int entryTag;
+    private int entrySubTag;
+    private long entryVa;
+    private int entrySizeLg2;
     private long physicalAddress;
     private long contiguousBytes;
     private FaultType faultType;
@@ -32,12 +47,56 @@ public final class Translation {
     /** Records a successful translation. contiguousBytes is unsigned; -1 means "to the end of the address space". */
     public Translation ok(long physicalAddress, long contiguousBytes) {
         this.outcome = Outcome.OK;
+        this.source = Source.UNKNOWN;
         this.physicalAddress = physicalAddress;
         this.contiguousBytes = contiguousBytes;
         this.faultType = null;
         this.code = 0;
         this.description = null;
         return this;
+    }
+
+    /**
+     * Says that a cached IOTLB entry gave this translation: its tags ({@code tag}: the VMID or VT-d domain id,
+     * {@code subTag}: the ASID or PASID, -1 when none) and its input range {@code [va, va + 2^sizeLg2)}.
+     */
+    public Translation fromIotlb(int tag, int subTag, long va, int sizeLg2) {
+        this.source = Source.IOTLB;
+        this.entryTag = tag;
+        this.entrySubTag = subTag;
+        this.entryVa = va;
+        this.entrySizeLg2 = sizeLg2;
+        return this;
+    }
+
+    /** Says that a walk of the tables in memory gave this translation. */
+    public Translation fromWalk() {
+        this.source = Source.WALK;
+        return this;
+    }
+
+    public Source source() {
+        return source;
+    }
+
+    /** The serving IOTLB entry's VMID / domain id ({@link Source#IOTLB} only). */
+    public int entryTag() {
+        return entryTag;
+    }
+
+    /** The serving IOTLB entry's ASID / PASID, or -1 ({@link Source#IOTLB} only). */
+    public int entrySubTag() {
+        return entrySubTag;
+    }
+
+    /** The serving IOTLB entry's input base ({@link Source#IOTLB} only). */
+    public long entryVa() {
+        return entryVa;
+    }
+
+    /** log2 of the serving IOTLB entry's size ({@link Source#IOTLB} only). */
+    public int entrySizeLg2() {
+        return entrySizeLg2;
     }
 
     /** Records an architected fault. */

@@ -11,6 +11,7 @@ import org.iommuemu.device.machine.DmaEngine;
 import org.iommuemu.device.machine.DriverHost;
 import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
+import org.iommuemu.device.machine.Translation;
 
 /**
  * The stale-DMA sanitizer of one machine (issue #7): a shadow of what the in-process driver means to have mapped,
@@ -75,6 +76,8 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
     private long reportSequence;
     private final ArrayDeque<SanitizerReport> log = new ArrayDeque<>();
     private final long[][] counts;
+    /** The translation of the chunk being checked (provenance of its report); set and cleared under lock. */
+    private Translation serving;
 
     /**
      * A sanitizer for the instances {@code instances} (the machine's, in order) that checks DMA of {@code dma}
@@ -187,8 +190,9 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
 
     @Override
     public void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len,
-            boolean write) {
+            boolean write, Translation how) {
         synchronized (lock) {
+            serving = how;
             int inst = instanceIndex(device.name());
             if (inst < 0) {
                 return;
@@ -204,7 +208,24 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             if (s != null) {
                 s.check(inst, streamId, substreamId, iova, pa, len, write);
             }
+            serving = null;
         }
+    }
+
+    /** What served the chunk being checked, for a report: the IOTLB entry, a walk, or not known. */
+    private String servedBy(String instance) {
+        Translation t = serving;
+        if (t == null || t.source() == Translation.Source.UNKNOWN) {
+            return instance + " translation (the device did not say what served it)";
+        }
+        if (t.source() == Translation.Source.WALK) {
+            return instance + " table walk: the page table in memory still gave this translation";
+        }
+        long size = t.entrySizeLg2() >= 63 ? Long.MIN_VALUE : 1L << t.entrySizeLg2();
+        return instance + " IOTLB entry for iova [" + Bits.hex(t.entryVa()) + ", " + Bits.hex(t.entryVa() + size - 1)
+                + "] (" + org.iommuemu.core.bits.Sizes.format(size) + ") tagged " + (t.entrySubTag() >= 0
+                        ? "vmid/did " + t.entryTag() + " asid/pasid " + t.entrySubTag() : "vmid/did " + t.entryTag())
+                + ": a cached translation that outlived the invalidation that should have removed it";
     }
 
     /** Rule 4, for a piece of a chunk through a live mapping made at {@code mapSeq}: whether it reported. */
@@ -256,7 +277,7 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
         };
         SanitizerReport r = new SanitizerReport(++reportSequence, kind, instances[inst], sid, ssid, iova, pa, write,
                 s.domain.name(), causeSeq, causeFirst, causeLast, causeNanos, flushed,
-                instances[inst] + " translation (IOTLB or walk; the entry is not identified)", where + ": " + why);
+                servedBy(instances[inst]), where + ": " + why + "; served by " + servedBy(instances[inst]));
         if (log.size() == LOG) {
             log.removeFirst();
         }

@@ -111,6 +111,9 @@ final class Translator {
         long microVaLast;
         long microOa;
         int microPerms;
+        /** The remembered IOTLB entry's tags (VMID or domain id; ASID or PASID), for provenance. */
+        int microTag;
+        int microSubTag;
         // the last configurations this thread used, valid while the configuration cache's epoch is unchanged
         long memoEpoch = -1;
         int memoSid = -1;
@@ -143,6 +146,8 @@ final class Translator {
             microVaLast = e.vaLast();
             microOa = e.oa();
             microPerms = e.perms();
+            microTag = e.vmid();
+            microSubTag = e.asid();
         }
     }
 
@@ -229,7 +234,8 @@ final class Translator {
                 s.count(MICRO_HITS, 1);
                 s.count(SIM_NANOS, hitCost);
                 long offset = iova - s.microVa;
-                return out.ok(s.microOa + offset, s.microVaLast - iova + 1);
+                return out.ok(s.microOa + offset, s.microVaLast - iova + 1).fromIotlb(s.microTag, s.microSubTag,
+                        s.microVa, 64 - Long.numberOfLeadingZeros(s.microVaLast - s.microVa));
             }
         }
         SmmuConfig c = stream(sid, ssid, iova, access, s, out);
@@ -296,7 +302,8 @@ final class Translator {
             s.charge(hitCost);
             if ((e.perms() & required(access)) != 0) {
                 s.remember(sid, ssid, configEpoch, tlbEpoch, e);
-                return out.ok(e.outputAddress(iova), e.contiguousBytes(iova));
+                return out.ok(e.outputAddress(iova), e.contiguousBytes(iova)).fromIotlb(e.vmid(), e.asid(), e.va(),
+                        64 - Long.numberOfLeadingZeros(e.vaLast() - e.va()));
             }
             // the cached translation forbids the access: a permission fault, without walking. A nested entry
             // remembers what stage 1 alone allowed, so the record names the stage that denied the access.
@@ -340,7 +347,7 @@ final class Translator {
                 if (iotlb.insert(e, tlbEpoch)) {
                     s.remember(sid, ssid, configEpoch, tlbEpoch, e);
                 }
-                return out.ok(w.outputAddress(), w.contiguousBytes());
+                return out.ok(w.outputAddress(), w.contiguousBytes()).fromWalk();
             }
             case FAULT -> {
                 s.count(FAULTS, 1);

@@ -195,6 +195,9 @@ public final class VtdTranslator {
         long microVaLast;
         long microOa;
         int microPerms;
+        /** The remembered IOTLB entry's tags (VMID or domain id; ASID or PASID), for provenance. */
+        int microTag;
+        int microSubTag;
         int microAllowed;
         // the last context and PASID entries this thread used, valid while their cache's epoch is unchanged
         int memoCtxSid = -1;
@@ -344,7 +347,8 @@ public final class VtdTranslator {
                     && !(Access.isWrite(access) && (perms & Perm.DIRTY_WRITABLE) != 0)) {
                 s.count(MICRO_HITS, 1);
                 stats.cacheHit();
-                return out.ok(s.microOa + (iova - s.microVa), s.microVaLast - iova + 1);
+                return out.ok(s.microOa + (iova - s.microVa), s.microVaLast - iova + 1).fromIotlb(s.microTag,
+                        s.microSubTag, s.microVa, 64 - Long.numberOfLeadingZeros(s.microVaLast - s.microVa));
             }
         }
         if (ttm == VtdRegs.TTM_LEGACY) {
@@ -519,7 +523,8 @@ public final class VtdTranslator {
         }
         if ((perms & required(access)) != 0) {
             remember(s, ttm, ctxEpoch, peEpoch, tlbEpoch, e);
-            return s.out.ok(e.outputAddress(s.iova), e.contiguousBytes(s.iova));
+            return s.out.ok(e.outputAddress(s.iova), e.contiguousBytes(s.iova)).fromIotlb(e.vmid(), e.asid(), e.va(),
+                    64 - Long.numberOfLeadingZeros(e.vaLast() - e.va()));
         }
         int reason;
         if (e.stage() == Stage.S2) {
@@ -551,7 +556,7 @@ public final class VtdTranslator {
         if (iotlb.insert(e, tlbEpoch)) {
             remember(s, ttm, ctxEpoch, peEpoch, tlbEpoch, e);
         }
-        return s.out.ok(e.outputAddress(iova), e.contiguousBytes(iova));
+        return s.out.ok(e.outputAddress(iova), e.contiguousBytes(iova)).fromWalk();
     }
 
     /** With CM=1: caches the not-present entry the walk ended at, so the fault repeats until invalidated. */
@@ -579,6 +584,8 @@ public final class VtdTranslator {
         s.microVaLast = e.vaLast();
         s.microOa = e.oa();
         s.microPerms = e.perms();
+        s.microTag = e.vmid();
+        s.microSubTag = e.asid();
         s.microAllowed = s.allowed;
     }
 

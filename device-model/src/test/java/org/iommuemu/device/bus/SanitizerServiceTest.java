@@ -164,6 +164,8 @@ class SanitizerServiceTest {
             assertThat(rep.getCauseFlushed()).isTrue();
             assertThat(rep.getCauseSequence()).isPositive();
             assertThat(rep.getDetail()).contains("stale translation").contains("0x10000000");
+            assertThat(rep.getServedBy()).as("the cached entry that outlived the ignored invalidation")
+                    .startsWith(iommu + " IOTLB entry for iova [" + org.iommuemu.core.bits.Bits.hex(IOVA) + ", ");
         });
         assertThat(r.getCountsList()).singleElement().satisfies(c -> {
             assertThat(c.getName()).isEqualTo("STALE_TRANSLATION");

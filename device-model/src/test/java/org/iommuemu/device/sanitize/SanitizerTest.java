@@ -150,6 +150,39 @@ class SanitizerTest {
     }
 
     @Test
+    void aReportNamesTheIotlbEntryOrTheWalkThatServedIt() throws Exception {
+        m.sanitizer().enable(true);
+        DriverInstance o = m.driverHost().takeOver(m.iommu("smmu0"));
+        IommuDomain d = IommuDomain.builder(o.format(Stage.S1, 12, o.defaultInputBits(Stage.S1), o.outputBits()),
+                m.memory(), m.driverHost().heap()).name("d").build();
+        m.sanitizer().track(d, null);
+        o.attachStream(d, Stage.S1, SID);
+        long buf = m.driverHost().heap().allocPages(0, "buf");
+        d.map(IOVA, buf, 4096, Prot.READ | Prot.WRITE);
+        assertThat(read(IOVA).isOk()).isTrue(); // walks, and caches the entry
+        m.faults().inject(new org.iommuemu.device.inject.FaultSpec(
+                org.iommuemu.device.inject.InjectionKind.IGNORE_IOTLB_INVALIDATION).iommu("smmu0"));
+        d.unmap(IOVA, 4096);
+        assertThat(read(IOVA + 16).isOk()).as("the ignored TLBI left the entry").isTrue();
+        assertThat(m.sanitizer().reports(0)).singleElement().satisfies(r -> {
+            assertThat(r.kind()).isEqualTo(SanitizerReport.Kind.STALE_TRANSLATION);
+            assertThat(r.servedBy()).startsWith("smmu0 IOTLB entry for iova [0x400000, 0x400fff] (4 KiB) tagged")
+                    .contains("asid/pasid");
+            assertThat(r.detail()).contains("; served by smmu0 IOTLB entry");
+        });
+        // a page-table entry written behind the API's back: the walk itself serves the access
+        m.faults().clearAll();
+        long other = m.driverHost().heap().allocPages(0, "other");
+        d.pageTable().map(IOVA + 0x10_0000, other, 4096, Prot.READ,
+                new org.iommuemu.core.pgtable.IotlbGather(g -> { }, m.driverHost().heap()));
+        assertThat(read(IOVA + 0x10_0000).isOk()).isTrue();
+        assertThat(m.sanitizer().reports(1)).singleElement().satisfies(r -> {
+            assertThat(r.kind()).isEqualTo(SanitizerReport.Kind.UNMAPPED_MEMORY);
+            assertThat(r.servedBy()).startsWith("smmu0 table walk");
+        });
+    }
+
+    @Test
     void offTheDmaEngineHasNoCheckerAndNothingIsShadowed() throws Exception {
         DriverInstance o = m.driverHost().takeOver(m.iommu("smmu0"));
         IommuDomain d = IommuDomain.builder(o.format(Stage.S1, 12, o.defaultInputBits(Stage.S1), o.outputBits()),
