@@ -41,10 +41,16 @@ public final class InjectionLog {
         return last;
     }
 
-    /** Kept records with a sequence number above {@code after}, oldest first. */
+    /**
+     * Kept records with a sequence number above {@code after} (unsigned, as the bus's uint64 gives it: any value
+     * at or above the newest sequence gives none), oldest first.
+     */
     public synchronized List<Record> since(long after) {
-        long first = Math.max(Math.max(after, 0) + 1, last - KEPT + 1);
         List<Record> out = new ArrayList<>();
+        if (Long.compareUnsigned(after, last) >= 0) {
+            return out;
+        }
+        long first = Math.max(Math.max(after + 1, last - KEPT + 1), 1);
         for (long s = first; s <= last; s++) {
             out.add(ring[(int) ((s - 1) % KEPT)]);
         }

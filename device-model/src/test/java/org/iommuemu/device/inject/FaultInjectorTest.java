@@ -124,6 +124,23 @@ class FaultInjectorTest {
     }
 
     @Test
+    void recordsAfterAnyCursorNeverFailEvenHugeOrUnsignedOnes() {
+        InjectionLog log = new InjectionLog();
+        assertThat(log.since(Long.MAX_VALUE)).isEmpty();
+        assertThat(log.since(-1)).as("uint64 max").isEmpty();
+        for (int i = 0; i < InjectionLog.KEPT + 5; i++) {
+            log.add(1, InjectionKind.COMMAND_DROP, "smmu0", i, 0, 0, "r" + i);
+        }
+        assertThat(log.since(0)).hasSize(InjectionLog.KEPT).first().extracting(InjectionLog.Record::sequence)
+                .isEqualTo(6L);
+        assertThat(log.since(InjectionLog.KEPT + 3)).extracting(InjectionLog.Record::sequence)
+                .containsExactly((long) InjectionLog.KEPT + 4, (long) InjectionLog.KEPT + 5);
+        assertThat(log.since(Long.MAX_VALUE)).isEmpty();
+        assertThat(log.since(-1)).isEmpty();
+        assertThat(log.since(Long.MIN_VALUE)).as("2^63 as uint64").isEmpty();
+    }
+
+    @Test
     void methodSelectorsTakeShortOrFullNames() {
         FaultSpec.Target t = new FaultSpec.Target().methods(java.util.List.of("Dma/Read"));
         assertThat(t.matchesMethod("iommuemu.v1.Dma/Read")).isTrue();
