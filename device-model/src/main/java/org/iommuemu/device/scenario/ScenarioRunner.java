@@ -46,6 +46,8 @@ import org.iommuemu.proto.v1.DriverGrpc;
 import org.iommuemu.proto.v1.SanitizerReport;
 import org.iommuemu.proto.v1.SanitizerReportsRequest;
 import org.iommuemu.proto.v1.FaultInjectionGrpc;
+import org.iommuemu.proto.v1.InjectionRecord;
+import org.iommuemu.proto.v1.ListFaultsRequest;
 import org.iommuemu.proto.v1.InjectRequest;
 import org.iommuemu.proto.v1.MachineGrpc;
 import org.iommuemu.proto.v1.MemReadRequest;
@@ -156,6 +158,8 @@ public final class ScenarioRunner {
     private MachineGrpc.MachineBlockingStub cpu;
     private TelemetryGrpc.TelemetryBlockingStub telemetry;
     private FaultInjectionGrpc.FaultInjectionBlockingStub faults;
+    /** The newest injection record's sequence when the run started: the report lists the records after it. */
+    private long injectionsBefore;
     private DriverGrpc.DriverBlockingStub sanitizer;
     /** Whether this run switched the sanitizer on and reads its reports; its state before; reports before the run. */
     private boolean sanitizing;
@@ -290,6 +294,8 @@ public final class ScenarioRunner {
             driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described)
                     : new ServiceDriver(channel);
             baseline();
+            injectionsBefore = faults.list(ListFaultsRequest.newBuilder().setRecordsAfter(Long.MAX_VALUE).build())
+                    .getLastSequence();
             startSanitizer();
             setUp(client);
             for (FaultSpec f : options.injections()) {
@@ -1069,6 +1075,7 @@ public final class ScenarioRunner {
             byInstance.put(n, m);
         }
         r.put("iommus", byInstance);
+        r.put("injections", injectionRecords());
         r.put("sim_time_ns", simTotal);
         out.println("  simulated time: " + simTotal + " ns over all instances");
         out.println(failures.isEmpty() ? "scenario passed" : "scenario FAILED: " + failures.size() + " failure(s)");
@@ -1076,6 +1083,46 @@ public final class ScenarioRunner {
             out.println("  " + f);
         }
         return r;
+    }
+
+    /** Injection records shown in the output; the report keeps every one the server still holds. */
+    private static final int RECORD_LINES = 20;
+
+    /**
+     * The faults that fired during the run (what, where, when in simulated time), as the server's injection log has
+     * them; printed (the first {@value #RECORD_LINES}) and returned for the report.
+     */
+    private List<Map<String, Object>> injectionRecords() {
+        List<Map<String, Object>> out = new ArrayList<>();
+        List<InjectionRecord> records;
+        try {
+            records = faults.list(ListFaultsRequest.newBuilder().setRecordsAfter(injectionsBefore).build())
+                    .getRecordsList();
+        } catch (StatusRuntimeException e) {
+            this.out.println("  injections: not available (" + message(e) + ")");
+            return out;
+        }
+        for (InjectionRecord rec : records) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("sequence", rec.getSequence());
+            m.put("fault_id", rec.getFaultId());
+            m.put("kind", rec.getKind().name());
+            m.put("iommu", rec.getIommu());
+            m.put("sim_time_ns", rec.getSimTimeNs());
+            m.put("code", rec.getCode());
+            m.put("address", rec.getAddress());
+            m.put("detail", rec.getDetail());
+            out.add(m);
+            if (out.size() <= RECORD_LINES) {
+                this.out.println("    injected #" + rec.getSequence() + " (fault " + rec.getFaultId() + ", "
+                        + rec.getKind().name() + ") on " + (rec.getIommu().isEmpty() ? "the machine" : rec.getIommu())
+                        + " at " + rec.getSimTimeNs() + " simulated ns: " + rec.getDetail());
+            }
+        }
+        if (out.size() > RECORD_LINES) {
+            this.out.println("    ... and " + (out.size() - RECORD_LINES) + " more injection record(s) in the report");
+        }
+        return out;
     }
 
     /** The counts that grew since {@code base}, by name, printed on one line after {@code label}. */

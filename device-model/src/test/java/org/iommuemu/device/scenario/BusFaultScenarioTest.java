@@ -37,5 +37,16 @@ class BusFaultScenarioTest {
         assertThat(r.failures()).as(out.toString()).singleElement().asString().contains("expect read dev");
         assertThat(r.expectsPassed()).as(out.toString()).isEqualTo(3);
         assertThat(out.toString()).contains("PASS expect counter smmu0 injected.BUS_DMA_READ_CORRUPT");
+        // the report lists what fired, where and when
+        assertThat((java.util.List<?>) r.report().get("injections")).singleElement().satisfies(o -> {
+            @SuppressWarnings("unchecked")
+            java.util.Map<String, Object> rec = (java.util.Map<String, Object>) o;
+            assertThat(rec.get("kind")).isEqualTo("BUS_DMA_READ_CORRUPT");
+            assertThat(rec.get("iommu")).isEqualTo("smmu0");
+            assertThat(rec.get("address")).isEqualTo(0x10_0000L);
+            assertThat((String) rec.get("detail")).contains("corrupted the read data");
+        });
+        assertThat(out.toString()).containsPattern("injected #\\d+ \\(fault \\d+, BUS_DMA_READ_CORRUPT\\) on smmu0 at "
+                + "\\d+ simulated ns: corrupted the read data");
     }
 }
