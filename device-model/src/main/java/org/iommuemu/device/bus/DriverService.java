@@ -768,6 +768,79 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         });
     }
 
+    @Override
+    public void sanitizerFeed(org.iommuemu.proto.v1.SanitizerFeedRequest request,
+            StreamObserver<org.iommuemu.proto.v1.SanitizerFeedReply> responses) {
+        Calls.unary(responses, () -> {
+            Sanitizer s = machine.sanitizer();
+            // the shadow counts 4 KiB pages: a mapping or free larger than all of RAM is refused, not counted
+            long ram = 0;
+            for (org.iommuemu.core.memory.RamRegion r : machine.config().ram()) {
+                ram += r.size();
+            }
+            int applied = 0;
+            for (org.iommuemu.proto.v1.SanitizerEvent e : request.getEventsList()) {
+                String at = "events[" + applied + "].";
+                try {
+                    switch (e.getEventCase()) {
+                        case DOMAIN -> {
+                            var f = e.getDomain();
+                            s.feedDomain(f.getDomain(), f.getName(), f.getLazy(), f.getFlushTimeoutNs(), f.getParent());
+                        }
+                        case MAPPED -> {
+                            var r = e.getMapped();
+                            nonZero(r.getSize(), at + "mapped.size");
+                            if (Bits.rangeOverflows(r.getIova(), r.getSize())
+                                    || Bits.rangeOverflows(r.getPa(), r.getSize())) {
+                                throw BusError.invalidArgument(at + "mapped: iova or pa + size overflows 64 bits");
+                            }
+                            if (Long.compareUnsigned(r.getSize(), ram) > 0) {
+                                throw BusError.outOfRange(at + "mapped.size " + Long.toUnsignedString(r.getSize())
+                                        + " is larger than the machine's RAM (" + ram + " bytes)");
+                            }
+                            s.feedMapped(r.getDomain(), r.getIova(), r.getPa(), r.getSize(), r.getClockNs());
+                        }
+                        case UNMAPPED -> {
+                            var r = e.getUnmapped();
+                            nonZero(r.getSize(), at + "unmapped.size");
+                            if (Bits.rangeOverflows(r.getIova(), r.getSize())) {
+                                throw BusError.invalidArgument(at + "unmapped: iova + size overflows 64 bits");
+                            }
+                            s.feedUnmapped(r.getDomain(), r.getIova(), r.getSize(), r.getClockNs());
+                        }
+                        case FLUSH_STARTING -> s.feedFlush(e.getFlushStarting(), false);
+                        case FLUSHED -> s.feedFlush(e.getFlushed(), true);
+                        case DESTROYED -> s.feedDestroyed(e.getDestroyed());
+                        case ATTACHED -> {
+                            var a = e.getAttached();
+                            s.feedAttached(a.getIommu(), a.getStreamId(),
+                                    a.hasSubstreamId() ? a.getSubstreamId() : -1, a.getDomain());
+                        }
+                        case FREED -> {
+                            nonZero(e.getFreed().getBytes(), at + "freed.bytes");
+                            if (Bits.rangeOverflows(e.getFreed().getPa(), e.getFreed().getBytes())) {
+                                throw BusError.invalidArgument(at + "freed: pa + bytes overflows 64 bits");
+                            }
+                            if (Long.compareUnsigned(e.getFreed().getBytes(), ram) > 0) {
+                                throw BusError.outOfRange(at + "freed.bytes " + Long.toUnsignedString(e.getFreed()
+                                        .getBytes()) + " is larger than the machine's RAM (" + ram + " bytes)");
+                            }
+                            s.freed(e.getFreed().getPa(), e.getFreed().getBytes());
+                        }
+                        case EVENT_NOT_SET -> throw BusError.invalidArgument(at + "event is required");
+                    }
+                } catch (java.util.NoSuchElementException x) {
+                    throw BusError.notFound(at + x.getMessage() + " (" + applied + " event(s) applied)");
+                } catch (IllegalArgumentException x) {
+                    throw BusError.invalidArgument(at + x.getMessage() + " (" + applied + " event(s) applied)");
+                }
+                applied++;
+            }
+            return org.iommuemu.proto.v1.SanitizerFeedReply.newBuilder().setApplied(applied)
+                    .setEnabled(s.isEnabled()).build();
+        });
+    }
+
     // ------------------------------------------------------------------ buffers
 
     @Override

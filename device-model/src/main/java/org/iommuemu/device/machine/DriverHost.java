@@ -96,7 +96,8 @@ public final class DriverHost {
                     if (heapSize == 0) {
                         throw new IllegalStateException("the first RAM region is too small for a driver heap");
                     }
-                    h = new ObservedHeap(new BuddyPageAllocator(machine.memory(), heapBase, heapSize));
+                    h = new ObservedHeap(new BuddyPageAllocator(machine.memory(), heapBase, heapSize),
+                            () -> heapListener);
                     heap = h;
                 }
             }
@@ -201,12 +202,18 @@ public final class DriverHost {
         return o;
     }
 
-    /** The heap as everyone gets it: the allocator, with frees told to the {@link HeapListener}. */
-    private final class ObservedHeap implements PageAllocator {
+    /**
+     * An allocator whose frees are told to a {@link HeapListener} (the one {@code listener} gives at the time, none
+     * when it gives null): the driver heap as everyone gets it, and a client-side driver's heap that feeds the
+     * server's sanitizer.
+     */
+    public static final class ObservedHeap implements PageAllocator {
         private final PageAllocator a;
+        private final java.util.function.Supplier<HeapListener> listener;
 
-        ObservedHeap(PageAllocator a) {
+        public ObservedHeap(PageAllocator a, java.util.function.Supplier<HeapListener> listener) {
             this.a = a;
+            this.listener = listener;
         }
 
         @Override
@@ -216,7 +223,7 @@ public final class DriverHost {
 
         @Override
         public void free(long pa) {
-            HeapListener l = heapListener;
+            HeapListener l = listener.get();
             if (l == null) {
                 a.free(pa);
                 return;

@@ -16,8 +16,81 @@ import org.iommuemu.core.api.IommuDomain;
 final class DomainShadow implements IommuDomain.MappingObserver {
     private static final int PAGE_SHIFT = 12;
 
+    /** What the shadow needs to know of its domain: a local {@link IommuDomain}, or one an outside driver feeds. */
+    interface View {
+        String name();
+
+        boolean lazy();
+
+        /** The domain's flush-queue clock now. */
+        long clockNanos();
+
+        long flushQueueTimeoutNanos();
+    }
+
+    /** The view of a domain in this process. */
+    static View of(IommuDomain d) {
+        return new View() {
+            @Override
+            public String name() {
+                return d.name();
+            }
+
+            @Override
+            public boolean lazy() {
+                return d.flushPolicy() == FlushPolicy.LAZY;
+            }
+
+            @Override
+            public long clockNanos() {
+                return d.clockNanos();
+            }
+
+            @Override
+            public long flushQueueTimeoutNanos() {
+                return d.flushQueueTimeoutNanos();
+            }
+        };
+    }
+
+    /** A domain an outside driver feeds ({@code Driver.SanitizerFeed}): its clock is the last one it reported. */
+    static final class Fed implements View {
+        private final String name;
+        private final boolean lazy;
+        private final long timeout;
+        long clock;
+
+        Fed(String name, boolean lazy, long timeout) {
+            this.name = name;
+            this.lazy = lazy;
+            this.timeout = timeout;
+        }
+
+        @Override
+        public String name() {
+            return name;
+        }
+
+        @Override
+        public boolean lazy() {
+            return lazy;
+        }
+
+        @Override
+        public long clockNanos() {
+            return clock;
+        }
+
+        @Override
+        public long flushQueueTimeoutNanos() {
+            return timeout == 0 ? Long.MAX_VALUE : timeout;
+        }
+    }
+
     final Sanitizer owner;
+    /** The local domain, or null for a fed one. */
     final IommuDomain domain;
+    final View view;
     /** A nested domain's stage-2 parent (whose outputs are physical); null otherwise. */
     final DomainShadow parent;
     final int index;
@@ -43,8 +116,13 @@ final class DomainShadow implements IommuDomain.MappingObserver {
     private long flushMark;
 
     DomainShadow(Sanitizer owner, IommuDomain domain, DomainShadow parent, int index) {
+        this(owner, domain, of(domain), parent, index);
+    }
+
+    DomainShadow(Sanitizer owner, IommuDomain domain, View view, DomainShadow parent, int index) {
         this.owner = owner;
         this.domain = domain;
+        this.view = view;
         this.parent = parent;
         this.index = index;
     }
@@ -89,8 +167,8 @@ final class DomainShadow implements IommuDomain.MappingObserver {
     public void unmapped(IommuDomain d, long iova, long size) {
         synchronized (owner.lock) {
             long seq = owner.nextSequence();
-            long now = domain.clockNanos();
-            boolean strict = domain.flushPolicy() == FlushPolicy.STRICT;
+            long now = view.clockNanos();
+            boolean strict = !view.lazy();
             // a strict unmap has been invalidated when this is called; a lazy one waits for a flush
             if (removeLive(iova, iova + size - 1, true, seq, now, strict) == 0) {
                 addGone(iova, iova + size - 1, -1, seq, now, strict);
@@ -369,8 +447,8 @@ final class DomainShadow implements IommuDomain.MappingObserver {
                                 this, gSeq[r], gFirst[r], gLast[r], gNanos[r], true, gPa[r]);
                         return;
                     }
-                    long age = domain.clockNanos() - gNanos[r];
-                    if (domain.flushPolicy() == FlushPolicy.LAZY && age > domain.flushQueueTimeoutNanos()) {
+                    long age = view.clockNanos() - gNanos[r];
+                    if (view.lazy() && age > view.flushQueueTimeoutNanos()) {
                         owner.report(SanitizerReport.Kind.LAZY_BOUND_EXCEEDED, inst, sid, ssid, cur, curPa, write,
                                 this, gSeq[r], gFirst[r], gLast[r], gNanos[r], false, gPa[r]);
                         return;

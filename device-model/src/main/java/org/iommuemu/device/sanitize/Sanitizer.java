@@ -76,6 +76,10 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
     private long reportSequence;
     private final ArrayDeque<SanitizerReport> log = new ArrayDeque<>();
     private final long[][] counts;
+    /** Domains an outside driver feeds ({@code Driver.SanitizerFeed}), by the feeder's id; guarded by lock. */
+    private final java.util.Map<Long, DomainShadow> fed = new java.util.HashMap<>();
+    /** Fed domain ids created while the sanitizer was off: their events are ignored; guarded by lock. */
+    private final java.util.Set<Long> fedIgnored = new java.util.HashSet<>();
     /** The translation of the chunk being checked (provenance of its report); set and cleared under lock. */
     private Translation serving;
 
@@ -146,6 +150,119 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
 
     private static long key(int inst, int sid, int ssid) {
         return ((long) inst << 56) | ((long) ((ssid + 1) & 0xFF_FFFF) << 32) | Integer.toUnsignedLong(sid);
+    }
+
+    // ------------------------------------------------------------------ the feed of an outside driver
+
+    /**
+     * A domain an outside driver created ({@code id} its own, non-zero; {@code parent} a nested domain's fed
+     * stage-2 parent, or 0): shadowed from now on if the sanitizer is on, its events ignored otherwise.
+     *
+     * @throws IllegalArgumentException for id 0 or an id that is live already
+     */
+    public void feedDomain(long id, String name, boolean lazy, long flushTimeoutNanos, long parent) {
+        synchronized (lock) {
+            if (id == 0) {
+                throw new IllegalArgumentException("domain.domain: 0 means no domain; give a non-zero id");
+            }
+            if (fed.containsKey(id) || fedIgnored.contains(id)) {
+                throw new IllegalArgumentException("domain.domain: id " + id + " is live already (destroy it first)");
+            }
+            DomainShadow p = parent == 0 ? null : fedShadow(parent, 0, "domain.parent");
+            if (!enabled || parent != 0 && p == null) {
+                fedIgnored.add(id);
+                return;
+            }
+            DomainShadow s = new DomainShadow(this, null, new DomainShadow.Fed(name, lazy, flushTimeoutNanos), p,
+                    shadows.size());
+            shadows.add(s);
+            fed.put(id, s);
+        }
+    }
+
+    /**
+     * The shadow of fed domain {@code id} with its clock moved to {@code clock}, or null when its events are
+     * ignored (made while the sanitizer was off).
+     *
+     * @throws java.util.NoSuchElementException when the feed never created it (or destroyed it)
+     */
+    private DomainShadow fedShadow(long id, long clock, String field) {
+        DomainShadow s = fed.get(id);
+        if (s == null) {
+            if (fedIgnored.contains(id)) {
+                return null;
+            }
+            throw new java.util.NoSuchElementException(field + ": domain " + id + " was not created by the feed");
+        }
+        DomainShadow.Fed v = (DomainShadow.Fed) s.view;
+        if (clock > v.clock) {
+            v.clock = clock;
+        }
+        return s;
+    }
+
+    /** The fed domain mapped {@code [iova, iova + size)} to {@code pa}. */
+    public void feedMapped(long id, long iova, long pa, long size, long clock) {
+        synchronized (lock) {
+            DomainShadow s = fedShadow(id, clock, "mapped.domain");
+            if (s != null) {
+                s.mapped(null, iova, pa, size, 0);
+            }
+        }
+    }
+
+    /** The fed domain unmapped {@code [iova, iova + size)} (strict: invalidated; lazy: queued). */
+    public void feedUnmapped(long id, long iova, long size, long clock) {
+        synchronized (lock) {
+            DomainShadow s = fedShadow(id, clock, "unmapped.domain");
+            if (s != null) {
+                s.unmapped(null, iova, size);
+            }
+        }
+    }
+
+    /** A full flush of the fed domain is starting ({@code flushed}: it completed). */
+    public void feedFlush(long id, boolean flushed) {
+        synchronized (lock) {
+            DomainShadow s = fedShadow(id, 0, flushed ? "flushed" : "flush_starting");
+            if (s == null) {
+                return;
+            }
+            if (flushed) {
+                s.flushed(null);
+            } else {
+                s.flushStarting(null);
+            }
+        }
+    }
+
+    /** The fed domain was destroyed: its id may be used again. */
+    public void feedDestroyed(long id) {
+        synchronized (lock) {
+            if (fedIgnored.remove(id)) {
+                return;
+            }
+            DomainShadow s = fedShadow(id, 0, "destroyed");
+            fed.remove(id);
+            forget(s); // streams still attached to it are no longer checked
+        }
+    }
+
+    /** Stream {@code sid} (substream {@code ssid}, -1: whole) of {@code iommu} is now on fed {@code id} (0: none). */
+    public void feedAttached(String iommu, int sid, int ssid, long id) {
+        synchronized (lock) {
+            int inst = instanceIndex(iommu);
+            if (inst < 0) {
+                throw new java.util.NoSuchElementException("attached.iommu: iommu '" + iommu + "' not found");
+            }
+            long k = key(inst, sid, ssid);
+            DomainShadow s = id == 0 ? null : fedShadow(id, 0, "attached.domain");
+            if (s == null) {
+                attached.remove(k);
+            } else {
+                attached.put(k, s.index);
+            }
+        }
     }
 
     // ------------------------------------------------------------------ listeners
@@ -259,7 +376,7 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             long causePa) {
         String where = instances[inst] + " stream " + Integer.toUnsignedString(sid)
                 + (ssid >= 0 ? " substream " + ssid : "") + " " + (write ? "write" : "read") + " at iova "
-                + Bits.hex(iova) + " -> pa " + Bits.hex(pa) + " (domain '" + s.domain.name() + "')";
+                + Bits.hex(iova) + " -> pa " + Bits.hex(pa) + " (domain '" + s.view.name() + "')";
         String why = switch (kind) {
             case STALE_TRANSLATION -> "through a stale translation: iova range [" + Bits.hex(causeFirst) + ", "
                     + Bits.hex(causeLast) + "]" + (causePa >= 0 ? " (pa " + Bits.hex(causePa) + ")" : "")
@@ -267,8 +384,8 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
                     + " ns) and its invalidation had completed";
             case LAZY_BOUND_EXCEEDED -> "through a lazily unmapped translation older than the flush bound: iova range ["
                     + Bits.hex(causeFirst) + ", " + Bits.hex(causeLast) + "] was unmapped at sequence " + causeSeq
-                    + " (domain clock " + causeNanos + " ns), now " + s.domain.clockNanos() + " ns, bound "
-                    + s.domain.flushQueueTimeoutNanos() + " ns, not flushed yet";
+                    + " (domain clock " + causeNanos + " ns), now " + s.view.clockNanos() + " ns, bound "
+                    + s.view.flushQueueTimeoutNanos() + " ns, not flushed yet";
             case UNMAPPED_MEMORY -> "to memory no live mapping of the domain reaches"
                     + (causePa >= 0 ? " (the driver mapped this iova to pa " + Bits.hex(causePa) + ")" : "");
             case FREED_MEMORY -> "to freed memory: the heap block [" + Bits.hex(causeFirst) + ", "
@@ -276,7 +393,7 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
                     + ", after the mapping was made";
         };
         SanitizerReport r = new SanitizerReport(++reportSequence, kind, instances[inst], sid, ssid, iova, pa, write,
-                s.domain.name(), causeSeq, causeFirst, causeLast, causeNanos, flushed,
+                s.view.name(), causeSeq, causeFirst, causeLast, causeNanos, flushed,
                 servedBy(instances[inst]), where + ": " + why + "; served by " + servedBy(instances[inst]));
         if (log.size() == LOG) {
             log.removeFirst();

@@ -16,6 +16,7 @@ import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.pgtable.PtFormat;
 import org.iommuemu.device.machine.DriverEventLog;
+import org.iommuemu.device.machine.DriverHost;
 import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.SmmuDriverInstance;
 import org.iommuemu.device.machine.VtdDriverInstance;
@@ -23,8 +24,15 @@ import org.iommuemu.device.remote.BusPhysicalMemory;
 import org.iommuemu.device.remote.BusSmmuHost;
 import org.iommuemu.device.remote.BusVtdHost;
 import org.iommuemu.proto.v1.DescribeReply;
+import org.iommuemu.proto.v1.DriverGrpc;
+import org.iommuemu.proto.v1.FeedAttach;
+import org.iommuemu.proto.v1.FeedDomain;
+import org.iommuemu.proto.v1.FeedFree;
+import org.iommuemu.proto.v1.FeedRange;
 import org.iommuemu.proto.v1.IommuKind;
 import org.iommuemu.proto.v1.MachineGrpc;
+import org.iommuemu.proto.v1.SanitizerEvent;
+import org.iommuemu.proto.v1.SanitizerFeedRequest;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -56,14 +64,124 @@ final class ClientDriver implements ScenarioDriver {
     private final Map<Long, Domain> domains = new HashMap<>();
     private long nextId = 1;
 
+    /** The server sanitizer's feed, or null when the run does not feed it. */
+    private final Feed feed;
+
     ClientDriver(Channel channel, DescribeReply described) {
+        this(channel, described, false);
+    }
+
+    /**
+     * A client-side driver; with {@code feedSanitizer}, what its IOMMU API does (domains, maps, unmaps, flushes,
+     * attachments, heap frees) is sent to the server's stale-DMA sanitizer ({@code Driver.SanitizerFeed}), one
+     * event per call, before the call returns, so the DMA that follows is checked against it.
+     */
+    ClientDriver(Channel channel, DescribeReply described, boolean feedSanitizer) {
         if (described.getDriverHeapSize() == 0) {
             throw new ScenarioException("the server reports no driver heap for a client-side driver to use");
         }
         this.channel = channel;
         this.memory = new BusPhysicalMemory(MachineGrpc.newBlockingStub(channel), described);
-        this.heap = new BuddyPageAllocator(memory, described.getDriverHeapBase(), described.getDriverHeapSize());
+        this.feed = feedSanitizer ? new Feed(DriverGrpc.newBlockingStub(channel)) : null;
+        PageAllocator buddy = new BuddyPageAllocator(memory, described.getDriverHeapBase(),
+                described.getDriverHeapSize());
+        this.heap = feed == null ? buddy : new DriverHost.ObservedHeap(buddy, () -> feed);
         described.getIommusList().forEach(i -> kinds.put(i.getName(), i.getKind()));
+    }
+
+    /**
+     * Sends each thing the client-side IOMMU API does to the server's sanitizer, in order. A refusal of the feed is
+     * a bug of this class (the events come from a real driver), so it is thrown.
+     */
+    private static final class Feed implements IommuDomain.MappingObserver, DriverInstance.StreamListener,
+            DriverHost.HeapListener {
+        private final DriverGrpc.DriverBlockingStub stub;
+        private final Map<IommuDomain, Long> ids = new java.util.IdentityHashMap<>();
+        /**
+         * Added to this driver's domain ids: the feed's ids are the server's to keep apart, and another run (or a
+         * run that died before its tear-down) may feed the same server.
+         */
+        private final long base = java.util.concurrent.ThreadLocalRandom.current().nextLong(1, 1L << 62) << 1;
+
+        Feed(DriverGrpc.DriverBlockingStub stub) {
+            this.stub = stub;
+        }
+
+        private void send(SanitizerEvent e) {
+            stub.sanitizerFeed(SanitizerFeedRequest.newBuilder().addEvents(e).build());
+        }
+
+        private long id(IommuDomain d) {
+            Long id = ids.get(d);
+            if (id == null) {
+                throw new IllegalStateException("domain '" + d.name() + "' was not announced to the sanitizer feed");
+            }
+            return id;
+        }
+
+        void created(long localId, IommuDomain d, boolean lazy, IommuDomain parent) {
+            long id = base + localId;
+            ids.put(d, id);
+            // flush_timeout 0: the domain's clock never advances (see createDomain)
+            send(SanitizerEvent.newBuilder().setDomain(FeedDomain.newBuilder().setDomain(id).setName(d.name())
+                    .setLazy(lazy).setParent(parent == null ? 0 : id(parent))).build());
+            d.mappingObserver(this);
+        }
+
+        @Override
+        public void mapped(IommuDomain d, long iova, long pa, long size, int prot) {
+            send(SanitizerEvent.newBuilder().setMapped(FeedRange.newBuilder().setDomain(id(d)).setIova(iova)
+                    .setPa(pa).setSize(size).setClockNs(d.clockNanos())).build());
+        }
+
+        @Override
+        public void unmapped(IommuDomain d, long iova, long size) {
+            send(SanitizerEvent.newBuilder().setUnmapped(FeedRange.newBuilder().setDomain(id(d)).setIova(iova)
+                    .setSize(size).setClockNs(d.clockNanos())).build());
+        }
+
+        @Override
+        public void flushStarting(IommuDomain d) {
+            send(SanitizerEvent.newBuilder().setFlushStarting(id(d)).build());
+        }
+
+        @Override
+        public void flushed(IommuDomain d) {
+            send(SanitizerEvent.newBuilder().setFlushed(id(d)).build());
+        }
+
+        @Override
+        public void destroyed(IommuDomain d) {
+            send(SanitizerEvent.newBuilder().setDestroyed(id(d)).build());
+            ids.remove(d);
+        }
+
+        @Override
+        public void streamChanged(String iommu, int streamId, int substreamId, IommuDomain domain) {
+            FeedAttach.Builder a = FeedAttach.newBuilder().setIommu(iommu).setStreamId(streamId)
+                    .setDomain(domain == null ? 0 : ids.getOrDefault(domain, 0L));
+            if (substreamId >= 0) {
+                a.setSubstreamId(substreamId);
+            }
+            send(SanitizerEvent.newBuilder().setAttached(a).build());
+        }
+
+        /** The run is over: the server forgets the domains still live (they are not destroyed here). */
+        void closeAll() {
+            for (IommuDomain d : List.copyOf(ids.keySet())) {
+                d.mappingObserver(null);
+                try {
+                    destroyed(d);
+                } catch (RuntimeException e) {
+                    log.warn("sanitizer feed: forgetting domain '{}' at close failed: {}", d.name(), e.getMessage());
+                }
+            }
+        }
+
+        @Override
+        public void freed(long pa, long bytes) {
+            send(SanitizerEvent.newBuilder().setFreed(FeedFree.newBuilder().setPa(pa).setBytes(bytes)).build());
+        }
     }
 
     private DriverInstance instance(String iommu) {
@@ -75,6 +193,9 @@ final class ClientDriver implements ScenarioDriver {
             } else {
                 BusSmmuHost host = new BusSmmuHost(channel, iommu, memory, heap);
                 i = SmmuDriverInstance.takeOver(iommu, host, host);
+            }
+            if (feed != null) {
+                i.streamListener(feed);
             }
             instances.put(iommu, i);
         }
@@ -117,6 +238,9 @@ final class ClientDriver implements ScenarioDriver {
         }
         long id = nextId++;
         domains.put(id, new Domain(api, stage, List.copyOf(d.iommus), tables));
+        if (feed != null) {
+            feed.created(id, api, d.lazy, parent == null ? null : domain(parent).api());
+        }
         return new Created(id, "domain " + id + " of the client-side driver, " + oas + "-bit output");
     }
 
@@ -238,6 +362,9 @@ final class ClientDriver implements ScenarioDriver {
 
     @Override
     public void close() {
+        if (feed != null) {
+            feed.closeAll();
+        }
         for (Map.Entry<String, DriverInstance> e : instances.entrySet()) {
             try {
                 e.getValue().shutdown();

@@ -291,7 +291,7 @@ public final class ScenarioRunner {
             faults = FaultInjectionGrpc.newBlockingStub(channel);
             sanitizer = DriverGrpc.newBlockingStub(channel);
             connect();
-            driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described)
+            driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described, s.sanitizer)
                     : new ServiceDriver(channel);
             baseline();
             injectionsBefore = faults.list(ListFaultsRequest.newBuilder().setRecordsAfter(Long.MAX_VALUE).build())
@@ -491,10 +491,6 @@ public final class ScenarioRunner {
     private void startSanitizer() {
         if (!s.sanitizer) {
             out.println("  sanitizer: off (sanitizer: false)");
-            return;
-        }
-        if (options.driver() == DriverSide.CLIENT) {
-            out.println("  sanitizer: off (the server's sanitizer sees only the server's driver, not --driver client)");
             return;
         }
         try {

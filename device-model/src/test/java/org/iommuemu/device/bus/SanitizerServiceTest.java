@@ -1,6 +1,7 @@
 package org.iommuemu.device.bus;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.List;
 import org.iommuemu.core.api.IommuDomain;
@@ -253,5 +254,63 @@ class SanitizerServiceTest {
         }
         assertThat(reports().getReportsList()).as("the domain has no shadow").isEmpty();
         assertThat(bus.machine.sanitizer().isEnabled()).isTrue();
+    }
+
+    private org.iommuemu.proto.v1.SanitizerFeedReply feed(org.iommuemu.proto.v1.SanitizerEvent... events) {
+        return driver.sanitizerFeed(org.iommuemu.proto.v1.SanitizerFeedRequest.newBuilder()
+                .addAllEvents(List.of(events)).build());
+    }
+
+    private static org.iommuemu.proto.v1.SanitizerEvent.Builder ev() {
+        return org.iommuemu.proto.v1.SanitizerEvent.newBuilder();
+    }
+
+    @org.junit.jupiter.api.Test
+    void aFedDomainIsCheckedAsTheServicesOwnAndBadFeedsNameTheEvent() throws Exception {
+        start();
+        // the outside driver programs the unit itself; here the page table is the service's (its domain is the
+        // one the device walks), and the feed says what an outside driver would have meant
+        long d = attachedDomain("smmu0", FlushMode.STRICT, null, 0x20);
+        long buf = alloc();
+        long other = alloc();
+        map(d, IOVA, buf);
+        var r = feed(ev().setDomain(org.iommuemu.proto.v1.FeedDomain.newBuilder().setDomain(7).setName("outside"))
+                        .build(),
+                ev().setMapped(org.iommuemu.proto.v1.FeedRange.newBuilder().setDomain(7).setIova(IOVA + 0x1000)
+                        .setPa(other).setSize(4096)).build(),
+                ev().setAttached(org.iommuemu.proto.v1.FeedAttach.newBuilder().setIommu("smmu0").setStreamId(0x21)
+                        .setDomain(7)).build());
+        assertThat(r.getApplied()).isEqualTo(3);
+        assertThat(r.getEnabled()).isTrue();
+        // stream 0x21 reaches buf at IOVA although the feed says its driver mapped only IOVA + 4K, to another page:
+        // the attachment below is the service's; the sanitizer judges by the fed domain
+        driver.attachDevice(AttachDeviceRequest.newBuilder().setDomain(d).setIommu("smmu0").setStreamId(0x21)
+                .build());
+        feed(ev().setAttached(org.iommuemu.proto.v1.FeedAttach.newBuilder().setIommu("smmu0").setStreamId(0x21)
+                .setDomain(7)).build());
+        try (var dev = dma.attach("x", "smmu0", 0x21)) {
+            assertThat(dev.read(IOVA, 8).isOk()).isTrue();
+        }
+        assertThat(reports().getReportsList()).singleElement().satisfies(rep -> {
+            assertThat(rep.getKind()).isEqualTo(SanitizerReportKind.SANITIZER_UNMAPPED_MEMORY);
+            assertThat(rep.getDomain()).isEqualTo("outside");
+            assertThat(rep.getStreamId()).isEqualTo(0x21);
+        });
+        // bad feeds: named by event index, applied up to it
+        assertThatThrownBy(() -> feed(ev().setFlushed(7).build(), ev().setMapped(org.iommuemu.proto.v1.FeedRange
+                .newBuilder().setDomain(99).setIova(0).setPa(buf).setSize(4096)).build()))
+                .isInstanceOf(io.grpc.StatusRuntimeException.class)
+                .hasMessage("NOT_FOUND: events[1].mapped.domain: domain 99 was not created by the feed"
+                        + " (1 event(s) applied)");
+        assertThatThrownBy(() -> feed(ev().setDomain(org.iommuemu.proto.v1.FeedDomain.newBuilder().setDomain(7))
+                .build())).hasMessageContaining("INVALID_ARGUMENT: events[0].domain.domain: id 7 is live already");
+        assertThatThrownBy(() -> feed(ev().setMapped(org.iommuemu.proto.v1.FeedRange.newBuilder().setDomain(7)
+                .setPa(buf).setSize(1L << 60)).build())).hasMessageContaining("OUT_OF_RANGE: events[0].mapped.size");
+        assertThatThrownBy(() -> feed(ev().build())).hasMessageContaining("events[0].event is required");
+        assertThatThrownBy(() -> feed(ev().setAttached(org.iommuemu.proto.v1.FeedAttach.newBuilder()
+                .setIommu("nope").setDomain(7)).build())).hasMessageContaining("NOT_FOUND: events[0].attached.iommu");
+        assertThat(feed(ev().setDestroyed(7).build()).getApplied()).isEqualTo(1);
+        assertThat(feed(ev().setDomain(org.iommuemu.proto.v1.FeedDomain.newBuilder().setDomain(7)).build())
+                .getApplied()).as("a destroyed id may be used again").isEqualTo(1);
     }
 }
