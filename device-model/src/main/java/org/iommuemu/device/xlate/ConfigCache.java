@@ -50,7 +50,7 @@ import java.util.Arrays;
  *
  * @param <V> the decoded configuration type
  */
-public final class ConfigCache<V> implements InjectableCache {
+public final class ConfigCache<V> extends LruCache {
     /** The substream id of the per-stream entry (STE, context entry). */
     public static final int NO_SUBSTREAM = -1;
     /** The tag of an entry that no tag-selective invalidation selects by. */
@@ -58,24 +58,12 @@ public final class ConfigCache<V> implements InjectableCache {
 
     private static final int NONE = LruIndex.NONE;
 
-    private final Object lock = new Object();
-    private final LruIndex index;
     private final Object[] values;
     private final int[] tags;
-    private volatile long epoch;
-    private volatile HitEviction hitEviction;
-
-    private long hits;
-    private long misses;
-    private long inserts;
-    private long staleInserts;
-    private long evictions;
-    private long invalidated;
-    private long invalidations;
 
     /** A cache of {@code capacity} entries (1..2^28). */
     public ConfigCache(int capacity) {
-        index = new LruIndex(capacity);
+        super(capacity);
         values = new Object[capacity];
         tags = new int[capacity];
     }
@@ -84,43 +72,6 @@ public final class ConfigCache<V> implements InjectableCache {
     public static int steRangeLg2(int range) {
         return (range & 31) + 1;
     }
-
-    @Override
-    public int capacity() {
-        return index.capacity();
-    }
-
-    @Override
-    public void limit(int entries) {
-        synchronized (lock) {
-            index.limit(entries);
-            int evicted = 0;
-            while (index.size() > index.limit()) {
-                removeSlot(index.leastRecent());
-                evictions++;
-                evicted++;
-            }
-            if (evicted > 0) {
-                epoch++; // front-end memos of evicted entries must go too
-            }
-        }
-    }
-
-    @Override
-    public void hitEviction(HitEviction hook) {
-        hitEviction = hook;
-    }
-
-    /**
-     * An injected eviction at a hit: the entry goes and the lookup counts as a miss. The epoch stays (this is a
-     * capacity-like eviction, not an invalidation): the walk that follows may cache its result. The lock is held.
-     */
-    private void evictAtHit(int slot) {
-        removeSlot(slot);
-        evictions++;
-        misses++;
-    }
-
 
     public int size() {
         synchronized (lock) {
@@ -349,7 +300,8 @@ public final class ConfigCache<V> implements InjectableCache {
         inserts++;
     }
 
-    private void removeSlot(int slot) {
+    @Override
+    void removeSlot(int slot) {
         values[slot] = null;
         index.remove(slot);
     }

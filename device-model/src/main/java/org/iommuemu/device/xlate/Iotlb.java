@@ -65,7 +65,7 @@ import org.iommuemu.core.bits.Bits;
  * entry if any invalidation ran in between (the translation is still used, just not cached). The monitor
  * rather than a {@code ReentrantLock}: contended, a {@code ReentrantLock} allocates queue nodes on the heap.
  */
-public final class Iotlb implements InjectableCache {
+public final class Iotlb extends LruCache {
     /** The ASID argument of {@link #invalidateVa} that matches every ASID (TLBI_NH_VAA). */
     public static final int ANY_ASID = -2;
     /** The level argument of range invalidations meaning "no hint" (TTL = 0). */
@@ -83,8 +83,6 @@ public final class Iotlb implements InjectableCache {
     private static final int OP_VA = 2;
     private static final int OP_IPA = 3;
 
-    private final Object lock = new Object();
-    private final LruIndex index;
     /**
      * The payload of slot s in three adjacent longs (one or two cache lines, so a hit reads little memory):
      * at 3s the output address, at 3s+1 the IPA, at 3s+2 the metadata: ASID in bits 63:32, {@link Perm} bits in
@@ -97,59 +95,12 @@ public final class Iotlb implements InjectableCache {
     private long sizeMask;
     private long globalSizeMask;
     private int nestedCount;
-    private volatile long epoch;
-    private volatile HitEviction hitEviction;
-
-    private long hits;
-    private long misses;
-    private long inserts;
-    private long staleInserts;
-    private long evictions;
-    private long invalidated;
-    private long invalidations;
 
     /** A cache of {@code capacity} entries (1..2^28). */
     public Iotlb(int capacity) {
-        index = new LruIndex(capacity);
+        super(capacity);
         payload = new long[3 * capacity];
     }
-
-    @Override
-    public int capacity() {
-        return index.capacity();
-    }
-
-    @Override
-    public void limit(int entries) {
-        synchronized (lock) {
-            index.limit(entries);
-            int evicted = 0;
-            while (index.size() > index.limit()) {
-                removeSlot(index.leastRecent());
-                evictions++;
-                evicted++;
-            }
-            if (evicted > 0) {
-                epoch++; // front-end memos of evicted entries must go too
-            }
-        }
-    }
-
-    @Override
-    public void hitEviction(HitEviction hook) {
-        hitEviction = hook;
-    }
-
-    /**
-     * An injected eviction at a hit: the entry goes and the lookup counts as a miss. The epoch stays (this is a
-     * capacity-like eviction, not an invalidation): the walk that follows may cache its result. The lock is held.
-     */
-    private void evictAtHit(int slot) {
-        removeSlot(slot);
-        evictions++;
-        misses++;
-    }
-
 
     /** Entries cached now. */
     public int size() {
@@ -490,7 +441,8 @@ public final class Iotlb implements InjectableCache {
         }
     }
 
-    private void removeSlot(int slot) {
+    @Override
+    void removeSlot(int slot) {
         countOut(slot);
         index.remove(slot);
     }

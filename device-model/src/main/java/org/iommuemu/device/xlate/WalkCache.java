@@ -39,7 +39,7 @@ import java.util.List;
  * <p><b>Thread-safety</b> as {@link Iotlb}: one monitor per cache; an invalidation that returned hides its
  * entries from every later lookup; walks insert with the {@link #epoch()} they started with.
  */
-public final class WalkCache implements InjectableCache {
+public final class WalkCache extends LruCache {
     /** The ASID argument of {@link #invalidateRange} that matches every ASID (TLBI_NH_VAA). */
     public static final int ANY_ASID = -2;
     /** The smallest span. */
@@ -47,66 +47,17 @@ public final class WalkCache implements InjectableCache {
 
     private static final int NONE = LruIndex.NONE;
 
-    private final Object lock = new Object();
-    private final LruIndex index;
     private final long[] descriptor;
     private final byte[] level;
     private final int[] spanCount = new int[64];
     private long spanMask;
-    private volatile long epoch;
-    private volatile HitEviction hitEviction;
-
-    private long hits;
-    private long misses;
-    private long inserts;
-    private long staleInserts;
-    private long evictions;
-    private long invalidated;
-    private long invalidations;
 
     /** A cache of {@code capacity} entries (1..2^28). */
     public WalkCache(int capacity) {
-        index = new LruIndex(capacity);
+        super(capacity);
         descriptor = new long[capacity];
         level = new byte[capacity];
     }
-
-    @Override
-    public int capacity() {
-        return index.capacity();
-    }
-
-    @Override
-    public void limit(int entries) {
-        synchronized (lock) {
-            index.limit(entries);
-            int evicted = 0;
-            while (index.size() > index.limit()) {
-                removeSlot(index.leastRecent());
-                evictions++;
-                evicted++;
-            }
-            if (evicted > 0) {
-                epoch++; // front-end memos of evicted entries must go too
-            }
-        }
-    }
-
-    @Override
-    public void hitEviction(HitEviction hook) {
-        hitEviction = hook;
-    }
-
-    /**
-     * An injected eviction at a hit: the entry goes and the lookup counts as a miss. The epoch stays (this is a
-     * capacity-like eviction, not an invalidation): the walk that follows may cache its result. The lock is held.
-     */
-    private void evictAtHit(int slot) {
-        removeSlot(slot);
-        evictions++;
-        misses++;
-    }
-
 
     public int size() {
         synchronized (lock) {
@@ -404,7 +355,8 @@ public final class WalkCache implements InjectableCache {
                 descriptor[slot]);
     }
 
-    private void removeSlot(int slot) {
+    @Override
+    void removeSlot(int slot) {
         int s = (int) (index.key0(slot) & 63);
         if (--spanCount[s] == 0) {
             spanMask &= ~(1L << s);
