@@ -3,7 +3,6 @@ package org.iommuemu.device.inject;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import org.iommuemu.core.api.IommuDomain;
 import org.iommuemu.core.driver.smmuv3.SmmuV3Driver;
 import org.iommuemu.core.driver.smmuv3.SmmuV3DriverException;
 import org.iommuemu.core.driver.vtd.VtdDriverException;
@@ -18,8 +17,6 @@ import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.vtd.VtdRegs;
 import org.iommuemu.core.vtd.VtdTables;
 import org.iommuemu.device.machine.DmaOutcome;
-import org.iommuemu.device.machine.DriverInstance;
-import org.iommuemu.device.machine.DriverInstance.Stage;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.machine.SmmuDriverInstance;
@@ -35,44 +32,6 @@ class FaultInjectionPointsTest {
     private static final int SID = 5;
     private static final int RID = 0x0310;
 
-    /** One instance taken over by the machine's driver, one domain, one stream, one mapped page. */
-    private static final class Rig {
-        final Machine m = new Machine(MachineConfig.defaults());
-        final String name;
-        final int sid;
-        final DriverInstance o;
-        final IommuDomain d;
-        final long buf;
-
-        Rig(String name, Stage stage, int sid) throws Exception {
-            this.name = name;
-            this.sid = sid;
-            o = m.driverHost().takeOver(m.iommu(name));
-            d = IommuDomain.builder(o.format(stage, 12, o.defaultInputBits(stage), o.outputBits()), m.memory(),
-                    m.driverHost().heap()).name("d").build();
-            o.attachStream(d, stage, sid);
-            buf = m.driverHost().heap().allocPages(0, "buf");
-            m.memory().write64(buf, 0x1122_3344_5566_7788L);
-            d.map(IOVA, buf, 4096, Prot.READ | Prot.WRITE);
-        }
-
-        DmaOutcome read() {
-            return m.dma().read(m.iommu(name), sid, -1, IOVA, new byte[8], 0, 8, 0, new DmaOutcome());
-        }
-
-        FaultInjector faults() {
-            return m.faults();
-        }
-    }
-
-    private static Rig smmu() throws Exception {
-        return new Rig("smmu0", Stage.S1, SID);
-    }
-
-    private static Rig vtd() throws Exception {
-        return new Rig("dmar0", Stage.S2, RID);
-    }
-
     /** The address of stream {@code sid}'s STE, through the driver's stream table (linear or 2-level). */
     private static long steAddress(SmmuV3Driver driver, PhysicalMemory mem, int sid) throws Exception {
         SmmuV3Driver.Layout l = driver.layout();
@@ -87,7 +46,7 @@ class FaultInjectionPointsTest {
 
     @Test
     void aFlippedSteValidBitGivesCBadSteOnceTheSteIsInvalidated() throws Exception {
-        Rig r = smmu();
+        InjectRig r = InjectRig.smmu();
         assertThat(r.read().isOk()).isTrue();
         SmmuV3Driver driver = ((SmmuDriverInstance) r.o).driver();
         long ste = steAddress(driver, r.m.memory(), SID);
@@ -116,7 +75,7 @@ class FaultInjectionPointsTest {
 
     @Test
     void aClearedContextEntryPresentBitGivesContextNotPresentAfterContextInvalidation() throws Exception {
-        Rig r = vtd();
+        InjectRig r = InjectRig.vtd();
         assertThat(r.read().isOk()).isTrue();
         VtdDriverInstance v = (VtdDriverInstance) r.o;
         assertThat(v.driver().scalableMode()).isTrue();
@@ -146,7 +105,7 @@ class FaultInjectionPointsTest {
 
     // ------------------------------------------------------------------ caches: ignored IOTLB invalidations
 
-    private static void staleAfterStrictUnmapThenClearedFaults(Rig r, FaultSpec spec) throws Exception {
+    private static void staleAfterStrictUnmapThenClearedFaults(InjectRig r, FaultSpec spec) throws Exception {
         assertThat(r.read().isOk()).isTrue(); // the translation is in the IOTLB
         long id = r.faults().inject(spec);
         r.d.unmap(IOVA, 4096); // strict: the invalidation is issued and waited for
@@ -167,19 +126,19 @@ class FaultInjectionPointsTest {
 
     @Test
     void ignoredTlbiLeavesAnUnmappedPageReachableOnAnSmmu() throws Exception {
-        staleAfterStrictUnmapThenClearedFaults(smmu(),
+        staleAfterStrictUnmapThenClearedFaults(InjectRig.smmu(),
                 new FaultSpec(InjectionKind.IGNORE_IOTLB_INVALIDATION).iommu("smmu0"));
     }
 
     @Test
     void ignoredIotlbInvalidationLeavesAnUnmappedPageReachableOnVtd() throws Exception {
-        staleAfterStrictUnmapThenClearedFaults(vtd(),
+        staleAfterStrictUnmapThenClearedFaults(InjectRig.vtd(),
                 new FaultSpec(InjectionKind.IGNORE_IOTLB_INVALIDATION).iommu("dmar0"));
     }
 
     @Test
     void anIgnoredInvalidationOnAnotherInstanceChangesNothing() throws Exception {
-        Rig r = smmu();
+        InjectRig r = InjectRig.smmu();
         assertThat(r.read().isOk()).isTrue();
         r.faults().inject(new FaultSpec(InjectionKind.IGNORE_IOTLB_INVALIDATION).iommu("dmar0"));
         r.d.unmap(IOVA, 4096);
@@ -191,7 +150,7 @@ class FaultInjectionPointsTest {
 
     @Test
     void droppedTlbiCommandsLeaveTheTranslationButTheSyncCompletes() throws Exception {
-        Rig r = smmu();
+        InjectRig r = InjectRig.smmu();
         staleAfterStrictUnmapThenClearedFaults(r, new FaultSpec(InjectionKind.COMMAND_DROP).iommu("smmu0")
                 .target(t -> t.opcodes(CommandOp.TLBI_NH_ALL, CommandOp.TLBI_NH_ASID, CommandOp.TLBI_NH_VA,
                         CommandOp.TLBI_NH_VAA)));
@@ -202,13 +161,14 @@ class FaultInjectionPointsTest {
 
     @Test
     void droppedIotlbDescriptorsLeaveTheTranslationOnVtd() throws Exception {
-        staleAfterStrictUnmapThenClearedFaults(vtd(), new FaultSpec(InjectionKind.COMMAND_DROP).iommu("dmar0")
+        staleAfterStrictUnmapThenClearedFaults(InjectRig.vtd(),
+                new FaultSpec(InjectionKind.COMMAND_DROP).iommu("dmar0")
                 .target(t -> t.opcodes(InvDesc.TYPE_IOTLB, InvDesc.TYPE_PASID_IOTLB)));
     }
 
     @Test
     void aCmdSyncThatNeverCompletesTimesTheDriverOutAndItRecoversOnceCleared() throws Exception {
-        Rig r = smmu();
+        InjectRig r = InjectRig.smmu();
         SmmuV3Driver driver = ((SmmuDriverInstance) r.o).driver();
         long id = r.faults().inject(new FaultSpec(InjectionKind.SYNC_NEVER_COMPLETES).iommu("smmu0"));
         assertThatThrownBy(driver::sync).isInstanceOfSatisfying(SmmuV3DriverException.class,
@@ -229,7 +189,7 @@ class FaultInjectionPointsTest {
 
     @Test
     void anInvalidationWaitThatNeverCompletesTimesTheDriverOutAndItRecoversOnceCleared() throws Exception {
-        Rig r = vtd();
+        InjectRig r = InjectRig.vtd();
         VtdDriverInstance v = (VtdDriverInstance) r.o;
         long id = r.faults().inject(new FaultSpec(InjectionKind.SYNC_NEVER_COMPLETES).iommu("dmar0"));
         long iwcBefore = r.m.iommu("dmar0").mmioRead(VtdRegs.ICS, 4);
@@ -245,7 +205,7 @@ class FaultInjectionPointsTest {
 
     @Test
     void aCountedStallFiresOnceAndTheNextDoorbellCompletesIt() throws Exception {
-        Rig r = smmu();
+        InjectRig r = InjectRig.smmu();
         SmmuV3Driver driver = ((SmmuDriverInstance) r.o).driver();
         r.faults().inject(new FaultSpec(InjectionKind.SYNC_NEVER_COMPLETES).iommu("smmu0")
                 .trigger(t -> t.count(1)));
