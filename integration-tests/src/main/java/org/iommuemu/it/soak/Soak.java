@@ -164,7 +164,7 @@ public final class Soak {
             for (FaultStatus f : faults.list(ListFaultsRequest.getDefaultInstance()).getFaultsList()) {
                 fired.merge(f.getSpec().getKind().name(), f.getFires(), Long::sum);
             }
-            faults.clear(org.iommuemu.proto.v1.ClearFaultsRequest.getDefaultInstance());
+            faults.clear(org.iommuemu.proto.v1.ClearFaultsRequest.newBuilder().setAll(true).build());
             var stats = TelemetryGrpc.newBlockingStub(host).stats(StatsRequest.newBuilder().addIommus("smmu0")
                     .build()).getIommus(0);
             host.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
