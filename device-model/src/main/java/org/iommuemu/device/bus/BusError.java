@@ -56,6 +56,10 @@ final class BusError extends RuntimeException {
         return new BusError(Status.Code.UNIMPLEMENTED, message);
     }
 
+    static BusError cancelled(String message) {
+        return new BusError(Status.Code.CANCELLED, message);
+    }
+
     static BusError unavailable(String message) {
         return new BusError(Status.Code.UNAVAILABLE, message);
     }

@@ -47,6 +47,7 @@ public final class BusServer implements AutoCloseable {
     private final MachineService machineService;
     private final DmaService dmaService;
     private final DriverService driverService;
+    private final ConnectionTracker tracker;
     private final HealthStatusManager health = new HealthStatusManager();
     private final BusTimer timer = new BusTimer();
     private final String target;
@@ -54,11 +55,12 @@ public final class BusServer implements AutoCloseable {
 
     private BusServer(Machine machine, ServerBuilder<?> builder, String target, Executor executor) {
         this.machine = machine;
-        this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions());
+        this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions(),
+                machine.limits().maxSessionsPerConnection());
         this.machineService = new MachineService(machine, BuildInfo.version());
         this.dmaService = new DmaService(machine, sessions, timer);
         this.driverService = new DriverService(machine);
-        ConnectionTracker tracker = new ConnectionTracker(sessions);
+        this.tracker = new ConnectionTracker(sessions);
         // Bus faults strike these services only: FaultInjection, health and reflection always answer
         BusFaultInterceptor faults = new BusFaultInterceptor(machine.faults().bus(), sessions, timer);
         // Interrupts answers with its headers once the subscription is in place (EarlyHeaders)
@@ -149,6 +151,33 @@ public final class BusServer implements AutoCloseable {
     /** Live DMA sessions. */
     public int liveSessions() {
         return sessions.live();
+    }
+
+    /**
+     * What the server holds for its clients now, for leak checks (the churn test, the soak run): live DMA
+     * sessions, stream ids claimed, open Transfer and Interrupts streams, interrupt subscribers and client
+     * connections. Once every client has gone, all of them are zero.
+     *
+     * @param sessions live DMA sessions
+     * @param streamIds stream ids claimed on all instances
+     * @param transfers open Transfer streams
+     * @param interruptStreams open Interrupts streams
+     * @param interruptSubscribers subscribers of the machine's interrupt hub
+     * @param connections client transports not terminated yet
+     */
+    public record Holdings(int sessions, int streamIds, int transfers, int interruptStreams, int interruptSubscribers,
+            long connections) {
+        /** Whether nothing is held. */
+        public boolean isEmpty() {
+            return sessions == 0 && streamIds == 0 && transfers == 0 && interruptStreams == 0
+                    && interruptSubscribers == 0 && connections == 0;
+        }
+    }
+
+    /** A snapshot of what the server holds for its clients. */
+    public Holdings holdings() {
+        return new Holdings(sessions.live(), machine.claims().size(), dmaService.openTransfers(),
+                machineService.openInterruptStreams(), machine.interrupts().subscribers(), tracker.live());
     }
 
     /**

@@ -24,6 +24,7 @@ final class ConnectionTracker extends ServerTransportFilter implements ServerInt
     static final Context.Key<Connection> CONTEXT = Context.key("iommuemu.connection");
 
     private final AtomicLong ids = new AtomicLong();
+    private final AtomicLong live = new AtomicLong();
     private final SessionRegistry sessions;
 
     ConnectionTracker(SessionRegistry sessions) {
@@ -33,6 +34,7 @@ final class ConnectionTracker extends ServerTransportFilter implements ServerInt
     @Override
     public Attributes transportReady(Attributes attrs) {
         Connection c = new Connection(ids.incrementAndGet(), attrs.get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR));
+        live.incrementAndGet();
         log.debug("{} ready", c);
         return attrs.toBuilder().set(ATTR, c).build();
     }
@@ -41,6 +43,7 @@ final class ConnectionTracker extends ServerTransportFilter implements ServerInt
     public void transportTerminated(Attributes attrs) {
         Connection c = attrs.get(ATTR);
         if (c != null) {
+            live.decrementAndGet();
             c.markClosed();
             int released = sessions.releaseAll(c);
             log.debug("{} terminated; released {} session(s)", c, released);
@@ -52,6 +55,11 @@ final class ConnectionTracker extends ServerTransportFilter implements ServerInt
             ServerCallHandler<Q, R> next) {
         Connection c = call.getAttributes().get(ATTR);
         return Contexts.interceptCall(Context.current().withValue(CONTEXT, c), call, headers, next);
+    }
+
+    /** Client transports ready and not terminated yet. */
+    long live() {
+        return live.get();
     }
 
     /** The connection of the call being served; null outside a call. */

@@ -2,6 +2,7 @@ package org.iommuemu.device.bus;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
+import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -86,7 +87,14 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                 throw BusError.failedPrecondition("substreams requested but " + device.name()
                         + " supports no substream ids / PASIDs");
             }
-            Session s = sessions.attach(ConnectionTracker.current(), name, device, sid, request.getSubstreams());
+            Connection caller = ConnectionTracker.current();
+            Session s = sessions.attach(caller, name, device, sid, request.getSubstreams());
+            if (Context.current().isCancelled()) {
+                // The client gave up (deadline, cancel) while we attached: it will never learn the session id, so
+                // do not keep its stream id claimed until the connection closes.
+                sessions.detach(s.id, caller);
+                throw BusError.cancelled("Attach was cancelled by the client (deadline or cancel); nothing is held");
+            }
             return AttachReply.newBuilder().setSessionId(s.id).setIommu(device.name()).setStreamId(sid).build();
         });
     }
@@ -244,7 +252,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             throw BusError.invalidArgument(field + " must be at least 1");
         }
         if (length > limits.maxDmaLength()) {
-            throw BusError.outOfRange(field + " " + length + " exceeds the maximum DMA length of "
+            throw BusError.resourceExhausted(field + " " + length + " exceeds the maximum DMA length of "
                     + limits.maxDmaLength() + " bytes (Machine.Describe limits.max_dma_length)");
         }
         if (Bits.rangeOverflows(iova, length)) {
@@ -263,6 +271,11 @@ final class DmaService extends DmaGrpc.DmaImplBase {
         if (shuttingDown) {
             throw BusError.unavailable("the server is shutting down");
         }
+    }
+
+    /** Transfer streams open now (a test and soak hook: every stream that ended must be gone). */
+    int openTransfers() {
+        return transfers.size();
     }
 
     /** Stops taking new DMA and ends every Transfer stream once the requests it has read are answered. */

@@ -71,7 +71,9 @@ final class MachineService extends MachineGrpc.MachineImplBase {
                 .setMaxMessageBytes(l.maxMessageBytes())
                 .setMaxMemAccessLength(l.maxMemAccessLength())
                 .setMaxSessions(l.maxSessions())
-                .setMaxTransferInFlight(l.maxTransferInFlight()));
+                .setMaxTransferInFlight(l.maxTransferInFlight())
+                .setMaxRamBytes(l.maxRamBytes())
+                .setMaxSessionsPerConnection(l.maxSessionsPerConnection()));
         b.setMsiDoorbellBase(machine.interrupts().doorbellBase()).setMsiDoorbellSize(machine.interrupts().doorbellSize());
         b.setDriverHeapBase(machine.driverHost().heapBase()).setDriverHeapSize(machine.driverHost().heapSize());
         return b.build();
@@ -189,7 +191,7 @@ final class MachineService extends MachineGrpc.MachineImplBase {
             throw BusError.invalidArgument(field + " must be at least 1");
         }
         if (length > max) {
-            throw BusError.outOfRange(field + " " + length + " exceeds the maximum of " + max
+            throw BusError.resourceExhausted(field + " " + length + " exceeds the maximum of " + max
                     + " bytes (Machine.Describe limits.max_mem_access_length)");
         }
         if (Bits.rangeOverflows(address, length)) {
@@ -224,6 +226,11 @@ final class MachineService extends MachineGrpc.MachineImplBase {
         if (s.isClosed()) {
             s.unsubscribe(); // cancelled or shut down before the subscription was in place
         }
+    }
+
+    /** Interrupts streams open now. */
+    int openInterruptStreams() {
+        return streams.size();
     }
 
     /** Completes every Interrupts stream (they are endless otherwise). */

@@ -20,6 +20,7 @@ final class SessionRegistry {
 
     private final StreamClaims claims;
     private final int capacity;
+    private final int perConnection;
     private final AtomicReferenceArray<Session> slots;
     private final SecureRandom random = new SecureRandom();
     private final Object lock = new Object();
@@ -28,11 +29,20 @@ final class SessionRegistry {
     private int live;
 
     SessionRegistry(StreamClaims claims, int capacity) {
+        this(claims, capacity, capacity);
+    }
+
+    /** A registry of at most {@code capacity} sessions, at most {@code perConnection} of them per connection. */
+    SessionRegistry(StreamClaims claims, int capacity, int perConnection) {
         if (capacity < 1 || capacity > (1 << SLOT_BITS)) {
             throw new IllegalArgumentException("session capacity " + capacity);
         }
+        if (perConnection < 1) {
+            throw new IllegalArgumentException("sessions per connection " + perConnection);
+        }
         this.claims = claims;
         this.capacity = capacity;
+        this.perConnection = perConnection;
         this.slots = new AtomicReferenceArray<>(capacity);
         this.free = new int[capacity];
         for (int i = 0; i < capacity; i++) {
@@ -50,6 +60,10 @@ final class SessionRegistry {
             if (freeCount == 0) {
                 throw BusError.resourceExhausted("too many DMA sessions: the limit is " + capacity
                         + " (Machine.Describe limits.max_sessions)");
+            }
+            if (connection.sessions().size() >= perConnection) {
+                throw BusError.resourceExhausted("too many DMA sessions on this client connection: the limit is "
+                        + perConnection + " (Machine.Describe limits.max_sessions_per_connection)");
             }
             int slot = free[freeCount - 1];
             long random44;

@@ -33,6 +33,10 @@ final class MachineOptions {
             description = "Largest single DMA the bus accepts (default 1MiB).")
     String maxDmaLength;
 
+    @Option(names = "--max-ram", paramLabel = "SIZE",
+            description = "Most guest RAM the machine may be configured with, all regions together (default 64GiB).")
+    String maxRam;
+
     ServeConfig file;
 
     /** The configuration file, read once (null when none was given). */
@@ -70,7 +74,10 @@ final class MachineOptions {
             if (maxDmaLength != null) {
                 c = c.withLimits(c.limits().withMaxDmaLength(Sizes.parse(maxDmaLength)));
             }
-            return c;
+            if (maxRam != null) {
+                c = c.withLimits(c.limits().withMaxRamBytes(Sizes.parse(maxRam)));
+            }
+            return c.checkRam();
         } catch (IllegalArgumentException | ConfigException e) {
             throw new IommuEmu.UserError(e.getMessage());
         }

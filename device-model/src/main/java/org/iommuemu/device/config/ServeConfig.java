@@ -45,6 +45,8 @@ import org.iommuemu.device.xlate.CostModel;
  *   max_mem_access_length: 1MiB
  *   max_sessions: 1024
  *   max_transfer_in_flight: 128
+ *   max_sessions_per_connection: 256
+ *   max_ram: 64GiB
  * </pre>
  *
  * <p>Values are checked as they are read (so an error names its line), keys are matched in file order (so an
@@ -577,6 +579,18 @@ public final class ServeConfig {
         private Long maxMemAccessLength;
         private Integer maxSessions;
         private Integer maxTransferInFlight;
+        private Long maxRam;
+        private Integer maxSessionsPerConnection;
+
+        @JsonProperty("max_ram")
+        void setMaxRam(Object value) {
+            maxRam = number(value, "max_ram");
+        }
+
+        @JsonProperty("max_sessions_per_connection")
+        void setMaxSessionsPerConnection(int value) {
+            maxSessionsPerConnection = value;
+        }
 
         @JsonProperty("max_dma_length")
         void setMaxDmaLength(Object value) {
@@ -603,7 +617,11 @@ public final class ServeConfig {
             long mem = maxMemAccessLength == null ? base.maxMemAccessLength() : maxMemAccessLength;
             int sessions = maxSessions == null ? base.maxSessions() : maxSessions;
             int inFlight = maxTransferInFlight == null ? base.maxTransferInFlight() : maxTransferInFlight;
-            return new Limits(dma, Math.max(dma, mem) + Limits.MESSAGE_OVERHEAD, mem, sessions, inFlight);
+            long ram = maxRam == null ? base.maxRamBytes() : maxRam;
+            int perConnection = maxSessionsPerConnection == null
+                    ? Math.min(sessions, base.maxSessionsPerConnection()) : maxSessionsPerConnection;
+            return new Limits(dma, Math.max(dma, mem) + Limits.MESSAGE_OVERHEAD, mem, sessions, inFlight, ram,
+                    perConnection);
         }
     }
 

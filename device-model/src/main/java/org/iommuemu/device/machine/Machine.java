@@ -29,8 +29,13 @@ public final class Machine {
     private final FaultInjector faults;
     private final Sanitizer sanitizer;
 
+    /**
+     * Builds the machine {@code config} describes.
+     *
+     * @throws IllegalArgumentException when its RAM exceeds the configured max RAM ({@link MachineConfig#checkRam})
+     */
     public Machine(MachineConfig config) {
-        this.config = config;
+        this.config = config.checkRam();
         this.memory = new SparseRam(config.ram());
         this.interrupts = new InterruptHub(memory);
         this.faults = new FaultInjector(memory);

@@ -120,11 +120,11 @@ class DmaServiceTest {
     }
 
     @Test
-    void oversizeDmaIsOutOfRangeWithTheLimitInTheMessage() {
+    void oversizeDmaIsResourceExhaustedWithTheLimitInTheMessage() {
         DmaSession s = client.attach("nic", "smmu0", 1);
-        assertStatus(() -> s.read(bus.ramBase(), (1 << 20) + 1), Status.Code.OUT_OF_RANGE,
+        assertStatus(() -> s.read(bus.ramBase(), (1 << 20) + 1), Status.Code.RESOURCE_EXHAUSTED,
                 "exceeds the maximum DMA length of 1048576 bytes");
-        assertStatus(() -> s.write(bus.ramBase(), new byte[(1 << 20) + 1]), Status.Code.OUT_OF_RANGE,
+        assertStatus(() -> s.write(bus.ramBase(), new byte[(1 << 20) + 1]), Status.Code.RESOURCE_EXHAUSTED,
                 "data length 1048577 exceeds");
         assertThat(s.read(bus.ramBase(), 1 << 20).isOk()).as("exactly the limit is fine").isTrue();
     }

@@ -208,7 +208,7 @@ class MachineServiceTest {
         assertStatus(() -> cpu.memRead(MemReadRequest.newBuilder().setAddress(bus.ramBase()).setLength(0).build()),
                 Status.Code.INVALID_ARGUMENT, "length must be at least 1");
         assertStatus(() -> cpu.memRead(MemReadRequest.newBuilder().setAddress(bus.ramBase()).setLength(2 << 20)
-                .build()), Status.Code.OUT_OF_RANGE, "max_mem_access_length");
+                .build()), Status.Code.RESOURCE_EXHAUSTED, "max_mem_access_length");
         assertStatus(() -> cpu.memRead(MemReadRequest.newBuilder().setAddress(-4).setLength(8).build()),
                 Status.Code.OUT_OF_RANGE, "wraps past 2^64");
         assertStatus(() -> cpu.memWrite(MemWriteRequest.newBuilder().setAddress(bus.ramBase()).build()),

@@ -62,6 +62,17 @@ class IommuEmuTest {
     }
 
     @Test
+    void ramBeyondTheMaxRamIsAClearErrorUnlessRaised() {
+        assertThat(run("demo", "--ram", "128GiB")).isEqualTo(2);
+        assertThat(err.toString()).contains("RAM of 128 GiB (1 region(s)) exceeds the max RAM of 64 GiB",
+                "--max-ram").doesNotContain("\tat ");
+        err.getBuffer().setLength(0);
+        int code = run("demo", "--ram", "128GiB", "--max-ram", "256GiB", "--ops", "10");
+        assertThat(code).as(out + "\n" + err).isZero();
+        assertThat(out.toString()).contains("demo passed");
+    }
+
+    @Test
     void badInputIsAClearErrorWithoutAStackTrace(@TempDir Path dir) throws Exception {
         assertThat(run("serve", "--port", "70000")).isEqualTo(2);
         assertThat(err.toString()).contains("--port 70000 is not a TCP port").doesNotContain("\tat ");

@@ -35,4 +35,29 @@ class MachineConfigTest {
                 .hasMessageContaining("must be at least");
         assertThatThrownBy(() -> new Limits(1 << 20, 2 << 20, 1 << 20, 0, 8)).hasMessageContaining("max sessions");
     }
+
+    @Test
+    void ramBeyondTheMaxRamIsRefusedNamingTheLimitAndRaisingItAllowsIt() {
+        MachineConfig big = MachineConfig.defaults().withRam(List.of(
+                new org.iommuemu.core.memory.RamRegion(0x8000_0000L, 1L << 40),
+                new org.iommuemu.core.memory.RamRegion(0x8000_0000L + (1L << 40), 1L << 30)));
+        assertThatThrownBy(() -> new Machine(big))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("RAM of 1025 GiB (2 region(s)) exceeds the max RAM of 64 GiB")
+                .hasMessageContaining("limits.max_ram").hasMessageContaining("--max-ram");
+        MachineConfig raised = big.withLimits(big.limits().withMaxRamBytes(2L << 40));
+        assertThat(raised.checkRam().totalRam()).isEqualTo((1L << 40) + (1L << 30));
+        assertThat(MachineConfig.defaults().totalRam()).isEqualTo(4L << 30);
+        assertThatThrownBy(() -> Limits.DEFAULTS.withMaxRamBytes(17L << 40)).hasMessageContaining("max RAM");
+        assertThatThrownBy(() -> Limits.DEFAULTS.withSessions(8, 0))
+                .hasMessageContaining("max sessions per connection 0");
+    }
+
+    @Test
+    void theFiveBoundConstructorKeepsTheDefaultRamBoundAndCapsSessionsPerConnection() {
+        Limits few = new Limits(1 << 20, (1 << 20) + Limits.MESSAGE_OVERHEAD, 1 << 20, 8, 8);
+        assertThat(few.maxRamBytes()).isEqualTo(Limits.DEFAULT_MAX_RAM);
+        assertThat(few.maxSessionsPerConnection()).isEqualTo(8);
+        assertThat(Limits.DEFAULTS.maxSessionsPerConnection()).isEqualTo(256);
+    }
 }
