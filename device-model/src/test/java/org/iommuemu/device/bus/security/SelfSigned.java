@@ -21,10 +21,10 @@ import java.util.concurrent.TimeUnit;
  * @param cert the PEM certificate (also the CA file clients trust: it signed itself)
  * @param key  the PEM PKCS#8 private key
  */
-record SelfSigned(Path cert, Path key) {
+public record SelfSigned(Path cert, Path key) {
     private static final String PASSWORD = "changeit";
 
-    static SelfSigned create(Path dir, String name) throws IOException, InterruptedException,
+    public static SelfSigned create(Path dir, String name) throws IOException, InterruptedException,
             GeneralSecurityException {
         Path store = dir.resolve(name + ".p12");
         Path keytool = Path.of(System.getProperty("java.home"), "bin", "keytool");
