@@ -3,7 +3,6 @@ package org.iommuemu.dma;
 import io.grpc.Channel;
 import io.grpc.ManagedChannel;
 import io.grpc.inprocess.InProcessChannelBuilder;
-import io.grpc.netty.NettyChannelBuilder;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.proto.v1.AttachReply;
 import org.iommuemu.proto.v1.AttachRequest;
@@ -39,18 +38,25 @@ public final class DmaClient implements AutoCloseable {
         this.async = DmaGrpc.newStub(channel).withMaxInboundMessageSize(MAX_INBOUND_MESSAGE);
     }
 
-    /** Connects over TCP (plaintext) to {@code host:port}. */
+    /** Connects over TCP (plaintext, no token) to {@code host:port}. */
     public static DmaClient connect(String target) {
-        ManagedChannel ch = NettyChannelBuilder.forTarget(target)
-                .usePlaintext()
-                .maxInboundMessageSize(MAX_INBOUND_MESSAGE)
-                .build();
+        return connect(target, ClientSecurity.NONE);
+    }
+
+    /** Connects over TCP to {@code host:port} with {@code security}'s token and TLS settings. */
+    public static DmaClient connect(String target, ClientSecurity security) {
+        ManagedChannel ch = security.channel(target, MAX_INBOUND_MESSAGE);
         return new DmaClient(ch, ch);
     }
 
     /** Connects to a server on grpc's in-process transport. */
     public static DmaClient inProcess(String name) {
-        ManagedChannel ch = InProcessChannelBuilder.forName(name).build();
+        return inProcess(name, ClientSecurity.NONE);
+    }
+
+    /** Connects to a server on grpc's in-process transport, sending {@code security}'s token (TLS does not apply). */
+    public static DmaClient inProcess(String name, ClientSecurity security) {
+        ManagedChannel ch = security.apply(InProcessChannelBuilder.forName(name)).build();
         return new DmaClient(ch, ch);
     }
 

@@ -16,6 +16,8 @@ import java.time.Duration;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.device.BuildInfo;
+import org.iommuemu.device.bus.security.AuthInterceptor;
+import org.iommuemu.device.bus.security.BusSecurity;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.DmaGrpc;
 import org.iommuemu.proto.v1.DriverGrpc;
@@ -53,7 +55,8 @@ public final class BusServer implements AutoCloseable {
     private final String target;
     private volatile boolean shutdown;
 
-    private BusServer(Machine machine, ServerBuilder<?> builder, String target, Executor executor) {
+    private BusServer(Machine machine, ServerBuilder<?> builder, String target, Executor executor,
+            BusSecurity security) {
         this.machine = machine;
         this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions(),
                 machine.limits().maxSessionsPerConnection());
@@ -75,6 +78,10 @@ public final class BusServer implements AutoCloseable {
                 .addTransportFilter(tracker)
                 .intercept(tracker)
                 .maxInboundMessageSize((int) machine.limits().maxMessageBytes());
+        if (security.authenticates()) {
+            // added last, so it runs first: a refused call reaches neither the tracker's context nor bus faults
+            builder.intercept(new AuthInterceptor(security.tokens()));
+        }
         if (executor != null) {
             builder.executor(executor);
         } else {
@@ -102,22 +109,36 @@ public final class BusServer implements AutoCloseable {
      * dispatch (DMA on the transport's threads, the rest on gRPC's default executor).
      */
     public static BusServer netty(Machine machine, String host, int port, Executor executor) {
-        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+        return netty(machine, host, port, executor, BusSecurity.none());
+    }
+
+    /**
+     * As {@link #netty(Machine, String, int, Executor)}, with {@code security}'s transport credentials (TLS) and,
+     * when it has tokens, bearer-token authentication and roles on every call (see {@link AuthInterceptor}).
+     */
+    public static BusServer netty(Machine machine, String host, int port, Executor executor, BusSecurity security) {
+        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, port),
+                        security.credentials())
                 .permitKeepAliveTime(10, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true)
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 .keepAliveTimeout(10, TimeUnit.SECONDS);
-        return new BusServer(machine, b, host, executor);
+        return new BusServer(machine, b, host, executor, security);
     }
 
     /** A server on grpc's in-process transport under {@code name}. */
     public static BusServer inProcess(Machine machine, String name) {
-        return new BusServer(machine, InProcessServerBuilder.forName(name), name, null);
+        return new BusServer(machine, InProcessServerBuilder.forName(name), name, null, BusSecurity.none());
     }
 
     /** As {@link #inProcess(Machine, String)}, serving calls on {@code executor} (e.g. a direct executor in tests). */
     public static BusServer inProcess(Machine machine, String name, Executor executor) {
-        return new BusServer(machine, InProcessServerBuilder.forName(name), name, executor);
+        return new BusServer(machine, InProcessServerBuilder.forName(name), name, executor, BusSecurity.none());
+    }
+
+    /** As {@link #inProcess(Machine, String, Executor)}, authenticating calls with {@code security}'s tokens. */
+    public static BusServer inProcess(Machine machine, String name, Executor executor, BusSecurity security) {
+        return new BusServer(machine, InProcessServerBuilder.forName(name), name, executor, security);
     }
 
     public BusServer start() throws IOException {

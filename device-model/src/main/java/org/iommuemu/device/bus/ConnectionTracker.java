@@ -41,7 +41,8 @@ final class ConnectionTracker extends ServerTransportFilter implements ServerInt
 
     @Override
     public void transportTerminated(Attributes attrs) {
-        Connection c = attrs.get(ATTR);
+        // null when the transport never became ready (e.g. a TLS handshake that failed): nothing to release
+        Connection c = attrs == null ? null : attrs.get(ATTR);
         if (c != null) {
             live.decrementAndGet();
             c.markClosed();

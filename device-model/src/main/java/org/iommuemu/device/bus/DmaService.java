@@ -10,6 +10,8 @@ import java.util.ArrayDeque;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.bus.security.AuthInterceptor;
+import org.iommuemu.device.bus.security.Principal;
 import org.iommuemu.device.inject.BusFaults;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.machine.Access;
@@ -82,6 +84,12 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             if (!Bits.fitsUnsigned(Integer.toUnsignedLong(sid), device.streamIdBits())) {
                 throw BusError.outOfRange("stream_id " + Integer.toUnsignedString(sid) + " does not fit in the "
                         + device.streamIdBits() + "-bit stream id of " + device.name());
+            }
+            Principal who = AuthInterceptor.current();
+            if (who != null && !who.mayAttach(device.name(), sid)) {
+                // as PCIe hardware, not the device, decides requester ids: a device token attaches only as its own
+                throw BusError.permissionDenied(who + " may not attach on stream_id " + Integer.toUnsignedString(sid)
+                        + " of " + device.name() + ": it may attach on " + who.binding() + " only");
             }
             if (request.getSubstreams() && device.substreamIdBits() == 0) {
                 throw BusError.failedPrecondition("substreams requested but " + device.name()

@@ -3,6 +3,7 @@ package org.iommuemu.device.bus;
 import java.security.SecureRandom;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.device.bus.security.AuthInterceptor;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.StreamClaims;
 import org.slf4j.Logger;
@@ -10,8 +11,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The live DMA sessions. A session id is 44 random bits above a 20-bit slot number, so a lookup on the
- * DMA path is one array read and two compares (no hashing, no boxing), and ids cannot be guessed. A
- * session can only be used on the connection that attached it.
+ * DMA path is one array read and a few compares (no hashing, no boxing), and ids cannot be guessed. A
+ * session can only be used on the connection that attached it and, with authentication on, with the token that
+ * attached it (the caller's principal, {@link AuthInterceptor#current()}).
  */
 final class SessionRegistry {
     private static final Logger log = LoggerFactory.getLogger(SessionRegistry.class);
@@ -71,7 +73,8 @@ final class SessionRegistry {
                 random44 = random.nextLong() >>> SLOT_BITS;
             } while (random44 == 0);
             long id = (random44 << SLOT_BITS) | slot;
-            Session session = new Session(id, name, device, streamId, substreams, connection);
+            Session session = new Session(id, name, device, streamId, substreams, connection,
+                    AuthInterceptor.current());
             if (!claims.claim(device.name(), streamId, session)) {
                 Object holder = claims.holder(device.name(), streamId);
                 throw BusError.alreadyExists("stream_id " + streamId + " on " + device.name()
@@ -103,6 +106,10 @@ final class SessionRegistry {
             throw BusError.permissionDenied("session_id " + Bits.hex(id)
                     + " belongs to another client connection");
         }
+        if (s.owner != AuthInterceptor.current()) {
+            throw BusError.permissionDenied("session_id " + Bits.hex(id)
+                    + " was attached with another token: a session is used with the token that attached it");
+        }
         return s;
     }
 
@@ -110,7 +117,7 @@ final class SessionRegistry {
     Session peek(long id, Connection caller) {
         int slot = (int) (id & SLOT_MASK);
         Session s = slot < capacity ? slots.get(slot) : null;
-        return s != null && s.id == id && s.connection == caller ? s : null;
+        return s != null && s.id == id && s.connection == caller && s.owner == AuthInterceptor.current() ? s : null;
     }
 
     /** Detaches {@code id} on behalf of {@code caller}. */

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -11,6 +12,7 @@ import java.util.concurrent.Callable;
 import org.iommuemu.device.scenario.ScenarioException;
 import org.iommuemu.device.scenario.ScenarioFile;
 import org.iommuemu.device.scenario.ScenarioRunner;
+import org.iommuemu.dma.ClientSecurity;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -50,6 +52,25 @@ final class RunCommand implements Callable<Integer> {
                 "are used."})
     String target;
 
+    @Option(names = "--token-file", paramLabel = "FILE",
+            description = {"With --target: send the bearer token FILE holds (the token",
+                "alone, or the first line of a server's token file) to a",
+                "server that authenticates (see docs/SECURITY.md). The run",
+                "needs a host token."})
+    Path tokenFile;
+
+    @Option(names = "--tls-ca", paramLabel = "FILE",
+            description = "With --target: use TLS, trusting server certificates signed by the PEM CA in FILE.")
+    Path tlsCa;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE",
+            description = "With --target and --tls-ca: present this PEM client certificate (mutual TLS).")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "FILE",
+            description = "The PEM (PKCS#8) private key of --tls-cert.")
+    Path tlsKey;
+
     @Option(names = "--driver", paramLabel = "SIDE", defaultValue = "server",
             description = {"Where the SMMUv3 and VT-d drivers run: server (default;",
                 "the Driver service), or client (in this process, driving",
@@ -80,8 +101,12 @@ final class RunCommand implements Callable<Integer> {
                 if (!target.matches("[^\\s:]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}")) {
                     throw new IommuEmu.UserError("--target must be HOST:PORT, got '" + target + "'");
                 }
-                options = ScenarioRunner.Options.remote(target);
+                options = ScenarioRunner.Options.remote(target).withSecurity(security());
             } else {
+                if (tokenFile != null || tlsCa != null || tlsCert != null || tlsKey != null) {
+                    throw new IommuEmu.UserError("--token-file and --tls-* are for a server named by --target;"
+                            + " the embedded machine needs neither");
+                }
                 options = transport.equals("netty") ? ScenarioRunner.Options.netty()
                         : ScenarioRunner.Options.inProcess();
             }
@@ -105,5 +130,36 @@ final class RunCommand implements Callable<Integer> {
         }
         out.flush();
         return result.passed() ? 0 : 1;
+    }
+
+    /** The token and TLS settings the flags give for the --target server. */
+    private ClientSecurity security() {
+        if ((tlsCert == null) != (tlsKey == null)) {
+            throw new IommuEmu.UserError("--tls-cert and --tls-key go together (a client certificate and its key)");
+        }
+        if (tlsCert != null && tlsCa == null) {
+            throw new IommuEmu.UserError("--tls-cert needs --tls-ca (the CA that signed the server's certificate)");
+        }
+        ClientSecurity sec = ClientSecurity.NONE;
+        try {
+            if (tokenFile != null) {
+                sec = sec.withTokenFile(tokenFile);
+            }
+            for (Path p : new Path[] {tlsCa, tlsCert, tlsKey}) {
+                if (p != null && !Files.isReadable(p)) {
+                    throw new IommuEmu.UserError(p + ": not a readable file (--tls-ca, --tls-cert, --tls-key)");
+                }
+            }
+            if (tlsCa != null) {
+                sec = sec.withTls(tlsCa);
+            }
+            if (tlsCert != null) {
+                sec = sec.withClientCertificate(tlsCert, tlsKey);
+            }
+            sec.channelCredentials(); // reads the files now, for a clear message
+        } catch (IllegalArgumentException e) {
+            throw new IommuEmu.UserError("--token-file/--tls-*: " + e.getMessage());
+        }
+        return sec;
     }
 }

@@ -4,9 +4,15 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import org.iommuemu.core.bits.Bits;
@@ -14,6 +20,11 @@ import org.iommuemu.core.bits.Sizes;
 import org.iommuemu.core.memory.RamRegion;
 import org.iommuemu.device.BuildInfo;
 import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.bus.security.BusSecurity;
+import org.iommuemu.device.bus.security.Principal;
+import org.iommuemu.device.bus.security.Role;
+import org.iommuemu.device.bus.security.StreamSet;
+import org.iommuemu.device.bus.security.TokenStore;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
@@ -26,7 +37,9 @@ import picocli.CommandLine.Option;
 /** {@code iommu-emu serve}: the machine behind the gRPC bus on TCP, until SIGINT / SIGTERM. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serve the emulated machine on the gRPC bus (Machine and Dma services, health, reflection).",
-            "Stops on Ctrl-C or SIGTERM after finishing the requests in flight."})
+            "Stops on Ctrl-C or SIGTERM after finishing the requests in flight. Binds to loopback unless",
+            "told otherwise; another address needs --tokens/--generate-tokens (or --insecure-no-auth).",
+            "See docs/SECURITY.md for tokens, roles and TLS."})
 final class ServeCommand implements Callable<Integer> {
     static final int DEFAULT_PORT = 7400;
 
@@ -50,6 +63,46 @@ final class ServeCommand implements Callable<Integer> {
                 "scenario's inject step take it); repeatable."})
     List<Path> injects = new ArrayList<>();
 
+    @Option(names = "--tokens", paramLabel = "FILE",
+            description = {"Authenticate every call with the bearer tokens FILE lists, one",
+                "a line: ROLE TOKEN [name=NAME] [iommu=INSTANCE] [streams=IDS]",
+                "(ROLE host or device; see docs/SECURITY.md)."})
+    Path tokens;
+
+    @Option(names = "--generate-tokens", paramLabel = "FILE",
+            description = {"Generate a host token (and one device token per",
+                "--device-token), write them to FILE with mode 0600, and",
+                "authenticate with them. Refuses an existing FILE unless",
+                "--overwrite-tokens is given."})
+    Path generateTokens;
+
+    @Option(names = "--device-token", paramLabel = "IOMMU[:IDS]",
+            description = {"With --generate-tokens: also generate a device token bound",
+                "to instance IOMMU and, if given, stream ids IDS (e.g.",
+                "smmu0:16-31,0x40). Repeatable."})
+    List<String> deviceTokens = new ArrayList<>();
+
+    @Option(names = "--overwrite-tokens", description = "Let --generate-tokens replace an existing file.")
+    boolean overwriteTokens;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE",
+            description = "Serve TLS with this PEM certificate chain (needs --tls-key).")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "FILE", description = "The PEM (PKCS#8) private key of --tls-cert.")
+    Path tlsKey;
+
+    @Option(names = "--tls-client-ca", paramLabel = "FILE",
+            description = {"With --tls-cert: require every client to present a",
+                "certificate this PEM CA signed (mutual TLS)."})
+    Path tlsClientCa;
+
+    @Option(names = "--insecure-no-auth",
+            description = {"Allow a non-loopback --bind without authentication",
+                "(anyone who reaches the port controls the machine);",
+                "prints a warning."})
+    boolean insecureNoAuth;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -63,9 +116,36 @@ final class ServeCommand implements Callable<Integer> {
         if (p < 0 || p > 65535) {
             throw new IommuEmu.UserError("--port " + p + " is not a TCP port (0 to 65535)");
         }
-        warnIfExposed(host, spec.commandLine().getErr());
+        PrintWriter err = spec.commandLine().getErr();
+        checkSecurityFlags();
+        boolean loopback = isLoopback(host);
+        if (!loopback && tokens == null && generateTokens == null) {
+            if (!insecureNoAuth) {
+                throw new IommuEmu.UserError("--bind " + host + " is not a loopback address: give --tokens FILE or"
+                        + " --generate-tokens FILE, or --insecure-no-auth to serve without authentication");
+            }
+            err.println("iommu-emu: warning: serving on " + host + " without authentication (--insecure-no-auth):"
+                    + " anyone who can reach the port can program the IOMMUs and read or write guest memory.");
+            err.flush();
+        }
         List<FaultSpec> faults = FaultFiles.read(injects);
         Machine machine = new Machine(config);
+        List<String> securityLines = new ArrayList<>();
+        BusSecurity security = BusSecurity.none().withTokens(loadTokens(machine, err, securityLines));
+        if (tlsCert != null) {
+            try {
+                security = security.withTls(tlsCert, tlsKey, tlsClientCa);
+            } catch (IllegalArgumentException e) {
+                throw new IommuEmu.UserError(e.getMessage());
+            }
+        }
+        if (!loopback && security.authenticates() && !security.tls()) {
+            err.println("iommu-emu: warning: tokens travel in clear text on " + host + " without TLS;"
+                    + " give --tls-cert and --tls-key to encrypt the connection.");
+            err.flush();
+        }
+        securityLines.add("  tls: " + (!security.tls() ? "off (plaintext)"
+                : security.mutualTls() ? "on, client certificates required" : "on"));
         List<String> injected = new ArrayList<>();
         for (FaultSpec f : faults) {
             try {
@@ -75,7 +155,12 @@ final class ServeCommand implements Callable<Integer> {
                 throw new IommuEmu.UserError("--inject " + f.kind().name() + ": " + e.getMessage());
             }
         }
-        BusServer server = BusServer.netty(machine, host, p);
+        BusServer server;
+        try {
+            server = BusServer.netty(machine, host, p, null, security);
+        } catch (RuntimeException e) {
+            throw new IommuEmu.UserError("--tls-cert/--tls-key/--tls-client-ca: cannot use them: " + rootMessage(e));
+        }
         try {
             server.start();
         } catch (IOException e) {
@@ -98,6 +183,7 @@ final class ServeCommand implements Callable<Integer> {
             out.println("  ram " + Sizes.format(r.size()) + " at " + Bits.hex(r.base()));
         }
         injected.forEach(out::println);
+        securityLines.forEach(out::println);
         out.println("port " + server.port());
         out.println("Press Ctrl-C to stop.");
         out.flush();
@@ -106,17 +192,107 @@ final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static void warnIfExposed(String host, PrintWriter err) {
+    private void checkSecurityFlags() {
+        if (tokens != null && generateTokens != null) {
+            throw new IommuEmu.UserError("--tokens and --generate-tokens exclude each other: read tokens or make new");
+        }
+        if (generateTokens == null && (!deviceTokens.isEmpty() || overwriteTokens)) {
+            throw new IommuEmu.UserError("--device-token and --overwrite-tokens go with --generate-tokens");
+        }
+        if (insecureNoAuth && (tokens != null || generateTokens != null)) {
+            throw new IommuEmu.UserError("--insecure-no-auth contradicts --tokens / --generate-tokens");
+        }
+        if ((tlsCert == null) != (tlsKey == null)) {
+            throw new IommuEmu.UserError("--tls-cert and --tls-key go together (the server certificate and its key)");
+        }
+        if (tlsClientCa != null && tlsCert == null) {
+            throw new IommuEmu.UserError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
+        }
+    }
+
+    private static boolean isLoopback(String host) {
         try {
-            InetAddress a = InetAddress.getByName(host);
-            if (!a.isLoopbackAddress()) {
-                err.println("iommu-emu: warning: binding to " + host + " exposes the bus beyond this machine, and the"
-                        + " bus has no authentication yet: anyone who can reach it can program the IOMMUs and"
-                        + " read or write guest memory.");
-                err.flush();
-            }
+            return InetAddress.getByName(host).isLoopbackAddress();
         } catch (UnknownHostException e) {
             throw new IommuEmu.UserError("--bind " + host + ": unknown host");
+        }
+    }
+
+    /** The token store the flags ask for (null: no authentication); adds its start-up lines to {@code lines}. */
+    private TokenStore loadTokens(Machine machine, PrintWriter err, List<String> lines) {
+        TokenStore store;
+        String from;
+        if (tokens != null) {
+            try {
+                store = TokenStore.read(tokens);
+            } catch (IOException e) {
+                throw new IommuEmu.UserError("--tokens " + tokens + ": cannot read it (" + e.getClass().getSimpleName()
+                        + ")");
+            } catch (IllegalArgumentException e) {
+                throw new IommuEmu.UserError("--tokens " + e.getMessage());
+            }
+            warnIfShared(tokens, err);
+            from = "from " + tokens;
+        } else if (generateTokens != null) {
+            List<TokenStore.Entry> entries = new ArrayList<>();
+            entries.add(new TokenStore.Entry(TokenStore.newToken(), new Principal("host", Role.HOST, null, null)));
+            for (String d : deviceTokens) {
+                int colon = d.indexOf(':');
+                String iommu = colon < 0 ? d : d.substring(0, colon);
+                try {
+                    StreamSet streams = colon < 0 ? null : StreamSet.parse(d.substring(colon + 1));
+                    entries.add(new TokenStore.Entry(TokenStore.newToken(),
+                            new Principal("device-" + entries.size(), Role.DEVICE, iommu, streams)));
+                } catch (IllegalArgumentException e) {
+                    throw new IommuEmu.UserError("--device-token " + d + ": " + e.getMessage());
+                }
+            }
+            store = TokenStore.of(entries);
+            checkInstances(store, machine, "--device-token");
+            try {
+                TokenStore.write(generateTokens, entries, overwriteTokens);
+            } catch (FileAlreadyExistsException e) {
+                throw new IommuEmu.UserError("--generate-tokens " + generateTokens
+                        + ": the file exists; give --overwrite-tokens to replace it");
+            } catch (IOException e) {
+                throw new IommuEmu.UserError("--generate-tokens " + generateTokens + ": cannot write it ("
+                        + rootMessage(e) + ")");
+            }
+            from = "generated into " + generateTokens + " (mode 0600)";
+        } else {
+            lines.add("  authentication: off (loopback only)");
+            return null;
+        }
+        checkInstances(store, machine, "--tokens " + tokens);
+        long hosts = store.principals().stream().filter(x -> x.role() == Role.HOST).count();
+        lines.add("  authentication: bearer tokens " + from + ": " + hosts + " host, "
+                + (store.principals().size() - hosts) + " device");
+        return store;
+    }
+
+    private static void checkInstances(TokenStore store, Machine machine, String what) {
+        for (Principal x : store.principals()) {
+            if (x.iommu() != null && machine.iommu(x.iommu()) == null) {
+                throw new IommuEmu.UserError(what + ": " + x + " is bound to iommu '" + x.iommu()
+                        + "', which this machine does not have (instances: " + machine.iommuNames() + ")");
+            }
+        }
+    }
+
+    /** A token file others can read is worth a warning (not a refusal: the user may have reasons). */
+    private static void warnIfShared(Path file, PrintWriter err) {
+        try {
+            Set<PosixFilePermission> perms = Files.getPosixFilePermissions(file);
+            perms.retainAll(EnumSet.of(PosixFilePermission.GROUP_READ, PosixFilePermission.GROUP_WRITE,
+                    PosixFilePermission.OTHERS_READ, PosixFilePermission.OTHERS_WRITE));
+            if (!perms.isEmpty()) {
+                err.println("iommu-emu: warning: --tokens " + file + " can be read or written by other users"
+                        + " (mode " + PosixFilePermissions.toString(Files.getPosixFilePermissions(file))
+                        + "); chmod 600 it");
+                err.flush();
+            }
+        } catch (UnsupportedOperationException | IOException e) {
+            // no POSIX permissions here: nothing to check
         }
     }
 

@@ -24,6 +24,7 @@ import org.iommuemu.device.bus.BusServer;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Machine;
+import org.iommuemu.dma.ClientSecurity;
 import org.iommuemu.dma.DmaClient;
 import org.iommuemu.dma.DmaOptions;
 import org.iommuemu.dma.DmaResult;
@@ -102,9 +103,10 @@ public final class ScenarioRunner {
      * @param driver                where the driver runs
      * @param injections            faults to inject before the first step (as {@code run --inject}), cleared at
      *                              the end of the run
+     * @param security              token and TLS settings for the {@link Transport#REMOTE} server
      */
     public record Options(Transport transport, String target, long progressIntervalNanos, DriverSide driver,
-            List<FaultSpec> injections) {
+            List<FaultSpec> injections, ClientSecurity security) {
         /** Long traffic and nic_receive steps print a progress line this often: every second. */
         public static final long DEFAULT_PROGRESS_NANOS = 1_000_000_000L;
 
@@ -117,33 +119,42 @@ public final class ScenarioRunner {
             }
             java.util.Objects.requireNonNull(driver, "driver");
             injections = List.copyOf(injections);
+            java.util.Objects.requireNonNull(security, "security");
         }
 
         public static Options inProcess() {
-            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of());
+            return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of(),
+                    ClientSecurity.NONE);
         }
 
         public static Options netty() {
-            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of());
+            return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of(),
+                    ClientSecurity.NONE);
         }
 
         public static Options remote(String target) {
-            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of());
+            return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of(),
+                    ClientSecurity.NONE);
         }
 
         /** These options with progress lines every {@code nanos} (0: at every check). */
         public Options withProgressEvery(long nanos) {
-            return new Options(transport, target, nanos, driver, injections);
+            return new Options(transport, target, nanos, driver, injections, security);
         }
 
         /** These options with the driver on {@code side}. */
         public Options withDriver(DriverSide side) {
-            return new Options(transport, target, progressIntervalNanos, side, injections);
+            return new Options(transport, target, progressIntervalNanos, side, injections, security);
         }
 
         /** These options with {@code faults} injected before the first step. */
         public Options withInjections(List<FaultSpec> faults) {
-            return new Options(transport, target, progressIntervalNanos, driver, faults);
+            return new Options(transport, target, progressIntervalNanos, driver, faults, security);
+        }
+
+        /** These options with {@code settings} (token, TLS) for the remote server. */
+        public Options withSecurity(ClientSecurity settings) {
+            return new Options(transport, target, progressIntervalNanos, driver, injections, settings);
         }
     }
 
@@ -269,8 +280,7 @@ public final class ScenarioRunner {
         BusServer server = null;
         ManagedChannel channel;
         if (options.transport() == Transport.REMOTE) {
-            channel = NettyChannelBuilder.forTarget(options.target()).usePlaintext()
-                    .maxInboundMessageSize(DmaClient.MAX_INBOUND_MESSAGE).build();
+            channel = options.security().channel(options.target(), DmaClient.MAX_INBOUND_MESSAGE);
         } else {
             Machine machine = new Machine(loaded.machine());
             String name = "iommu-emu-run-" + UUID.randomUUID();
