@@ -57,7 +57,8 @@ class VtdFuzzTest {
 
         Setup(boolean scalable, boolean wide) {
             this.scalable = scalable;
-            this.wide = wide;
+            // IQA.DW is honoured only when scalable mode is supported: otherwise descriptors stay 128-bit.
+            this.wide = wide && VtdConfig.defaults().smts();
             rig = scalable ? VtdRig.scalable(VtdConfig.defaults()) : VtdRig.legacy(VtdConfig.defaults());
             ss = rig.ss(4);
             ss.map(IOVA, rig.page(), 12, RW);
@@ -110,10 +111,11 @@ class VtdFuzzTest {
 
         /**
          * Linux's qi_check_fault, in short: a descriptor the device refused (IQE) is replaced by a harmless wait and
-         * IQE cleared; ITE is cleared. Processing resumes from IQH.
+         * IQE cleared; ITE is cleared. Processing resumes from IQH. Every refused descriptor takes one round, so a
+         * queue full of bad ones takes as many rounds as it has entries.
          */
         void recover() {
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i <= entries(); i++) {
                 long fsts = vtd.mmioRead(VtdRegs.FSTS, 4);
                 if ((fsts & (IQE | ITE)) == 0) {
                     return;
