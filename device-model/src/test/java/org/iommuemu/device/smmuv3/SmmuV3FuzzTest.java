@@ -79,7 +79,7 @@ class SmmuV3FuzzTest {
 
     /**
      * Arbitrary 128-bit commands (opcode often a real one, the rest arbitrary) submitted in batches, with Linux's
-     * recovery from a command error; at the end a CMD_SYNC must still drain the queue.
+     * recovery from a command error; at the end a CMD_SYNC must still drain the queue without a new error.
      */
     @FuzzTest(maxDuration = "30s")
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -103,7 +103,10 @@ class SmmuV3FuzzTest {
             ops.translate(data);
         }
         recover(rig);
-        rig.issue(Command.cmdSync(Command.CS_NONE));
+        rig.submit(Command.cmdSync(Command.CS_NONE));
+        assertThat(rig.gerror() ^ rig.gerrorn()).as("GERROR after a final CMD_SYNC").isZero();
+        assertThat(QueuePointer.indexAndWrap(rig.cmdqCons(), rig.cmdqLog2())).as("CMDQ_CONS after a final CMD_SYNC")
+                .isEqualTo(QueuePointer.indexAndWrap(rig.cmdqProd(), rig.cmdqLog2()));
         rig.events();
     }
 
@@ -259,20 +262,20 @@ class SmmuV3FuzzTest {
 
     /**
      * Linux's recovery from a command error: replaces the entry CMDQ_CONS stops at with a CMD_SYNC, acknowledges
-     * GERROR and moves PROD again; also acknowledges any other global error, and makes room in a full queue.
+     * GERROR and moves PROD again; also acknowledges any other global error. Every refused command takes one round,
+     * so a queue full of bad ones takes as many rounds as it has entries.
      */
     private static void recover(SmmuTestRig rig) {
-        for (int i = 0; i < 4; i++) {
-            int cons = rig.cmdqCons();
-            if (QueuePointer.cmdqError(cons) != 0 || (rig.gerror() ^ rig.gerrorn()) != 0) {
-                if ((rig.gerror() ^ rig.gerrorn()) != 0) {
-                    rig.replaceBadCommandAndAck(Command.cmdSync(Command.CS_NONE));
-                }
-                rig.write32(SmmuV3Registers.CMDQ_PROD, rig.cmdqProd());
-            }
-            if (QueuePointer.space(rig.cmdqProd(), rig.cmdqCons(), rig.cmdqLog2()) > 8) {
+        for (int i = 0; i <= 1 << rig.cmdqLog2(); i++) {
+            // CMDQ_CONS.ERR only means something while GERROR.CMDQ_ERR is active; it keeps its value afterwards
+            boolean error = (rig.gerror() ^ rig.gerrorn()) != 0;
+            if (!error && QueuePointer.space(rig.cmdqProd(), rig.cmdqCons(), rig.cmdqLog2()) > 8) {
                 return;
             }
+            if ((rig.gerror() ^ rig.gerrorn()) != 0) {
+                rig.replaceBadCommandAndAck(Command.cmdSync(Command.CS_NONE));
+            }
+            rig.write32(SmmuV3Registers.CMDQ_PROD, rig.cmdqProd());
         }
         throw new AssertionError("the command queue does not drain after recovery: CONS "
                 + Integer.toHexString(rig.cmdqCons()) + ", PROD " + Integer.toHexString(rig.cmdqProd()));

@@ -123,7 +123,8 @@ class VtdFuzzTest {
                 if ((fsts & IQE) != 0) {
                     long head = vtd.mmioRead(VtdRegs.IQH, 8);
                     long at = queue + (head & 0xFFF & ~(long) (descSize() - 1));
-                    rig.write(at, InvDesc.waitQw0(false, false, false, 0));
+                    // a wait needs SW, IF or FN to be valid: a fence-only wait does nothing else
+                    rig.write(at, InvDesc.waitQw0(false, false, true, 0));
                     rig.write(at + 8, 0);
                     if (wide) {
                         rig.write(at + 16, 0);
@@ -133,7 +134,10 @@ class VtdFuzzTest {
                 vtd.mmioWrite(VtdRegs.FSTS, 4, fsts & (IQE | ITE));
             }
             throw new AssertionError("the invalidation queue stays in error: FSTS "
-                    + Long.toHexString(vtd.mmioRead(VtdRegs.FSTS, 4)));
+                    + Long.toHexString(vtd.mmioRead(VtdRegs.FSTS, 4)) + ", IQERCD "
+                    + Long.toHexString(vtd.mmioRead(VtdRegs.IQERCD, 8)) + ", IQH "
+                    + Long.toHexString(vtd.mmioRead(VtdRegs.IQH, 8)) + ", IQT "
+                    + Long.toHexString(vtd.mmioRead(VtdRegs.IQT, 8)) + ", wide " + wide);
         }
 
         /** Global context-cache, PASID-cache (scalable mode) and IOTLB invalidation, then a wait. */
