@@ -86,6 +86,16 @@ final class VtdRig {
         }
     }
 
+    /** Whether the 8 bytes at {@code pa} are RAM. */
+    boolean isRam(long pa) {
+        try {
+            ram.read64(pa);
+            return true;
+        } catch (MemoryAccessException e) {
+            return false;
+        }
+    }
+
     long read(long pa) {
         try {
             return ram.read64(pa);

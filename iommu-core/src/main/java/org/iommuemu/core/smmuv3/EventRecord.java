@@ -237,9 +237,20 @@ public record EventRecord(
         return builder(EventType.C_BAD_STREAMID).stream(streamId, ssv, substreamId).build();
     }
 
-    /** F_STE_FETCH: fetching the STE (or its L1 descriptor) at {@code fetchAddr} aborted. */
+    /**
+     * The FetchAddr an SMMU reports for a fetch from {@code pa}: the field holds bits [51:3], so bits above 51 are
+     * not reported. (A stream-table or CD-table base near the top of the address space plus an index makes such an
+     * address; it is beyond any physical address the fetch could reach, so the fetch aborted.) Fetches are
+     * 8-byte aligned: bits [2:0] are kept, and a record built with them set is refused as a caller's bug.
+     */
+    public static long reportedFetchAddr(long pa) {
+        return pa & 0x000F_FFFF_FFFF_FFFFL;
+    }
+
+    /** F_STE_FETCH: fetching the STE (or its L1 descriptor) at {@code fetchAddr} aborted (bits [51:3] reported). */
     public static EventRecord steFetch(int streamId, boolean ssv, int substreamId, long fetchAddr) {
-        return builder(EventType.F_STE_FETCH).stream(streamId, ssv, substreamId).fetchAddr(fetchAddr).build();
+        return builder(EventType.F_STE_FETCH).stream(streamId, ssv, substreamId)
+                .fetchAddr(reportedFetchAddr(fetchAddr)).build();
     }
 
     /** C_BAD_STE: the stream's STE is invalid or misconfigured. */
@@ -267,7 +278,8 @@ public record EventRecord(
 
     /** F_CD_FETCH: fetching the CD (or its L1 descriptor) at {@code fetchAddr} aborted; FetchAddr in word 3. */
     public static EventRecord cdFetch(int streamId, boolean ssv, int substreamId, long fetchAddr) {
-        return builder(EventType.F_CD_FETCH).stream(streamId, ssv, substreamId).fetchAddr(fetchAddr).build();
+        return builder(EventType.F_CD_FETCH).stream(streamId, ssv, substreamId)
+                .fetchAddr(reportedFetchAddr(fetchAddr)).build();
     }
 
     /** C_BAD_CD: the CD is invalid or misconfigured. */
@@ -320,7 +332,7 @@ public record EventRecord(
                 .access(inputAddr, read, privileged, instruction)
                 .s2(s2)
                 .clazz(clazz)
-                .fetchAddr(fetchAddr)
+                .fetchAddr(reportedFetchAddr(fetchAddr))
                 .build();
     }
 

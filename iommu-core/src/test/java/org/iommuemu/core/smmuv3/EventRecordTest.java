@@ -140,6 +140,12 @@ class EventRecordTest {
         assertThatThrownBy(() -> EventRecord.builder(EventType.F_ACCESS).ipa(0x1800).build())
                 .hasMessageContaining("IPA");
         assertThatThrownBy(() -> EventRecord.steFetch(0, false, 0, 0x1004)).hasMessageContaining("FetchAddr");
+        // a fetch beyond 2^52 (a table base near the top plus an index; found by SmmuV3FuzzTest.mmio) is reported
+        // with the bits the field holds, not refused
+        assertThat(EventRecord.steFetch(0, false, 0, 0x10_0000_0000_2580L).fetchAddr()).isEqualTo(0x2580);
+        assertThat(EventRecord.cdFetch(0, false, 0, 0xFFF0_0000_0000_0040L).fetchAddr()).isEqualTo(0x40);
+        assertThat(EventRecord.walkExternalAbort(0, false, 0, 0, true, false, false, false, EventRecord.CLASS_TT,
+                0x30_0000_0000_1008L).fetchAddr()).isEqualTo(0x1008);
         assertThatThrownBy(() -> EventRecord.builder(EventType.F_UUT).stream(0, true, 1 << 20).build())
                 .hasMessageContaining("SubstreamID");
         assertThatThrownBy(() -> EventRecord.builder(EventType.F_UUT).clazz(4).build()).hasMessageContaining("CLASS");
