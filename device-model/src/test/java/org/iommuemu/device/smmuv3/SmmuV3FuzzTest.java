@@ -11,6 +11,7 @@ import org.iommuemu.core.smmuv3.Command;
 import org.iommuemu.core.smmuv3.CommandOp;
 import org.iommuemu.core.smmuv3.Ste;
 import org.iommuemu.core.smmuv3.QueuePointer;
+import org.iommuemu.device.FuzzWords;
 import org.iommuemu.device.machine.DmaEngine;
 import org.iommuemu.device.machine.DmaOutcome;
 import org.iommuemu.device.machine.Translation;
@@ -131,7 +132,7 @@ class SmmuV3FuzzTest {
                 default -> s1.cdTable() + (long) data.consumeInt(0, 1) * 64;
             };
             for (int w = 0; w < 8; w++) {
-                rig.w64(at + 8L * w, mutate(data, rig.r64(at + 8L * w)));
+                rig.w64(at + 8L * w, FuzzWords.mutate(data, rig.r64(at + 8L * w)));
             }
             if (data.consumeInt(0, 3) != 0) {
                 recover(rig);
@@ -248,16 +249,6 @@ class SmmuV3FuzzTest {
         };
         offset &= ~(long) (width - 1);
         return Math.min(offset, size - width);
-    }
-
-    /** Keeps a word, flips one bit of it, or replaces it. */
-    private static long mutate(FuzzedDataProvider data, long word) {
-        return switch (data.consumeInt(0, 3)) {
-            case 0 -> word;
-            case 1 -> word ^ (1L << data.consumeInt(0, 63));
-            case 2 -> word ^ (1L << data.consumeInt(0, 63)) ^ (1L << data.consumeInt(0, 63));
-            default -> data.consumeLong();
-        };
     }
 
     /**

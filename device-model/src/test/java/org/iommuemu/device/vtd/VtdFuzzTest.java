@@ -9,6 +9,7 @@ import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.vtd.VtdRegs;
 import org.iommuemu.core.vtd.VtdTables;
+import org.iommuemu.device.FuzzWords;
 import org.iommuemu.device.machine.DmaEngine;
 import org.iommuemu.device.machine.DmaOutcome;
 import org.iommuemu.device.machine.InterruptHub;
@@ -37,7 +38,7 @@ class VtdFuzzTest {
     private static final int TE = 1 << VtdRegs.GCMD_TE;
     private static final int QIE = 1 << VtdRegs.GCMD_QIE;
     private static final int IQE = 1 << VtdRegs.FSTS_IQE;
-    private static final int ITE = 1 << 6;
+    private static final int ITE = 1 << VtdRegs.FSTS_ITE;
 
     /** A brought-up device over the RAM of a {@link VtdRig} whose tables it walks. */
     private static final class Setup {
@@ -285,7 +286,7 @@ class VtdFuzzTest {
             // the entry's address comes from the (fuzzed) tables above it: it may be outside RAM, where the device
             // (which reads it the same way) reports the fault and there is nothing for the harness to mutate
             for (int w = 0; w < words && rig.isRam(at + 8L * w); w++) {
-                rig.write(at + 8L * w, mutate(data, rig.read(at + 8L * w)));
+                rig.write(at + 8L * w, FuzzWords.mutate(data, rig.read(at + 8L * w)));
             }
             if (data.consumeInt(0, 3) != 0) {
                 s.invalidateAll();
@@ -332,15 +333,5 @@ class VtdFuzzTest {
             }
         }
         s.assertQueueDrains();
-    }
-
-    /** Keeps a word, flips one or two bits of it, or replaces it. */
-    private static long mutate(FuzzedDataProvider data, long word) {
-        return switch (data.consumeInt(0, 3)) {
-            case 0 -> word;
-            case 1 -> word ^ (1L << data.consumeInt(0, 63));
-            case 2 -> word ^ (1L << data.consumeInt(0, 63)) ^ (1L << data.consumeInt(0, 63));
-            default -> data.consumeLong();
-        };
     }
 }
