@@ -10,6 +10,7 @@ import java.util.ArrayDeque;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.concurrent.PerThread;
 import org.iommuemu.device.bus.security.AuthInterceptor;
 import org.iommuemu.device.bus.security.Principal;
 import org.iommuemu.device.inject.BusFaults;
@@ -56,7 +57,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
     private final BusFaults faults;
     private final BusTimer timer;
     private final Set<TransferCall> transfers = ConcurrentHashMap.newKeySet();
-    private final ThreadLocal<DmaOutcome> outcomes = ThreadLocal.withInitial(DmaOutcome::new);
+    private final PerThread<DmaOutcome> outcomes = new PerThread<>(DmaOutcome::new);
     /** Per-thread staging for write data, grown on demand up to the max DMA length: no allocation per write. */
     private final ThreadLocal<byte[]> writeBuffers;
     private volatile boolean shuttingDown;

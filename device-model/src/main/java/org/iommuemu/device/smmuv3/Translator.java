@@ -2,8 +2,8 @@ package org.iommuemu.device.smmuv3;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.concurrent.PerThread;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Cd;
@@ -68,8 +68,7 @@ final class Translator {
     private final Register strtabBase;
     private final Register strtabCfg;
     private final int ias;
-    private final ThreadLocal<Scratch> scratch;
-    private final CopyOnWriteArrayList<Scratch> scratches = new CopyOnWriteArrayList<>();
+    private final PerThread<Scratch> scratch;
     private final long hitCost;
     private final long missCost;
     private final long readCost;
@@ -169,16 +168,12 @@ final class Translator {
         this.missCost = config.cost().cacheMissNs();
         this.readCost = config.cost().tableReadNs();
         this.writeCost = config.cost().tableWriteNs();
-        this.scratch = ThreadLocal.withInitial(() -> {
-            Scratch s = new Scratch();
-            scratches.add(s);
-            return s;
-        });
+        this.scratch = new PerThread<>(Scratch::new);
     }
 
     private long sum(int counter) {
         long total = 0;
-        for (Scratch s : scratches) {
+        for (Scratch s : scratch.values()) {
             total += (long) COUNT.getOpaque(s.counts, counter);
         }
         return total;

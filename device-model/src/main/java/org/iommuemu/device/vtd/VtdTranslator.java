@@ -4,7 +4,7 @@ import static org.iommuemu.core.vtd.FaultReason.*;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.util.concurrent.CopyOnWriteArrayList;
+import org.iommuemu.core.concurrent.PerThread;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.pgtable.fmt.VtdSs;
@@ -142,10 +142,9 @@ public final class VtdTranslator {
     /** Pointer / address bits at or above the host address width (reserved in every entry). */
     private final long aboveHaw;
     private final boolean cm;
-    private final ThreadLocal<Scratch> scratch;
+    private final PerThread<Scratch> scratch;
     /** WALK_READ_ABORT: every root, context, PASID and paging-entry read is an opportunity. */
     private final InstanceFaults injected;
-    private final CopyOnWriteArrayList<Scratch> scratches = new CopyOnWriteArrayList<>();
 
     /** Per-thread working state: request, walk results, holders, counters, micro-TLB and memos. */
     private static final class Scratch {
@@ -253,18 +252,14 @@ public final class VtdTranslator {
         this.haw = Math.min(config.guestAddressWidth(), 52);
         this.aboveHaw = VtdTables.PTR_MASK & -(1L << haw);
         this.cm = config.cm();
-        this.scratch = ThreadLocal.withInitial(() -> {
-            Scratch s = new Scratch();
-            scratches.add(s);
-            return s;
-        });
+        this.scratch = new PerThread<>(Scratch::new);
     }
 
     // ------------------------------------------------------------------------------------ counters
 
     private long sum(int counter) {
         long total = 0;
-        for (Scratch s : scratches) {
+        for (Scratch s : scratch.values()) {
             total += (long) COUNT.getOpaque(s.counts, counter);
         }
         return total;

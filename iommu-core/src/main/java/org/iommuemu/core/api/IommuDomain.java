@@ -10,6 +10,7 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongSupplier;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.bits.Sizes;
+import org.iommuemu.core.concurrent.PerThread;
 import org.iommuemu.core.memory.PageAllocator;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.pgtable.IotlbGather;
@@ -110,7 +111,7 @@ public final class IommuDomain {
     private final FlushQueue queue;
     private final GatherAllocator releasing = new GatherAllocator(false);
     private final GatherAllocator deferring = new GatherAllocator(true);
-    private final ThreadLocal<Gathers> gathers = ThreadLocal.withInitial(() -> new Gathers());
+    private final PerThread<Gathers> gathers = new PerThread<>(Gathers::new);
 
     private final Object attachLock = new Object();
     private final Object flushLock = new Object();
@@ -625,7 +626,6 @@ public final class IommuDomain {
                 }
             }
         }
-        gathers.remove();
         try {
             table.destroy();
         } catch (PageTableException e) {

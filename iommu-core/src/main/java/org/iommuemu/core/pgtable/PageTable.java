@@ -2,6 +2,7 @@ package org.iommuemu.core.pgtable;
 
 import java.util.Arrays;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.concurrent.PerThread;
 import org.iommuemu.core.memory.GuestMemoryExhaustedException;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PageAllocator;
@@ -113,7 +114,7 @@ public final class PageTable {
     private final int[] tableItemsLg2 = new int[MAX_LEVELS];
     private final int[] topItemsLg2 = new int[MAX_LEVELS];
     private final byte[] levelOfSize = new byte[64];
-    private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+    private final PerThread<Scratch> scratch = new PerThread<>(Scratch::new);
     private final Object growLock = new Object();
     private volatile Top top;
 
