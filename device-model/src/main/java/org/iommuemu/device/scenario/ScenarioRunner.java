@@ -664,12 +664,10 @@ public final class ScenarioRunner {
         String tag = String.format("  [%d] ", i);
         String what = st.kind();
         try {
-            String uses = st.wait != null ? st.wait.device : st.expect != null && st.expect.deviceCounter != null
-                    ? st.expect.deviceCounter.device : null;
-            if (uses != null && externals != null) {
-                externals.awaitAttach(uses);
+            if (externals != null && st.expect != null && st.expect.deviceCounter != null) {
+                externals.awaitAttach(st.expect.deviceCounter.device);
             }
-            if (st.wait != null) {
+            if (st.wait != null) { // waits for the device to attach first
                 what = "wait " + st.wait.device + " " + st.wait.condition();
                 out.println(tag + "...  " + what);
                 out.flush();
