@@ -6,7 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
+import java.nio.file.Files;
 import java.util.Random;
+import java.util.Set;
+import java.util.stream.Collectors;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.device.bus.BusServer;
 import org.iommuemu.device.machine.Machine;
@@ -32,6 +35,20 @@ import org.junit.jupiter.api.Test;
  * example plays the device.
  */
 class JavaCopyEngineIT {
+    /** The guide quotes the example: every line of its java block is a line of JavaCopyEngine.java. */
+    @Test
+    void theGuideQuotesTheExampleAsItIs() throws Exception {
+        String guide = Files.readString(NodeExample.root().resolve("docs").resolve("DEVICE-MODELS.md"));
+        int start = guide.indexOf("```java\n");
+        assertThat(start).as("docs/DEVICE-MODELS.md has a java block").isNotNegative();
+        String block = guide.substring(start + 8, guide.indexOf("```", start + 8));
+        Set<String> source = Files.readAllLines(NodeExample.root().resolve("integration-tests/src/test/java/org/"
+                + "iommuemu/it/examples/JavaCopyEngine.java")).stream().map(String::strip)
+                .collect(Collectors.toSet());
+        assertThat(block.lines().map(String::strip).filter(l -> !l.isEmpty()).toList()).hasSizeGreaterThan(20)
+                .allSatisfy(l -> assertThat(source).as("JavaCopyEngine.java has the guide's line").contains(l));
+    }
+
     @Test
     void theGuidesJavaExampleCopiesThroughATranslatedDomain() throws Exception {
         try (BusServer server = BusServer.netty(new Machine(MachineConfig.defaults()), "127.0.0.1", 0).start()) {
