@@ -60,7 +60,7 @@ public final class BusServer implements AutoCloseable {
         this.machine = machine;
         this.sessions = new SessionRegistry(machine.claims(), machine.limits().maxSessions(),
                 machine.limits().maxSessionsPerConnection());
-        this.machineService = new MachineService(machine, BuildInfo.version());
+        this.machineService = new MachineService(machine, BuildInfo.version(), sessions);
         this.dmaService = new DmaService(machine, sessions, timer);
         this.driverService = new DriverService(machine);
         this.tracker = new ConnectionTracker(sessions);

@@ -128,6 +128,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             DmaOutcome out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
                     access(request.getAttributes()), outcomes.get());
             checkImplemented(out);
+            s.count(false, out.bytesDone(), !out.isOk());
             if (faults.any()) {
                 corrupt(s, READ, request.getIova(), buffer, (int) out.bytesDone());
             }
@@ -149,6 +150,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
             DmaOutcome out = doWrite(s, ssid, request.getIova(), request.getData(), request.getAttributes());
             checkImplemented(out);
+            s.count(true, out.bytesDone(), !out.isOk());
             return out.isOk() ? DmaWriteReply.getDefaultInstance()
                     : DmaWriteReply.newBuilder().setFault(Protos.fault(out)).build();
         });
@@ -192,6 +194,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                 throw BusError.invalidArgument("op must be READ or WRITE (tag " + request.getTag() + ")");
             }
             checkImplemented(out);
+            s.count(request.getOp() == DmaOp.WRITE, out.bytesDone(), !out.isOk());
             if (!out.isOk()) {
                 reply.setFault(Protos.fault(out));
             }

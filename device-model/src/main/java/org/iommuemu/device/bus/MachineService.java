@@ -17,6 +17,7 @@ import org.iommuemu.device.machine.Limits;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.DescribeReply;
 import org.iommuemu.proto.v1.DescribeRequest;
+import org.iommuemu.proto.v1.DmaSessionInfo;
 import org.iommuemu.proto.v1.Interrupt;
 import org.iommuemu.proto.v1.InterruptsRequest;
 import org.iommuemu.proto.v1.IommuInstance;
@@ -31,6 +32,8 @@ import org.iommuemu.proto.v1.MmioReadReply;
 import org.iommuemu.proto.v1.MmioReadRequest;
 import org.iommuemu.proto.v1.MmioWriteReply;
 import org.iommuemu.proto.v1.MmioWriteRequest;
+import org.iommuemu.proto.v1.SessionsReply;
+import org.iommuemu.proto.v1.SessionsRequest;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,12 +45,63 @@ final class MachineService extends MachineGrpc.MachineImplBase {
 
     private final Machine machine;
     private final DescribeReply description;
+    /** The bus's DMA sessions, for {@code Sessions}; null when the service runs without them (tests). */
+    private final SessionRegistry sessions;
     private final Set<InterruptStream> streams = ConcurrentHashMap.newKeySet();
     private volatile boolean shuttingDown;
 
     MachineService(Machine machine, String serverVersion) {
+        this(machine, serverVersion, null);
+    }
+
+    MachineService(Machine machine, String serverVersion, SessionRegistry sessions) {
         this.machine = machine;
         this.description = describe(machine, serverVersion);
+        this.sessions = sessions;
+    }
+
+    @Override
+    public void sessions(SessionsRequest request, StreamObserver<SessionsReply> responses) {
+        Calls.unary(responses, () -> {
+            Set<String> only = new HashSet<>();
+            for (String name : request.getIommusList()) {
+                only.add(device(machine, name).name()); // NOT_FOUND naming an unknown instance
+            }
+            SessionsReply.Builder reply = SessionsReply.newBuilder();
+            if (sessions == null) {
+                return reply.build();
+            }
+            SessionRegistry.Snapshot snap = sessions.snapshot();
+            long after = request.getAfterSequence();
+            for (Session s : snap.live()) {
+                if (wanted(s, only, after)) {
+                    reply.addLive(info(s, true));
+                }
+            }
+            for (Session s : snap.ended()) {
+                if (wanted(s, only, after)) {
+                    reply.addEnded(info(s, false));
+                }
+            }
+            return reply.setLastSequence(snap.last()).build();
+        });
+    }
+
+    private static boolean wanted(Session s, Set<String> only, long after) {
+        return Long.compareUnsigned(s.sequence, after) > 0 && (only.isEmpty() || only.contains(s.device.name()));
+    }
+
+    private static DmaSessionInfo info(Session s, boolean live) {
+        DmaSessionInfo.Builder b = DmaSessionInfo.newBuilder().setSequence(s.sequence).setName(s.name)
+                .setIommu(s.device.name()).setStreamId(s.streamId).setSubstreams(s.substreams).setLive(live)
+                .setReads(s.reads()).setWrites(s.writes()).setBytes(s.bytes()).setFaults(s.faults());
+        if (s.connection != null && s.connection.remote() != null) {
+            b.setPeer(s.connection.remote().toString());
+        }
+        if (!live && s.endReason() != null) {
+            b.setEndReason(s.endReason());
+        }
+        return b.build();
     }
 
     private static DescribeReply describe(Machine machine, String serverVersion) {

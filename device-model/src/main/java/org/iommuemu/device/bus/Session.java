@@ -1,14 +1,34 @@
 package org.iommuemu.device.bus;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.device.bus.security.Principal;
 import org.iommuemu.device.machine.IommuDevice;
 
 /**
  * A DMA master attached on one stream id of one IOMMU instance, owned by one connection and, with authentication
- * on, by the principal (token) that attached it.
+ * on, by the principal (token) that attached it. It counts the DMA carried out for it (for {@code Machine.Sessions}):
+ * one atomic add per counter and operation, no allocation.
  */
 final class Session {
+    private static final VarHandle READS;
+    private static final VarHandle WRITES;
+    private static final VarHandle BYTES;
+    private static final VarHandle FAULTS;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            READS = l.findVarHandle(Session.class, "reads", long.class);
+            WRITES = l.findVarHandle(Session.class, "writes", long.class);
+            BYTES = l.findVarHandle(Session.class, "bytes", long.class);
+            FAULTS = l.findVarHandle(Session.class, "faults", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     final long id;
     final String name;
     final IommuDevice device;
@@ -17,9 +37,21 @@ final class Session {
     final Connection connection;
     /** Who attached it; null when authentication is off. */
     final Principal owner;
+    /** Server-wide attach order, from 1. */
+    final long sequence;
+    @SuppressWarnings("unused") // through the VarHandles
+    private volatile long reads;
+    @SuppressWarnings("unused")
+    private volatile long writes;
+    @SuppressWarnings("unused")
+    private volatile long bytes;
+    @SuppressWarnings("unused")
+    private volatile long faults;
+    /** How the session ended ("detached", "connection closed"); null while live. */
+    private volatile String endReason;
 
     Session(long id, String name, IommuDevice device, int streamId, boolean substreams, Connection connection,
-            Principal owner) {
+            Principal owner, long sequence) {
         this.id = id;
         this.name = name;
         this.device = device;
@@ -27,6 +59,43 @@ final class Session {
         this.substreams = substreams;
         this.connection = connection;
         this.owner = owner;
+        this.sequence = sequence;
+    }
+
+    /** Counts one DMA carried out for this session: a read or write that moved {@code done} bytes, faulted or not. */
+    void count(boolean write, long done, boolean faulted) {
+        (write ? WRITES : READS).getAndAdd(this, 1L);
+        if (done != 0) {
+            BYTES.getAndAdd(this, done);
+        }
+        if (faulted) {
+            FAULTS.getAndAdd(this, 1L);
+        }
+    }
+
+    long reads() {
+        return (long) READS.getVolatile(this);
+    }
+
+    long writes() {
+        return (long) WRITES.getVolatile(this);
+    }
+
+    long bytes() {
+        return (long) BYTES.getVolatile(this);
+    }
+
+    long faults() {
+        return (long) FAULTS.getVolatile(this);
+    }
+
+    void ended(String reason) {
+        endReason = reason;
+    }
+
+    /** How it ended, or null while live. */
+    String endReason() {
+        return endReason;
     }
 
     @Override

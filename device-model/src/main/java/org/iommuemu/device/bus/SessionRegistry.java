@@ -1,6 +1,9 @@
 package org.iommuemu.device.bus;
 
 import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.device.bus.security.AuthInterceptor;
@@ -29,6 +32,12 @@ final class SessionRegistry {
     private final int[] free;
     private int freeCount;
     private int live;
+    /** Sessions attached so far: the next one's sequence is this plus one. */
+    private long attached;
+    /** The most recently ended sessions, oldest first, at most {@link #ENDED_KEPT}. */
+    private final ArrayDeque<Session> ended = new ArrayDeque<>();
+    /** How many ended sessions {@link #snapshot} can still show. */
+    static final int ENDED_KEPT = 256;
 
     SessionRegistry(StreamClaims claims, int capacity) {
         this(claims, capacity, capacity);
@@ -74,19 +83,20 @@ final class SessionRegistry {
             } while (random44 == 0);
             long id = (random44 << SLOT_BITS) | slot;
             Session session = new Session(id, name, device, streamId, substreams, connection,
-                    AuthInterceptor.current());
+                    AuthInterceptor.current(), attached + 1);
             if (!claims.claim(device.name(), streamId, session)) {
                 Object holder = claims.holder(device.name(), streamId);
                 throw BusError.alreadyExists("stream_id " + streamId + " on " + device.name()
                         + " is already held by " + (holder == null ? "another session" : holder.toString()));
             }
+            attached++;
             freeCount--;
             live++;
             slots.set(slot, session);
             connection.sessions().add(session);
             if (connection.isClosed()) {
                 // The transport went away while we attached: do not leave an orphan behind.
-                removeLocked(session);
+                removeLocked(session, "connection closed");
                 throw BusError.unavailable("the client connection closed during Attach");
             }
             log.debug("attached {}", session);
@@ -124,7 +134,7 @@ final class SessionRegistry {
     void detach(long id, Connection caller) {
         Session s = lookup(id, caller);
         synchronized (lock) {
-            removeLocked(s);
+            removeLocked(s, "detached");
         }
         log.debug("detached {}", s);
     }
@@ -134,7 +144,7 @@ final class SessionRegistry {
         int n = 0;
         synchronized (lock) {
             for (Session s : connection.sessions()) {
-                if (removeLocked(s)) {
+                if (removeLocked(s, "connection closed")) {
                     n++;
                 }
             }
@@ -142,11 +152,16 @@ final class SessionRegistry {
         return n;
     }
 
-    private boolean removeLocked(Session s) {
+    private boolean removeLocked(Session s, String reason) {
         int slot = (int) (s.id & SLOT_MASK);
         if (!slots.compareAndSet(slot, s, null)) {
             return false;
         }
+        s.ended(reason);
+        if (ended.size() == ENDED_KEPT) {
+            ended.removeFirst();
+        }
+        ended.addLast(s);
         claims.release(s.device.name(), s.streamId, s);
         s.connection.sessions().remove(s);
         free[freeCount++] = slot;
@@ -158,6 +173,26 @@ final class SessionRegistry {
     int live() {
         synchronized (lock) {
             return live;
+        }
+    }
+
+    /**
+     * The sessions for {@code Machine.Sessions}: the live ones in attach order, then the ended ones still kept,
+     * oldest first; {@code last} is the newest sequence handed out.
+     */
+    record Snapshot(List<Session> live, List<Session> ended, long last) {}
+
+    Snapshot snapshot() {
+        synchronized (lock) {
+            List<Session> now = new ArrayList<>(live);
+            for (int i = 0; i < capacity && now.size() < live; i++) {
+                Session s = slots.get(i);
+                if (s != null) {
+                    now.add(s);
+                }
+            }
+            now.sort((a, b) -> Long.compare(a.sequence, b.sequence));
+            return new Snapshot(now, new ArrayList<>(ended), attached);
         }
     }
 

@@ -28,7 +28,8 @@ import picocli.CommandLine.Parameters;
         description = {"Run a scenario file on the embedded machine, or against a running",
             "server with --target (see README, \"Scenarios\"): domains, buffers,",
             "devices and NICs, then map, map_sg, unmap, flush, dma, traffic,",
-            "nic_receive, inject, clear_faults and expect steps. Exit status: 0 every expect held;",
+            "nic_receive, inject, clear_faults, wait and expect steps; external",
+            "devices (docs/DEVICE-MODELS.md). Exit status: 0 every expect held;",
             "1 an expect failed or a step could not be done; 2 the file is not",
             "a valid scenario, or the server cannot be used."})
 final class RunCommand implements Callable<Integer> {
@@ -44,6 +45,13 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--transport", paramLabel = "KIND", defaultValue = "in-process",
             description = "How the run reaches the embedded machine: in-process (default) or netty (loopback TCP).")
     String transport;
+
+    @Option(names = "--port", paramLabel = "N",
+            description = {"Serve the embedded machine over Netty on loopback port N",
+                "(implies --transport netty; default: a free port). External",
+                "devices (external: true) connect there; a scenario with",
+                "them is always served over Netty."})
+    Integer port;
 
     @Option(names = "--target", paramLabel = "HOST:PORT",
             description = {"Run against a separate `iommu-emu serve` at HOST:PORT",
@@ -101,6 +109,9 @@ final class RunCommand implements Callable<Integer> {
                 if (!target.matches("[^\\s:]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}")) {
                     throw new IommuEmu.UserError("--target must be HOST:PORT, got '" + target + "'");
                 }
+                if (port != null) {
+                    throw new IommuEmu.UserError("--port is for the embedded machine; --target names the server's");
+                }
                 options = ScenarioRunner.Options.remote(target).withSecurity(security());
             } else {
                 if (tokenFile != null || tlsCa != null || tlsCert != null || tlsKey != null) {
@@ -109,6 +120,17 @@ final class RunCommand implements Callable<Integer> {
                 }
                 options = transport.equals("netty") ? ScenarioRunner.Options.netty()
                         : ScenarioRunner.Options.inProcess();
+                if (port != null) {
+                    if (port < 0 || port > 65535) {
+                        throw new IommuEmu.UserError("--port must be 0 to 65535, got " + port);
+                    }
+                    if (transport.equals("in-process") && spec.commandLine().getParseResult()
+                            .hasMatchedOption("--transport")) {
+                        throw new IommuEmu.UserError("--port serves over Netty; it cannot go with --transport"
+                                + " in-process");
+                    }
+                    options = options.withPort(port);
+                }
             }
             options = options.withDriver(switch (driverSide) {
                 case "server" -> ScenarioRunner.DriverSide.SERVER;

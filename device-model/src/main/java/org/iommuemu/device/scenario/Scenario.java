@@ -21,6 +21,8 @@ public final class Scenario {
     List<Step> steps = List.of();
     /** Source name for messages. */
     String source = "scenario";
+    /** The folder of the scenario file (external devices' commands run there); null when parsed from text. */
+    java.nio.file.Path folder;
     /** Line of each step (1-based), or 0 when unknown. */
     List<Integer> stepLines = List.of();
     /** Whether the run switches the server's stale-DMA sanitizer on (the default). */
@@ -203,6 +205,69 @@ public final class Scenario {
         void setNic(Nic value) {
             nic = value;
         }
+
+        /**
+         * An external device: a program outside the runner (any language) attaches on the stream over the bus and
+         * makes the DMA. The runner attaches the stream to the domain but opens no session of its own.
+         */
+        boolean external;
+
+        @JsonProperty("external")
+        void setExternal(boolean value) {
+            external = value;
+        }
+
+        /** How long the runner waits for an external device to attach, in nanoseconds. */
+        long attachTimeoutNanos = DEFAULT_ATTACH_TIMEOUT_NANOS;
+        boolean attachTimeoutGiven;
+
+        @JsonProperty("attach_timeout")
+        void setAttachTimeout(Object value) {
+            attachTimeoutNanos = duration(value, "attach_timeout");
+            attachTimeoutGiven = true;
+        }
+
+        /**
+         * The program the runner starts for an external device (argv; {target}, {iommu}, {stream}, {name}
+         * replaced), in the scenario file's folder; null when someone else starts it.
+         */
+        List<String> command;
+
+        @JsonProperty("command")
+        void setCommand(List<String> value) {
+            if (value == null || value.isEmpty() || value.stream().anyMatch(a -> a == null || a.isEmpty())) {
+                throw new IllegalArgumentException("command must be a non-empty list of non-empty arguments,"
+                        + " e.g. [node, index.js, --target, '{target}']");
+            }
+            command = List.copyOf(value);
+        }
+    }
+
+    /** Default {@code attach_timeout} of an external device: 30 s. */
+    static final long DEFAULT_ATTACH_TIMEOUT_NANOS = 30_000_000_000L;
+
+    /**
+     * A duration: a number of seconds, or a string with a unit ({@code 500ms}, {@code 30s}, {@code 2m}); 1 ms to
+     * 1 hour. Returns nanoseconds.
+     */
+    static long duration(Object value, String field) {
+        double seconds;
+        if (value instanceof Number n) {
+            seconds = n.doubleValue();
+        } else {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\s*([0-9]+(?:\\.[0-9]+)?)\\s*(ms|s|m)?\\s*")
+                    .matcher(String.valueOf(value));
+            if (!m.matches()) {
+                throw new IllegalArgumentException(field + " must be a duration such as 30s, 500ms or 2m, got '"
+                        + value + "'");
+            }
+            double v = Double.parseDouble(m.group(1));
+            seconds = m.group(2) == null || m.group(2).equals("s") ? v : m.group(2).equals("ms") ? v / 1000 : v * 60;
+        }
+        if (!(seconds >= 0.001 && seconds <= 3600)) {
+            throw new IllegalArgumentException(field + " must be 1ms to 1 hour, got " + value);
+        }
+        return Math.round(seconds * 1e9);
     }
 
     /**
@@ -255,7 +320,14 @@ public final class Scenario {
         NicReceive nicReceive;
         org.iommuemu.device.inject.FaultSpec inject;
         ClearFaults clearFaults;
+        Wait wait;
         int keys;
+
+        @JsonProperty("wait")
+        void setWait(Wait value) {
+            wait = value;
+            keys++;
+        }
 
         @JsonProperty("inject")
         void setInject(org.iommuemu.device.inject.FaultSpec value) {
@@ -321,7 +393,60 @@ public final class Scenario {
             return map != null ? "map" : mapSg != null ? "map_sg" : unmap != null ? "unmap" : dma != null ? "dma"
                     : flush != null ? "flush" : expect != null ? "expect" : traffic != null ? "traffic"
                     : nicReceive != null ? "nic_receive" : inject != null ? "inject"
-                    : clearFaults != null ? "clear_faults" : "?";
+                    : clearFaults != null ? "clear_faults" : wait != null ? "wait" : "?";
+        }
+    }
+
+    /**
+     * {@code wait}: waits until an external device has attached ({@code attached: true}), has detached again
+     * ({@code detached: true}: it attached and no session of it is live), or has made at least {@code dma_ops}
+     * DMA operations, within {@code timeout} (default 30 s).
+     */
+    static final class Wait {
+        String device;
+        boolean attached;
+        boolean detached;
+        Long dmaOps;
+        long timeoutNanos = DEFAULT_ATTACH_TIMEOUT_NANOS;
+        int conditions;
+
+        @JsonProperty("device")
+        void setDevice(String value) {
+            device = value;
+        }
+
+        @JsonProperty("attached")
+        void setAttached(boolean value) {
+            if (!value) {
+                throw new IllegalArgumentException("attached can only be true (to wait for a detach: detached: true)");
+            }
+            attached = true;
+            conditions++;
+        }
+
+        @JsonProperty("detached")
+        void setDetached(boolean value) {
+            if (!value) {
+                throw new IllegalArgumentException("detached can only be true (to wait for an attach: attached: true)");
+            }
+            detached = true;
+            conditions++;
+        }
+
+        @JsonProperty("dma_ops")
+        void setDmaOps(Object value) {
+            dmaOps = positive(value, "dma_ops");
+            conditions++;
+        }
+
+        @JsonProperty("timeout")
+        void setTimeout(Object value) {
+            timeoutNanos = duration(value, "timeout");
+        }
+
+        /** What is waited for, for messages: "detached", "attached" or "dma_ops >= N". */
+        String condition() {
+            return detached ? "detached" : attached ? "attached" : "dma_ops >= " + dmaOps;
         }
     }
 

@@ -39,7 +39,9 @@ public final class ScenarioFile {
         } catch (IOException e) {
             throw new ScenarioException(file + ": cannot read: " + e.getMessage());
         }
-        return parse(file.toString(), text);
+        Loaded loaded = parse(file.toString(), text);
+        loaded.scenario().folder = file.toAbsolutePath().getParent();
+        return loaded;
     }
 
     /** Parses and checks {@code text}, naming it {@code source} in messages. */
@@ -176,6 +178,13 @@ public final class ScenarioFile {
                 require(where, dom.stage == 1 && dom.nestParent == null, "substream needs a stage-1 domain that"
                         + " is not nested (domain " + dom.name + " is not)");
             }
+            if (d.external) {
+                require(where, d.nic == null, "an external device cannot be a nic: the runner has no session to"
+                        + " drive its rings (the external program is the device)");
+            } else {
+                require(where, !d.attachTimeoutGiven && d.command == null, "attach_timeout and command are for"
+                        + " external devices (external: true)");
+            }
             if (d.nic != null) {
                 require(where, d.nic.ringIova != null, "nic needs ring_iova (where its descriptor rings are mapped)");
                 require(where, (d.nic.ringIova & ((1L << dom.granuleLg2) - 1)) == 0, "nic ring_iova "
@@ -188,7 +197,7 @@ public final class ScenarioFile {
             String where = stepName(s, i);
             if (st == null || st.keys != 1) {
                 throw new ScenarioException(where + ": a step is exactly one of map, map_sg, unmap, dma, flush,"
-                        + " traffic, nic_receive, inject, clear_faults, expect");
+                        + " traffic, nic_receive, inject, clear_faults, wait, expect");
             }
             if (st.map != null) {
                 Scenario.Map m = st.map;
@@ -224,7 +233,7 @@ public final class ScenarioFile {
                 Scenario.Dma d = st.dma;
                 require(where, d.device != null && d.write != null && d.iova != null && d.size != null,
                         "dma needs device, op, iova, size");
-                known(where, "device", devices, d.device);
+                internal(where, known(where, "device", devices, d.device), "dma");
                 if (d.write) {
                     require(where, d.data != null && d.data.given(), "a dma write needs data (pattern or seed)");
                 } else {
@@ -235,7 +244,7 @@ public final class ScenarioFile {
                 require(where, t.device != null && t.iova != null && t.range != null,
                         "traffic needs device, iova, range");
                 require(where, t.bounds == 1, "traffic needs exactly one of ops and bytes");
-                known(where, "device", devices, t.device);
+                internal(where, known(where, "device", devices, t.device), "traffic");
                 try {
                     t.build();
                 } catch (IllegalArgumentException e) {
@@ -255,6 +264,13 @@ public final class ScenarioFile {
                 Scenario.Buffer b = known(where, "buffer", buffers, n.buffer);
                 require(where, b.size >= slot, "buffer " + b.name + " (" + b.size + " bytes) cannot hold one "
                         + slot + "-byte receive buffer");
+            } else if (st.wait != null) {
+                Scenario.Wait w = st.wait;
+                require(where, w.device != null && w.conditions == 1, "wait needs a device and exactly one of"
+                        + " attached: true, detached: true, dma_ops: N (and optionally a timeout)");
+                Scenario.Device d = known(where, "device", devices, w.device);
+                require(where, d.external, "wait is for external devices, and " + d.name + " is not one (the"
+                        + " runner's own devices are done when their step is)");
             } else if (st.clearFaults != null) {
                 String label = st.clearFaults.label;
                 boolean injectedBefore = false;
@@ -287,10 +303,10 @@ public final class ScenarioFile {
         } else if (e.read != null) {
             require(where, e.read.device != null && e.read.equals != null && e.read.equals.given(),
                     "expect read needs device and equals (pattern or seed)");
-            known(where, "device", devices, e.read.device);
+            internal(where, known(where, "device", devices, e.read.device), "expect read");
         } else if (e.fault != null) {
             require(where, e.fault.device != null && e.fault.kind != null, "expect fault needs device and kind");
-            known(where, "device", devices, e.fault.device);
+            internal(where, known(where, "device", devices, e.fault.device), "expect fault");
         } else if (e.events != null) {
             require(where, e.events.iommu != null && e.events.type != null && e.events.count != null,
                     "expect events needs iommu, type, count");
@@ -322,6 +338,12 @@ public final class ScenarioFile {
             }
             require(where, c.min == null || c.max == null || c.min <= c.max, "min is above max");
         }
+    }
+
+    /** Refuses a step the runner can only do with a device it drives itself. */
+    private static void internal(String where, Scenario.Device d, String step) {
+        require(where, !d.external, step + " needs a device the runner drives, and " + d.name + " is external (its"
+                + " program makes the DMA; use wait and expect device_counter with it)");
     }
 
     private static void target(String where, HashMap<String, Scenario.Buffer> buffers, Scenario.Target t,

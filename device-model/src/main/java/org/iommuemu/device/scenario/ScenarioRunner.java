@@ -104,9 +104,10 @@ public final class ScenarioRunner {
      * @param injections            faults to inject before the first step (as {@code run --inject}), cleared at
      *                              the end of the run
      * @param security              token and TLS settings for the {@link Transport#REMOTE} server
+     * @param port                  the loopback TCP port of the {@link Transport#NETTY} server (0: a free one)
      */
     public record Options(Transport transport, String target, long progressIntervalNanos, DriverSide driver,
-            List<FaultSpec> injections, ClientSecurity security) {
+            List<FaultSpec> injections, ClientSecurity security, int port) {
         /** Long traffic and nic_receive steps print a progress line this often: every second. */
         public static final long DEFAULT_PROGRESS_NANOS = 1_000_000_000L;
 
@@ -120,41 +121,55 @@ public final class ScenarioRunner {
             java.util.Objects.requireNonNull(driver, "driver");
             injections = List.copyOf(injections);
             java.util.Objects.requireNonNull(security, "security");
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("port " + port);
+            }
         }
 
         public static Options inProcess() {
             return new Options(Transport.IN_PROCESS, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of(),
-                    ClientSecurity.NONE);
+                    ClientSecurity.NONE, 0);
         }
 
         public static Options netty() {
             return new Options(Transport.NETTY, null, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of(),
-                    ClientSecurity.NONE);
+                    ClientSecurity.NONE, 0);
         }
 
         public static Options remote(String target) {
             return new Options(Transport.REMOTE, target, DEFAULT_PROGRESS_NANOS, DriverSide.SERVER, List.of(),
-                    ClientSecurity.NONE);
+                    ClientSecurity.NONE, 0);
         }
 
         /** These options with progress lines every {@code nanos} (0: at every check). */
         public Options withProgressEvery(long nanos) {
-            return new Options(transport, target, nanos, driver, injections, security);
+            return new Options(transport, target, nanos, driver, injections, security, port);
         }
 
         /** These options with the driver on {@code side}. */
         public Options withDriver(DriverSide side) {
-            return new Options(transport, target, progressIntervalNanos, side, injections, security);
+            return new Options(transport, target, progressIntervalNanos, side, injections, security, port);
         }
 
         /** These options with {@code faults} injected before the first step. */
         public Options withInjections(List<FaultSpec> faults) {
-            return new Options(transport, target, progressIntervalNanos, driver, faults, security);
+            return new Options(transport, target, progressIntervalNanos, driver, faults, security, port);
         }
 
         /** These options with {@code settings} (token, TLS) for the remote server. */
         public Options withSecurity(ClientSecurity settings) {
-            return new Options(transport, target, progressIntervalNanos, driver, injections, settings);
+            return new Options(transport, target, progressIntervalNanos, driver, injections, settings, port);
+        }
+
+        /**
+         * These options serving the embedded machine over Netty on loopback port {@code tcpPort} (0: a free one);
+         * an in-process transport becomes {@link Transport#NETTY}. Not for {@link Transport#REMOTE}.
+         */
+        public Options withPort(int tcpPort) {
+            if (transport == Transport.REMOTE) {
+                throw new IllegalArgumentException("a port is for the embedded machine; the remote server has its own");
+            }
+            return new Options(Transport.NETTY, null, progressIntervalNanos, driver, injections, security, tcpPort);
         }
     }
 
@@ -179,6 +194,8 @@ public final class ScenarioRunner {
     /** Faults the run injected and has not cleared: id → label (empty when none). */
     private final Map<Long, String> injected = new LinkedHashMap<>();
     private DescribeReply described;
+    /** The scenario's external devices; null when it has none. */
+    private ExternalDevices externals;
     private final Map<String, Long> domains = new LinkedHashMap<>();
     private final Map<String, Long> buffers = new LinkedHashMap<>();
     private final Map<String, DmaSession> sessions = new LinkedHashMap<>();
@@ -223,7 +240,9 @@ public final class ScenarioRunner {
         this.s = loaded.scenario();
         this.loaded = loaded;
         this.out = out;
-        this.options = options;
+        // an external program needs a TCP port to reach the embedded machine
+        this.options = options.transport() == Transport.IN_PROCESS && s.devices.stream().anyMatch(d -> d.external)
+                ? options.withPort(0) : options;
     }
 
     /**
@@ -249,8 +268,9 @@ public final class ScenarioRunner {
      * @param what    {@code step} (a step that could not be carried out; the run stopped there),
      *                {@code expect.KIND} (an expect that did not hold: {@code expect.memory}, {@code expect.read},
      *                {@code expect.fault}, {@code expect.events}, {@code expect.counter},
-     *                {@code expect.device_counter}, {@code expect.sanitizer}), or {@code sanitizer} (reports the
-     *                scenario has no sanitizer expect for)
+     *                {@code expect.device_counter}, {@code expect.sanitizer}), {@code sanitizer} (reports the
+     *                scenario has no sanitizer expect for), or {@code external} (an external device that never
+     *                attached, or whose command failed: step -1)
      * @param message the line {@link Result#failures} has
      */
     public record Failure(int step, String what, String message) {}
@@ -286,8 +306,8 @@ public final class ScenarioRunner {
             String name = "iommu-emu-run-" + UUID.randomUUID();
             boolean netty = options.transport() == Transport.NETTY;
             try {
-                server = (netty ? BusServer.netty(machine, "127.0.0.1", 0) : BusServer.inProcess(machine, name))
-                        .start();
+                server = (netty ? BusServer.netty(machine, "127.0.0.1", options.port())
+                        : BusServer.inProcess(machine, name)).start();
             } catch (IOException e) {
                 throw new ScenarioException("cannot start the bus: " + e.getMessage(), e);
             }
@@ -301,6 +321,14 @@ public final class ScenarioRunner {
             faults = FaultInjectionGrpc.newBlockingStub(channel);
             sanitizer = DriverGrpc.newBlockingStub(channel);
             connect();
+            List<Scenario.Device> external = s.devices.stream().filter(d -> d.external).toList();
+            if (!external.isEmpty()) {
+                String at = server != null ? server.target() : options.target();
+                if (server != null) {
+                    out.println("  bus: serving on " + at + " (port " + server.port() + ") for the external devices");
+                }
+                externals = new ExternalDevices(cpu, out, at, s.folder, external);
+            }
             driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described, s.sanitizer)
                     : new ServiceDriver(channel);
             baseline();
@@ -323,6 +351,9 @@ public final class ScenarioRunner {
                 step(i, s.steps.get(i));
                 stepsRun++;
             }
+            if (externals != null) {
+                finishExternals();
+            }
             Map<String, Object> sanitized = sanitizerVerdict();
             Map<String, Object> report = summary();
             report.put("sanitizer", sanitized);
@@ -330,6 +361,9 @@ public final class ScenarioRunner {
             out.flush();
             return new Result(s.steps.size(), stepsRun, expectsPassed, failures, report, failed);
         } finally {
+            if (externals != null) {
+                externals.killAll();
+            }
             if (driver != null) {
                 driver.close();
             }
@@ -444,6 +478,18 @@ public final class ScenarioRunner {
             }
         }
         for (Scenario.Device d : s.devices) {
+            if (d.external) {
+                try {
+                    int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream);
+                    attached.add(d);
+                    out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + (d.substream != null
+                            ? " substream " + d.substream : "") + " of " + d.iommu + " in domain " + d.domain
+                            + " (context " + ctx + "), external: its own program attaches on the bus");
+                } catch (RuntimeException e) {
+                    throw new ScenarioException(s.source + ": device " + d.name + ": " + message(e), e);
+                }
+                continue;
+            }
             try {
                 int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream);
                 attached.add(d);
@@ -618,7 +664,15 @@ public final class ScenarioRunner {
         String tag = String.format("  [%d] ", i);
         String what = st.kind();
         try {
-            if (st.map != null) {
+            if (externals != null && st.expect != null && st.expect.deviceCounter != null) {
+                externals.awaitAttach(st.expect.deviceCounter.device);
+            }
+            if (st.wait != null) { // waits for the device to attach first
+                what = "wait " + st.wait.device + " " + st.wait.condition();
+                out.println(tag + "...  " + what);
+                out.flush();
+                ok(tag, what + " " + externals.await(st.wait));
+            } else if (st.map != null) {
                 Scenario.Map m = st.map;
                 long pa = pa(m);
                 what = "map " + m.domain + " iova " + Bits.hex(m.iova) + " -> " + target(m) + " size "
@@ -690,6 +744,32 @@ public final class ScenarioRunner {
                     + " intend");
             fail(stepIndex(tag), "step", ScenarioFile.stepName(s, stepIndex(tag)) + ": " + what + ": " + message(e));
             stopped = true;
+        }
+    }
+
+    /**
+     * After the steps: an external device no step used must still have attached; the commands the runner started
+     * are stopped, and one that failed on its own fails the run.
+     */
+    private void finishExternals() {
+        if (!stopped) {
+            for (Scenario.Device d : s.devices) {
+                if (d.external) {
+                    try {
+                        externals.awaitAttach(d.name);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        fail(-1, "external", "interrupted while waiting for external device " + d.name);
+                    } catch (RuntimeException e) {
+                        out.println("  FAIL " + e.getMessage());
+                        fail(-1, "external", e.getMessage());
+                    }
+                }
+            }
+        }
+        for (String f : externals.finish()) {
+            out.println("  FAIL " + f);
+            fail(-1, "external", f);
         }
     }
 
@@ -933,6 +1013,14 @@ public final class ScenarioRunner {
     }
 
     private long deviceCounter(String device, String name) {
+        if (externals != null && externals.has(device)) {
+            ExternalDevices.Counters c = externals.counters(device);
+            return switch (name) {
+                case "dma_ops" -> c.ops();
+                case "dma_bytes" -> c.bytes();
+                default -> c.faults(); // ScenarioFile allows only the dma_ counters for a device that is not a NIC
+            };
+        }
         long[] dma = deviceDma.get(device);
         Nic.Counters n = nics.containsKey(device) ? nics.get(device).nic.counters() : null;
         return switch (name) {
@@ -1040,6 +1128,9 @@ public final class ScenarioRunner {
         }
         if (!nicReport.isEmpty()) {
             r.put("nics", nicReport);
+        }
+        if (externals != null) {
+            r.put("external", externals.report());
         }
         Map<String, Object> byInstance = new LinkedHashMap<>();
         long simTotal = 0;
