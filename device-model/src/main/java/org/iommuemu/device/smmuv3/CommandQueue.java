@@ -35,6 +35,10 @@ import org.slf4j.LoggerFactory;
  * Consumption resumes, from CMDQ_CONS, once software acknowledges through GERRORN (Linux first overwrites the bad
  * slot with a CMD_SYNC).
  *
+ * <p>ATC_INV goes to the devices' ATCs through the {@link AtcPort}; the next CMD_SYNC stays unconsumed (CONS on it)
+ * until every invalidation before it has been completed by its device, and stops the queue with CERROR_ATC_INV_SYNC
+ * when one timed out ({@link #atcPending}: register accesses, completions and the port's timer re-run the queue).
+ *
  * <p>Invalidations: CFGI_* drop configuration-cache entries (CFGI_STE also the stream's CDs, as QEMU does);
  * TLBI_* drop IOTLB and walk-cache entries (Leaf=1 spares the walk cache; a TTL level hint narrows IOTLB
  * invalidation by address). TLBI_S2_IPA drops stage-2 entries only: combined nested entries stay, as the

@@ -45,8 +45,11 @@ import org.iommuemu.device.xlate.XlateStats;
  * walk cache) that stay stale until invalidated ({@link Translator}); the command queue with every command and
  * its error protocol ({@link CommandQueue}); the event queue with overflow ({@link EventQueue}); GERROR and the
  * interrupts as MSIs or wired lines ({@link Signals}); a cost model and counters ({@code Telemetry.Stats}).
- * Not modelled: stalling (IDR0.STALL_MODEL says so and a CD or STE asking for it is rejected), ATS and PRI
- * (not advertised by default; ATC_INV and PRI_RESP are then CERROR_ILL), the PRI queue, the secure side.
+ * With {@code ats} (IDR0.ATS; off by default, ATC_INV is then CERROR_ILL): ATS translation requests and translated
+ * requests checked against STE.EATS, and ATC_INV delivered to the devices' ATCs through the {@link AtcPort}, a
+ * CMD_SYNC waiting for their completions (docs/ATS.md). Not modelled: stalling (IDR0.STALL_MODEL says so and a CD or
+ * STE asking for it is rejected), PRI (PRI_RESP is CERROR_ILL without it), the PRI queue, split-stage ATS, the
+ * secure side.
  *
  * <p>Thread-safe: register writes, their hooks, command processing and event writes serialise on the register
  * file's lock; translations run concurrently on the caches' own locks and allocate nothing on a cache hit.

@@ -83,8 +83,10 @@ import org.iommuemu.device.xlate.XlateStats;
  * or a miss, every structure or paging-entry read from memory as a table read, every A/D compare-and-exchange
  * as a table write.
  *
- * <p><b>Not modelled</b>: translation requests and translated requests (ATS, device TLB: TT=01 behaves as TT=00
- * for untranslated requests, so fault 0xD never arises), page requests, the interrupt-address range check
+ * <p><b>ATS</b> ({@link #atsRequest}, docs/ATS.md): translation and translated requests need device TLBs enabled
+ * (legacy TT=01, else fault 0xD; scalable DTE=1); TT=01 behaves as TT=00 for untranslated requests.
+ *
+ * <p><b>Not modelled</b>: page requests, the interrupt-address range check
  * (0xE / 0x87), memory types (EMT, PAT, PWT/PCD, snoop bits), second-stage execute permission (SSEE), extended
  * accessed flags, the no-snoop A/D faults (0x7C, 0x90), marking second-stage D for first-stage A/D writes in
  * nested mode, and not-present second-stage entries met by a nested walk are not cached as negative entries.
