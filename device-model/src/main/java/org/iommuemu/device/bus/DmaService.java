@@ -339,6 +339,11 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                 throw BusError.alreadyExists("session_id " + Bits.hex(s.id)
                         + " already has an AtcInvalidations stream: one per session");
             }
+            if (sessions.peek(s.id, connection) != s) {
+                // detached between the lookup and now: its closer ran before ours was set
+                s.atcStream.set(null);
+                throw BusError.notFound("session_id " + Bits.hex(s.id) + " was detached");
+            }
             session = s;
             endpoint = s.atc;
             endpoint.onQueued(this::drain);
