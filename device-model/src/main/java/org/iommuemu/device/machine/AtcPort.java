@@ -69,6 +69,8 @@ public final class AtcPort {
     private int failedStream;
     private int lastFailedStream;
     private boolean timerArmed;
+    /** Nothing outstanding and nothing failed: a sync completes without taking the lock (the common case). */
+    private volatile boolean idle = true;
 
     private final LongAdder translationRequests = new LongAdder();
     private final LongAdder translatedRequests = new LongAdder();
@@ -135,6 +137,7 @@ public final class AtcPort {
                     EXECUTOR.schedule(this::deadline, timeoutNanos, TimeUnit.NANOSECONDS);
                 }
             }
+            settle();
         }
         if (arm) {
             wake();
@@ -151,6 +154,9 @@ public final class AtcPort {
      * forgets the outstanding invalidations, so a retried sync completes).
      */
     public int syncState() {
+        if (idle) {
+            return COMPLETE;
+        }
         synchronized (lock) {
             if (!failed && outstanding.isEmpty()) {
                 return COMPLETE;
@@ -172,6 +178,7 @@ public final class AtcPort {
             outstanding.clear();
             failed = false;
             lastFailedStream = failedStream;
+            settle();
             return TIMED_OUT;
         }
     }
@@ -188,7 +195,13 @@ public final class AtcPort {
         synchronized (lock) {
             outstanding.clear();
             failed = false;
+            settle();
         }
+    }
+
+    /** Recomputes {@link #idle}; called with the lock held after every change. */
+    private void settle() {
+        idle = outstanding.isEmpty() && !failed;
     }
 
     private void fail(int streamId, long count) {
@@ -320,6 +333,7 @@ public final class AtcPort {
                 outstanding.remove(id);
                 completed.increment();
                 last = outstanding.isEmpty();
+                settle();
             }
             if (last) {
                 wake();
@@ -355,6 +369,7 @@ public final class AtcPort {
                     closed = true;
                     endpoints.remove(streamId, this);
                 }
+                settle();
             }
             if (any) {
                 wake();
