@@ -136,7 +136,7 @@ final class CommandQueue {
             }
             if (at == atcSyncAt) {
                 // a CMD_SYNC waiting for ATC invalidation completions, already fetched and counted
-                if (!atcSync(c, log2)) {
+                if (!atcSync(c, log2, at)) {
                     return;
                 }
                 execute(dw0, dw1, at);
@@ -219,8 +219,7 @@ final class CommandQueue {
                             + QueuePointer.index(c, log2));
                     return;
                 }
-                atcSyncAt = at;
-                if (!atcSync(c, log2)) {
+                if (!atcSync(c, log2, at)) {
                     return;
                 }
                 FaultSpec.Params late = faults.any() ? faults.firing(InjectionKind.SYNC_LATE, op, at, "CMDQ entry")
@@ -240,25 +239,30 @@ final class CommandQueue {
     }
 
     /**
-     * The CMD_SYNC at index {@code c} waits for the ATC invalidations before it: returns true when they have all
+     * The CMD_SYNC at index {@code c} (entry address {@code at}) waits for the ATC invalidations before it: returns
+     * true when they have all
      * completed (the sync may complete); false when some are outstanding (CONS stays on the sync until a
      * completion, a timeout or a register access re-runs the queue) or one timed out (the queue stops with
      * CERROR_ATC_INV_SYNC; the driver's retried CMD_SYNC then completes, as the abandoned invalidations are
      * forgotten).
      */
-    private boolean atcSync(int c, int log2) {
+    private boolean atcSync(int c, int log2, long at) {
         int state = atc.syncState();
+        if (state == AtcPort.COMPLETE) {
+            if (atcSyncAt >= 0) {
+                atcSyncAt = -1;
+            }
+            return true;
+        }
         if (state == AtcPort.PENDING) {
+            atcSyncAt = at;
             return false;
         }
         atcSyncAt = -1;
-        if (state == AtcPort.TIMED_OUT) {
-            stop(c, QueuePointer.CERROR_ATC_INV_SYNC, "an ATC invalidation for stream 0x"
-                    + Integer.toHexString(atc.failedStream()) + " got no completion before the CMD_SYNC at index "
-                    + QueuePointer.index(c, log2) + " (timed out, not delivered, or the device went away)");
-            return false;
-        }
-        return true;
+        stop(c, QueuePointer.CERROR_ATC_INV_SYNC, "an ATC invalidation for stream 0x"
+                + Integer.toHexString(atc.failedStream()) + " got no completion before the CMD_SYNC at index "
+                + QueuePointer.index(c, log2) + " (timed out, not delivered, or the device went away)");
+        return false;
     }
 
     /** Whether a CMD_SYNC waits for ATC invalidation completions (register accesses re-run the queue then). */
