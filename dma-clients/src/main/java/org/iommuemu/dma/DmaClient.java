@@ -77,8 +77,19 @@ public final class DmaClient implements AutoCloseable {
      *     unknown instance, OUT_OF_RANGE for a stream id too wide, RESOURCE_EXHAUSTED past the session limit
      */
     public DmaSession attach(String name, String iommu, int streamId, boolean substreams) {
+        return attach(name, iommu, streamId, substreams, false);
+    }
+
+    /**
+     * Attaches a master; with {@code ats} it implements ATS (has an ATC): it may translate, issue translated
+     * requests and receive ATC invalidations (docs/ATS.md).
+     *
+     * @throws io.grpc.StatusRuntimeException as {@link #attach(String, String, int, boolean)}, and
+     *     FAILED_PRECONDITION for {@code ats} on an instance without ATS
+     */
+    public DmaSession attach(String name, String iommu, int streamId, boolean substreams, boolean ats) {
         AttachReply reply = blocking.attach(AttachRequest.newBuilder()
-                .setName(name).setIommu(iommu).setStreamId(streamId).setSubstreams(substreams).build());
+                .setName(name).setIommu(iommu).setStreamId(streamId).setSubstreams(substreams).setAts(ats).build());
         return new DmaSession(this, reply.getSessionId(), name, reply.getIommu(), reply.getStreamId(), substreams);
     }
 

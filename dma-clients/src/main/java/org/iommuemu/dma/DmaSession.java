@@ -3,11 +3,16 @@ package org.iommuemu.dma;
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import java.util.concurrent.ScheduledExecutorService;
 import org.iommuemu.proto.v1.DetachRequest;
 import org.iommuemu.proto.v1.DmaReadReply;
 import org.iommuemu.proto.v1.DmaReadRequest;
 import org.iommuemu.proto.v1.DmaWriteReply;
 import org.iommuemu.proto.v1.DmaWriteRequest;
+import org.iommuemu.proto.v1.FaultKind;
+import org.iommuemu.proto.v1.TranslateReply;
+import org.iommuemu.proto.v1.TranslateRequest;
+import org.iommuemu.proto.v1.DmaFault;
 
 /**
  * An attached DMA master: reads and writes by I/O virtual address on its own stream id. Closing it
@@ -79,6 +84,127 @@ public final class DmaSession implements AutoCloseable {
         }
         DmaWriteReply reply = client.blocking().write(b.build());
         return new DmaResult(ByteString.EMPTY, reply.hasFault() ? reply.getFault() : null);
+    }
+
+    // ------------------------------------------------------------------ ATS (sessions attached with ats = true)
+
+    /**
+     * An ATS translation request for {@code iova}: read permission, and write permission when {@code write}
+     * (execute when {@code options} say instruction). The reply carries the region, its permissions, or a fault.
+     */
+    public TranslateReply translate(long iova, boolean write, DmaOptions options) {
+        TranslateRequest.Builder b = TranslateRequest.newBuilder().setSessionId(id).setIova(iova).setWrite(write)
+                .setAttributes(options.attributes());
+        if (options.hasSubstream()) {
+            b.setSubstreamId(options.substreamId());
+        }
+        return client.blocking().translate(b.build());
+    }
+
+    /** A translated read: {@code length} bytes at physical address {@code pa} (from a translation). */
+    public DmaResult readTranslated(long pa, int length, DmaOptions options) {
+        DmaReadRequest.Builder b = DmaReadRequest.newBuilder().setSessionId(id).setIova(pa).setLength(length)
+                .setAttributes(options.attributes()).setTranslated(true);
+        if (options.hasSubstream()) {
+            b.setSubstreamId(options.substreamId());
+        }
+        DmaReadReply reply = client.blocking().read(b.build());
+        return new DmaResult(reply.getData(), reply.hasFault() ? reply.getFault() : null);
+    }
+
+    /** A translated write of {@code data} at physical address {@code pa} (from a translation). */
+    public DmaResult writeTranslated(long pa, ByteString data, DmaOptions options) {
+        DmaWriteRequest.Builder b = DmaWriteRequest.newBuilder().setSessionId(id).setIova(pa).setData(data)
+                .setAttributes(options.attributes()).setTranslated(true);
+        if (options.hasSubstream()) {
+            b.setSubstreamId(options.substreamId());
+        }
+        DmaWriteReply reply = client.blocking().write(b.build());
+        return new DmaResult(ByteString.EMPTY, reply.hasFault() ? reply.getFault() : null);
+    }
+
+    /**
+     * Opens this session's ATC invalidation stream: each invalidation is applied to {@code atc} and answered as
+     * {@code answer} says ({@code delayMs} on {@code scheduler} for {@link AtcListener.Answer#DELAYED}).
+     */
+    public AtcListener listenForInvalidations(Atc atc, AtcListener.Answer answer, long delayMs,
+            ScheduledExecutorService scheduler) {
+        return new AtcListener(client.async(), id, atc, answer, delayMs, scheduler);
+    }
+
+    /** {@link #listenForInvalidations(Atc, AtcListener.Answer, long, ScheduledExecutorService)}, answering at once. */
+    public AtcListener listenForInvalidations(Atc atc) {
+        return listenForInvalidations(atc, AtcListener.Answer.AT_ONCE, 0, null);
+    }
+
+    /**
+     * Reads through the ATC: each region hit in {@code atc} is read with a translated request; a miss translates
+     * first (and caches the reply). A translation refused, or one that grants no read permission, ends the read
+     * with a fault (kind PERMISSION for "no access", with the bytes read before it).
+     */
+    public DmaResult readThroughAtc(Atc atc, long iova, int length, DmaOptions options) {
+        ByteString.Output data = ByteString.newOutput(length);
+        int done = 0;
+        while (done < length) {
+            long va = iova + done;
+            DmaFault fault = fill(atc, va, false, options, done);
+            if (fault != null) {
+                return new DmaResult(data.toByteString(), fault);
+            }
+            int chunk = chunk(atc, options, va, length - done);
+            DmaResult r = readTranslated(atc.lookup(options.substreamId(), va, false), chunk, options);
+            data.write(r.data().toByteArray(), 0, r.data().size());
+            if (!r.isOk()) {
+                return new DmaResult(data.toByteString(), r.fault().toBuilder().setAddress(va)
+                        .setBytesDone(done + r.fault().getBytesDone()).build());
+            }
+            done += chunk;
+        }
+        return new DmaResult(data.toByteString(), null);
+    }
+
+    /** Writes through the ATC; see {@link #readThroughAtc}. */
+    public DmaResult writeThroughAtc(Atc atc, long iova, byte[] bytes, DmaOptions options) {
+        int done = 0;
+        while (done < bytes.length) {
+            long va = iova + done;
+            DmaFault fault = fill(atc, va, true, options, done);
+            if (fault != null) {
+                return new DmaResult(ByteString.EMPTY, fault);
+            }
+            int chunk = chunk(atc, options, va, bytes.length - done);
+            DmaResult r = writeTranslated(atc.lookup(options.substreamId(), va, true),
+                    ByteString.copyFrom(bytes, done, chunk), options);
+            if (!r.isOk()) {
+                return new DmaResult(ByteString.EMPTY, r.fault().toBuilder().setAddress(va)
+                        .setBytesDone(done + r.fault().getBytesDone()).build());
+            }
+            done += chunk;
+        }
+        return new DmaResult(ByteString.EMPTY, null);
+    }
+
+    /** Makes sure {@code atc} can serve {@code va}; null, or the fault that prevents it. */
+    private DmaFault fill(Atc atc, long va, boolean write, DmaOptions options, int done) {
+        if (atc.lookup(options.substreamId(), va, write) != Atc.MISS) {
+            return null;
+        }
+        TranslateReply reply = translate(va, write, options);
+        if (reply.hasFault()) {
+            return reply.getFault().toBuilder().setAddress(va).setBytesDone(done).build();
+        }
+        atc.insert(options.substreamId(), reply);
+        if (atc.lookup(options.substreamId(), va, write) == Atc.MISS) {
+            return DmaFault.newBuilder().setKind(FaultKind.PERMISSION).setAddress(va).setBytesDone(done)
+                    .setDescription("the ATS translation of " + Long.toHexString(va) + " grants no "
+                            + (write ? "write" : "read") + " access").build();
+        }
+        return null;
+    }
+
+    private static int chunk(Atc atc, DmaOptions options, long va, int left) {
+        long region = atc.remaining(options.substreamId(), va);
+        return region == 0 || Long.compareUnsigned(region, left) >= 0 ? left : (int) region;
     }
 
     /**

@@ -16,11 +16,18 @@ import org.iommuemu.device.bus.security.Principal;
 import org.iommuemu.device.inject.BusFaults;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.machine.Access;
+import org.iommuemu.device.machine.AtcPort;
+import org.iommuemu.device.machine.FaultType;
+import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.machine.DmaOutcome;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Limits;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.AccessAttributes;
+import org.iommuemu.proto.v1.AtcInvalidation;
+import org.iommuemu.proto.v1.AtcInvalidationCompletion;
+import org.iommuemu.proto.v1.AtsPermissions;
+import org.iommuemu.proto.v1.DmaFault;
 import org.iommuemu.proto.v1.AttachReply;
 import org.iommuemu.proto.v1.AttachRequest;
 import org.iommuemu.proto.v1.DetachReply;
@@ -32,6 +39,8 @@ import org.iommuemu.proto.v1.DmaReadRequest;
 import org.iommuemu.proto.v1.DmaWriteReply;
 import org.iommuemu.proto.v1.DmaWriteRequest;
 import org.iommuemu.proto.v1.RequestError;
+import org.iommuemu.proto.v1.TranslateReply;
+import org.iommuemu.proto.v1.TranslateRequest;
 import org.iommuemu.proto.v1.TransferReply;
 import org.iommuemu.proto.v1.TransferRequest;
 import org.slf4j.Logger;
@@ -57,6 +66,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
     private final BusFaults faults;
     private final BusTimer timer;
     private final Set<TransferCall> transfers = ConcurrentHashMap.newKeySet();
+    private final Set<AtcCall> atcCalls = ConcurrentHashMap.newKeySet();
     private final PerThread<DmaOutcome> outcomes = new PerThread<>(DmaOutcome::new);
     /** Per-thread staging for write data, grown on demand up to the max DMA length: no allocation per write. */
     private final ThreadLocal<byte[]> writeBuffers;
@@ -96,8 +106,12 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                 throw BusError.failedPrecondition("substreams requested but " + device.name()
                         + " supports no substream ids / PASIDs");
             }
+            if (request.getAts() && !atsModelled(device)) {
+                throw BusError.failedPrecondition("ats requested but " + device.name() + " does not implement ATS"
+                        + " (SMMUv3: set ats: true in its config, IDR0.ATS; VT-d: device_tlb: true, ECAP.DT)");
+            }
             Connection caller = ConnectionTracker.current();
-            Session s = sessions.attach(caller, name, device, sid, request.getSubstreams());
+            Session s = sessions.attach(caller, name, device, sid, request.getSubstreams(), request.getAts());
             if (Context.current().isCancelled()) {
                 // The client gave up (deadline, cancel) while we attached: it will never learn the session id, so
                 // do not keep its stream id claimed until the connection closes.
@@ -124,9 +138,10 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             checkStreamId(s, request.hasStreamId(), request.getStreamId());
             int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
             int length = checkLength(request.getIova(), request.getLength(), "length");
+            int access = access(request.getAttributes()) | translated(s, request.getTranslated());
             byte[] buffer = new byte[length];
             DmaOutcome out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
-                    access(request.getAttributes()), outcomes.get());
+                    access, outcomes.get());
             checkImplemented(out);
             s.count(false, out.bytesDone(), !out.isOk());
             if (faults.any()) {
@@ -148,7 +163,8 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             Session s = sessions.lookup(request.getSessionId(), ConnectionTracker.current());
             checkStreamId(s, request.hasStreamId(), request.getStreamId());
             int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
-            DmaOutcome out = doWrite(s, ssid, request.getIova(), request.getData(), request.getAttributes());
+            DmaOutcome out = doWrite(s, ssid, request.getIova(), request.getData(),
+                    access(request.getAttributes()) | translated(s, request.getTranslated()));
             checkImplemented(out);
             s.count(true, out.bytesDone(), !out.isOk());
             return out.isOk() ? DmaWriteReply.getDefaultInstance()
@@ -168,6 +184,236 @@ final class DmaService extends DmaGrpc.DmaImplBase {
         return call;
     }
 
+    /**
+     * An ATS translation request: the access is translated for reading, and for writing and execution when asked,
+     * each as the IOMMU would translate it for an ATS request ({@link Access#TRANSLATION_REQUEST}); the reply is the
+     * smallest region every granted permission covers (the serving IOTLB entry, else the 4 KB page), or "no access"
+     * when translation faults deny everything, or the fault that refused the request.
+     */
+    @Override
+    public void translate(TranslateRequest request, StreamObserver<TranslateReply> responses) {
+        Calls.unary(responses, () -> {
+            checkServing();
+            Session s = sessions.lookup(request.getSessionId(), ConnectionTracker.current());
+            checkStreamId(s, request.hasStreamId(), request.getStreamId());
+            int ssid = substreamId(s, request.hasSubstreamId(), request.getSubstreamId());
+            if (!s.ats) {
+                throw BusError.failedPrecondition("Translate needs a session attached with ats=true; session_id "
+                        + Bits.hex(s.id) + " was attached with ats=false");
+            }
+            s.device.atc().countTranslationRequest();
+            long iova = request.getIova();
+            AccessAttributes a = request.getAttributes();
+            int priv = a.getPrivileged() ? Access.PRIVILEGED : 0;
+            Translation t = new Translation();
+            TranslateReply.Builder reply = TranslateReply.newBuilder();
+            AtsPermissions.Builder perms = AtsPermissions.newBuilder().setPrivileged(a.getPrivileged());
+            int lg2 = 64;
+            long pa = 0;
+            boolean any = false;
+            int[] accesses = {priv, request.getWrite() ? priv | Access.WRITE : -1,
+                    a.getInstruction() ? priv | Access.INSTRUCTION : -1};
+            for (int i = 0; i < accesses.length; i++) {
+                if (accesses[i] < 0) {
+                    continue;
+                }
+                s.device.translate(s.streamId, ssid, iova, accesses[i] | Access.TRANSLATION_REQUEST, t);
+                if (t.outcome() == Translation.Outcome.UNIMPLEMENTED) {
+                    throw BusError.unimplemented(t.description());
+                }
+                if (!t.isOk()) {
+                    if (denial(t.faultType())) {
+                        continue; // "no access" for this permission: no event, no fault reply
+                    }
+                    return reply.setFault(DmaFault.newBuilder().setKind(Protos.faultKind(t.faultType()))
+                            .setAddress(iova).setCode(t.code()).setDescription(t.description())).build();
+                }
+                int l = t.source() == Translation.Source.IOTLB ? Math.max(12, t.entrySizeLg2()) : 12;
+                lg2 = Math.min(lg2, l);
+                if (!any) {
+                    pa = t.physicalAddress();
+                    any = true;
+                }
+                switch (i) {
+                    case 0 -> perms.setRead(true);
+                    case 1 -> perms.setWrite(true);
+                    default -> perms.setExecute(true);
+                }
+            }
+            if (!any) {
+                lg2 = 12;
+                pa = iova; // unused: no permission
+            }
+            long size = lg2 >= 64 ? 0 : 1L << lg2;
+            long base = lg2 >= 64 ? 0 : iova & -size;
+            reply.setInputBase(base).setSize(size).setPermissions(perms);
+            if (any) {
+                reply.setTranslatedAddress(pa - (iova - base));
+            }
+            return reply.build();
+        });
+    }
+
+    /** Faults an ATS translation request answers with "no access" rather than a refusal. */
+    private static boolean denial(FaultType type) {
+        return type == FaultType.TRANSLATION || type == FaultType.PERMISSION || type == FaultType.ADDRESS_SIZE
+                || type == FaultType.ACCESS_FLAG;
+    }
+
+    @Override
+    public StreamObserver<AtcInvalidationCompletion> atcInvalidations(StreamObserver<AtcInvalidation> responses) {
+        ServerCallStreamObserver<AtcInvalidation> out = (ServerCallStreamObserver<AtcInvalidation>) responses;
+        AtcCall call = new AtcCall(out);
+        if (shuttingDown) {
+            call.close(Status.UNAVAILABLE.withDescription("the server is shutting down"));
+            return call;
+        }
+        atcCalls.add(call);
+        return call;
+    }
+
+    /** AtcInvalidations streams open now (a test hook). */
+    int openAtcStreams() {
+        return atcCalls.size();
+    }
+
+    /**
+     * One AtcInvalidations stream: the first message names the session; from then on the session's queued ATC
+     * invalidations are sent while the transport is ready (never more than {@link AtcPort#MAX_QUEUED} wait
+     * server-side), and each completion is handed to the port. The stream ending (either side) or the session ending
+     * makes the invalidations the device has not completed fail at once.
+     */
+    private final class AtcCall implements StreamObserver<AtcInvalidationCompletion> {
+        private final ServerCallStreamObserver<AtcInvalidation> out;
+        private final Connection connection = ConnectionTracker.current();
+        private Session session;
+        private AtcPort.Endpoint endpoint;
+        private boolean closed;
+
+        AtcCall(ServerCallStreamObserver<AtcInvalidation> out) {
+            this.out = out;
+            out.setOnCancelHandler(this::ended);
+            out.setOnReadyHandler(this::drain);
+        }
+
+        @Override
+        public void onNext(AtcInvalidationCompletion message) {
+            AtcPort.Endpoint e;
+            synchronized (this) {
+                if (closed) {
+                    return;
+                }
+                if (session == null) {
+                    try {
+                        open(message);
+                    } catch (BusError err) {
+                        close(err.code().toStatus().withDescription(err.getMessage()));
+                    }
+                    return;
+                }
+                if (message.getSessionId() != 0 && message.getSessionId() != session.id) {
+                    close(Status.INVALID_ARGUMENT.withDescription("session_id " + Bits.hex(message.getSessionId())
+                            + " is not the session of this stream (" + Bits.hex(session.id) + ")"));
+                    return;
+                }
+                if (message.getId() == 0) {
+                    close(Status.INVALID_ARGUMENT.withDescription("id must name an AtcInvalidation (ids start at"
+                            + " 1); only the first message carries id 0"));
+                    return;
+                }
+                e = endpoint;
+            }
+            e.complete(message.getId()); // an unknown or timed-out id is ignored, as a late completion would be
+        }
+
+        /** The first message: binds the stream to its session. */
+        private void open(AtcInvalidationCompletion first) {
+            if (first.getId() != 0) {
+                throw BusError.invalidArgument("the first message must name the session with id 0 (no completion),"
+                        + " got id " + Long.toUnsignedString(first.getId()));
+            }
+            Session s = sessions.lookup(first.getSessionId(), connection);
+            if (!s.ats || s.atc == null) {
+                throw BusError.failedPrecondition("AtcInvalidations needs a session attached with ats=true; session_id "
+                        + Bits.hex(s.id) + " was attached with ats=false");
+            }
+            if (!s.atcStream.compareAndSet(null, () -> close(Status.NOT_FOUND.withDescription(
+                    "the session was detached or its connection closed; its ATC is gone")))) {
+                throw BusError.alreadyExists("session_id " + Bits.hex(s.id)
+                        + " already has an AtcInvalidations stream: one per session");
+            }
+            if (sessions.peek(s.id, connection) != s) {
+                // detached between the lookup and now: its closer ran before ours was set
+                s.atcStream.set(null);
+                throw BusError.notFound("session_id " + Bits.hex(s.id) + " was detached");
+            }
+            session = s;
+            endpoint = s.atc;
+            endpoint.onQueued(this::drain);
+            drainLocked();
+        }
+
+        /** Sends queued invalidations while the transport takes them (flow control holds the rest). */
+        private synchronized void drain() {
+            drainLocked();
+        }
+
+        private void drainLocked() {
+            if (closed || endpoint == null) {
+                return;
+            }
+            while (out.isReady()) {
+                AtcPort.Invalidation inv = endpoint.poll();
+                if (inv == null) {
+                    return;
+                }
+                AtcInvalidation.Builder b = AtcInvalidation.newBuilder().setId(inv.id()).setGlobal(inv.global())
+                        .setAddress(inv.address()).setSize(inv.sizeLg2() >= 64 ? 0 : 1L << inv.sizeLg2());
+                if (!inv.global() && inv.substreamId() >= 0) {
+                    b.setSubstreamId(inv.substreamId());
+                }
+                out.onNext(b.build());
+            }
+        }
+
+        /** Ends the stream with {@code status} (an error) and lets the session's ATC go. */
+        synchronized void close(Status status) {
+            if (closed) {
+                return;
+            }
+            out.onError(status.asRuntimeException());
+            ended();
+        }
+
+        /** The stream is over: the device no longer hears invalidations; its outstanding ones fail. */
+        private synchronized void ended() {
+            closed = true;
+            atcCalls.remove(this);
+            if (endpoint != null) {
+                endpoint.onQueued(null);
+                endpoint.disconnect(false);
+                session.atcStream.set(null);
+                endpoint = null;
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            ended();
+        }
+
+        @Override
+        public void onCompleted() {
+            synchronized (this) {
+                if (closed) {
+                    return;
+                }
+                out.onCompleted();
+                ended();
+            }
+        }
+    }
+
     /** Serves one request of a Transfer stream: a reply with data, a fault, or a RequestError. */
     TransferReply process(TransferRequest request) {
         TransferReply.Builder reply = TransferReply.newBuilder().setTag(request.getTag());
@@ -181,15 +427,17 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                     throw BusError.invalidArgument("data must be empty for a READ (tag " + request.getTag() + ")");
                 }
                 int length = checkLength(request.getIova(), request.getLength(), "length");
+                int access = access(request.getAttributes()) | translated(s, request.getTranslated());
                 byte[] buffer = new byte[length];
                 out = machine.dma().read(s.device, s.streamId, ssid, request.getIova(), buffer, 0, length,
-                        access(request.getAttributes()), outcomes.get());
+                        access, outcomes.get());
                 if (faults.any() && out.status() != DmaOutcome.Status.UNIMPLEMENTED) {
                     corrupt(s, TRANSFER, request.getIova(), buffer, (int) out.bytesDone());
                 }
                 reply.setData(UnsafeByteOperations.unsafeWrap(buffer, 0, (int) out.bytesDone()));
             } else if (request.getOp() == DmaOp.WRITE) {
-                out = doWrite(s, ssid, request.getIova(), request.getData(), request.getAttributes());
+                out = doWrite(s, ssid, request.getIova(), request.getData(),
+                        access(request.getAttributes()) | translated(s, request.getTranslated()));
             } else {
                 throw BusError.invalidArgument("op must be READ or WRITE (tag " + request.getTag() + ")");
             }
@@ -221,7 +469,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
         }
     }
 
-    private DmaOutcome doWrite(Session s, int ssid, long iova, ByteString data, AccessAttributes attributes) {
+    private DmaOutcome doWrite(Session s, int ssid, long iova, ByteString data, int access) {
         int length = checkLength(iova, data.size(), "data length");
         byte[] buffer = writeBuffers.get();
         if (buffer.length < length) {
@@ -229,8 +477,31 @@ final class DmaService extends DmaGrpc.DmaImplBase {
             writeBuffers.set(buffer);
         }
         data.copyTo(buffer, 0);
-        return machine.dma().write(s.device, s.streamId, ssid, iova, buffer, 0, length, access(attributes),
-                outcomes.get());
+        return machine.dma().write(s.device, s.streamId, ssid, iova, buffer, 0, length, access, outcomes.get());
+    }
+
+    /**
+     * {@link Access#TRANSLATED} for a translated request of an ATS session (counted), 0 for an untranslated one;
+     * FAILED_PRECONDITION for a translated request of a session without ATS.
+     */
+    private static int translated(Session s, boolean translated) {
+        if (!translated) {
+            return 0;
+        }
+        if (!s.ats) {
+            throw BusError.failedPrecondition("translated is true but the session was attached with ats=false: only"
+                    + " a master with an ATC issues translated requests");
+        }
+        s.device.atc().countTranslatedRequest();
+        return Access.TRANSLATED;
+    }
+
+    /** Whether {@code device} models ATS: an ATS port and ATS advertised (SMMUv3 IDR0.ATS, VT-d ECAP.DT). */
+    private static boolean atsModelled(IommuDevice device) {
+        if (device.atc() == null) {
+            return false;
+        }
+        return device.features().contains("ATS") || device.features().contains("DT");
     }
 
     private static int access(AccessAttributes a) {
@@ -293,6 +564,9 @@ final class DmaService extends DmaGrpc.DmaImplBase {
     /** Stops taking new DMA and ends every Transfer stream once the requests it has read are answered. */
     void beginShutdown() {
         shuttingDown = true;
+        for (AtcCall c : atcCalls) {
+            c.close(Status.UNAVAILABLE.withDescription("the server is shutting down"));
+        }
         for (TransferCall c : transfers) {
             c.close(Status.UNAVAILABLE.withDescription(
                     "the server is shutting down; requests without a reply were not performed"));

@@ -450,6 +450,10 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         int sid = r.getStreamId();
         checkStreamId(device, sid);
         if (r.hasSubstreamId()) {
+            if (r.getAts()) {
+                throw BusError.invalidArgument("ats applies to the whole stream: attach stream_id "
+                        + Integer.toUnsignedString(sid) + " with ats (without substream_id)");
+            }
             return attachSubstream(d, device, o, sid, r.getSubstreamId());
         }
         String key = streamKey(device.name(), sid);
@@ -481,6 +485,13 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
         streams.put(key, d);
         d.streams.add(key);
+        if (r.getAts()) {
+            try {
+                onDriver(d, device, () -> o.enableAts(sid));
+            } catch (UnsupportedOperationException e) {
+                throw BusError.unimplemented("ats: " + e.getMessage() + " (the stream stays attached without ATS)");
+            }
+        }
         return AttachDeviceReply.newBuilder().setContextId(o.contextId(d.api)).build();
     }
 

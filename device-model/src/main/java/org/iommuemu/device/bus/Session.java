@@ -2,8 +2,10 @@ package org.iommuemu.device.bus;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.concurrent.atomic.AtomicReference;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.device.bus.security.Principal;
+import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.machine.IommuDevice;
 
 /**
@@ -50,8 +52,20 @@ final class Session {
     /** How the session ended ("detached", "connection closed"); null while live. */
     private volatile String endReason;
 
+    /** Whether the master implements ATS (AttachRequest.ats). */
+    final boolean ats;
+    /** Its ATC as the IOMMU sees it (ats sessions only, else null), registered once the stream id is claimed. */
+    volatile AtcPort.Endpoint atc;
+    /** The AtcInvalidations stream reading {@link #atc}'s invalidations: its closer, or null (one at a time). */
+    final AtomicReference<Runnable> atcStream = new AtomicReference<>();
+
     Session(long id, String name, IommuDevice device, int streamId, boolean substreams, Connection connection,
             Principal owner, long sequence) {
+        this(id, name, device, streamId, substreams, connection, owner, sequence, false);
+    }
+
+    Session(long id, String name, IommuDevice device, int streamId, boolean substreams, Connection connection,
+            Principal owner, long sequence, boolean ats) {
         this.id = id;
         this.name = name;
         this.device = device;
@@ -60,6 +74,7 @@ final class Session {
         this.connection = connection;
         this.owner = owner;
         this.sequence = sequence;
+        this.ats = ats;
     }
 
     /** Counts one DMA carried out for this session: a read or write that moved {@code done} bytes, faulted or not. */
@@ -96,6 +111,18 @@ final class Session {
     /** How it ended, or null while live. */
     String endReason() {
         return endReason;
+    }
+
+    /** The session ended: its ATC goes away (outstanding invalidations fail) and its AtcInvalidations stream ends. */
+    void closeAts() {
+        AtcPort.Endpoint e = atc;
+        if (e != null) {
+            e.disconnect(true);
+        }
+        Runnable close = atcStream.getAndSet(null);
+        if (close != null) {
+            close.run();
+        }
     }
 
     @Override

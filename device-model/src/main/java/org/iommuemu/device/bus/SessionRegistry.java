@@ -64,6 +64,15 @@ final class SessionRegistry {
 
     /** Attaches a master; the caller has validated name and stream id range. */
     Session attach(Connection connection, String name, IommuDevice device, int streamId, boolean substreams) {
+        return attach(connection, name, device, streamId, substreams, false);
+    }
+
+    /**
+     * Attaches a master; with {@code ats} it has an ATC, registered with the instance's ATS port once the stream id
+     * is claimed (the caller has checked that the instance models ATS).
+     */
+    Session attach(Connection connection, String name, IommuDevice device, int streamId, boolean substreams,
+            boolean ats) {
         if (connection == null) {
             throw BusError.failedPrecondition("no client connection for this call");
         }
@@ -83,13 +92,22 @@ final class SessionRegistry {
             } while (random44 == 0);
             long id = (random44 << SLOT_BITS) | slot;
             Session session = new Session(id, name, device, streamId, substreams, connection,
-                    AuthInterceptor.current(), attached + 1);
+                    AuthInterceptor.current(), attached + 1, ats);
             if (!claims.claim(device.name(), streamId, session)) {
                 Object holder = claims.holder(device.name(), streamId);
                 throw BusError.alreadyExists("stream_id " + streamId + " on " + device.name()
                         + " is already held by " + (holder == null ? "another session" : holder.toString()));
             }
             attached++;
+            if (ats) {
+                try {
+                    session.atc = device.atc().register(streamId);
+                } catch (IllegalStateException e) {
+                    claims.release(device.name(), streamId, session);
+                    throw BusError.alreadyExists("stream_id " + streamId + " on " + device.name()
+                            + " already has an ATC: " + e.getMessage());
+                }
+            }
             freeCount--;
             live++;
             slots.set(slot, session);
@@ -157,6 +175,7 @@ final class SessionRegistry {
         if (!slots.compareAndSet(slot, s, null)) {
             return false;
         }
+        s.closeAts();
         s.ended(reason);
         if (ended.size() == ENDED_KEPT) {
             ended.removeFirst();

@@ -4,11 +4,13 @@ import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
 import org.iommuemu.device.inject.InstanceFaults;
+import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.DriverEventLog;
 import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.AtsStats;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.DriverStats;
@@ -47,6 +49,13 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
                 if (injected != null) {
                     injected.firedByKind().forEach((kind, n) -> b.addInjectedFaults(CodeCount.newBuilder()
                             .setCode(kind.number()).setName(kind.name()).setCount(n)));
+                }
+                if (d.atc() != null) {
+                    AtcPort.Stats ats = d.atc().stats();
+                    b.setAts(AtsStats.newBuilder().setTranslationRequests(ats.translationRequests())
+                            .setTranslatedRequests(ats.translatedRequests()).setInvalidationsSent(ats.sent())
+                            .setInvalidationsCompleted(ats.completed()).setInvalidationsTimedOut(ats.timedOut())
+                            .setInvalidationsWithoutDevice(ats.withoutDevice()));
                 }
                 machine.sanitizer().counts(d.name()).forEach((kind, n) -> b.addSanitizerReports(
                         CodeCount.newBuilder().setCode(kind.code()).setName(kind.name()).setCount(n)));

@@ -224,6 +224,11 @@ public final class ServeConfig {
             flags.put("ats", value);
         }
 
+        @JsonProperty("atc_timeout_ms")
+        void setAtcTimeoutMs(int value) {
+            settings.put("atc_timeout_ms", b -> b.atcTimeoutMs(value));
+        }
+
         @JsonProperty("pri")
         void setPri(boolean value) {
             settings.put("pri", b -> b.pri(value));
@@ -446,6 +451,11 @@ public final class ServeConfig {
         @JsonProperty("device_tlb")
         void setDeviceTlb(boolean value) {
             flag("device_tlb", value, b -> b.dt(value));
+        }
+
+        @JsonProperty("atc_timeout_ms")
+        void setAtcTimeoutMs(int value) {
+            settings.put("atc_timeout_ms", b -> b.atcTimeoutMs(value));
         }
 
         @JsonProperty("iotlb_capacity")

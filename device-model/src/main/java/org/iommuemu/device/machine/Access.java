@@ -11,6 +11,17 @@ public final class Access {
     /** An instruction fetch (SMMUv3 InD=1). */
     public static final int INSTRUCTION = 4;
 
+    /**
+     * A translated request (PCIe AT = translated): the address is a physical address an ATS translation gave the
+     * device; the IOMMU checks that the stream may issue translated requests and does not walk (docs/ATS.md).
+     */
+    public static final int TRANSLATED = 8;
+    /**
+     * An ATS translation request: translate as an untranslated access would, but translation-class faults are not
+     * recorded (the completion says "no access" instead), and the stream must allow ATS.
+     */
+    public static final int TRANSLATION_REQUEST = 16;
+
     public static boolean isWrite(int access) {
         return (access & WRITE) != 0;
     }

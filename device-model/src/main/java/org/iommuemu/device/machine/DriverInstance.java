@@ -86,6 +86,16 @@ public interface DriverInstance {
     /** Attaches a whole stream (requester id) to {@code domain}, moving it from its old domain if any. */
     void attachStream(IommuDomain domain, Stage stage, int streamId) throws IommuApiException;
 
+    /**
+     * Enables ATS for the whole stream {@code streamId}, attached here (docs/ATS.md).
+     *
+     * @throws UnsupportedOperationException when this driver does not implement ATS
+     * @throws IommuApiException when the instance does not implement ATS or the stream is not attached
+     */
+    default void enableAts(int streamId) throws IommuApiException {
+        throw new UnsupportedOperationException(name() + ": this driver does not enable ATS");
+    }
+
     /** Attaches a substream / PASID of a stream to a first-stage {@code domain}. */
     void attachSubstream(IommuDomain domain, int streamId, int substreamId) throws IommuApiException;
 

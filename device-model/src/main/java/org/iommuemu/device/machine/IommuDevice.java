@@ -43,10 +43,19 @@ public interface IommuDevice {
      * Translates one access of a master on {@code streamId}.
      *
      * @param substreamId the substream id / PASID, or -1 when the access carries none
-     * @param access {@link Access} flags
+     * @param access {@link Access} flags; with {@link Access#TRANSLATED} {@code iova} is a physical address (a
+     *     translated request), with {@link Access#TRANSLATION_REQUEST} an ATS translation request is answered
      * @param out receives the outcome; returned for convenience
      */
     Translation translate(int streamId, int substreamId, long iova, int access, Translation out);
+
+    /**
+     * This instance's ATS side ({@link AtcPort}): where the ATC invalidations its queue consumes go, and its ATS
+     * counters; null when the instance does not model ATS.
+     */
+    default AtcPort atc() {
+        return null;
+    }
 
     /** Returns the device to its power-on state. */
     void reset();

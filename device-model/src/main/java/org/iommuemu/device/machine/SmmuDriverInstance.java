@@ -144,6 +144,11 @@ public final class SmmuDriverInstance extends OwnedInstance<SmmuV3DriverExceptio
     }
 
     @Override
+    public void enableAts(int streamId) throws IommuApiException {
+        call(() -> domains.enableAts(streamId));
+    }
+
+    @Override
     protected void attachSubstreamNow(IommuDomain domain, int streamId, int substreamId) throws IommuApiException {
         domains.attachSubstream(domain, streamId, substreamId);
     }

@@ -13,6 +13,7 @@ import org.iommuemu.core.smmuv3.QueuePointer;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
+import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
@@ -33,6 +34,10 @@ import org.slf4j.LoggerFactory;
  * or illegal command, CERROR_ABT when reading it aborts), GERROR.CMDQ_ERR toggles and its interrupt fires.
  * Consumption resumes, from CMDQ_CONS, once software acknowledges through GERRORN (Linux first overwrites the bad
  * slot with a CMD_SYNC).
+ *
+ * <p>ATC_INV goes to the devices' ATCs through the {@link AtcPort}; the next CMD_SYNC stays unconsumed (CONS on it)
+ * until every invalidation before it has been completed by its device, and stops the queue with CERROR_ATC_INV_SYNC
+ * when one timed out ({@link #atcPending}: register accesses, completions and the port's timer re-run the queue).
  *
  * <p>Invalidations: CFGI_* drop configuration-cache entries (CFGI_STE also the stream's CDs, as QEMU does);
  * TLBI_* drop IOTLB and walk-cache entries (Leaf=1 spares the walk cache; a TTL level hint narrows IOTLB
@@ -76,11 +81,16 @@ final class CommandQueue {
     /** ATC_INVALIDATION_TIMEOUT fired since the last CMD_SYNC: that sync fails. */
     private boolean atcTimedOut;
     private long atcStream;
+    /** Where ATC_INV goes: the devices' ATCs, whose completions a CMD_SYNC waits for. */
+    private final AtcPort atc;
+    /** The CMD_SYNC (entry address) stalled until the ATC invalidations before it complete or time out, or -1. */
+    private volatile long atcSyncAt = -1;
 
     CommandQueue(PhysicalMemory memory, XlateStats stats, Signals signals, TranslationCaches caches,
             ConfigCache<SmmuConfig> configs, Command.Features features, RegisterFile f, int maxLog2,
-            InstanceFaults faults) {
+            InstanceFaults faults, AtcPort atc) {
         this.faults = faults;
+        this.atc = atc;
         this.memory = memory;
         this.stats = stats;
         this.signals = signals;
@@ -123,6 +133,16 @@ final class CommandQueue {
             } catch (MemoryAccessException e) {
                 stop(c, QueuePointer.CERROR_ABT, "reading the command at " + Long.toHexString(at) + " aborted");
                 return;
+            }
+            if (at == atcSyncAt) {
+                // a CMD_SYNC waiting for ATC invalidation completions, already fetched and counted
+                if (!atcSync(c, log2, at)) {
+                    return;
+                }
+                execute(dw0, dw1, at);
+                c = QueuePointer.inc(c, log2) & mask;
+                cons.set(Integer.toUnsignedLong(errorBits | c));
+                continue;
             }
             stats.queueRead();
             int op = Command.opcode(dw0);
@@ -199,6 +219,9 @@ final class CommandQueue {
                             + QueuePointer.index(c, log2));
                     return;
                 }
+                if (!atcSync(c, log2, at)) {
+                    return;
+                }
                 FaultSpec.Params late = faults.any() ? faults.firing(InjectionKind.SYNC_LATE, op, at, "CMDQ entry")
                         : null;
                 if (late != null) {
@@ -213,6 +236,38 @@ final class CommandQueue {
             c = QueuePointer.inc(c, log2) & mask;
             cons.set(Integer.toUnsignedLong(errorBits | c));
         }
+    }
+
+    /**
+     * The CMD_SYNC at index {@code c} (entry address {@code at}) waits for the ATC invalidations before it: returns
+     * true when they have all
+     * completed (the sync may complete); false when some are outstanding (CONS stays on the sync until a
+     * completion, a timeout or a register access re-runs the queue) or one timed out (the queue stops with
+     * CERROR_ATC_INV_SYNC; the driver's retried CMD_SYNC then completes, as the abandoned invalidations are
+     * forgotten).
+     */
+    private boolean atcSync(int c, int log2, long at) {
+        int state = atc.syncState();
+        if (state == AtcPort.COMPLETE) {
+            if (atcSyncAt >= 0) {
+                atcSyncAt = -1;
+            }
+            return true;
+        }
+        if (state == AtcPort.PENDING) {
+            atcSyncAt = at;
+            return false;
+        }
+        atcSyncAt = -1;
+        stop(c, QueuePointer.CERROR_ATC_INV_SYNC, "an ATC invalidation for stream 0x"
+                + Integer.toHexString(atc.failedStream()) + " got no completion before the CMD_SYNC at index "
+                + QueuePointer.index(c, log2) + " (timed out, not delivered, or the device went away)");
+        return false;
+    }
+
+    /** Whether a CMD_SYNC waits for ATC invalidation completions (register accesses re-run the queue then). */
+    boolean atcPending() {
+        return atcSyncAt >= 0;
     }
 
     /** Whether a CMD_SYNC is waiting for simulated time to reach an injected SYNC_LATE deadline. */
@@ -234,6 +289,8 @@ final class CommandQueue {
         held.clear();
         lateDeadline = -1;
         atcTimedOut = false;
+        atcSyncAt = -1;
+        atc.reset();
     }
 
     /**
@@ -306,6 +363,12 @@ final class CommandQueue {
             }
             case CommandOp.TLBI_NSNH_ALL -> caches.invalidateAll();
             case CommandOp.CMD_SYNC -> sync(dw0, dw1);
+            case CommandOp.ATC_INV -> {
+                int size = Command.size(dw0, dw1);
+                atc.invalidate(Command.streamId(dw0), Command.GLOBAL.isSet(dw0),
+                        Command.ssv(dw0) ? Command.substreamId(dw0) : -1,
+                        Command.atcStart(Command.address(dw0, dw1), size), Command.atcSpanLg2(size));
+            }
             default -> {
                 // PREFETCH_CONFIG, PREFETCH_ADDR (no prefetching), RESUME and STALL_TERM (no stall model): nothing
                 // to do. Everything else was refused by Command.check.

@@ -39,6 +39,8 @@ import org.iommuemu.device.xlate.CostModel;
  * @param configCacheCapacity configuration-cache entries (STEs and CDs)
  * @param walkCacheCapacity walk-cache entries (intermediate table descriptors)
  * @param cost simulated nanoseconds per MMIO access, table read, command, sync...
+ * @param atcTimeoutMs wall-clock milliseconds an ATC invalidation (ATC_INV) may stay without the device's completion
+ *     before the CMD_SYNC after it fails with CERROR_ATC_INV_SYNC (docs/ATS.md), 1..600000
  */
 public record SmmuV3Config(
         int sidBits,
@@ -66,7 +68,8 @@ public record SmmuV3Config(
         int iotlbCapacity,
         int configCacheCapacity,
         int walkCacheCapacity,
-        CostModel cost) {
+        CostModel cost,
+        int atcTimeoutMs) {
 
     /** The largest queue log2 size the architecture allows (IDR1.CMDQS/EVENTQS/PRIQS). */
     public static final int MAX_QUEUE_LOG2 = 19;
@@ -100,7 +103,14 @@ public record SmmuV3Config(
         check(walkCacheCapacity >= 1 && walkCacheCapacity <= 1 << 20,
                 "walkCacheCapacity must be 1..2^20, was " + walkCacheCapacity);
         check(cost != null, "cost model missing");
+        check(atcTimeoutMs >= 1 && atcTimeoutMs <= MAX_ATC_TIMEOUT_MS,
+                "atcTimeoutMs must be 1.." + MAX_ATC_TIMEOUT_MS + ", was " + atcTimeoutMs);
     }
+
+    /** Default wall-clock time an ATC invalidation may take, in milliseconds. */
+    public static final int DEFAULT_ATC_TIMEOUT_MS = 1000;
+    /** The longest ATC invalidation timeout, in milliseconds (ten minutes). */
+    public static final int MAX_ATC_TIMEOUT_MS = 600_000;
 
     /** Default IOTLB entries. */
     public static final int DEFAULT_IOTLB_CAPACITY = 2048;
@@ -123,7 +133,8 @@ public record SmmuV3Config(
     public static SmmuV3Config defaults() {
         return new SmmuV3Config(16, 20, 48, true, true, true, true, true, true, true, true, true, false, false,
                 true, true, true, true, true, MAX_QUEUE_LOG2, MAX_QUEUE_LOG2, MAX_QUEUE_LOG2,
-                DEFAULT_IOTLB_CAPACITY, DEFAULT_CONFIG_CACHE_CAPACITY, DEFAULT_WALK_CACHE_CAPACITY, CostModel.DEFAULTS);
+                DEFAULT_IOTLB_CAPACITY, DEFAULT_CONFIG_CACHE_CAPACITY, DEFAULT_WALK_CACHE_CAPACITY, CostModel.DEFAULTS,
+                DEFAULT_ATC_TIMEOUT_MS);
     }
 
     /** A builder starting from {@link #defaults()}. */
@@ -245,6 +256,7 @@ public record SmmuV3Config(
         private int configCacheCapacity;
         private int walkCacheCapacity;
         private CostModel cost;
+        private int atcTimeoutMs;
 
         private Builder(SmmuV3Config c) {
             sidBits = c.sidBits;
@@ -273,6 +285,13 @@ public record SmmuV3Config(
             configCacheCapacity = c.configCacheCapacity;
             walkCacheCapacity = c.walkCacheCapacity;
             cost = c.cost;
+            atcTimeoutMs = c.atcTimeoutMs;
+        }
+
+        /** Wall-clock milliseconds an ATC invalidation may take before its CMD_SYNC fails. */
+        public Builder atcTimeoutMs(int v) {
+            atcTimeoutMs = v;
+            return this;
         }
 
         /** IOTLB entries (LRU beyond that). */
@@ -413,7 +432,7 @@ public record SmmuV3Config(
             return new SmmuV3Config(sidBits, ssidBits, oasBits, stage1, stage2, twoLevelStreamTable, twoLevelCd,
                     asid16, vmid16, rangeInvalidation, msi, sev, ats, pri, httuAccess, httuDirty, granule4k,
                     granule16k, granule64k, cmdqLog2, eventqLog2, priqLog2, iotlbCapacity, configCacheCapacity,
-                    walkCacheCapacity, cost);
+                    walkCacheCapacity, cost, atcTimeoutMs);
         }
     }
 }

@@ -17,6 +17,8 @@ import org.iommuemu.device.inject.FaultInjector;
 import org.iommuemu.device.inject.FaultSpecException;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
+import org.iommuemu.device.machine.Access;
+import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.InjectedInterrupts;
@@ -43,8 +45,11 @@ import org.iommuemu.device.xlate.XlateStats;
  * walk cache) that stay stale until invalidated ({@link Translator}); the command queue with every command and
  * its error protocol ({@link CommandQueue}); the event queue with overflow ({@link EventQueue}); GERROR and the
  * interrupts as MSIs or wired lines ({@link Signals}); a cost model and counters ({@code Telemetry.Stats}).
- * Not modelled: stalling (IDR0.STALL_MODEL says so and a CD or STE asking for it is rejected), ATS and PRI
- * (not advertised by default; ATC_INV and PRI_RESP are then CERROR_ILL), the PRI queue, the secure side.
+ * With {@code ats} (IDR0.ATS; off by default, ATC_INV is then CERROR_ILL): ATS translation requests and translated
+ * requests checked against STE.EATS, and ATC_INV delivered to the devices' ATCs through the {@link AtcPort}, a
+ * CMD_SYNC waiting for their completions (docs/ATS.md). Not modelled: stalling (IDR0.STALL_MODEL says so and a CD or
+ * STE asking for it is rejected), PRI (PRI_RESP is CERROR_ILL without it), the PRI queue, split-stage ATS, the
+ * secure side.
  *
  * <p>Thread-safe: register writes, their hooks, command processing and event writes serialise on the register
  * file's lock; translations run concurrently on the caches' own locks and allocate nothing on a cache hit.
@@ -69,6 +74,7 @@ public final class SmmuV3Device implements IommuDevice {
     private final Register eventqCfg0;
     private final Register eventqCfg1;
     private final Translator translator;
+    private final AtcPort atc;
     private final LongAdder mmioReads = new LongAdder();
     private final LongAdder mmioWrites = new LongAdder();
 
@@ -99,8 +105,15 @@ public final class SmmuV3Device implements IommuDevice {
         this.eventqCfg1 = f.register("EVENTQ_IRQ_CFG1");
         this.events = new EventQueue(memory, stats, signals, f, config.eventqLog2(), faults);
         Command.Features commandFeatures = Command.Features.fromIdRegisters((int) config.idr0(), (int) config.idr3());
+        this.atc = new AtcPort(name, config.atcTimeoutMs());
         this.commands = new CommandQueue(memory, stats, signals, caches, configs, commandFeatures, f,
-                config.cmdqLog2(), faults);
+                config.cmdqLog2(), faults, atc);
+        // an ATC invalidation completed or timed out: a CMD_SYNC stalled on it may now move
+        atc.waker(() -> {
+            synchronized (f.lock()) {
+                commands.process();
+            }
+        });
         this.translator = new Translator(name, config, memory, caches, configs, events, f, faults);
         Map<String, InjectableCache> named = new LinkedHashMap<>();
         named.put("iotlb", caches.iotlb());
@@ -234,7 +247,7 @@ public final class SmmuV3Device implements IommuDevice {
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
         stats.mmioAccess();
-        if (commands.latePending()) {
+        if (commands.latePending() || commands.atcPending()) {
             completeLateSync();
         }
         long v = regs.file.read(offset, width);
@@ -246,7 +259,7 @@ public final class SmmuV3Device implements IommuDevice {
     public void mmioWrite(long offset, int width, long value) {
         mmioWrites.increment();
         stats.mmioAccess();
-        if (commands.latePending()) {
+        if (commands.latePending() || commands.atcPending()) {
             completeLateSync();
         }
         regs.file.write(offset, width, value);
@@ -286,6 +299,9 @@ public final class SmmuV3Device implements IommuDevice {
      */
     @Override
     public Translation translate(int streamId, int substreamId, long iova, int access, Translation out) {
+        if ((access & (Access.TRANSLATED | Access.TRANSLATION_REQUEST)) != 0) {
+            return ats(streamId, substreamId, iova, access, out);
+        }
         if (!regs.smmuEnabled.isSet()) {
             if (regs.gbpaAbort.isSet()) {
                 return out.fault(FaultType.ABORTED, 0, GBPA_ABORT_MESSAGE);
@@ -295,9 +311,32 @@ public final class SmmuV3Device implements IommuDevice {
         return translator.translate(streamId, substreamId, iova, access, out);
     }
 
+    /** A translated request or an ATS translation request ({@link Access}); see {@link Translator}. */
+    private Translation ats(int streamId, int substreamId, long address, int access, Translation out) {
+        boolean request = (access & Access.TRANSLATION_REQUEST) != 0;
+        if (!regs.smmuEnabled.isSet()) {
+            if (request) {
+                return out.fault(FaultType.ABORTED, 0, "SMMUEN=0: ATS translation requests are refused"
+                        + " (Unsupported Request)");
+            }
+            if (regs.gbpaAbort.isSet()) {
+                return out.fault(FaultType.ABORTED, 0, GBPA_ABORT_MESSAGE);
+            }
+            return out.ok(address, -1L);
+        }
+        return request ? translator.translationRequest(streamId, substreamId, address, access, out)
+                : translator.translatedRequest(streamId, substreamId, address, access & ~Access.TRANSLATED, out);
+    }
+
+    @Override
+    public AtcPort atc() {
+        return atc;
+    }
+
     @Override
     public void reset() {
         synchronized (regs.file.lock()) {
+            atc.reset();
             regs.file.reset();
             commands.resetInjected();
             caches.invalidateAll();

@@ -100,6 +100,8 @@ final class Translator {
         final long[] counts = new long[COUNTERS];
         /** The stream being translated: what WALK_READ_ABORT's target.stream_ids compares. */
         int sid;
+        /** An ATS translation request is being translated: translation-class faults are not recorded. */
+        boolean quiet;
         // the micro-TLB
         boolean microValid;
         int microSid;
@@ -307,7 +309,7 @@ final class Translator {
                     || (e.stage() == Stage.NESTED && (Perm.firstStage(e.perms()) & need) != 0);
             long faultIpa = e.stage() == Stage.S2 ? iova : e.ipa() + (iova - e.va());
             s.count(FAULTS, 1);
-            if (s2Fault ? ste.s2R() : recordS1) {
+            if ((s2Fault ? ste.s2R() : recordS1) && !s.quiet) {
                 events.write(EventRecord.translationFault(EventType.F_PERMISSION, sid, ssid >= 0, Math.max(ssid, 0),
                         iova, !write, Access.isPrivileged(access), Access.isInstruction(access), s2Fault,
                         WalkResult.CLASS_IN, s2Fault ? ipaField(faultIpa) : 0));
@@ -348,7 +350,7 @@ final class Translator {
                 s.count(FAULTS, 1);
                 WalkResult.Fault f = w.fault();
                 boolean translationClass = f != WalkResult.Fault.WALK_EABT;
-                boolean record = !translationClass || (w.faultS2() ? ste.s2R() : recordS1);
+                boolean record = translationClass ? !s.quiet && (w.faultS2() ? ste.s2R() : recordS1) : true;
                 if (record) {
                     events.write(walkEvent(w, sid, ssid, iova));
                 }
@@ -361,6 +363,77 @@ final class Translator {
                         : EventRecord.badCd(sid, ssid >= 0, Math.max(ssid, 0)), out, w.badConfigReason());
             }
         }
+    }
+
+    /**
+     * An ATS translation request of stream {@code sid} with SMMUEN=1 (docs/ATS.md): allowed when the STE says
+     * EATS=1 (full ATS), then translated as an untranslated access with the same access, except that
+     * translation-class faults are not recorded (the completion reports no access instead). EATS=0 refuses it with
+     * F_BAD_ATS_TREQ; an abort or bypass STE refuses it without an event; EATS=2 (split-stage) is not modelled.
+     */
+    Translation translationRequest(int sid, int ssid, long iova, int access, Translation out) {
+        Scratch s = scratch.get();
+        s.sid = sid;
+        SmmuConfig c = stream(sid, ssid, iova, access, s, out);
+        if (c == null) {
+            return out;
+        }
+        Ste ste = ((SmmuConfig.Stream) c).ste();
+        if (ste.isAbort() || ste.isBypass()) {
+            s.count(FAULTS, 1);
+            return out.fault(FaultType.ABORTED, 0, "STE.Config of stream " + sid + " is " + (ste.isAbort() ? "abort"
+                    : "bypass") + ": ATS translation requests are refused (Unsupported Request)");
+        }
+        switch (ste.eats()) {
+            case Ste.EATS_TRANS -> { }
+            case Ste.EATS_ABT -> {
+                s.count(FAULTS, 1);
+                events.write(EventRecord.badAtsTranslationRequest(sid, ssid >= 0, Math.max(ssid, 0), iova,
+                        !Access.isWrite(access)));
+                return out.fault(FaultType.ABORTED, EventType.F_BAD_ATS_TREQ, "F_BAD_ATS_TREQ: STE.EATS=0 for stream "
+                        + sid + ": ATS is not enabled for it (Unsupported Request)");
+            }
+            default -> {
+                return out.unimplemented("STE.EATS=" + ste.eats() + " (split-stage ATS) of stream " + sid
+                        + " is not modelled");
+            }
+        }
+        s.quiet = true;
+        try {
+            return translate(sid, ssid, iova, access & ~Access.TRANSLATION_REQUEST, out);
+        } finally {
+            s.quiet = false;
+        }
+    }
+
+    /**
+     * A translated request of stream {@code sid} at physical address {@code pa} with SMMUEN=1, checked as with
+     * CR0.ATSCHK=1: the STE must say EATS=1 (it then passes through, unwalked) or bypass; EATS=0 aborts it with
+     * F_TRANSL_FORBIDDEN; an abort STE aborts it; EATS=2 (split-stage) is not modelled.
+     */
+    Translation translatedRequest(int sid, int ssid, long pa, int access, Translation out) {
+        Scratch s = scratch.get();
+        s.sid = sid;
+        SmmuConfig c = stream(sid, ssid, pa, access, s, out);
+        if (c == null) {
+            return out;
+        }
+        Ste ste = ((SmmuConfig.Stream) c).ste();
+        if (ste.isAbort()) {
+            s.count(FAULTS, 1);
+            return out.fault(FaultType.ABORTED, 0, "STE.Config is abort for stream " + sid);
+        }
+        if (ste.isBypass() || ste.eats() == Ste.EATS_TRANS) {
+            return out.ok(pa, -1L);
+        }
+        if (ste.eats() == Ste.EATS_ABT) {
+            s.count(FAULTS, 1);
+            events.write(EventRecord.translationForbidden(sid, pa, !Access.isWrite(access)));
+            return out.fault(FaultType.ABORTED, EventType.F_TRANSL_FORBIDDEN, "F_TRANSL_FORBIDDEN: a translated "
+                    + "request of stream " + sid + " whose STE.EATS is 0");
+        }
+        return out.unimplemented("STE.EATS=" + ste.eats() + " (split-stage ATS) of stream " + sid
+                + " is not modelled");
     }
 
     private static int granuleFor(Stage1Context c1, long iova) {

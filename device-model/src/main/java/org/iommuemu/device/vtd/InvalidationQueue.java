@@ -25,6 +25,7 @@ import org.iommuemu.core.vtd.VtdRegs;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
+import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.xlate.XlateStats;
@@ -44,8 +45,10 @@ import org.iommuemu.device.xlate.XlateStats;
  * queue or misaligned for 256-bit descriptors, a descriptor that cannot be read, an unknown type or one the unit
  * does not support (PASID-based descriptors without scalable mode, device-TLB ones without ECAP.DT, page-group
  * responses without ECAP.PRS), reserved bits set, an invalidation wait with none of SW, IF, FN, or a status write
- * that aborts. Device-TLB descriptors are accepted and invalidate nothing: no device has an ATC yet (ATS is not
- * modelled), so ICE is never raised, nor ITE but for an injected ATC_INVALIDATION_TIMEOUT. Interrupt-entry-cache
+ * that aborts. Device-TLB descriptors go to the instance's {@link AtcPort}: the devices' ATCs (docs/ATS.md); the next
+ * invalidation wait stays on the queue (IQH on it) until each has been completed by its device, and is aborted with
+ * ITE (IQERCD.ITESID naming the source id) when one times out. ICE is never raised (a completion for an unknown id
+ * is ignored). Interrupt-entry-cache
  * descriptors are accepted and do nothing: interrupt remapping is not modelled (ECAP.IR=0 by default). Page-group
  * responses do nothing either: no page request is ever made.
  *
@@ -89,6 +92,10 @@ final class InvalidationQueue {
     /** ATC_INVALIDATION_TIMEOUT fired: the next wait is aborted and ITE raised, naming this source id. */
     private boolean iteTimedOut;
     private long iteStream;
+    /** Where device-TLB invalidations go: the devices' ATCs, whose completions a wait descriptor waits for. */
+    private final AtcPort atc;
+    /** The invalidation wait (entry address) stalled until the device-TLB invalidations before it end, or -1. */
+    private volatile long atcWaitAt = -1;
 
     /** Whether the queue currently reads 256-bit descriptors (IQA.DW latched at enable). */
     boolean wide() {
@@ -99,8 +106,9 @@ final class InvalidationQueue {
     final LongAdder processed = new LongAdder();
 
     InvalidationQueue(VtdConfig config, VtdRegisters regs, PhysicalMemory memory, CacheInvalidation caches,
-            FaultRecording faults, EventInterrupt completion, XlateStats stats, InstanceFaults injected) {
+            FaultRecording faults, EventInterrupt completion, XlateStats stats, InstanceFaults injected, AtcPort atc) {
         this.config = config;
+        this.atc = atc;
         this.injected = injected;
         this.memory = memory;
         this.caches = caches;
@@ -144,6 +152,8 @@ final class InvalidationQueue {
             held.clear(); // a disabled queue forgets what injected faults held back
             lateDeadline = -1;
             iteTimedOut = false;
+            atcWaitAt = -1;
+            atc.reset();
             qies.set(false);
             iqh.set(0);
         }
@@ -192,6 +202,29 @@ final class InvalidationQueue {
             } catch (MemoryAccessException e) {
                 error(VtdRegs.IQEI_FETCH_ABORT);
                 return;
+            }
+            if (at == atcWaitAt) {
+                // an invalidation wait waiting for device-TLB invalidation completions, already fetched and counted
+                int state = atcWait();
+                if (state == AtcPort.PENDING) {
+                    return;
+                }
+                if (state == AtcPort.TIMED_OUT) {
+                    processed.increment();
+                    head = head + 1 == entries ? 0 : head + 1;
+                    iqh.set((long) head << shift());
+                    timeOut();
+                    return;
+                }
+                int reason = execute(qw0, qw1, qw2 | qw3, at, -1, false, 0);
+                if (reason >= 0) {
+                    error(reason);
+                    return;
+                }
+                processed.increment();
+                head = head + 1 == entries ? 0 : head + 1;
+                iqh.set((long) head << shift());
+                continue;
             }
             stats.queueRead();
             int type = InvDesc.type(qw0);
@@ -271,6 +304,19 @@ final class InvalidationQueue {
                             timeOut();
                             return;
                         }
+                        atcWaitAt = at;
+                        int state = atcWait();
+                        if (state == AtcPort.PENDING) {
+                            return; // IQH stays on the wait until the devices answer or time runs out
+                        }
+                        if (state == AtcPort.TIMED_OUT) {
+                            // a device-TLB invalidation got no completion: the wait is aborted as above, ITE
+                            processed.increment();
+                            head = head + 1 == entries ? 0 : head + 1;
+                            iqh.set((long) head << shift());
+                            timeOut();
+                            return;
+                        }
                         FaultSpec.Params late = injected.any()
                                 ? injected.firing(InjectionKind.SYNC_LATE, type, at, "IQ descriptor") : null;
                         if (late != null) {
@@ -295,6 +341,26 @@ final class InvalidationQueue {
         if (iteTimedOut) {
             timeOut(); // no wait followed the timed-out device-TLB invalidation in this batch
         }
+    }
+
+    /**
+     * The wait at {@link #atcWaitAt} asks the ATS port about the device-TLB invalidations before it: COMPLETE (the
+     * wait completes), PENDING (IQH stays on it) or TIMED_OUT (the wait is aborted with ITE naming the stream).
+     */
+    private int atcWait() {
+        int state = atc.syncState();
+        if (state != AtcPort.PENDING) {
+            atcWaitAt = -1;
+        }
+        if (state == AtcPort.TIMED_OUT) {
+            iteStream = atc.failedStream() & 0xFFFFL;
+        }
+        return state;
+    }
+
+    /** Whether a wait descriptor waits for device-TLB invalidation completions (register accesses retry it). */
+    boolean atcPending() {
+        return atcWaitAt >= 0;
     }
 
     /** Whether an invalidation wait is waiting for simulated time to reach an injected SYNC_LATE deadline. */
@@ -439,7 +505,7 @@ final class InvalidationQueue {
                 if ((qw0 & r0) != 0 || (qw1 & r1) != 0) {
                     return VtdRegs.IQEI_RESERVED;
                 }
-                // no device has an ATC (ATS is not modelled): nothing to invalidate, nothing to wait for
+                deviceTlb(type, qw0, qw1);
                 if (injected.any() && injected.firing(InjectionKind.ATC_INVALIDATION_TIMEOUT, type, stream,
                         hasAddress, address, at, "IQ descriptor") != null) {
                     iteTimedOut = true; // injected: no completion; the next wait is aborted with ITE
@@ -507,6 +573,26 @@ final class InvalidationQueue {
         return -1;
     }
 
+    /**
+     * Hands a device-TLB invalidation to the ATS port: source id, PASID (type 8; with G=1 every PASID), and the
+     * range: S=0 one 4 KB page at ADDR; S=1 2^(N+1) bytes where N is the lowest clear bit of ADDR at or above bit
+     * 12 (all set: the whole address space).
+     */
+    private void deviceTlb(int type, long qw0, long qw1) {
+        boolean pasidBased = type == InvDesc.TYPE_PASID_DEVICE_TLB;
+        int sid = (int) (pasidBased ? (qw0 >>> 16) & 0xFFFF : (qw0 >>> InvDesc.DEV_SID) & 0xFFFF);
+        boolean sizeBit = pasidBased ? Bits.bit(qw1, 11) : Bits.bit(qw1, InvDesc.DEV_S);
+        long addr = qw1 & ~0xFFFL;
+        int lg2 = 12;
+        if (sizeBit) {
+            long ones = ~(addr >>> 12);
+            lg2 = ones == 0 ? 64 : 12 + Long.numberOfTrailingZeros(ones) + 1;
+        }
+        boolean global = pasidBased && Bits.bit(qw1, 0);
+        int pasid = pasidBased && !global ? (int) ((qw0 >>> PASID) & 0xFFFFF) : -1;
+        atc.invalidate(sid, global, pasid, addr, Math.min(lg2, 64));
+    }
+
     /** Whether an injected IGNORE_CONFIG_INVALIDATION swallows this context- or PASID-cache invalidation. */
     private boolean ignoredConfig(int type, long stream, long at) {
         return injected.any() && injected.firing(InjectionKind.IGNORE_CONFIG_INVALIDATION, type, stream, false, 0, at,
@@ -556,6 +642,8 @@ final class InvalidationQueue {
         held.clear();
         lateDeadline = -1;
         iteTimedOut = false;
+        atcWaitAt = -1;
+        atc.reset();
         enabled = false;
         base = 0;
         entries = 0;

@@ -240,9 +240,10 @@ public final class VtdCaches implements CacheInvalidation {
      * @param pasidCount    scalable: PASIDs the PASID directory covers, 2^(PDTS+7) × 64
      * @param pasidDir      scalable: the PASID directory
      * @param ridPasid      scalable: the PASID of requests without one
+     * @param deviceTlb     device TLBs enabled: legacy TT=01, scalable DTE=1 (ATS requests allowed)
      */
     record CachedContext(boolean scalable, int notPresent, boolean fpd, boolean passThrough, long ssptptr, int levels,
-            int did, boolean pasidEnable, int pasidCount, long pasidDir, int ridPasid) {}
+            int did, boolean pasidEnable, int pasidCount, long pasidDir, int ridPasid, boolean deviceTlb) {}
 
     /**
      * A decoded PASID-table entry as the PASID cache keeps it (with the FPD of the directory entry folded in).

@@ -56,6 +56,8 @@ import org.iommuemu.core.bits.Bits;
  * @param contextCacheCapacity context-cache entries
  * @param pasidCacheCapacity PASID-cache entries
  * @param cost simulated nanoseconds per MMIO access, table read, descriptor, invalidation wait...
+ * @param atcTimeoutMs wall-clock milliseconds a device-TLB invalidation may stay without the device's completion
+ *     before the invalidation wait after it is aborted with FSTS.ITE (docs/ATS.md), 1..600000
  */
 public record VtdConfig(
         int versionMajor,
@@ -97,7 +99,13 @@ public record VtdConfig(
         int walkCacheCapacity,
         int contextCacheCapacity,
         int pasidCacheCapacity,
-        CostModel cost) {
+        CostModel cost,
+        int atcTimeoutMs) {
+
+    /** Default wall-clock time a device-TLB invalidation may take, in milliseconds. */
+    public static final int DEFAULT_ATC_TIMEOUT_MS = 1000;
+    /** The longest device-TLB invalidation timeout, in milliseconds (ten minutes). */
+    public static final int MAX_ATC_TIMEOUT_MS = 600_000;
 
     /** The register window: one 4 KB page. */
     public static final long MMIO_SIZE = 0x1000;
@@ -125,6 +133,8 @@ public record VtdConfig(
         capacity(contextCacheCapacity, "contextCacheCapacity");
         capacity(pasidCacheCapacity, "pasidCacheCapacity");
         check(cost != null, "cost model missing");
+        check(atcTimeoutMs >= 1 && atcTimeoutMs <= MAX_ATC_TIMEOUT_MS,
+                "atcTimeoutMs must be 1.." + MAX_ATC_TIMEOUT_MS + ", was " + atcTimeoutMs);
         check(!nest || (flts && slts), "nest needs flts and slts");
         check(!slads || slts, "slads needs slts");
         long frcdStart = 16L * fro;
@@ -165,7 +175,7 @@ public record VtdConfig(
         return new VtdConfig(3, 0, 6, false, false, 0b0110, 47, 0x40, 0b0011, true, 7, 18, true, true, true,
                 false, false, false, true, false, false, false, true, true, 0x50, 0xF, true, false, true, 19, true,
                 true, true, true, true, DEFAULT_IOTLB_CAPACITY, DEFAULT_WALK_CACHE_CAPACITY,
-                DEFAULT_CONTEXT_CACHE_CAPACITY, DEFAULT_PASID_CACHE_CAPACITY, CostModel.DEFAULTS);
+                DEFAULT_CONTEXT_CACHE_CAPACITY, DEFAULT_PASID_CACHE_CAPACITY, CostModel.DEFAULTS, DEFAULT_ATC_TIMEOUT_MS);
     }
 
     /** A builder starting from {@link #defaults()}. */
@@ -303,6 +313,7 @@ public record VtdConfig(
         private int contextCacheCapacity;
         private int pasidCacheCapacity;
         private CostModel cost;
+        private int atcTimeoutMs;
 
         private Builder(VtdConfig c) {
             versionMajor = c.versionMajor;
@@ -345,6 +356,7 @@ public record VtdConfig(
             contextCacheCapacity = c.contextCacheCapacity;
             pasidCacheCapacity = c.pasidCacheCapacity;
             cost = c.cost;
+            atcTimeoutMs = c.atcTimeoutMs;
         }
 
         public Builder version(int major, int minor) {
@@ -543,11 +555,17 @@ public record VtdConfig(
             cost = v;
             return this;
         }
+        /** Wall-clock milliseconds a device-TLB invalidation may take before its invalidation wait fails (ITE). */
+        public Builder atcTimeoutMs(int v) {
+            atcTimeoutMs = v;
+            return this;
+        }
+
         public VtdConfig build() {
             return new VtdConfig(versionMajor, versionMinor, nd, afl, cm, sagaw, mgaw, fro, sllps, psi, nfr, mamv,
                     dwd, drd, fl1gp, pi, fl5lp, coherent, qi, dt, ir, eim, pt, sc, iro, mhmv, nest, prs, pasid, pss,
                     smts, slads, slts, flts, rps, iotlbCapacity, walkCacheCapacity,
-                    contextCacheCapacity, pasidCacheCapacity, cost);
+                    contextCacheCapacity, pasidCacheCapacity, cost, atcTimeoutMs);
         }
     }
 }

@@ -11,6 +11,7 @@ import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.vtd.FaultReason;
 import org.iommuemu.core.vtd.InvDesc;
 import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.device.machine.FaultType;
 import org.iommuemu.device.machine.InjectedInterrupts;
 import org.iommuemu.device.machine.InterruptSink;
 import org.iommuemu.device.inject.CacheFaults;
@@ -19,6 +20,8 @@ import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.FaultSpecException;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
+import org.iommuemu.device.machine.Access;
+import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.machine.DeviceStats;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.IommuType;
@@ -78,6 +81,7 @@ public final class VtdDevice implements IommuDevice {
     private final VtdCaches caches;
     private final CacheInvalidation invalidation;
     private final VtdTranslator translator;
+    private final AtcPort atc;
     private final InvalidationQueue queue;
     private final InstanceFaults injected;
     private final InjectedInterrupts irqs;
@@ -147,6 +151,7 @@ public final class VtdDevice implements IommuDevice {
         iotlb = regs.file.register("IOTLB");
 
         this.stats = new XlateStats(config.cost(), new SimClock());
+        this.atc = new AtcPort(name, config.atcTimeoutMs());
         this.injected = injector.attach(name, stats.clock());
         RegisterFile f = regs.file;
         irqs = new InjectedInterrupts(interrupts, injected, stats.clock());
@@ -160,7 +165,14 @@ public final class VtdDevice implements IommuDevice {
             completionEvent = new EventInterrupt(name, "inv-completion", f.register("IECTL"), f.register("IEDATA"),
                     f.register("IEADDR"), f.register("IEUADDR"), irqs, stats, interruptCount);
             queue = new InvalidationQueue(config, regs, memory, invalidation, faults, completionEvent, stats,
-                    injected);
+                    injected, atc);
+            InvalidationQueue q = queue;
+            // a device-TLB invalidation completed or timed out: a wait stalled on it may now complete
+            atc.waker(() -> {
+                synchronized (f.lock()) {
+                    q.retryLate();
+                }
+            });
             // INTERRUPT_SPURIOUS: after an IQT write, a fault event MSI with no status behind it
             f.register("IQT").afterWrite((oldValue, newValue, written, mask) -> {
                 if (injected.any() && injected.fires(InjectionKind.INTERRUPT_SPURIOUS, 0, VtdRegs.IQT,
@@ -379,7 +391,7 @@ public final class VtdDevice implements IommuDevice {
     public long mmioRead(long offset, int width) {
         mmioReads.increment();
         stats.mmioAccess();
-        if (queue != null && queue.latePending()) {
+        if (queue != null && (queue.latePending() || queue.atcPending())) {
             retryLateWait();
         }
         long v = regs.file.read(offset, width);
@@ -391,7 +403,7 @@ public final class VtdDevice implements IommuDevice {
     public void mmioWrite(long offset, int width, long value) {
         mmioWrites.increment();
         stats.mmioAccess();
-        if (queue != null && queue.latePending()) {
+        if (queue != null && (queue.latePending() || queue.atcPending())) {
             retryLateWait();
         }
         regs.file.write(offset, width, value);
@@ -431,6 +443,15 @@ public final class VtdDevice implements IommuDevice {
      */
     @Override
     public Translation translate(int streamId, int substreamId, long iova, int access, Translation out) {
+        if ((access & (Access.TRANSLATED | Access.TRANSLATION_REQUEST)) != 0) {
+            boolean request = (access & Access.TRANSLATION_REQUEST) != 0;
+            if (!regs.translationEnabled.isSet()) {
+                return request ? out.fault(FaultType.ABORTED, 0, "DMA remapping is disabled (GSTS.TES=0): "
+                        + "translation requests are refused (Unsupported Request)") : out.ok(iova, -1L);
+            }
+            return translator.atsRequest(rootTableAddress, translationTableMode, streamId, substreamId, iova,
+                    access & ~(Access.TRANSLATED | Access.TRANSLATION_REQUEST), request, out);
+        }
         if (!regs.translationEnabled.isSet()) {
             return out.ok(iova, -1L);
         }
@@ -438,7 +459,13 @@ public final class VtdDevice implements IommuDevice {
     }
 
     @Override
+    public AtcPort atc() {
+        return atc;
+    }
+
+    @Override
     public void reset() {
+        atc.reset();
         synchronized (regs.file.lock()) {
             regs.file.reset();
             faults.reset();

@@ -83,8 +83,10 @@ import org.iommuemu.device.xlate.XlateStats;
  * or a miss, every structure or paging-entry read from memory as a table read, every A/D compare-and-exchange
  * as a table write.
  *
- * <p><b>Not modelled</b>: translation requests and translated requests (ATS, device TLB: TT=01 behaves as TT=00
- * for untranslated requests, so fault 0xD never arises), page requests, the interrupt-address range check
+ * <p><b>ATS</b> ({@link #atsRequest}, docs/ATS.md): translation and translated requests need device TLBs enabled
+ * (legacy TT=01, else fault 0xD; scalable DTE=1); TT=01 behaves as TT=00 for untranslated requests.
+ *
+ * <p><b>Not modelled</b>: page requests, the interrupt-address range check
  * (0xE / 0x87), memory types (EMT, PAT, PWT/PCD, snoop bits), second-stage execute permission (SSEE), extended
  * accessed flags, the no-snoop A/D faults (0x7C, 0x90), marking second-stage D for first-stage A/D writes in
  * nested mode, and not-present second-stage entries met by a nested walk are not cached as negative entries.
@@ -167,6 +169,8 @@ public final class VtdTranslator {
         Translation out;
         /** The request attributes the PASID entry allows (PRIVILEGED with SRE, INSTRUCTION with ERE), and WRITE. */
         int allowed;
+        /** An ATS translation request is being translated: translation-class faults are not reported. */
+        boolean quiet;
         // a second-stage walk's result: output address, leaf size, accumulated R/W, writable but D clear
         long ssOa;
         int ssLg2;
@@ -354,6 +358,60 @@ public final class VtdTranslator {
         }
         s.fail(FaultType.BAD_CONFIGURATION, FaultReason.SM_INVALID_ROOT_TABLE);
         return report(s, false);
+    }
+
+    /**
+     * An ATS request (docs/ATS.md): a translation request ({@code request}) or a translated request at physical
+     * address {@code address}. Both need a context entry with device TLBs enabled (legacy TT=01, scalable DTE=1);
+     * otherwise a legacy context blocks them with fault reason 0xD (reported as any fault), and a scalable one refuses
+     * them as an Unsupported Request without a fault record. A translated request then passes through, unwalked; a
+     * translation request is translated as an untranslated request would be, except that not-present, permission
+     * and address-size faults are not reported (the completion says "no access" instead).
+     */
+    public Translation atsRequest(long rootTable, int ttm, int sourceId, int pasid, long address, int access,
+            boolean request, Translation out) {
+        Scratch s = scratch.get();
+        int sid = sourceId & 0xFFFF;
+        s.sid = sid;
+        s.pasid = pasid < 0 ? -1 : pasid;
+        s.access = pasid < 0 ? access & Access.WRITE : access;
+        s.iova = address;
+        s.out = out;
+        s.negLevel = -1;
+        CachedContext ctx;
+        if (ttm == VtdRegs.TTM_LEGACY) {
+            if (s.pasid >= 0) {
+                s.fail(FaultType.ABORTED, SM_TTM_PASID);
+                return report(s, false);
+            }
+            ctx = context(s, rootTable, false);
+        } else if (ttm == VtdRegs.TTM_SCALABLE && config.smts()) {
+            ctx = context(s, rootTable, true);
+        } else {
+            s.fail(FaultType.BAD_CONFIGURATION, FaultReason.SM_INVALID_ROOT_TABLE);
+            return report(s, false);
+        }
+        if (ctx == null) {
+            return out;
+        }
+        if (!ctx.deviceTlb()) {
+            if (!ctx.scalable()) {
+                s.fail(FaultType.ABORTED, CONTEXT_TT_BLOCKED);
+                return report(s, ctx.fpd());
+            }
+            s.count(FAULTS, 1);
+            return out.fault(FaultType.ABORTED, 0, "the scalable-mode context entry of source id 0x"
+                    + Integer.toHexString(sid) + " has DTE=0: ATS requests are refused (Unsupported Request)");
+        }
+        if (!request) {
+            return out.ok(address, -1L);
+        }
+        s.quiet = true;
+        try {
+            return translate(rootTable, ttm, sourceId, pasid, address, access, out);
+        } finally {
+            s.quiet = false;
+        }
     }
 
     private Translation legacy(Scratch s, long rootTable, int ttm, long ctxEpoch, long peEpoch, long tlbEpoch) {
@@ -588,7 +646,9 @@ public final class VtdTranslator {
     private Translation report(Scratch s, boolean suppressed) {
         s.count(FAULTS, 1);
         int reason = s.fReason;
-        if (!suppressed || !qualified(reason)) {
+        boolean quiet = s.quiet && (s.fType == FaultType.TRANSLATION || s.fType == FaultType.PERMISSION
+                || s.fType == FaultType.ADDRESS_SIZE);
+        if ((!suppressed || !qualified(reason)) && !quiet) {
             int access = s.access;
             faults.report(s.sid, s.pasid, s.iova, reason, Access.isWrite(access), Access.isPrivileged(access),
                     Access.isInstruction(access));
@@ -712,7 +772,7 @@ public final class VtdTranslator {
         if (!bit(lo, VtdTables.CTX_P)) {
             if (cm) {
                 contexts.insert(s.sid, ConfigCache.NO_SUBSTREAM, VtdCaches.NOT_PRESENT_TAG,
-                        new CachedContext(false, CONTEXT_NOT_PRESENT, fpd, false, 0, 0, 0, false, 0, 0, 0), epoch);
+                        new CachedContext(false, CONTEXT_NOT_PRESENT, fpd, false, 0, 0, 0, false, 0, 0, 0, false), epoch);
             }
             return nullFault(s, FaultType.TRANSLATION, CONTEXT_NOT_PRESENT, fpd);
         }
@@ -735,7 +795,7 @@ public final class VtdTranslator {
         }
         int did = (int) (hi >>> VtdTables.CTX_DID) & 0xFFFF;
         CachedContext c = new CachedContext(false, 0, fpd, passThrough, lo & VtdTables.PTR_MASK, levels, did, false,
-                0, 0, 0);
+                0, 0, 0, tt == VtdTables.TT_DEV_IOTLB);
         contexts.insert(s.sid, ConfigCache.NO_SUBSTREAM, did, c, epoch);
         return c;
     }
@@ -747,7 +807,7 @@ public final class VtdTranslator {
         if (!bit(qw0, VtdTables.SMCTX_P)) {
             if (cm) {
                 contexts.insert(s.sid, ConfigCache.NO_SUBSTREAM, VtdCaches.SCALABLE_CONTEXT_TAG,
-                        new CachedContext(true, SM_CONTEXT_NOT_PRESENT, fpd, false, 0, 0, 0, false, 0, 0, 0), epoch);
+                        new CachedContext(true, SM_CONTEXT_NOT_PRESENT, fpd, false, 0, 0, 0, false, 0, 0, 0, false), epoch);
             }
             return nullFault(s, FaultType.TRANSLATION, SM_CONTEXT_NOT_PRESENT, fpd);
         }
@@ -763,7 +823,7 @@ public final class VtdTranslator {
         int pdts = (int) (qw0 >>> VtdTables.SMCTX_PDTS) & 7;
         int pasidCount = VtdTables.pasidDirEntries(pdts) << VtdTables.PASIDS_PER_TABLE_LG2;
         CachedContext c = new CachedContext(true, 0, fpd, false, 0, 0, 0, pasidEnable, pasidCount,
-                qw0 & VtdTables.PTR_MASK, ridPasid);
+                qw0 & VtdTables.PTR_MASK, ridPasid, dte);
         contexts.insert(s.sid, ConfigCache.NO_SUBSTREAM, VtdCaches.SCALABLE_CONTEXT_TAG, c, epoch);
         return c;
     }

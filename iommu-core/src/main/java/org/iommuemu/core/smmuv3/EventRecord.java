@@ -263,6 +263,13 @@ public record EventRecord(
         return builder(EventType.F_STREAM_DISABLED).stream(streamId, false, 0).build();
     }
 
+    /** F_BAD_ATS_TREQ: an ATS translation request for a stream whose STE.EATS does not allow ATS. */
+    public static EventRecord badAtsTranslationRequest(int streamId, boolean ssv, int substreamId, long inputAddr,
+            boolean read) {
+        return builder(EventType.F_BAD_ATS_TREQ).stream(streamId, ssv, substreamId).inputAddr(inputAddr).rnw(read)
+                .build();
+    }
+
     /** F_TRANSL_FORBIDDEN: translated traffic where the STE forbids it. */
     public static EventRecord translationForbidden(int streamId, long inputAddr, boolean read) {
         return builder(EventType.F_TRANSL_FORBIDDEN).stream(streamId, false, 0).inputAddr(inputAddr).rnw(read).build();

@@ -2,6 +2,7 @@ package org.iommuemu.core.driver.smmuv3;
 
 import java.lang.System.Logger.Level;
 import java.util.List;
+import java.util.concurrent.locks.LockSupport;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Command;
@@ -252,7 +253,7 @@ final class CommandQueue implements TlbiPlanner.Sink {
                 }
             }
             recoverError();
-            Thread.onSpinWait();
+            backOff(i);
         }
         int consNow = readCons();
         throw new SmmuV3DriverException(SmmuV3DriverException.Kind.QUEUE_TIMEOUT,
@@ -263,6 +264,24 @@ final class CommandQueue implements TlbiPlanner.Sink {
                         + " (PROD=0x" + Integer.toHexString(prod) + ", CONS=0x" + Integer.toHexString(consNow)
                         + ", CONS.ERR=" + QueuePointer.cmdqError(consNow) + ")");
     }
+
+    /**
+     * Between polls of a CMD_SYNC: spins for the first {@link #SPIN_POLLS} polls, then sleeps {@link #BACKOFF_NANOS}
+     * per poll, so a sync that waits for a device's ATC invalidation (wall-clock bounded by the SMMU) is not given up
+     * on after a burst of fast polls (Linux polls for up to a second).
+     */
+    private static void backOff(int poll) {
+        if (poll < SPIN_POLLS) {
+            Thread.onSpinWait();
+        } else {
+            LockSupport.parkNanos(BACKOFF_NANOS);
+        }
+    }
+
+    /** Polls of a CMD_SYNC that spin before the waiter starts sleeping between polls. */
+    static final int SPIN_POLLS = 100_000;
+    /** The sleep between later polls. */
+    static final long BACKOFF_NANOS = 20_000;
 
     private int readCons() {
         return (int) host.mmioRead(SmmuRegs.CMDQ_CONS, 4);

@@ -122,6 +122,9 @@ public final class SmmuV3Domains implements IommuInstanceOps {
     }
 
     /** What one stream is attached to; guarded by the enclosing object. */
+    /** Streams with ATS enabled on this instance (written under this object's monitor). */
+    private volatile int atsStreams;
+
     private static final class StreamState {
         /** The domain of traffic without a SubstreamID (the whole stream), or null. */
         IommuDomain whole;
@@ -130,6 +133,8 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         IommuDomain parent;
         /** Stage 1 and nested: the stream's CD table, else null. */
         CdTable cds;
+        /** ATS enabled for the whole stream ({@link #enableAts}): its STE says EATS=1 and unmaps invalidate its ATC. */
+        boolean ats;
         final TreeMap<Integer, IommuDomain> substreams = new TreeMap<>();
 
         boolean isEmpty() {
@@ -337,9 +342,50 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         forgetIfEmpty(streamId, st);
     }
 
+    /**
+     * Enables ATS for stream {@code streamId}, whose whole-stream domain is attached here: its STE gets EATS=1 (full
+     * ATS; the driver's safe STE update invalidates the cached copy), so the device may translate and issue
+     * translated requests, and from now on every invalidation of its domain is followed by an ATC_INV of the range
+     * (with its own CMD_SYNC), as Linux's {@code arm_smmu_atc_inv_domain} after the TLBI. Detaching the stream (or
+     * moving it) disables ATS again and invalidates the device's whole ATC.
+     *
+     * @throws IommuApiException INCOMPATIBLE_INSTANCE without IDR0.ATS; NOT_ATTACHED when no domain is attached to
+     *     the whole stream
+     */
+    public synchronized void enableAts(int streamId) throws IommuApiException {
+        if (!driver.features().ats()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot enable ATS for stream "
+                    + Integer.toUnsignedString(streamId) + " of " + name + ": the SMMU does not implement ATS"
+                    + " (IDR0.ATS is 0)");
+        }
+        StreamState st = states.get(streamId);
+        if (st == null || st.whole == null) {
+            throw new IommuApiException(IommuApiException.Kind.NOT_ATTACHED, "cannot enable ATS for stream "
+                    + Integer.toUnsignedString(streamId) + " of " + name + ": no domain is attached to it");
+        }
+        if (st.ats) {
+            return;
+        }
+        Ste ste = driver.readSte(streamId);
+        driver.writeSte(streamId, ste.toBuilder().eats(Ste.EATS_TRANS).build());
+        st.ats = true;
+        atsStreams++;
+    }
+
+    /** Whether ATS is enabled for stream {@code streamId} ({@link #enableAts}). */
+    public synchronized boolean atsEnabled(int streamId) {
+        StreamState st = states.get(streamId);
+        return st != null && st.ats;
+    }
+
     private void detachWhole(int streamId, StreamState st) throws IommuApiException {
         IommuDomain domain = st.whole;
         IommuDomain parent = st.parent;
+        boolean ats = st.ats;
+        if (ats) {
+            st.ats = false;
+            atsStreams--;
+        }
         if (!st.substreams.isEmpty()) {
             driver.writeSte(streamId, cdTableSte(st.cds, Ste.S1DSS_TERMINATE));
             st.cds.clear(driver.commandQueue(), streamId, 0);
@@ -355,6 +401,17 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         st.parent = null;
         streams.remove(streamId);
         parents.remove(streamId);
+        if (ats) {
+            // the STE no longer allows ATS: drop whatever the device's ATC still holds (Linux arm_smmu_disable_ats)
+            CommandQueue q = driver.commandQueue();
+            synchronized (q) {
+                q.openBatch();
+                long[] w = Command.atcInvAll(streamId).encode();
+                q.command(w[0], w[1]);
+                q.closeBatch();
+            }
+            count(1);
+        }
         release(domain);
         if (parent != null) {
             Context p = contexts.get(parent);
@@ -735,6 +792,45 @@ public final class SmmuV3Domains implements IommuInstanceOps {
             q.closeBatch();
             count(n);
         }
+        if (gather.hasRange()) {
+            invalidateAtcs(domain, gather.start(), gather.last());
+        } else {
+            invalidateAtcs(domain, 0, -1L);
+        }
+    }
+
+    /**
+     * After the TLB invalidation of {@code [start, last]} in {@code domain}: one ATC_INV per ATS stream attached to
+     * it, covering the range with the smallest aligned power-of-two span (Linux's {@code arm_smmu_atc_inv_to_cmd}),
+     * then a CMD_SYNC; a sync that fails with CERROR_ATC_INV_SYNC (a device that did not answer in time) is
+     * recovered by the command queue as Linux's {@code arm_smmu_cmdq_skip_err} does, and counted there.
+     */
+    private void invalidateAtcs(IommuDomain domain, long start, long last) {
+        if (atsStreams == 0) {
+            return; // the common case: no ATS anywhere on this instance, nothing allocated
+        }
+        int[] targets;
+        synchronized (this) {
+            targets = states.entrySet().stream().filter(e -> e.getValue().ats && e.getValue().whole == domain)
+                    .mapToInt(Map.Entry::getKey).toArray();
+        }
+        if (targets.length == 0) {
+            return;
+        }
+        int spanLg2 = start == 0 && last == -1L ? 64 : Math.max(Command.ATC_PAGE_LG2,
+                64 - Long.numberOfLeadingZeros(start ^ last));
+        int size = spanLg2 >= 64 ? Command.ATC_INV_SIZE_ALL : spanLg2 - Command.ATC_PAGE_LG2;
+        long address = spanLg2 >= 64 ? 0 : start & -(1L << spanLg2);
+        CommandQueue q = driver.commandQueue();
+        synchronized (q) {
+            q.openBatch();
+            for (int sid : targets) {
+                long[] w = Command.atcInv(sid, false, 0, false, address, size).encode();
+                q.command(w[0], w[1]);
+            }
+            q.closeBatch();
+        }
+        count(targets.length);
     }
 
     @Override

@@ -38,8 +38,8 @@ import org.iommuemu.core.smmuv3.StreamTableBase;
  *   <li>Streams: {@link #writeSte} (safe update, level-2 tables on demand), {@link #bypass}, {@link #abort}.</li>
  * </ol>
  *
- * <p>Domains, their CD tables and invalidation on behalf of the IOMMU API are {@link SmmuV3Domains}'. Not yet here:
- * the PRI queue, ATS.
+ * <p>Domains, their CD tables and invalidation on behalf of the IOMMU API are {@link SmmuV3Domains}' (ATS per stream
+ * too: {@link SmmuV3Domains#enableAts}). Not yet here: the PRI queue.
  */
 public final class SmmuV3Driver {
     private static final System.Logger log = System.getLogger(SmmuV3Driver.class.getName());
