@@ -1,7 +1,9 @@
 package org.iommuemu.device.bus;
 
+import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.DeviceStats;
@@ -9,6 +11,7 @@ import org.iommuemu.device.machine.DriverEventLog;
 import org.iommuemu.device.machine.DriverInstance;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
+import org.iommuemu.device.trace.TraceKind;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.DriverStats;
@@ -16,8 +19,10 @@ import org.iommuemu.proto.v1.InstanceStats;
 import org.iommuemu.proto.v1.StatsReply;
 import org.iommuemu.proto.v1.StatsRequest;
 import org.iommuemu.proto.v1.TelemetryGrpc;
+import org.iommuemu.proto.v1.TraceBatch;
+import org.iommuemu.proto.v1.TraceRequest;
 
-/** Counters of the IOMMU instances. */
+/** Counters of the IOMMU instances, and their live trace ({@link TraceStream}). */
 final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
     private final Machine machine;
 
@@ -52,8 +57,62 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
                         CodeCount.newBuilder().setCode(kind.code()).setName(kind.name()).setCount(n)));
                 reply.addIommus(b);
             }
-            return reply.build();
+            return reply.setTraceWritten(machine.tracer().written()).build();
         });
+    }
+
+    /** Most Trace calls open at once on one server. */
+    static final int MAX_TRACE_STREAMS = 16;
+
+    @Override
+    public void trace(TraceRequest request, StreamObserver<TraceBatch> responses) {
+        TraceStream stream;
+        try {
+            stream = open(request, (ServerCallStreamObserver<TraceBatch>) responses);
+        } catch (BusError e) {
+            responses.onError(e.toStatus());
+            return;
+        }
+        stream.start();
+    }
+
+    private synchronized TraceStream open(TraceRequest request, ServerCallStreamObserver<TraceBatch> call) {
+        List<String> names = machine.iommuNames();
+        boolean[] instances = new boolean[names.size()];
+        if (request.getIommusCount() == 0) {
+            Arrays.fill(instances, true);
+        }
+        for (int i = 0; i < request.getIommusCount(); i++) {
+            int at = names.indexOf(request.getIommus(i));
+            if (at < 0) {
+                throw BusError.notFound("iommus[" + i + "]: no IOMMU instance '" + request.getIommus(i)
+                        + "' (instances: " + names + ")");
+            }
+            instances[at] = true;
+        }
+        boolean[] kinds = new boolean[TraceKind.LIMIT];
+        if (request.getKindsCount() == 0) {
+            Arrays.fill(kinds, true);
+        }
+        for (int i = 0; i < request.getKindsCount(); i++) {
+            int k = request.getKindsValue(i);
+            if (k <= 0 || k >= TraceKind.LIMIT) {
+                throw BusError.invalidArgument("kinds[" + i + "]: " + k + " is not a trace kind (1.."
+                        + (TraceKind.LIMIT - 1) + ")");
+            }
+            kinds[k] = true;
+        }
+        int maxBatch = request.getMaxBatch() == 0 ? 1024 : Math.min(request.getMaxBatch(), 4096);
+        int interval = request.getSampleIntervalMs() == 0 ? 50 : request.getSampleIntervalMs();
+        if (interval > 60_000) {
+            throw BusError.outOfRange("sample_interval_ms must be 1..60000, got "
+                    + Integer.toUnsignedString(request.getSampleIntervalMs()));
+        }
+        if (machine.tracer().readers() >= MAX_TRACE_STREAMS) {
+            throw BusError.resourceExhausted("at most " + MAX_TRACE_STREAMS + " Trace calls may be open at once;"
+                    + " cancel one first");
+        }
+        return new TraceStream(machine, call, kinds, instances, maxBatch, interval * 1_000_000L);
     }
 
     /** The driver's counters from its event log (records not included). */
