@@ -43,22 +43,27 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
             }
             StatsReply.Builder reply = StatsReply.newBuilder();
             for (IommuDevice d : devices) {
-                InstanceStats.Builder b = toProto(d.name(), d.stats()).toBuilder();
-                DriverInstance o = machine.driverHost().owned(d.name());
-                if (o != null) {
-                    b.setDriver(driverStats(o.events().since(Long.MAX_VALUE)));
-                }
-                InstanceFaults injected = machine.faults().instance(d.name());
-                if (injected != null) {
-                    injected.firedByKind().forEach((kind, n) -> b.addInjectedFaults(CodeCount.newBuilder()
-                            .setCode(kind.number()).setName(kind.name()).setCount(n)));
-                }
-                machine.sanitizer().counts(d.name()).forEach((kind, n) -> b.addSanitizerReports(
-                        CodeCount.newBuilder().setCode(kind.code()).setName(kind.name()).setCount(n)));
-                reply.addIommus(b);
+                reply.addIommus(instanceStats(machine, d));
             }
             return reply.setTraceWritten(machine.tracer().written()).build();
         });
+    }
+
+    /** The counters of instance {@code d} of {@code machine}, as Stats reports them (and /metrics exposes them). */
+    static InstanceStats instanceStats(Machine machine, IommuDevice d) {
+        InstanceStats.Builder b = toProto(d.name(), d.stats()).toBuilder();
+        DriverInstance o = machine.driverHost().owned(d.name());
+        if (o != null) {
+            b.setDriver(driverStats(o.events().since(Long.MAX_VALUE)));
+        }
+        InstanceFaults injected = machine.faults().instance(d.name());
+        if (injected != null) {
+            injected.firedByKind().forEach((kind, n) -> b.addInjectedFaults(CodeCount.newBuilder()
+                    .setCode(kind.number()).setName(kind.name()).setCount(n)));
+        }
+        machine.sanitizer().counts(d.name()).forEach((kind, n) -> b.addSanitizerReports(
+                CodeCount.newBuilder().setCode(kind.code()).setName(kind.name()).setCount(n)));
+        return b.build();
     }
 
     /** Most Trace calls open at once on one server. */
