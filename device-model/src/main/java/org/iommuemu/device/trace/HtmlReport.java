@@ -76,7 +76,7 @@ public final class HtmlReport {
     private void page(Map<String, Object> report, List<TraceRecord> records, long dropped) {
         String scenario = String.valueOf(report.getOrDefault("scenario", "scenario"));
         boolean passed = list(report.get("failures")).isEmpty();
-        a("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>iommu-emu report: ",
+        a("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>iommu-emu report: ",
                 escape(scenario), "</title>\n<style>\n", CSS, "</style>\n</head>\n<body>\n");
         a("<h1>iommu-emu run: ", escape(scenario), " <span class=\"verdict ", passed ? "pass" : "fail", "\">",
                 passed ? "PASSED" : "FAILED", "</span></h1>\n");
