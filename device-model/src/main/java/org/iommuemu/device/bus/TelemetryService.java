@@ -107,9 +107,10 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
             }
             kinds[k] = true;
         }
-        int maxBatch = request.getMaxBatch() == 0 ? 1024 : Math.min(request.getMaxBatch(), 4096);
+        int maxBatch = request.getMaxBatch() == 0 ? 1024
+                : Integer.compareUnsigned(request.getMaxBatch(), 4096) > 0 ? 4096 : request.getMaxBatch();
         int interval = request.getSampleIntervalMs() == 0 ? 50 : request.getSampleIntervalMs();
-        if (interval > 60_000) {
+        if (Integer.compareUnsigned(interval, 60_000) > 0) {
             throw BusError.outOfRange("sample_interval_ms must be 1..60000, got "
                     + Integer.toUnsignedString(request.getSampleIntervalMs()));
         }
