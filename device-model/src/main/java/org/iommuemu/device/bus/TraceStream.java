@@ -52,6 +52,8 @@ final class TraceStream {
     private long sentDropped = -1;
     /** Whether the last batch sent was an idle one (the subscriber knows it is caught up). */
     private boolean idleSent;
+    /** Records went out since the last cache sample: sample once caught up, with the idle batch. */
+    private boolean samplePending;
     private ScheduledFuture<?> task;
     private volatile boolean closed;
 
@@ -120,9 +122,11 @@ final class TraceStream {
             TraceBatch.Builder b = batch().setIdle(true);
             long now = System.nanoTime();
             boolean sampled = false;
-            if (kinds[TraceKind.CACHE_SAMPLE] && (sent || now - lastSampleAt >= sampleNanos)) {
+            samplePending |= sent;
+            if (kinds[TraceKind.CACHE_SAMPLE] && (samplePending || now - lastSampleAt >= sampleNanos)) {
                 sampled = sample(b);
                 lastSampleAt = now;
+                samplePending = false;
             }
             if (!idleSent || sampled || reader.cursor() != sentCursor || reader.dropped() != sentDropped) {
                 send(b);

@@ -246,7 +246,7 @@ public final class ScenarioRunner {
     /** A device of the scenario: its name, IOMMU instance and stream id. */
     public record DeviceInfo(String name, String iommu, int stream) {}
 
-    /** Runs {@code loaded} as {@link #run(ScenarioFile.Loaded, PrintWriter, Options)} does, telling {@code observer}. */
+    /** Runs {@code loaded} as the three-argument {@code run} does, and tells {@code observer} how it goes. */
     public static Result run(ScenarioFile.Loaded loaded, PrintWriter out, Options options, Observer observer) {
         ScenarioRunner r = new ScenarioRunner(loaded, out, options);
         r.observer = observer;

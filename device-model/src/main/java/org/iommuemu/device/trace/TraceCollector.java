@@ -31,6 +31,7 @@ public final class TraceCollector implements AutoCloseable {
     private long dropped;
     private long notKept;
     private long ringCapacity;
+    private long batches;
     private StatusRuntimeException error;
     private boolean done;
 
@@ -39,13 +40,36 @@ public final class TraceCollector implements AutoCloseable {
 
     /**
      * Opens a trace of {@code iommus} (empty: all) and {@code kinds} (empty: all) on the server behind
-     * {@code channel}.
+     * {@code channel}, and waits (up to 10 s) until the server has started it.
      */
     public static TraceCollector start(Channel channel, List<String> iommus, List<TraceKind> kinds) {
         TraceCollector c = new TraceCollector();
         TelemetryGrpc.newStub(channel).trace(TraceRequest.newBuilder().addAllIommus(iommus).addAllKinds(kinds)
                 .build(), c.new Observer());
+        c.awaitFirstBatch(START_MILLIS);
         return c;
+    }
+
+    /** How long {@link #start} waits for the server to begin the stream (its first batch). */
+    static final long START_MILLIS = 10_000;
+
+    /**
+     * Waits for the first batch: the server opens its reader before it sends one, so what happens after this
+     * returns is in the trace. Returns early when the call fails (the error is reported by {@link #awaitCaughtUp}).
+     */
+    private synchronized void awaitFirstBatch(long timeoutMillis) {
+        long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        try {
+            while (batches == 0 && !done) {
+                long left = end - System.nanoTime();
+                if (left <= 0) {
+                    return;
+                }
+                TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private final class Observer implements ClientResponseObserver<TraceRequest, TraceBatch> {
@@ -66,6 +90,7 @@ public final class TraceCollector implements AutoCloseable {
                         notKept++;
                     }
                 }
+                batches++;
                 cursor = batch.getCursor();
                 dropped = batch.getDropped();
                 ringCapacity = batch.getRingCapacity();
