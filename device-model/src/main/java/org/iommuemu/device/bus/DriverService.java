@@ -11,6 +11,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 import org.iommuemu.core.api.FlushPolicy;
 import org.iommuemu.core.api.FlushQueueTimer;
 import org.iommuemu.core.api.IommuApiException;
@@ -33,6 +34,9 @@ import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.sanitize.Sanitizer;
 import org.iommuemu.device.sanitize.SanitizerReport;
+import org.iommuemu.device.trace.DriverOp;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.proto.v1.AllocBufferReply;
 import org.iommuemu.proto.v1.AllocBufferRequest;
 import org.iommuemu.proto.v1.AttachDeviceReply;
@@ -186,11 +190,30 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         }
     }
 
+    /**
+     * Runs {@code call} and, while tracing, records it on the driver track as {@code op} (domain, iova, bytes), with
+     * result 1 when it was refused.
+     */
+    private <R> R traced(DriverOp op, long domain, long iova, long size, Supplier<R> call) {
+        Tracer t = machine.tracer();
+        if (!t.on()) {
+            return call.get();
+        }
+        boolean ok = false;
+        try {
+            R r = call.get();
+            ok = true;
+            return r;
+        } finally {
+            t.record(TraceKind.DRIVER, -1, domain, -1, iova, size, op.ordinal(), ok ? 0 : 1, 0);
+        }
+    }
+
     // ------------------------------------------------------------------ domains
 
     @Override
     public void createDomain(CreateDomainRequest request, StreamObserver<CreateDomainReply> responses) {
-        Calls.unary(responses, () -> create(request));
+        Calls.unary(responses, () -> traced(DriverOp.DOMAIN_ALLOC, 0, 0, 0, () -> create(request)));
     }
 
     private synchronized CreateDomainReply create(CreateDomainRequest r) {
@@ -381,7 +404,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
 
     @Override
     public void destroyDomain(DestroyDomainRequest request, StreamObserver<DestroyDomainReply> responses) {
-        Calls.unary(responses, () -> {
+        Calls.unary(responses, () -> traced(DriverOp.DOMAIN_FREE, request.getDomain(), 0, 0, () -> {
             synchronized (this) {
                 Domain d = domain(request.getDomain());
                 if (!d.streams.isEmpty()) {
@@ -421,7 +444,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 }
             }
             return DestroyDomainReply.getDefaultInstance();
-        });
+        }));
     }
 
     private Domain domain(long id) {
@@ -436,7 +459,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
 
     @Override
     public void attachDevice(AttachDeviceRequest request, StreamObserver<AttachDeviceReply> responses) {
-        Calls.unary(responses, () -> attach(request));
+        Calls.unary(responses, () -> traced(DriverOp.ATTACH, request.getDomain(), request.getStreamId(), 0,
+                () -> attach(request)));
     }
 
     private synchronized AttachDeviceReply attach(AttachDeviceRequest r) {
@@ -574,7 +598,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
 
     @Override
     public void detachDevice(DetachDeviceRequest request, StreamObserver<DetachDeviceReply> responses) {
-        Calls.unary(responses, () -> {
+        Calls.unary(responses, () -> traced(DriverOp.DETACH, 0, request.getStreamId(), 0, () -> {
             synchronized (this) {
                 IommuDevice device = MachineService.device(machine, request.getIommu());
                 int sid = request.getStreamId();
@@ -610,7 +634,7 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 d.streams.remove(key);
             }
             return DetachDeviceReply.getDefaultInstance();
-        });
+        }));
     }
 
     // ------------------------------------------------------------------ map / unmap / lookup
@@ -662,8 +686,9 @@ final class DriverService extends DriverGrpc.DriverImplBase {
         Calls.unary(responses, () -> {
             nonZero(request.getSize(), "size");
             int prot = prot(request.hasProt(), request.getProt());
-            long n = onDomain(request.getDomain(), "Map",
-                    d -> d.map(request.getIova(), request.getPa(), request.getSize(), prot));
+            long n = traced(DriverOp.MAP, request.getDomain(), request.getIova(), request.getSize(),
+                    () -> onDomain(request.getDomain(), "Map",
+                            d -> d.map(request.getIova(), request.getPa(), request.getSize(), prot)));
             return MapReply.newBuilder().setMapped(n).build();
         });
     }
@@ -681,7 +706,12 @@ final class DriverService extends DriverGrpc.DriverImplBase {
                 sg.add(org.iommuemu.core.api.SgEntry.of(e.getPa(), e.getLength()));
             }
             int prot = prot(request.hasProt(), request.getProt());
-            long n = onDomain(request.getDomain(), "MapSg", d -> d.mapSg(request.getIova(), sg, prot));
+            long bytes = 0;
+            for (org.iommuemu.core.api.SgEntry e : sg) {
+                bytes += e.length();
+            }
+            long n = traced(DriverOp.MAP_SG, request.getDomain(), request.getIova(), bytes,
+                    () -> onDomain(request.getDomain(), "MapSg", d -> d.mapSg(request.getIova(), sg, prot)));
             return MapSgReply.newBuilder().setMapped(n).build();
         });
     }
@@ -690,7 +720,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     public void unmap(UnmapRequest request, StreamObserver<UnmapReply> responses) {
         Calls.unary(responses, () -> {
             nonZero(request.getSize(), "size");
-            long n = onDomain(request.getDomain(), "Unmap", d -> d.unmap(request.getIova(), request.getSize()));
+            long n = traced(DriverOp.UNMAP, request.getDomain(), request.getIova(), request.getSize(),
+                    () -> onDomain(request.getDomain(), "Unmap", d -> d.unmap(request.getIova(), request.getSize())));
             return UnmapReply.newBuilder().setUnmapped(n).build();
         });
     }
@@ -710,7 +741,8 @@ final class DriverService extends DriverGrpc.DriverImplBase {
     @Override
     public void flush(FlushRequest request, StreamObserver<FlushReply> responses) {
         Calls.unary(responses, () -> {
-            boolean flushed = onDomain(request.getDomain(), "Flush", IommuDomain::flushQueue);
+            boolean flushed = traced(DriverOp.FLUSH, request.getDomain(), 0, 0,
+                    () -> onDomain(request.getDomain(), "Flush", IommuDomain::flushQueue));
             return FlushReply.newBuilder().setFlushed(flushed).build();
         });
     }

@@ -39,8 +39,14 @@ final class RunCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "FILE", description = "The scenario file (YAML).")
     Path file;
 
-    @Option(names = "--report", paramLabel = "FILE", description = "Also write the summary as JSON to FILE.")
+    @Option(names = "--report", paramLabel = "FILE", description = {"Also write the summary as JSON to FILE; as a",
+        "self-contained HTML report when FILE ends in .html or .htm."})
     Path report;
+
+    @Option(names = "--trace", paramLabel = "FILE", description = {"Write a Chrome trace-event JSON of the run to FILE",
+        "(open it in Perfetto or chrome://tracing): one track per IOMMU,",
+        "device and the driver; ts is simulated time in microseconds."})
+    Path trace;
 
     @Option(names = "--transport", paramLabel = "KIND", defaultValue = "in-process",
             description = "How the run reaches the embedded machine: in-process (default) or netty (loopback TCP).")
@@ -96,6 +102,7 @@ final class RunCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         ScenarioRunner.Result result;
+        TraceOutputs outputs;
         try {
             if (!transport.equals("in-process") && !transport.equals("netty")) {
                 throw new IommuEmu.UserError("--transport must be in-process or netty, got " + transport);
@@ -137,12 +144,28 @@ final class RunCommand implements Callable<Integer> {
                 case "client" -> ScenarioRunner.DriverSide.CLIENT;
                 default -> throw new IommuEmu.UserError("--driver must be server or client, got " + driverSide);
             });
-            result = ScenarioRunner.run(ScenarioFile.read(file), out,
-                    options.withInjections(FaultFiles.read(injects)));
+            boolean html = report != null && isHtml(report);
+            outputs = trace != null || html ? new TraceOutputs(out) : null;
+            ScenarioFile.Loaded loaded = ScenarioFile.read(file);
+            result = outputs == null ? ScenarioRunner.run(loaded, out, options.withInjections(FaultFiles.read(injects)))
+                    : ScenarioRunner.run(loaded, out, options.withInjections(FaultFiles.read(injects)), outputs);
         } catch (ScenarioException e) {
             throw new IommuEmu.UserError(e.getMessage());
         }
-        if (report != null) {
+        if (trace != null) {
+            try {
+                outputs.writeTrace(trace, result.report());
+            } catch (IOException e) {
+                throw new IommuEmu.UserError("--trace " + trace + ": cannot write: " + e.getMessage());
+            }
+        }
+        if (report != null && isHtml(report)) {
+            try {
+                outputs.writeHtml(report, result.report());
+            } catch (IOException e) {
+                throw new IommuEmu.UserError("--report " + report + ": cannot write: " + e.getMessage());
+            }
+        } else if (report != null) {
             try {
                 new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(report.toFile(),
                         result.report());
@@ -152,6 +175,11 @@ final class RunCommand implements Callable<Integer> {
         }
         out.flush();
         return result.passed() ? 0 : 1;
+    }
+
+    private static boolean isHtml(Path file) {
+        String n = String.valueOf(file.getFileName()).toLowerCase(java.util.Locale.ROOT);
+        return n.endsWith(".html") || n.endsWith(".htm");
     }
 
     /** The token and TLS settings the flags give for the --target server. */

@@ -20,6 +20,7 @@ import org.iommuemu.core.bits.Sizes;
 import org.iommuemu.core.memory.RamRegion;
 import org.iommuemu.device.BuildInfo;
 import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.bus.MetricsServer;
 import org.iommuemu.device.bus.security.BusSecurity;
 import org.iommuemu.device.bus.security.Principal;
 import org.iommuemu.device.bus.security.Role;
@@ -56,6 +57,16 @@ final class ServeCommand implements Callable<Integer> {
 
     @Mixin
     MachineOptions machineOptions;
+
+    @Option(names = "--metrics-port", paramLabel = "PORT",
+            description = {"Also serve Prometheus metrics at http://ADDRESS:PORT/metrics",
+                "(0: any free port); off by default."})
+    Integer metricsPort;
+
+    @Option(names = "--metrics-bind", paramLabel = "ADDRESS",
+            description = {"The address of --metrics-port: 127.0.0.1 unless given (a",
+                "non-loopback address must be named here; --bind does not apply)."})
+    String metricsBind;
 
     @Option(names = "--inject", paramLabel = "FILE",
             description = {"Start with the fault FILE describes injected (a",
@@ -128,6 +139,12 @@ final class ServeCommand implements Callable<Integer> {
                     + " anyone who can reach the port can program the IOMMUs and read or write guest memory.");
             err.flush();
         }
+        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
+            throw new IommuEmu.UserError("--metrics-port " + metricsPort + " is not a TCP port (0 to 65535)");
+        }
+        if (metricsBind != null && metricsPort == null) {
+            throw new IommuEmu.UserError("--metrics-bind goes with --metrics-port");
+        }
         List<FaultSpec> faults = FaultFiles.read(injects);
         Machine machine = new Machine(config);
         List<String> securityLines = new ArrayList<>();
@@ -166,8 +183,23 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new IommuEmu.UserError("cannot listen on " + host + ":" + p + ": " + rootMessage(e));
         }
+        MetricsServer metrics = null;
+        if (metricsPort != null) {
+            String metricsHost = metricsBind != null ? metricsBind : "127.0.0.1";
+            try {
+                metrics = MetricsServer.start(machine, metricsHost, metricsPort);
+            } catch (IOException | RuntimeException e) {
+                server.shutdown(BusServer.DEFAULT_GRACE);
+                throw new IommuEmu.UserError("--metrics-port: cannot listen on " + metricsHost + ":" + metricsPort
+                        + ": " + rootMessage(e));
+            }
+        }
+        MetricsServer metricsToClose = metrics;
         CountDownLatch stopped = new CountDownLatch(1);
         Thread hook = new Thread(() -> {
+            if (metricsToClose != null) {
+                metricsToClose.close();
+            }
             server.shutdown(BusServer.DEFAULT_GRACE);
             stopped.countDown();
         }, "iommu-emu-shutdown");
@@ -184,6 +216,10 @@ final class ServeCommand implements Callable<Integer> {
         }
         injected.forEach(out::println);
         securityLines.forEach(out::println);
+        if (metrics != null) {
+            out.println("  metrics: http://" + (metricsBind != null ? metricsBind : "127.0.0.1") + ":" + metrics.port()
+                    + "/metrics (Prometheus text format)");
+        }
         out.println("port " + server.port());
         out.println("Press Ctrl-C to stop.");
         out.flush();

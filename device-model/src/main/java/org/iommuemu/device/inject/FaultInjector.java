@@ -11,6 +11,7 @@ import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.xlate.SimClock;
 
 /**
@@ -74,6 +75,11 @@ public final class FaultInjector {
     /** The gRPC bus's hooks: the active bus-kind faults of every instance. */
     public BusFaults bus() {
         return bus;
+    }
+
+    /** Records every firing into {@code tracer} (the machine's). */
+    public void tracer(Tracer tracer) {
+        log.tracer(tracer);
     }
 
     public InjectionLog log() {

@@ -2,6 +2,8 @@ package org.iommuemu.device.inject;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 
 /**
  * Every firing of every fault of one machine, numbered from 1; the last {@link #KEPT} records are kept for
@@ -28,11 +30,23 @@ public final class InjectionLog {
 
     private final Record[] ring = new Record[KEPT];
     private long last;
+    private volatile Tracer tracer = Tracer.NONE;
+
+    /** Records every firing into {@code tracer} too. */
+    void tracer(Tracer tracer) {
+        this.tracer = tracer;
+    }
 
     synchronized Record add(long faultId, InjectionKind kind, String iommu, long simTimeNs, int code, long address,
             String detail) {
         Record r = new Record(++last, faultId, kind, iommu, simTimeNs, code, address, detail);
         ring[(int) ((last - 1) % KEPT)] = r;
+        Tracer t = tracer;
+        if (t.on()) {
+            int track = t.track(iommu);
+            t.recordAt(track >= 0 ? t.simTime(track) : simTimeNs, TraceKind.INJECTION, track, 0, -1, address, 0,
+                    kind.number(), 0, faultId, 0);
+        }
         return r;
     }
 

@@ -3,6 +3,8 @@ package org.iommuemu.device.machine;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 
 /**
  * Moves DMA data between a master and guest RAM through an IOMMU: translate, then access physical
@@ -18,6 +20,8 @@ public final class DmaEngine {
     private volatile Runnable afterFault = () -> { };
     /** The sanitizer's check of every translated chunk; null while it is off (one volatile read per chunk). */
     private volatile Checker checker;
+    /** The machine's trace recorder; set once before the engine is shared. */
+    private Tracer tracer = Tracer.NONE;
 
     /** Looks at each chunk of a DMA that the IOMMU translated successfully, before the memory access. */
     public interface Checker {
@@ -45,6 +49,11 @@ public final class DmaEngine {
         this.afterFault = hook;
     }
 
+    /** Records every DMA request and each chunk's translation into {@code tracer}. */
+    public void tracer(Tracer tracer) {
+        this.tracer = tracer;
+    }
+
     /** Sets (or, with null, removes) the {@link Checker} of translated chunks. */
     public void checker(Checker checker) {
         this.checker = checker;
@@ -70,13 +79,49 @@ public final class DmaEngine {
 
     private DmaOutcome transfer(IommuDevice device, int streamId, int substreamId, long iova, byte[] buf, int off,
             int len, int access, DmaOutcome out) {
+        Tracer tr = tracer;
+        if (!tr.on()) {
+            return move(device, streamId, substreamId, iova, buf, off, len, access, out, null, -1);
+        }
+        int track = tr.track(device);
+        long start = tr.simTime(track);
+        move(device, streamId, substreamId, iova, buf, off, len, access, out, tr, track);
+        long end = tr.simTime(track);
+        long fault = out.isOk() || out.faultType() == null ? 0 : out.faultType().ordinal() + 1;
+        tr.recordAt(start, TraceKind.DMA, track, streamId, substreamId, iova, len, fault, out.bytesDone(),
+                Access.isWrite(access) ? 1 : 0, end - start);
+        return out;
+    }
+
+    private static void traceTranslation(Tracer tr, int track, long start, int streamId, int substreamId, long va,
+            Translation t) {
+        long end = tr.simTime(track);
+        long source = !t.isOk() ? 0 : switch (t.source()) {
+            case IOTLB -> 1;
+            case WALK -> 2;
+            default -> 0;
+        };
+        long size = t.isOk() ? t.contiguousBytes() : 0;
+        long duration = Math.min(end - start, (1L << 48) - 1) | ((long) Math.min(t.walkReads(), 0xFFFF) << 48);
+        tr.recordAt(start, TraceKind.TRANSLATE, track, streamId, substreamId, va, size, t.code(),
+                t.outcome().ordinal(), source, duration);
+    }
+
+    private DmaOutcome move(IommuDevice device, int streamId, int substreamId, long iova, byte[] buf, int off,
+            int len, int access, DmaOutcome out, Tracer tr, int track) {
         out.reset();
         Translation t = out.translation;
         boolean write = Access.isWrite(access);
         int done = 0;
         while (done < len) {
             long va = iova + done;
-            device.translate(streamId, substreamId, va, access, t);
+            if (tr == null) {
+                device.translate(streamId, substreamId, va, access, t);
+            } else {
+                long before = tr.simTime(track);
+                device.translate(streamId, substreamId, va, access, t);
+                traceTranslation(tr, track, before, streamId, substreamId, va, t);
+            }
             switch (t.outcome()) {
                 case OK -> { }
                 case FAULT -> {

@@ -7,6 +7,8 @@ import java.util.PriorityQueue;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.inject.InjectionKind;
 import org.iommuemu.device.inject.InstanceFaults;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.xlate.SimClock;
 
 /**
@@ -47,6 +49,8 @@ public final class InjectedInterrupts implements InterruptSink {
     private final PriorityQueue<Held> held = new PriorityQueue<>();
     private long sequence;
     private volatile boolean holding;
+    private Tracer tracer = Tracer.NONE;
+    private int track = -1;
 
     private record Held(long due, long sequence, String iommu, String source, boolean msi, long address, int data)
             implements Comparable<Held> {
@@ -77,43 +81,65 @@ public final class InjectedInterrupts implements InterruptSink {
         };
     }
 
+    /** Records every interrupt into {@code tracer} as instance {@code track}; set once, before use. */
+    public void tracer(Tracer tracer, int track) {
+        this.tracer = tracer;
+        this.track = track;
+    }
+
+    private void trace(int result, String source, long address) {
+        Tracer t = tracer;
+        if (t.on()) {
+            t.record(TraceKind.INTERRUPT, track, 0, -1, address, 0, code(source), result, 0);
+        }
+    }
+
     @Override
     public void wired(String iommu, String source) {
         if (!holding && !faults.any()) {
+            trace(TraceKind.IRQ_DELIVERED, source, 0);
             sink.wired(iommu, source);
             return;
         }
         deliverDue();
         int code = code(source);
         if (faults.fires(InjectionKind.INTERRUPT_DROP, code, 0, source + " wired interrupt")) {
+            trace(TraceKind.IRQ_DROPPED, source, 0);
             return;
         }
         FaultSpec.Params p = faults.firing(InjectionKind.INTERRUPT_DELAY, code, 0, source + " wired interrupt");
         if (p != null) {
+            trace(TraceKind.IRQ_DELAYED, source, 0);
             hold(p.delayNs(), iommu, source, false, 0, 0);
             return;
         }
+        trace(TraceKind.IRQ_DELIVERED, source, 0);
         sink.wired(iommu, source);
     }
 
     @Override
     public boolean msi(String iommu, String source, long address, int data) {
         if (!holding && !faults.any()) {
+            trace(TraceKind.IRQ_DELIVERED, source, address);
             return sink.msi(iommu, source, address, data);
         }
         deliverDue();
         int code = code(source);
         if (faults.fires(InjectionKind.MSI_WRITE_FAIL, code, address, source + " MSI write to")) {
+            trace(TraceKind.IRQ_MSI_FAILED, source, address);
             return false;
         }
         if (faults.fires(InjectionKind.INTERRUPT_DROP, code, address, source + " MSI to")) {
+            trace(TraceKind.IRQ_DROPPED, source, address);
             return true; // lost after the device let it go: the device sees a completed write
         }
         FaultSpec.Params p = faults.firing(InjectionKind.INTERRUPT_DELAY, code, address, source + " MSI to");
         if (p != null) {
+            trace(TraceKind.IRQ_DELAYED, source, address);
             hold(p.delayNs(), iommu, source, true, address, data);
             return true;
         }
+        trace(TraceKind.IRQ_DELIVERED, source, address);
         return sink.msi(iommu, source, address, data);
     }
 
@@ -141,6 +167,7 @@ public final class InjectedInterrupts implements InterruptSink {
             holding = !held.isEmpty();
         }
         for (Held h : due) {
+            trace(TraceKind.IRQ_DELIVERED, h.source(), h.address());
             if (h.msi()) {
                 sink.msi(h.iommu(), h.source(), h.address(), h.data());
             } else {

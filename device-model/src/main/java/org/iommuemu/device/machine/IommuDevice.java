@@ -1,6 +1,7 @@
 package org.iommuemu.device.machine;
 
 import java.util.List;
+import org.iommuemu.device.trace.Tracer;
 
 /**
  * One emulated IOMMU as the machine sees it: a window of MMIO registers and a translation function for
@@ -63,5 +64,27 @@ public interface IommuDevice {
     /** What the device has done so far, for {@code Telemetry.Stats}; all zero for a device that counts nothing. */
     default DeviceStats stats() {
         return DeviceStats.none();
+    }
+
+    /**
+     * Simulated nanoseconds the instance has spent so far (what {@link #stats()} reports as {@code simTimeNs}),
+     * read without building a snapshot: the trace stamps its records with it.
+     */
+    default long simTimeNs() {
+        return stats().simTimeNs();
+    }
+
+    /** Lets the instance record its commands, events, global errors and interrupts into {@code tracer}. */
+    default void tracer(Tracer tracer, int track) {
+    }
+
+    /** The specification's name of command / descriptor code {@code code} (for traces), or the number. */
+    default String commandCodeName(int code) {
+        return Integer.toString(code);
+    }
+
+    /** The specification's name of event type / fault reason {@code code} (for traces), or the number. */
+    default String eventCodeName(int code) {
+        return Integer.toString(code);
     }
 }

@@ -5,11 +5,13 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongSupplier;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.memory.SparseRam;
 import org.iommuemu.device.inject.FaultInjector;
 import org.iommuemu.device.sanitize.Sanitizer;
 import org.iommuemu.device.smmuv3.SmmuV3Device;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.vtd.VtdDevice;
 
 /**
@@ -28,6 +30,7 @@ public final class Machine {
     private final DriverHost driverHost;
     private final FaultInjector faults;
     private final Sanitizer sanitizer;
+    private final Tracer tracer;
 
     /**
      * Builds the machine {@code config} describes.
@@ -45,6 +48,17 @@ public final class Machine {
         }
         this.iommus = Collections.unmodifiableMap(devices);
         this.dma = new DmaEngine(memory);
+        List<IommuDevice> all = List.copyOf(devices.values());
+        LongSupplier[] clocks = new LongSupplier[all.size()];
+        for (int i = 0; i < clocks.length; i++) {
+            clocks[i] = all.get(i)::simTimeNs;
+        }
+        this.tracer = new Tracer(List.copyOf(devices.keySet()), clocks, all.toArray());
+        for (int i = 0; i < clocks.length; i++) {
+            all.get(i).tracer(tracer, i);
+        }
+        this.dma.tracer(tracer);
+        this.faults.tracer(tracer);
         this.driverHost = new DriverHost(this);
         this.dma.afterFault(driverHost::deliverPendingInterrupts);
         this.sanitizer = new Sanitizer(dma, List.copyOf(iommus.keySet()));
@@ -112,6 +126,11 @@ public final class Machine {
     /** The stale-DMA sanitizer (off until {@link Sanitizer#enable}d). */
     public Sanitizer sanitizer() {
         return sanitizer;
+    }
+
+    /** The trace recorder: off until a {@code Telemetry.Trace} stream opens a reader. */
+    public Tracer tracer() {
+        return tracer;
     }
 
     /** The in-process IOMMU driver: its heap and the instances it has taken over. */

@@ -43,11 +43,13 @@ public final class Translation {
     private FaultType faultType;
     private int code;
     private String description;
+    private int walkReads;
 
     /** Records a successful translation. contiguousBytes is unsigned; -1 means "to the end of the address space". */
     public Translation ok(long physicalAddress, long contiguousBytes) {
         this.outcome = Outcome.OK;
         this.source = Source.UNKNOWN;
+        this.walkReads = 0;
         this.physicalAddress = physicalAddress;
         this.contiguousBytes = contiguousBytes;
         this.faultType = null;
@@ -73,6 +75,17 @@ public final class Translation {
     public Translation fromWalk() {
         this.source = Source.WALK;
         return this;
+    }
+
+    /** Sets how many descriptors the walk behind this outcome read from memory (for traces). */
+    public Translation walkReads(int reads) {
+        this.walkReads = reads;
+        return this;
+    }
+
+    /** Descriptor reads from memory the walk behind this outcome made; 0 when none or not reported. */
+    public int walkReads() {
+        return walkReads;
     }
 
     public Source source() {
@@ -102,6 +115,7 @@ public final class Translation {
     /** Records an architected fault. */
     public Translation fault(FaultType type, int code, String description) {
         this.outcome = Outcome.FAULT;
+        this.walkReads = 0;
         this.faultType = type;
         this.code = code;
         this.description = description;
@@ -111,6 +125,7 @@ public final class Translation {
     /** Records that the model does not implement what the guest configured. */
     public Translation unimplemented(String description) {
         this.outcome = Outcome.UNIMPLEMENTED;
+        this.walkReads = 0;
         this.faultType = null;
         this.code = 0;
         this.description = description;

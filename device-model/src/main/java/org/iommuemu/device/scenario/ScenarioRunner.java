@@ -236,6 +236,40 @@ public final class ScenarioRunner {
     private int stepsRun;
     private boolean stopped;
 
+    private Observer observer = new Observer() { };
+    /** Each expect's outcome, for the report's "expects" list. */
+    private final List<Map<String, Object>> expectResults = new ArrayList<>();
+
+    /**
+     * Watches a run from outside, on the bus the run uses (the trace for {@code --trace} and the HTML report). Every
+     * method runs on the runner's thread.
+     */
+    public interface Observer {
+        /**
+         * The server is reached and described; nothing has been set up yet. {@code instances} are the IOMMU
+         * instances the run reports on; {@code devices} the scenario's devices (name, iommu, stream).
+         */
+        default void connected(ManagedChannel channel, List<String> instances, List<DeviceInfo> devices) {
+        }
+
+        /**
+         * The steps are over (before tear-down); {@code traceWritten} is the server's {@code trace_written} now:
+         * the trace up to it covers the run.
+         */
+        default void stepsDone(long traceWritten) {
+        }
+    }
+
+    /** A device of the scenario: its name, IOMMU instance and stream id. */
+    public record DeviceInfo(String name, String iommu, int stream) {}
+
+    /** Runs {@code loaded} as the three-argument {@code run} does, and tells {@code observer} how it goes. */
+    public static Result run(ScenarioFile.Loaded loaded, PrintWriter out, Options options, Observer observer) {
+        ScenarioRunner r = new ScenarioRunner(loaded, out, options);
+        r.observer = observer;
+        return r.run();
+    }
+
     private ScenarioRunner(ScenarioFile.Loaded loaded, PrintWriter out, Options options) {
         this.s = loaded.scenario();
         this.loaded = loaded;
@@ -329,6 +363,9 @@ public final class ScenarioRunner {
                 }
                 externals = new ExternalDevices(cpu, out, at, s.folder, external);
             }
+            List<DeviceInfo> infos = new ArrayList<>();
+            s.devices.forEach(d -> infos.add(new DeviceInfo(d.name, d.iommu, d.stream == null ? 0 : d.stream)));
+            observer.connected(channel, List.copyOf(instances), infos);
             driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described, s.sanitizer)
                     : new ServiceDriver(channel);
             baseline();
@@ -357,6 +394,9 @@ public final class ScenarioRunner {
             Map<String, Object> sanitized = sanitizerVerdict();
             Map<String, Object> report = summary();
             report.put("sanitizer", sanitized);
+            report.put("expects", List.copyOf(expectResults));
+            observer.stepsDone(telemetry.stats(StatsRequest.newBuilder().addAllIommus(instances).build())
+                    .getTraceWritten());
             tearDown();
             out.flush();
             return new Result(s.steps.size(), stepsRun, expectsPassed, failures, report, failed);
@@ -1001,6 +1041,13 @@ public final class ScenarioRunner {
                 failure = c.name + " is " + got;
             }
         }
+        Map<String, Object> result = new LinkedHashMap<>();
+        result.put("step", stepIndex(tag));
+        result.put("name", ScenarioFile.stepName(s, stepIndex(tag)));
+        result.put("what", what);
+        result.put("passed", failure == null);
+        result.put("failure", failure);
+        expectResults.add(result);
         if (failure == null) {
             expectsPassed++;
             out.println(tag + "PASS " + what);

@@ -17,6 +17,8 @@ import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.xlate.ConfigCache;
 import org.iommuemu.device.xlate.Iotlb;
 import org.iommuemu.device.xlate.Stage;
@@ -72,6 +74,8 @@ final class CommandQueue {
     private final Register base;
     private final Register prod;
     private final Register cons;
+    private Tracer tracer = Tracer.NONE;
+    private int track = -1;
     private final InstanceFaults faults;
     /** Commands COMMAND_REORDER held back: {dw0, dw1, entry address}, carried out before the next CMD_SYNC. */
     private final List<long[]> held = new ArrayList<>();
@@ -104,8 +108,32 @@ final class CommandQueue {
         this.cons = f.register("CMDQ_CONS");
     }
 
+    /** Records queue occupancy (PROD - CONS) into {@code tracer} as instance {@code track}. Set once. */
+    void tracer(Tracer tracer, int track) {
+        this.tracer = tracer;
+        this.track = track;
+    }
+
     /** Consumes commands from CMDQ_CONS up to CMDQ_PROD, unless disabled or stopped by an unacknowledged error. */
     void process() {
+        Tracer t = tracer;
+        if (t.on()) {
+            traceOccupancy(t);
+            consume();
+            traceOccupancy(t);
+        } else {
+            consume();
+        }
+    }
+
+    private void traceOccupancy(Tracer t) {
+        int log2 = QueueBase.effectiveLog2Size(base.value(), maxLog2);
+        int mask = (int) ((2L << log2) - 1);
+        long waiting = ((int) prod.value() - (int) cons.value()) & mask;
+        t.record(TraceKind.QUEUE, track, 0, -1, 0, waiting, TraceKind.QUEUE_COMMAND, 1L << log2, 0);
+    }
+
+    private void consume() {
         if (!enabled.isSet()) {
             resetInjected(); // a disabled queue forgets what injected faults held back
             return;

@@ -28,6 +28,7 @@ import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.xlate.CacheStats;
 import org.iommuemu.device.xlate.ConfigCache;
 import org.iommuemu.device.xlate.InjectableCache;
@@ -359,6 +360,28 @@ public final class SmmuV3Device implements IommuDevice {
         return new DeviceStats(translator.translations(), translator.faults(), cacheStats, translator.walks(),
                 translator.walkReads(), mmioReads.sum(), mmioWrites.sum(), byOpcode, byType, events.lost.sum(),
                 signals.globalErrors.sum(), snap.simNanos() + translator.translationNanos(), signals.interrupts.sum());
+    }
+
+    @Override
+    public long simTimeNs() {
+        return stats.clock().now() + translator.translationNanos();
+    }
+
+    @Override
+    public void tracer(Tracer tracer, int track) {
+        stats.tracer(tracer, track);
+        irqs.tracer(tracer, track);
+        commands.tracer(tracer, track);
+    }
+
+    @Override
+    public String commandCodeName(int code) {
+        return CommandOp.name(code);
+    }
+
+    @Override
+    public String eventCodeName(int code) {
+        return EventType.name(code);
     }
 
     private static DeviceStats.CacheStat cacheStat(String name, CacheStats s, long frontHits) {

@@ -319,6 +319,7 @@ final class Translator {
         }
         s.charge(missCost);
         CachingReader reader = s.reader;
+        long readsBefore = s.counts[WALK_READS];
         reader.begin(vmid, asid, iova, c1 == null ? 0 : granuleFor(c1, iova), s2 ? stream.stage2().granuleLg2() : 0,
                 s1 && s2, walkCache.epoch());
         WalkResult w;
@@ -344,7 +345,8 @@ final class Translator {
                 if (iotlb.insert(e, tlbEpoch)) {
                     s.remember(sid, ssid, configEpoch, tlbEpoch, e);
                 }
-                return out.ok(w.outputAddress(), w.contiguousBytes()).fromWalk();
+                return out.ok(w.outputAddress(), w.contiguousBytes()).fromWalk()
+                        .walkReads((int) (s.counts[WALK_READS] - readsBefore));
             }
             case FAULT -> {
                 s.count(FAULTS, 1);
@@ -355,7 +357,8 @@ final class Translator {
                     events.write(walkEvent(w, sid, ssid, iova));
                 }
                 return out.fault(f.faultType(), f.eventType(), EventType.name(f.eventType()) + " at " + Bits.hex(iova)
-                        + " (stage " + (w.faultS2() ? 2 : 1) + ", level " + w.faultLevel() + ")");
+                        + " (stage " + (w.faultS2() ? 2 : 1) + ", level " + w.faultLevel() + ")")
+                        .walkReads((int) (s.counts[WALK_READS] - readsBefore));
             }
             default -> {
                 boolean s2Bad = w.badConfigStage() == WalkResult.STAGE_2;

@@ -28,6 +28,8 @@ import org.iommuemu.device.inject.InstanceFaults;
 import org.iommuemu.device.machine.AtcPort;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.xlate.XlateStats;
 
 /**
@@ -74,6 +76,8 @@ final class InvalidationQueue {
     private final InstanceFaults injected;
     private final Register iqh;
     private final Register iqt;
+    private Tracer tracer = Tracer.NONE;
+    private int track = -1;
     private final Register iqa;
     private final Register iqercd;
     private final Field iwc;
@@ -163,8 +167,33 @@ final class InvalidationQueue {
         return wide ? VtdRegs.IQ_INDEX_SHIFT_256 : VtdRegs.IQ_INDEX_SHIFT_128;
     }
 
-    /** Consumes descriptors from IQH to IQT. The caller holds the register-file lock. */
+    /** Records queue occupancy (IQT - IQH) into {@code tracer} as instance {@code track}. Set once. */
+    void tracer(Tracer tracer, int track) {
+        this.tracer = tracer;
+        this.track = track;
+    }
+
+    /** Consumes descriptors from IQH to IQT (tracing occupancy before and after). The caller holds the lock. */
     private void process() {
+        Tracer t = tracer;
+        if (t.on() && enabled) {
+            traceOccupancy(t);
+            consume();
+            traceOccupancy(t);
+        } else {
+            consume();
+        }
+    }
+
+    private void traceOccupancy(Tracer t) {
+        long head = iqh.value() >>> shift();
+        long tail = iqt.value() >>> shift();
+        long waiting = Math.floorMod(tail - head, (long) entries);
+        t.record(TraceKind.QUEUE, track, 0, -1, 0, waiting, TraceKind.QUEUE_INVALIDATION, entries, 0);
+    }
+
+    /** Consumes descriptors from IQH to IQT. The caller holds the register-file lock. */
+    private void consume() {
         if (!enabled) {
             return;
         }

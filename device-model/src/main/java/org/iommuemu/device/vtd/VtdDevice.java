@@ -29,6 +29,7 @@ import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.regs.Field;
 import org.iommuemu.device.regs.Register;
 import org.iommuemu.device.regs.RegisterFile;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.xlate.CacheStats;
 import org.iommuemu.device.xlate.InjectableCache;
 import org.iommuemu.device.xlate.SimClock;
@@ -523,6 +524,28 @@ public final class VtdDevice implements IommuDevice {
     private static DeviceStats.CacheStat cacheStat(String name, CacheStats s, long frontHits) {
         return new DeviceStats.CacheStat(name, s.hits() + frontHits, s.misses(), s.inserts(), s.evictions(),
                 s.invalidated(), s.entries(), s.capacity());
+    }
+
+    @Override
+    public long simTimeNs() {
+        return stats.clock().now();
+    }
+
+    @Override
+    public void tracer(Tracer tracer, int track) {
+        stats.tracer(tracer, track);
+        irqs.tracer(tracer, track);
+        queue.tracer(tracer, track);
+    }
+
+    @Override
+    public String eventCodeName(int code) {
+        return FaultReason.name(code);
+    }
+
+    @Override
+    public String commandCodeName(int code) {
+        return commandName(code);
     }
 
     /** The name a command code is reported under: a descriptor type, or a register-based invalidation. */

@@ -161,6 +161,8 @@ public final class VtdTranslator {
         final long[] ssFetched = new long[64];
         final byte[] ssLevels = new byte[64];
         final long[] counts = new long[COUNTERS];
+        /** WALK_READS when the current walk started (for the trace's walk reads). */
+        long walkStart;
         // the request
         int sid;
         int pasid;
@@ -440,6 +442,7 @@ public final class VtdTranslator {
         }
         stats.cacheMiss();
         s.count(WALKS, 1);
+        s.walkStart = s.counts[WALK_READS];
         int need = write ? (int) SS_W : (int) SS_R;
         if (!walkSs(s, did, ctx.ssptptr(), ctx.levels(), iova, false, false, need, write)) {
             if (s.negLevel >= 0) {
@@ -499,6 +502,7 @@ public final class VtdTranslator {
                 }
                 stats.cacheMiss();
                 s.count(WALKS, 1);
+                s.walkStart = s.counts[WALK_READS];
                 int need = write ? (int) SS_W : (int) SS_R;
                 if (!walkSs(s, did, pe.ssptptr(), pe.ssLevels(), iova, true, pe.ssade(), need, write)) {
                     if (s.negLevel >= 0) {
@@ -522,6 +526,7 @@ public final class VtdTranslator {
                 }
                 stats.cacheMiss();
                 s.count(WALKS, 1);
+                s.walkStart = s.counts[WALK_READS];
                 int stage = nested ? Stage.NESTED : Stage.S1;
                 if (!walkFs(s, pe, did, p, iova, nested)) {
                     if (s.negLevel >= 0) {
@@ -609,7 +614,8 @@ public final class VtdTranslator {
         if (iotlb.insert(e, tlbEpoch)) {
             remember(s, ttm, ctxEpoch, peEpoch, tlbEpoch, e);
         }
-        return s.out.ok(e.outputAddress(iova), e.contiguousBytes(iova)).fromWalk();
+        return s.out.ok(e.outputAddress(iova), e.contiguousBytes(iova)).fromWalk()
+                .walkReads((int) (s.counts[WALK_READS] - s.walkStart));
     }
 
     /** With CM=1: caches the not-present entry the walk ended at, so the fault repeats until invalidated. */

@@ -6,6 +6,8 @@ import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
+import org.iommuemu.device.trace.TraceKind;
+import org.iommuemu.device.trace.Tracer;
 
 /**
  * The per-instance hardware counters the Telemetry service reports, each of which also charges its
@@ -33,6 +35,9 @@ public final class XlateStats {
     private final AtomicLongArray eventsByType = new AtomicLongArray(256);
     private final AtomicLong msiWrites = new AtomicLong();
     private final AtomicLong gerrors = new AtomicLong();
+    /** The machine's trace recorder and this instance's track in it; set once, before the device is shared. */
+    private Tracer tracer = Tracer.NONE;
+    private int track = -1;
 
     /** Counters charging {@code cost} to {@code clock}. */
     public XlateStats(CostModel cost, SimClock clock) {
@@ -43,6 +48,12 @@ public final class XlateStats {
     /** Counters with the default costs and a new clock. */
     public XlateStats() {
         this(CostModel.DEFAULTS, new SimClock());
+    }
+
+    /** Records commands, events and global errors into {@code tracer} as instance {@code track}. */
+    public void tracer(Tracer tracer, int track) {
+        this.tracer = Objects.requireNonNull(tracer, "tracer");
+        this.track = track;
     }
 
     public CostModel cost() {
@@ -93,6 +104,10 @@ public final class XlateStats {
     public void command(int opcode) {
         commandsByOpcode.incrementAndGet(opcode & 0xFF);
         clock.advance(cost.commandNs());
+        Tracer t = tracer;
+        if (t.on()) {
+            t.record(TraceKind.COMMAND, track, 0, -1, 0, 0, opcode & 0xFF, 0, 0);
+        }
     }
 
     /**
@@ -108,6 +123,10 @@ public final class XlateStats {
     public void event(int type) {
         eventsByType.incrementAndGet(type & 0xFF);
         clock.advance(cost.eventWriteNs());
+        Tracer t = tracer;
+        if (t.on()) {
+            t.record(TraceKind.EVENT, track, 0, -1, 0, 0, type & 0xFF, 0, 0);
+        }
     }
 
     /** One MSI (or completion-status) write. */
@@ -119,6 +138,10 @@ public final class XlateStats {
     /** One global error raised (SMMUv3 GERROR, VT-d IQE/ITE/ICE). Costs no time. */
     public void gerror() {
         gerrors.incrementAndGet();
+        Tracer t = tracer;
+        if (t.on()) {
+            t.record(TraceKind.GLOBAL_ERROR, track, 0, -1, 0, 0, 0, 0, 0);
+        }
     }
 
     /** Charges time the counters do not cover. */

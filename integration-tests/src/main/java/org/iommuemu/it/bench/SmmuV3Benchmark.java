@@ -1,6 +1,8 @@
 package org.iommuemu.it.bench;
 
+import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import org.iommuemu.core.memory.BuddyPageAllocator;
 import org.iommuemu.core.memory.SparseRam;
 import org.iommuemu.core.pgtable.IotlbGather;
@@ -13,11 +15,15 @@ import org.iommuemu.core.smmuv3.Encodings;
 import org.iommuemu.core.smmuv3.QueueBase;
 import org.iommuemu.core.smmuv3.Ste;
 import org.iommuemu.core.smmuv3.StreamTableBase;
+import org.iommuemu.device.machine.DmaEngine;
+import org.iommuemu.device.machine.DmaOutcome;
 import org.iommuemu.device.machine.InterruptHub;
 import org.iommuemu.device.machine.Translation;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
 import org.iommuemu.device.smmuv3.SmmuV3Device;
 import org.iommuemu.device.smmuv3.SmmuV3Registers;
+import org.iommuemu.device.trace.TraceReader;
+import org.iommuemu.device.trace.Tracer;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -28,6 +34,7 @@ import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * The SMMUv3 model, single thread: translate with an IOTLB hit; translate with an IOTLB miss (a) with the walk
@@ -55,6 +62,13 @@ public class SmmuV3Benchmark {
     private long hitIova;
     private final long[] spreadIovas = new long[SPREAD];
     private int next;
+    // DMA through the DmaEngine with the machine's trace off and on (a reader open that nobody drains: the ring wraps)
+    private SmmuV3Device traced;
+    private DmaEngine dmaUntraced;
+    private DmaEngine dmaTraced;
+    private TraceReader traceReader;
+    private final DmaOutcome dmaOut = new DmaOutcome();
+    private final byte[] dmaBuf = new byte[64];
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
@@ -84,8 +98,15 @@ public class SmmuV3Benchmark {
                 irq), strtab, 0);
         cold = enable(new SmmuV3Device("cold", SmmuV3Config.builder().iotlbCapacity(1).walkCacheCapacity(1).build(),
                 ram, irq), strtab, 0);
-        // sanity: both translate
-        for (SmmuV3Device d : new SmmuV3Device[] {warm, walkCached, cold}) {
+        traced = enable(new SmmuV3Device("traced", SmmuV3Config.defaults(), ram, irq), strtab, 0);
+        dmaUntraced = new DmaEngine(ram);
+        dmaTraced = new DmaEngine(ram);
+        Tracer tracer = new Tracer(List.of("traced"), new LongSupplier[] {traced::simTimeNs}, new Object[] {traced});
+        traced.tracer(tracer, 0);
+        dmaTraced.tracer(tracer);
+        traceReader = tracer.open();
+        // sanity: all translate
+        for (SmmuV3Device d : new SmmuV3Device[] {warm, walkCached, cold, traced}) {
             if (!d.translate(SID, -1, hitIova, 0, out).isOk() || out.physicalAddress() != page) {
                 throw new IllegalStateException("benchmark setup does not translate: " + out);
             }
@@ -102,6 +123,24 @@ public class SmmuV3Benchmark {
         }
         d.mmioWrite(SmmuV3Registers.CR0, 4, cr0);
         return d;
+    }
+
+    /** The trace's reader is closed after the trial. */
+    @TearDown(Level.Trial)
+    public void closeTrace() {
+        traceReader.close();
+    }
+
+    /** A 64-byte DMA read through the DmaEngine with an IOTLB hit, the machine's trace off (one branch per hook). */
+    @Benchmark
+    public long dmaIotlbHitTraceOff() {
+        return dmaUntraced.read(warm, SID, -1, hitIova, dmaBuf, 0, 64, 0, dmaOut).bytesDone();
+    }
+
+    /** The same with the trace on: a TRANSLATE and a DMA record into the ring per request. */
+    @Benchmark
+    public long dmaIotlbHitTraceOn() {
+        return dmaTraced.read(traced, SID, -1, hitIova, dmaBuf, 0, 64, 0, dmaOut).bytesDone();
     }
 
     @Benchmark
