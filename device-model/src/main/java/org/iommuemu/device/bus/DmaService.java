@@ -217,7 +217,8 @@ final class DmaService extends DmaGrpc.DmaImplBase {
                 if (accesses[i] < 0) {
                     continue;
                 }
-                s.device.translate(s.streamId, ssid, iova, accesses[i] | Access.TRANSLATION_REQUEST, t);
+                machine.dma().translate(s.device, s.streamId, ssid, iova, accesses[i] | Access.TRANSLATION_REQUEST,
+                        t);
                 if (t.outcome() == Translation.Outcome.UNIMPLEMENTED) {
                     throw BusError.unimplemented(t.description());
                 }

@@ -93,6 +93,23 @@ public final class DmaEngine {
         return out;
     }
 
+    /**
+     * Translates on behalf of a device's ATS translation request (no data moves), recorded in the trace as a
+     * translation of that device, like a DMA chunk's.
+     */
+    public Translation translate(IommuDevice device, int streamId, int substreamId, long iova, int access,
+            Translation out) {
+        Tracer tr = tracer;
+        if (!tr.on()) {
+            return device.translate(streamId, substreamId, iova, access, out);
+        }
+        int track = tr.track(device);
+        long start = tr.simTime(track);
+        device.translate(streamId, substreamId, iova, access, out);
+        traceTranslation(tr, track, start, streamId, substreamId, iova, out);
+        return out;
+    }
+
     private static void traceTranslation(Tracer tr, int track, long start, int streamId, int substreamId, long va,
             Translation t) {
         long end = tr.simTime(track);

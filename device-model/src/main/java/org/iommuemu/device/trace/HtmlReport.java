@@ -102,8 +102,8 @@ public final class HtmlReport {
                 + (Boolean.TRUE.equals(report.get("stopped")) ? " (stopped)" : ""));
         row("expects", report.get("expects_passed") + " passed, " + report.get("expects_failed") + " failed");
         Map<String, Object> dma = map(report.get("dma"));
-        row("DMA", dma.get("reads") + " reads, " + dma.get("writes") + " writes, " + dma.get("bytes") + " bytes, "
-                + dma.get("faulted") + " faulted");
+        row("DMA of dma and traffic steps", dma.get("reads") + " reads, " + dma.get("writes") + " writes, "
+                + dma.get("bytes") + " bytes, " + dma.get("faulted") + " faulted");
         row("simulated time", report.get("sim_time_ns") + " ns over all instances");
         row("trace records lost", dropped);
         a("</table>\n<table class=\"grid\">\n<tr><th>instance</th><th>translations</th><th>faults</th>"

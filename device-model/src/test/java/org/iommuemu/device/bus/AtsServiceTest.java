@@ -20,6 +20,7 @@ import org.iommuemu.device.machine.IommuSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.trace.TraceCollector;
 import org.iommuemu.dma.Atc;
 import org.iommuemu.dma.AtcListener;
 import org.iommuemu.dma.DmaClient;
@@ -44,6 +45,7 @@ import org.iommuemu.proto.v1.MemReadRequest;
 import org.iommuemu.proto.v1.Prot;
 import org.iommuemu.proto.v1.StatsRequest;
 import org.iommuemu.proto.v1.TelemetryGrpc;
+import org.iommuemu.proto.v1.TraceKind;
 import org.iommuemu.proto.v1.TranslateReply;
 import org.iommuemu.proto.v1.UnmapRequest;
 import org.junit.jupiter.api.AfterEach;
@@ -148,6 +150,28 @@ class AtsServiceTest {
             assertThat(stats().getEventsList()).as("ATS translation faults are not recorded")
                     .noneMatch(e -> e.getCode() == EventType.F_TRANSLATION);
             assertThat(stats().getAts().getTranslationRequests()).isEqualTo(2);
+        }
+    }
+
+    @Test
+    void aTranslationRequestIsOnTheTraceAsItsDevicesTranslation() throws Exception {
+        start(1000);
+        domain(2, true);
+        try (TraceCollector trace = TraceCollector.start(bus.channel(), List.of("smmu0"),
+                List.of(TraceKind.TRACE_TRANSLATE));
+                DmaSession dev = dma.attach("ats0", "smmu0", SID, false, true)) {
+            for (int i = 0; i < 1000 && bus.machine.tracer().readers() != 1; i++) {
+                Thread.sleep(5);
+            }
+            assertThat(dev.translate(IOVA + 0x1234, false, DmaOptions.DEFAULT).getPermissions().getRead()).isTrue();
+            long w = telemetry.stats(StatsRequest.getDefaultInstance()).getTraceWritten();
+            assertThat(trace.awaitCaughtUp(w, 10_000)).isTrue();
+            assertThat(trace.records()).singleElement().satisfies(r -> {
+                assertThat(r.getStream()).isEqualTo(SID);
+                assertThat(r.getAddress()).isEqualTo(IOVA + 0x1234);
+                assertThat(r.getResult()).as("ok").isZero();
+                assertThat(r.getExtra()).as("served by a walk").isEqualTo(2);
+            });
         }
     }
 
