@@ -36,7 +36,8 @@ import org.iommuemu.core.smmuv3.SmmuRegs;
  * consumption. The GERROR interrupt handler does this, and so does a waiter that sees no progress, so recovery
  * needs no interrupt.
  *
- * <p><b>Bounds.</b> Every wait is bounded by {@code queuePolls} polls and ends in a
+ * <p><b>Bounds.</b> Every wait is bounded by {@code queuePolls} polls (a CMD_SYNC on an SMMU with ATS by up to two
+ * seconds of wall time more, since it may wait for devices to answer ATC invalidations) and ends in a
  * {@link SmmuV3DriverException.Kind#QUEUE_TIMEOUT} naming PROD, CONS and what was awaited.
  *
  * <p><b>Threads.</b> One submission at a time: a lock (re-entrant, so an interrupt handler that runs on the
@@ -60,6 +61,8 @@ final class CommandQueue implements TlbiPlanner.Sink {
     private final int idleSyncCs;
     private final long syncWord;
     private final int polls;
+    /** Wall time a CMD_SYNC may still wait for devices once its polls are spent; 0 without ATS. */
+    private final long deviceWaitNanos;
     /** Commands of the current batch plus its CMD_SYNC, two words each. */
     private final long[] words;
 
@@ -77,9 +80,12 @@ final class CommandQueue implements TlbiPlanner.Sink {
      * @param log2     the queue holds 2^log2 entries (at least 2)
      * @param syncWord the MSI target for CMD_SYNC completion (4-byte aligned RAM), used when {@code msiPolling}
      * @param sev      the SMMU implements SEV: CMD_SYNCs that are not MSI-polled say CS=SEV
+     * @param ats      the SMMU implements ATS: a CMD_SYNC may wait for devices to answer ATC invalidations, so once
+     *                 its polls are spent the driver keeps polling, sleeping in between, for up to
+     *                 {@link #DEVICE_WAIT_NANOS} of wall time
      */
     CommandQueue(SmmuHost host, SmmuV3Listeners listeners, long base, int log2, boolean msiPolling, long syncWord,
-            boolean sev, int polls) {
+            boolean sev, boolean ats, int polls) {
         this.host = host;
         this.memory = host.memory();
         this.listeners = listeners;
@@ -90,6 +96,7 @@ final class CommandQueue implements TlbiPlanner.Sink {
         this.idleSyncCs = sev ? Command.CS_SEV : Command.CS_NONE;
         this.syncWord = syncWord;
         this.polls = polls;
+        this.deviceWaitNanos = ats ? DEVICE_WAIT_NANOS : 0;
         this.words = new long[2 * (maxBatch + 1)];
     }
 
@@ -234,7 +241,8 @@ final class CommandQueue implements TlbiPlanner.Sink {
     }
 
     private void waitForSync(int sequence) {
-        for (int i = 0; i < polls; i++) {
+        long deadline = 0;
+        for (int i = 0; ; i++) {
             if (msiPolling) {
                 if (readSyncWord() == sequence) {
                     cons = prod; // everything up to the CMD_SYNC was consumed
@@ -253,11 +261,27 @@ final class CommandQueue implements TlbiPlanner.Sink {
                 }
             }
             recoverError();
-            backOff(i);
+            if (i + 1 < polls) {
+                Thread.onSpinWait();
+                continue;
+            }
+            if (deviceWaitNanos == 0) {
+                break;
+            }
+            // ATS: the SMMU holds the sync until devices answer its ATC invalidations (or its own timeout passes),
+            // which takes wall time, not polls (Linux polls a CMD_SYNC for up to a second)
+            long now = System.nanoTime();
+            if (deadline == 0) {
+                deadline = now + deviceWaitNanos;
+            } else if (now - deadline >= 0) {
+                break;
+            }
+            LockSupport.parkNanos(BACKOFF_NANOS);
         }
         int consNow = readCons();
         throw new SmmuV3DriverException(SmmuV3DriverException.Kind.QUEUE_TIMEOUT,
-                "CMD_SYNC did not complete after " + polls + " polls of "
+                "CMD_SYNC did not complete after " + polls + " polls"
+                        + (deviceWaitNanos == 0 ? "" : " and " + deviceWaitNanos / 1_000_000 + " ms more") + " of "
                         + (msiPolling ? "its MSI word at 0x" + Long.toHexString(syncWord) + " (expected 0x"
                                 + Integer.toHexString(sequence) + ", read 0x" + Integer.toHexString(readSyncWord()) + ")"
                                 : "CMDQ_CONS")
@@ -265,22 +289,9 @@ final class CommandQueue implements TlbiPlanner.Sink {
                         + ", CONS.ERR=" + QueuePointer.cmdqError(consNow) + ")");
     }
 
-    /**
-     * Between polls of a CMD_SYNC: spins for the first {@link #SPIN_POLLS} polls, then sleeps {@link #BACKOFF_NANOS}
-     * per poll, so a sync that waits for a device's ATC invalidation (wall-clock bounded by the SMMU) is not given up
-     * on after a burst of fast polls (Linux polls for up to a second).
-     */
-    private static void backOff(int poll) {
-        if (poll < SPIN_POLLS) {
-            Thread.onSpinWait();
-        } else {
-            LockSupport.parkNanos(BACKOFF_NANOS);
-        }
-    }
-
-    /** Polls of a CMD_SYNC that spin before the waiter starts sleeping between polls. */
-    static final int SPIN_POLLS = 100_000;
-    /** The sleep between later polls. */
+    /** With ATS, how long a CMD_SYNC may wait for devices after its polls are spent. */
+    static final long DEVICE_WAIT_NANOS = 2_000_000_000L;
+    /** The sleep between those later polls. */
     static final long BACKOFF_NANOS = 20_000;
 
     private int readCons() {

@@ -123,7 +123,7 @@ public final class SmmuV3Driver {
             long cmdqBase = alloc.allocBytes((long) QueuePointer.CMDQ_ENTRY_SIZE << cmdqLog2, "smmu-cmdq");
             long syncWord = msiPolling ? alloc.allocPages(0, "smmu-cmdq-sync") : 0;
             commands = new CommandQueue(host, listeners, cmdqBase, cmdqLog2, msiPolling, syncWord, features.sev(),
-                    options.queuePolls());
+                    features.ats(), options.queuePolls());
             long eventqBase = alloc.allocBytes((long) QueuePointer.EVENTQ_ENTRY_SIZE << eventqLog2, "smmu-eventq");
             events = new EventQueue(host, listeners, eventqBase, eventqLog2);
             boolean twoLevel = features.twoLevelStreamTable() && sidBits > StreamTableBase.LINUX_SPLIT;
