@@ -174,6 +174,27 @@ final class InvalidationQueue {
     }
 
     /** Consumes descriptors from IQH to IQT (tracing occupancy before and after). The caller holds the lock. */
+    /** Counts the descriptor at {@code head} as processed and moves IQH past it; returns the new head. */
+    private int advance(int head) {
+        processed.increment();
+        int next = head + 1 == entries ? 0 : head + 1;
+        iqh.set((long) next << shift());
+        return next;
+    }
+
+    /**
+     * Carries out a wait the queue had stopped at (one that waited for device-TLB completions, or an injected late
+     * one whose time has come); false when that raised IQE.
+     */
+    private boolean resume(long qw0, long qw1, long rest, long at) {
+        int reason = execute(qw0, qw1, rest, at, -1, false, 0);
+        if (reason >= 0) {
+            error(reason);
+            return false;
+        }
+        return true;
+    }
+
     private void process() {
         Tracer t = tracer;
         if (t.on() && enabled) {
@@ -239,20 +260,14 @@ final class InvalidationQueue {
                     return;
                 }
                 if (state == AtcPort.TIMED_OUT) {
-                    processed.increment();
-                    head = head + 1 == entries ? 0 : head + 1;
-                    iqh.set((long) head << shift());
+                    advance(head);
                     timeOut();
                     return;
                 }
-                int reason = execute(qw0, qw1, qw2 | qw3, at, -1, false, 0);
-                if (reason >= 0) {
-                    error(reason);
+                if (!resume(qw0, qw1, qw2 | qw3, at)) {
                     return;
                 }
-                processed.increment();
-                head = head + 1 == entries ? 0 : head + 1;
-                iqh.set((long) head << shift());
+                head = advance(head);
                 continue;
             }
             stats.queueRead();
@@ -260,14 +275,10 @@ final class InvalidationQueue {
             if (lateDeadline >= 0 && at == lateAt) {
                 // an injected late invalidation wait whose deadline simulated time has reached: it completes now
                 lateDeadline = -1;
-                int reason = execute(qw0, qw1, qw2 | qw3, at, -1, false, 0);
-                if (reason >= 0) {
-                    error(reason);
+                if (!resume(qw0, qw1, qw2 | qw3, at)) {
                     return;
                 }
-                processed.increment();
-                head = head + 1 == entries ? 0 : head + 1;
-                iqh.set((long) head << shift());
+                head = advance(head);
                 continue;
             }
             long stream = -1;
@@ -327,9 +338,7 @@ final class InvalidationQueue {
                         if (iteTimedOut) {
                             // a device-TLB invalidation before this wait got no completion: the wait is aborted
                             // (no status write, no IWC), IQH moves past it, ITE stops fetching
-                            processed.increment();
-                            head = head + 1 == entries ? 0 : head + 1;
-                            iqh.set((long) head << shift());
+                            advance(head);
                             timeOut();
                             return;
                         }
@@ -340,9 +349,7 @@ final class InvalidationQueue {
                         }
                         if (state == AtcPort.TIMED_OUT) {
                             // a device-TLB invalidation got no completion: the wait is aborted as above, ITE
-                            processed.increment();
-                            head = head + 1 == entries ? 0 : head + 1;
-                            iqh.set((long) head << shift());
+                            advance(head);
                             timeOut();
                             return;
                         }
@@ -363,9 +370,7 @@ final class InvalidationQueue {
                     }
                 }
             }
-            processed.increment();
-            head = head + 1 == entries ? 0 : head + 1;
-            iqh.set((long) head << shift());
+            head = advance(head);
         }
         if (iteTimedOut) {
             timeOut(); // no wait followed the timed-out device-TLB invalidation in this batch
