@@ -116,13 +116,13 @@ final class TraceStream {
                     break;
                 }
             }
+            samplePending |= sent; // also when the subscriber is behind now: the idle batch that follows samples
             if (!call.isReady()) {
                 return; // the subscriber is behind; its reader keeps its place and the ring decides what survives
             }
             TraceBatch.Builder b = batch().setIdle(true);
             long now = System.nanoTime();
             boolean sampled = false;
-            samplePending |= sent;
             if (kinds[TraceKind.CACHE_SAMPLE] && (samplePending || now - lastSampleAt >= sampleNanos)) {
                 sampled = sample(b);
                 lastSampleAt = now;
