@@ -9,11 +9,9 @@ import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.core.smmuv3.EventType;
 import org.iommuemu.device.machine.IommuSpec;
@@ -323,29 +321,12 @@ class AtsServiceTest {
 
     /** Opens a raw AtcInvalidations stream and returns how it ended. */
     private Status rawStream(ManagedChannel channel, AtcInvalidationCompletion... messages) throws Exception {
-        CompletableFuture<Status> end = new CompletableFuture<>();
-        LinkedBlockingQueue<AtcInvalidation> got = new LinkedBlockingQueue<>();
-        StreamObserver<AtcInvalidationCompletion> out = DmaGrpc.newStub(channel).atcInvalidations(
-                new StreamObserver<>() {
-                    @Override
-                    public void onNext(AtcInvalidation value) {
-                        got.add(value);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        end.complete(Status.fromThrowable(t));
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                        end.complete(Status.OK);
-                    }
-                });
+        StreamRecorder<AtcInvalidation> got = new StreamRecorder<>();
+        StreamObserver<AtcInvalidationCompletion> out = DmaGrpc.newStub(channel).atcInvalidations(got);
         for (AtcInvalidationCompletion m : messages) {
             out.onNext(m);
         }
-        return end.get(30, TimeUnit.SECONDS);
+        return got.end(30);
     }
 
     @Test

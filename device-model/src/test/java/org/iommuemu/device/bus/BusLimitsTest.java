@@ -9,7 +9,6 @@ import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -108,24 +107,8 @@ class BusLimitsTest {
         start(SMALL);
         ManagedChannel ch = bus.channel();
         DmaSession s = DmaClient.over(ch).attach("engine", "smmu0", 7);
-        LinkedBlockingQueue<TransferReply> replies = new LinkedBlockingQueue<>();
-        CompletableFuture<Status> end = new CompletableFuture<>();
-        StreamObserver<TransferRequest> req = DmaGrpc.newStub(ch).transfer(new StreamObserver<>() {
-            @Override
-            public void onNext(TransferReply r) {
-                replies.add(r);
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                end.complete(Status.fromThrowable(t));
-            }
-
-            @Override
-            public void onCompleted() {
-                end.complete(Status.OK);
-            }
-        });
+        StreamRecorder<TransferReply> replies = new StreamRecorder<>();
+        StreamObserver<TransferRequest> req = DmaGrpc.newStub(ch).transfer(replies);
         req.onNext(TransferRequest.newBuilder().setTag(1).setSessionId(s.id()).setOp(DmaOp.READ)
                 .setIova(bus.ramBase()).setLength(8193).build());
         req.onNext(TransferRequest.newBuilder().setTag(2).setSessionId(s.id()).setOp(DmaOp.WRITE)
@@ -133,10 +116,10 @@ class BusLimitsTest {
         req.onNext(TransferRequest.newBuilder().setTag(3).setSessionId(s.id()).setOp(DmaOp.READ)
                 .setIova(bus.ramBase()).setLength(8192).build());
         req.onCompleted();
-        assertThat(end.get(10, TimeUnit.SECONDS).getCode()).isEqualTo(Status.Code.OK);
-        TransferReply r1 = replies.take();
-        TransferReply r2 = replies.take();
-        TransferReply r3 = replies.take();
+        assertThat(replies.end(10).getCode()).isEqualTo(Status.Code.OK);
+        TransferReply r1 = replies.next(0);
+        TransferReply r2 = replies.next(0);
+        TransferReply r3 = replies.next(0);
         assertThat(r1.getError().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED.value());
         assertThat(r1.getError().getMessage()).contains("length 8193 exceeds the maximum DMA length of 8192",
                 "limits.max_dma_length");

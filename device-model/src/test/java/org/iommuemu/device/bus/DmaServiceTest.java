@@ -264,24 +264,8 @@ class DmaServiceTest {
     @Test
     void aBadRequestInATransferFailsOnlyThatRequest() throws Exception {
         DmaSession s = client.attach("engine", "smmu0", 2);
-        List<TransferReply> replies = new ArrayList<>();
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        StreamObserver<TransferRequest> req = DmaGrpc.newStub(client.channel()).transfer(new StreamObserver<>() {
-            @Override
-            public void onNext(TransferReply r) {
-                replies.add(r);
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                done.completeExceptionally(t);
-            }
-
-            @Override
-            public void onCompleted() {
-                done.complete(null);
-            }
-        });
+        StreamRecorder<TransferReply> recorder = new StreamRecorder<>();
+        StreamObserver<TransferRequest> req = DmaGrpc.newStub(client.channel()).transfer(recorder);
         long iova = bus.ramBase();
         req.onNext(TransferRequest.newBuilder().setTag(10).setSessionId(s.id()).setOp(DmaOp.READ).setIova(iova)
                 .setLength(8).build());
@@ -295,7 +279,8 @@ class DmaServiceTest {
         req.onNext(TransferRequest.newBuilder().setTag(15).setSessionId(s.id()).setOp(DmaOp.WRITE).setIova(iova)
                 .setData(ByteString.copyFromUtf8("fine")).build());
         req.onCompleted();
-        done.get(10, TimeUnit.SECONDS);
+        assertThat(recorder.end(10)).isEqualTo(Status.OK);
+        List<TransferReply> replies = recorder.messages();
         assertThat(replies).extracting(TransferReply::getTag).containsExactly(10L, 11L, 12L, 13L, 14L, 15L);
         assertThat(replies.get(0).hasError()).isFalse();
         assertThat(replies.get(0).getData().size()).isEqualTo(8);

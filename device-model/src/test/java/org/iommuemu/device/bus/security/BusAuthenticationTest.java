@@ -21,11 +21,11 @@ import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.assertj.core.api.ThrowableAssert;
 import org.iommuemu.device.bus.BusServer;
+import org.iommuemu.device.bus.StreamRecorder;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.dma.ClientSecurity;
@@ -248,48 +248,25 @@ class BusAuthenticationTest {
 
     @Test
     void aTransferStreamIsAuthenticatedWhenItOpens() throws Exception {
-        CompletableFuture<Throwable> refused = new CompletableFuture<>();
-        StreamObserver<TransferRequest> req = DmaGrpc.newStub(as(null)).transfer(observer(null, refused));
+        StreamRecorder<TransferReply> refused = new StreamRecorder<>();
+        StreamObserver<TransferRequest> req = DmaGrpc.newStub(as(null)).transfer(refused);
         req.onNext(TransferRequest.newBuilder().setTag(1).setSessionId(1).setOp(DmaOp.READ).setIova(ram).setLength(8)
                 .build());
-        assertThat(Status.fromThrowable(refused.get(5, TimeUnit.SECONDS)).getCode())
+        assertThat(refused.end(5).getCode())
                 .isEqualTo(Status.Code.UNAUTHENTICATED);
 
         Channel ch = as(DEV_A);
         long session = DmaGrpc.newBlockingStub(ch).attach(AttachRequest.newBuilder().setName("nic")
                 .setIommu("smmu0").setStreamId(17).build()).getSessionId();
-        List<TransferReply> replies = new ArrayList<>();
-        CompletableFuture<Throwable> done = new CompletableFuture<>();
-        StreamObserver<TransferRequest> ok = DmaGrpc.newStub(ch).transfer(observer(replies, done));
+        StreamRecorder<TransferReply> replies = new StreamRecorder<>();
+        StreamObserver<TransferRequest> ok = DmaGrpc.newStub(ch).transfer(replies);
         for (int i = 0; i < 3; i++) {
             ok.onNext(TransferRequest.newBuilder().setTag(i).setSessionId(session).setOp(DmaOp.READ)
                     .setIova(ram + 64L * i).setLength(8).build());
         }
         ok.onCompleted();
-        assertThat(done.get(5, TimeUnit.SECONDS)).isNull();
-        assertThat(replies).hasSize(3).allSatisfy(r -> assertThat(r.hasError()).isFalse());
-    }
-
-    private static StreamObserver<TransferReply> observer(List<TransferReply> replies,
-            CompletableFuture<Throwable> end) {
-        return new StreamObserver<>() {
-            @Override
-            public void onNext(TransferReply value) {
-                if (replies != null) {
-                    replies.add(value);
-                }
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                end.complete(t);
-            }
-
-            @Override
-            public void onCompleted() {
-                end.complete(null);
-            }
-        };
+        assertThat(replies.end(5)).isEqualTo(Status.OK);
+        assertThat(replies.messages()).hasSize(3).allSatisfy(r -> assertThat(r.hasError()).isFalse());
     }
 
     @Test
