@@ -4,8 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -13,14 +11,11 @@ import java.util.Comparator;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** {@code iommu-emu campaign FILE}: exit status, the table, the JSON report, shards. */
 class CampaignCommandTest {
     @TempDir
     Path dir;
-    private StringWriter out = new StringWriter();
-    private StringWriter err = new StringWriter();
 
     private static final String SCENARIO = """
             domains:
@@ -59,13 +54,10 @@ class CampaignCommandTest {
         return f;
     }
 
+    private final CliRun cli = new CliRun();
+
     private int run(String... args) {
-        out = new StringWriter();
-        err = new StringWriter();
-        CommandLine cmd = IommuEmu.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        return cmd.execute(args);
+        return cli.run(args);
     }
 
     @Test
@@ -73,14 +65,14 @@ class CampaignCommandTest {
         Path f = campaign();
         Path a = dir.resolve("a.json");
         Path b = dir.resolve("b.json");
-        assertThat(run("campaign", f.toString(), "--report", a.toString())).as(out + "\n" + err).isZero();
-        String table = out.toString();
+        assertThat(run("campaign", f.toString(), "--report", a.toString())).as(cli.out() + "\n" + cli.err()).isZero();
+        String table = cli.out();
         assertThat(table).contains("campaign " + f + ": scenario s/unmap.yaml, seed 5, 6 run(s)", "stale-tlb",
                 "drop-tlbi", "(all runs)", "detected", "recovered", "corrupted", "silent", "hung");
-        assertThat(err.toString()).as("no progress line unless asked, in tests").doesNotContain("runs:");
+        assertThat(cli.err()).as("no progress line unless asked, in tests").doesNotContain("runs:");
         assertThat(run("campaign", f.toString(), "--report", b.toString())).isZero();
         assertThat(Files.readAllBytes(b)).isEqualTo(Files.readAllBytes(a));
-        assertThat(out.toString()).isEqualTo(table);
+        assertThat(cli.out()).isEqualTo(table);
         JsonNode json = new ObjectMapper().readTree(a.toFile());
         assertThat(json.get("seed").asLong()).isEqualTo(5);
         assertThat(json.get("results")).hasSize(6);
@@ -103,8 +95,8 @@ class CampaignCommandTest {
         for (int i = 0; i < 3; i++) {
             Path part = dir.resolve("shard" + i + ".json");
             assertThat(run("campaign", f.toString(), "--runs", "7", "--shard", i + "/3", "--report", part.toString()))
-                    .as(err.toString()).isZero();
-            assertThat(out.toString()).contains("(shard " + i + "/3)");
+                    .as(cli.err()).isZero();
+            assertThat(cli.out()).contains("(shard " + i + "/3)");
             JsonNode r = m.readTree(part.toFile());
             r.get("results").forEach(run -> assertThat(run.get("index").asInt() % 3).isEqualTo(r.get("shard")
                     .asText().charAt(0) - '0'));
@@ -117,17 +109,17 @@ class CampaignCommandTest {
         String wholeTable = tableOf(f, "--runs", "7");
         Path back = dir.resolve("merged.json");
         assertThat(run("campaign-merge", dir.resolve("shard2.json").toString(), dir.resolve("shard0.json").toString(),
-                dir.resolve("shard1.json").toString(), "--report", back.toString())).as(err.toString()).isZero();
+                dir.resolve("shard1.json").toString(), "--report", back.toString())).as(cli.err()).isZero();
         assertThat(Files.readString(back)).as("merged shards are the whole campaign's report, byte for byte")
                 .isEqualTo(Files.readString(whole));
-        assertThat(out.toString()).isEqualTo(wholeTable);
+        assertThat(cli.out()).isEqualTo(wholeTable);
     }
 
     private String tableOf(Path f, String... more) {
         List<String> args = new ArrayList<>(List.of("campaign", f.toString()));
         args.addAll(List.of(more));
         assertThat(run(args.toArray(String[]::new))).isZero();
-        return out.toString();
+        return cli.out();
     }
 
     @Test
@@ -136,13 +128,13 @@ class CampaignCommandTest {
         Path one = dir.resolve("one.json");
         Path two = dir.resolve("two.json");
         assertThat(run("campaign", f.toString(), "--runs", "5", "--report", one.toString())).isZero();
-        String table = out.toString();
+        String table = cli.out();
         assertThat(run("campaign", f.toString(), "--runs", "5", "--jobs", "3", "--report", two.toString()))
-                .as(err.toString()).isZero();
+                .as(cli.err()).isZero();
         assertThat(Files.readString(two)).isEqualTo(Files.readString(one));
-        assertThat(out.toString()).isEqualTo(table);
+        assertThat(cli.out()).isEqualTo(table);
         assertThat(run("campaign", f.toString(), "--jobs", "0")).isEqualTo(2);
-        assertThat(err.toString()).contains("--jobs must be 1..64, got 0");
+        assertThat(cli.err()).contains("--jobs must be 1..64, got 0");
     }
 
     @Test
@@ -156,26 +148,26 @@ class CampaignCommandTest {
                 dir.resolve("other.json").toString())).isZero();
         String s0 = dir.resolve("s0.json").toString();
         assertThat(run("campaign-merge", s0)).isEqualTo(2);
-        assertThat(err.toString()).contains("shard(s) 1/2 missing: 1 of 2 given");
+        assertThat(cli.err()).contains("shard(s) 1/2 missing: 1 of 2 given");
         assertThat(run("campaign-merge", s0, s0)).isEqualTo(2);
-        assertThat(err.toString()).contains(": shard 0/2 is given twice");
+        assertThat(cli.err()).contains(": shard 0/2 is given twice");
         assertThat(run("campaign-merge", s0, dir.resolve("other.json").toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("other.json: 'seed' differs from " + s0);
+        assertThat(cli.err()).contains("other.json: 'seed' differs from " + s0);
         Files.writeString(dir.resolve("junk.json"), "{\"a\": 1}");
         assertThat(run("campaign-merge", dir.resolve("junk.json").toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("junk.json: not a campaign report (no 'campaign')");
+        assertThat(cli.err()).contains("junk.json: not a campaign report (no 'campaign')");
         assertThat(run("campaign-merge", dir.resolve("nope.json").toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("nope.json: no such file");
-        assertThat(run("campaign-merge", s0, dir.resolve("s1.json").toString())).as(err.toString()).isZero();
-        assertThat(out.toString()).contains("seed 5, 3 run(s)").doesNotContain("shard");
+        assertThat(cli.err()).contains("nope.json: no such file");
+        assertThat(run("campaign-merge", s0, dir.resolve("s1.json").toString())).as(cli.err()).isZero();
+        assertThat(cli.out()).contains("seed 5, 3 run(s)").doesNotContain("shard");
     }
 
     @Test
     void theProgressLineGoesToStandardErrorWhenAsked() throws Exception {
         Path f = campaign();
         assertThat(run("campaign", f.toString(), "--runs", "2", "--progress")).isZero();
-        assertThat(err.toString()).contains("\r[", "] 2/2 runs: ");
-        assertThat(out.toString()).doesNotContain("\r");
+        assertThat(cli.err()).contains("\r[", "] 2/2 runs: ");
+        assertThat(cli.out()).doesNotContain("\r");
     }
 
     @Test
@@ -183,8 +175,8 @@ class CampaignCommandTest {
         Path example = Files.isDirectory(Path.of("..", "scenarios")) ? Path.of("..", "scenarios", "campaigns")
                 : Path.of("scenarios", "campaigns");
         assertThat(run("campaign", example.resolve("strict-unmap-faults.yaml").toString(), "--runs", "4"))
-                .as(err.toString()).isZero();
-        assertThat(out.toString()).contains("scenario strict-unmap.yaml, seed 1, 4 run(s)", "stale-tlb", "drop-tlbi",
+                .as(cli.err()).isZero();
+        assertThat(cli.out()).contains("scenario strict-unmap.yaml, seed 1, 4 run(s)", "stale-tlb", "drop-tlbi",
                 "sync-stall");
     }
 
@@ -193,18 +185,18 @@ class CampaignCommandTest {
         Path f = campaign();
         Files.writeString(dir.resolve("bad.yaml"), "scenario: s/unmap.yaml\nruns: many\nfaults: []\n");
         assertThat(run("campaign", dir.resolve("bad.yaml").toString())).isEqualTo(2);
-        assertThat(err.toString()).startsWith("iommu-emu: " + dir.resolve("bad.yaml") + ":2:7: runs: ");
+        assertThat(cli.err()).startsWith("iommu-emu: " + dir.resolve("bad.yaml") + ":2:7: runs: ");
         assertThat(run("campaign", dir.resolve("none.yaml").toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("no such file");
+        assertThat(cli.err()).contains("no such file");
         assertThat(run("campaign", f.toString(), "--shard", "3/3")).isEqualTo(2);
-        assertThat(err.toString()).contains("--shard 3/3: I must be 0..N-1");
+        assertThat(cli.err()).contains("--shard 3/3: I must be 0..N-1");
         assertThat(run("campaign", f.toString(), "--shard", "x")).isEqualTo(2);
-        assertThat(err.toString()).contains("--shard must be I/N");
+        assertThat(cli.err()).contains("--shard must be I/N");
         assertThat(run("campaign", f.toString(), "--runs", "0")).isEqualTo(2);
-        assertThat(err.toString()).contains("--runs must be at least 1");
+        assertThat(cli.err()).contains("--runs must be at least 1");
         assertThat(run("campaign", f.toString(), "--runs", "lots")).isEqualTo(2);
         assertThat(run("campaign", f.toString(), "--report", dir.resolve("no/such/dir.json").toString()))
                 .isEqualTo(2);
-        assertThat(err.toString()).contains("no such directory");
+        assertThat(cli.err()).contains("no such directory");
     }
 }

@@ -4,8 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,13 +23,11 @@ class RunTraceReportTest {
     @TempDir
     Path tmp;
 
-    private final StringWriter out = new StringWriter();
+
+    private final CliRun cli = new CliRun();
 
     private int run(String... args) {
-        picocli.CommandLine cmd = IommuEmu.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(new StringWriter(), true));
-        return cmd.execute(args);
+        return cli.run(args);
     }
 
     static Path scenario(String name) {
@@ -88,7 +84,7 @@ class RunTraceReportTest {
         Path trace = tmp.resolve("t.json");
         Path report = tmp.resolve("r.json");
         assertThat(run("run", scenario("unmapped-iova.yaml").toString(), "--trace", trace.toString(), "--report",
-                report.toString())).as(out.toString()).isZero();
+                report.toString())).as(cli.out()).isZero();
         JsonNode t = new ObjectMapper().readTree(trace.toFile());
         assertWellFormed(t);
         Map<String, String> names = names(t);
@@ -117,7 +113,7 @@ class RunTraceReportTest {
         Path trace = tmp.resolve("t.json");
         Path report = tmp.resolve("r.json");
         assertThat(run("run", scenario("nic-receive-strict.yaml").toString(), "--trace", trace.toString(),
-                "--report", report.toString())).as(out.toString()).isZero();
+                "--report", report.toString())).as(cli.out()).isZero();
         JsonNode t = new ObjectMapper().readTree(trace.toFile());
         assertWellFormed(t);
         JsonNode smmu = new ObjectMapper().readTree(report.toFile()).get("iommus").get("smmu0");
@@ -139,7 +135,7 @@ class RunTraceReportTest {
     void theHtmlReportHasItsSectionsAndCharts() throws Exception {
         Path html = tmp.resolve("report.html");
         assertThat(run("run", scenario("nic-receive-strict.yaml").toString(), "--report", html.toString()))
-                .as(out.toString()).isZero();
+                .as(cli.out()).isZero();
         String text = Files.readString(html, StandardCharsets.UTF_8);
         Document strict = Jsoup.parse(text, "", Parser.xmlParser());
         assertThat(strict.select("html > head > title")).hasSize(1);
@@ -169,7 +165,7 @@ class RunTraceReportTest {
         Path nasty = tmp.resolve("x<b>&'.yaml");
         Files.copy(scenario("unmapped-iova.yaml"), nasty);
         Path html = tmp.resolve("report.htm");
-        assertThat(run("run", nasty.toString(), "--report", html.toString())).as(out.toString()).isZero();
+        assertThat(run("run", nasty.toString(), "--report", html.toString())).as(cli.out()).isZero();
         String text = Files.readString(html, StandardCharsets.UTF_8);
         assertThat(text).contains("x&lt;b&gt;&amp;&#39;.yaml").doesNotContain("x<b>");
         Document d = Jsoup.parse(text);

@@ -2,8 +2,6 @@ package org.iommuemu.device.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -18,28 +16,21 @@ import org.iommuemu.dma.ClientSecurity;
 import org.iommuemu.dma.DmaClient;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** The security flags of {@code serve} and {@code run}: the bind rule, generated token files, tokens and TLS. */
 class ServeSecurityTest {
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+    private final CliRun cli = new CliRun();
 
     private int run(String... args) {
-        out.getBuffer().setLength(0);
-        err.getBuffer().setLength(0);
-        CommandLine cmd = IommuEmu.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        return cmd.execute(args);
+        return cli.run(args);
     }
 
     @Test
     void aNonLoopbackBindWithoutAuthenticationIsRefusedWithOneLine() {
         assertThat(run("serve", "--bind", "0.0.0.0", "--port", "0")).isEqualTo(2);
-        assertThat(err.toString()).startsWith("iommu-emu: --bind 0.0.0.0 is not a loopback address")
+        assertThat(cli.err()).startsWith("iommu-emu: --bind 0.0.0.0 is not a loopback address")
                 .contains("--tokens", "--insecure-no-auth");
-        assertThat(err.toString().strip().lines()).hasSize(1);
+        assertThat(cli.err().strip().lines()).hasSize(1);
     }
 
     @Test
@@ -47,7 +38,7 @@ class ServeSecurityTest {
         // a missing --inject file stops serve right after the bind rule, before it listens
         assertThat(run("serve", "--bind", "0.0.0.0", "--port", "0", "--insecure-no-auth",
                 "--inject", dir.resolve("missing.yaml").toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("warning: serving on 0.0.0.0 without authentication")
+        assertThat(cli.err()).contains("warning: serving on 0.0.0.0 without authentication")
                 .contains("missing.yaml").doesNotContain("is not a loopback address");
     }
 
@@ -55,15 +46,15 @@ class ServeSecurityTest {
     void contradictoryFlagsAreRefused(@TempDir Path dir) {
         Path t = dir.resolve("t");
         assertThat(run("serve", "--tokens", t.toString(), "--generate-tokens", t.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("exclude each other");
+        assertThat(cli.err()).contains("exclude each other");
         assertThat(run("serve", "--tls-cert", t.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("--tls-cert and --tls-key go together");
+        assertThat(cli.err()).contains("--tls-cert and --tls-key go together");
         assertThat(run("serve", "--device-token", "smmu0")).isEqualTo(2);
-        assertThat(err.toString()).contains("go with --generate-tokens");
+        assertThat(cli.err()).contains("go with --generate-tokens");
         assertThat(run("serve", "--insecure-no-auth", "--tokens", t.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("contradicts");
+        assertThat(cli.err()).contains("contradicts");
         assertThat(run("serve", "--tokens", t.toString(), "--port", "0")).isEqualTo(2);
-        assertThat(err.toString()).contains("--tokens " + t + ": cannot read it");
+        assertThat(cli.err()).contains("--tokens " + t + ": cannot read it");
     }
 
     @Test
@@ -75,17 +66,17 @@ class ServeSecurityTest {
             "smmu0:16-31", "--device-token", "dmar0", "--tls-cert", missing.toString(), "--tls-key",
             missing.toString()};
         assertThat(run(args)).isEqualTo(2);
-        assertThat(err.toString()).contains("--tls-cert " + missing + ": not a readable file");
+        assertThat(cli.err()).contains("--tls-cert " + missing + ": not a readable file");
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(tokens))).isEqualTo("rw-------");
         TokenStore store = TokenStore.read(tokens);
         assertThat(store.principals()).extracting(p -> p.role() + " " + p.binding()).containsExactly(
                 "HOST any IOMMU and stream id", "DEVICE smmu0 stream ids 16-31", "DEVICE dmar0 (any stream id)");
         String before = Files.readString(tokens);
         assertThat(before.lines().filter(l -> l.startsWith("host ") || l.startsWith("device ")))
-                .allSatisfy(l -> assertThat(err.toString() + out).doesNotContain(l.split(" ")[1]));
+                .allSatisfy(l -> assertThat(cli.err() + cli.out()).doesNotContain(l.split(" ")[1]));
 
         assertThat(run(args)).isEqualTo(2);
-        assertThat(err.toString()).contains("the file exists; give --overwrite-tokens");
+        assertThat(cli.err()).contains("the file exists; give --overwrite-tokens");
         assertThat(Files.readString(tokens)).isEqualTo(before);
 
         String[] again = java.util.Arrays.copyOf(args, args.length + 1);
@@ -96,7 +87,7 @@ class ServeSecurityTest {
 
         assertThat(run("serve", "--port", "0", "--generate-tokens", dir.resolve("t2").toString(), "--device-token",
                 "smmu9:1")).isEqualTo(2);
-        assertThat(err.toString()).contains("bound to iommu 'smmu9', which this machine does not have");
+        assertThat(cli.err()).contains("bound to iommu 'smmu9', which this machine does not have");
     }
 
     @Test
@@ -135,22 +126,22 @@ class ServeSecurityTest {
                 assertThat(c.attach("nic", "smmu0", 0x10).streamId()).isEqualTo(0x10);
             }
             assertThat(run("run", scenario.toString(), "--target", target, "--token-file", hostToken.toString(),
-                    "--tls-ca", cert.cert().toString())).as(out + "\n" + err).isZero();
-            assertThat(out.toString()).contains("scenario passed");
+                    "--tls-ca", cert.cert().toString())).as(cli.out() + "\n" + cli.err()).isZero();
+            assertThat(cli.out()).contains("scenario passed");
 
             assertThat(run("run", scenario.toString(), "--target", target, "--tls-ca", cert.cert().toString()))
                     .isEqualTo(2);
-            assertThat(err.toString()).contains("UNAUTHENTICATED", "no bearer token");
+            assertThat(cli.err()).contains("UNAUTHENTICATED", "no bearer token");
             assertThat(run("run", scenario.toString(), "--target", target, "--token-file",
                     deviceToken.toString(), "--tls-ca", cert.cert().toString())).isEqualTo(2);
-            assertThat(err.toString()).contains("PERMISSION_DENIED", "may not call iommuemu.v1.Machine")
+            assertThat(cli.err()).contains("PERMISSION_DENIED", "may not call iommuemu.v1.Machine")
                     .doesNotContain(device);
             assertThat(run("run", scenario.toString(), "--target", target, "--token-file", hostToken.toString()))
                     .as("plaintext to a TLS server").isEqualTo(2);
-            assertThat(err.toString()).contains("UNAVAILABLE").doesNotContain(host);
+            assertThat(cli.err()).contains("UNAVAILABLE").doesNotContain(host);
         }
         assertThat(run("run", scenario.toString(), "--token-file", hostToken.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("are for a server named by --target");
+        assertThat(cli.err()).contains("are for a server named by --target");
         assertThat(Role.DEVICE.allows("iommuemu.v1.Dma")).isTrue();
     }
 }

@@ -4,8 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.iommuemu.device.bus.BusServer;
@@ -14,18 +12,14 @@ import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
+import org.iommuemu.device.cli.CliRun;
 
 /** {@code iommu-emu run FILE}: its exit status and what it prints. */
 class ScenarioCommandTest {
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+    private final CliRun cli = new CliRun();
 
     private int run(String... args) {
-        CommandLine cmd = IommuEmu.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        return cmd.execute(args);
+        return cli.run(args);
     }
 
     private static final String BASE = """
@@ -45,8 +39,8 @@ class ScenarioCommandTest {
         Path f = dir.resolve("ok.yaml");
         Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n");
         Path report = dir.resolve("report.json");
-        assertThat(run("run", f.toString(), "--report", report.toString())).as(out + "\n" + err).isZero();
-        assertThat(out.toString()).contains("[2] PASS expect memory buf 4 KiB equals pattern 0xA5",
+        assertThat(run("run", f.toString(), "--report", report.toString())).as(cli.out() + "\n" + cli.err()).isZero();
+        assertThat(cli.out()).contains("[2] PASS expect memory buf 4 KiB equals pattern 0xA5",
                 "DMA by dma and traffic steps: 1 ops (0 reads, 1 writes), 4096 bytes", "cache hit rates: iotlb", "commands: ",
                 "simulated ns", "scenario passed");
         JsonNode json = new ObjectMapper().readTree(report.toFile());
@@ -63,8 +57,8 @@ class ScenarioCommandTest {
                 + "  - expect: {memory: {buffer: buf, offset: 4KiB, size: 16, equals: {pattern: 0xA5}}}\n"
                 + "  - expect: {fault: {device: nic, kind: TRANSLATION}}\n"
                 + "  - expect: {counter: {iommu: smmu0, name: faults, max: 0}}\n");
-        assertThat(run("run", f.toString())).as(out + "\n" + err).isEqualTo(1);
-        assertThat(out.toString())
+        assertThat(run("run", f.toString())).as(cli.out() + "\n" + cli.err()).isEqualTo(1);
+        assertThat(cli.out())
                 .contains("[2] FAIL expect memory buf+0x1000 16 B equals pattern 0xA5: byte 0 is 0x00, expected 0xA5")
                 .contains("[3] FAIL expect fault nic TRANSLATION: the last DMA of nic gave no fault")
                 .contains("[4] PASS expect counter smmu0 faults <= 0")
@@ -77,8 +71,8 @@ class ScenarioCommandTest {
         Path f = dir.resolve("overlap.yaml");
         Files.writeString(f, BASE + "  - map: {domain: d, iova: 0x1000_0000, buffer: buf, size: 4KiB}\n"
                 + "  - expect: {fault: {device: nic, kind: none}}\n");
-        assertThat(run("run", f.toString())).as(out + "\n" + err).isEqualTo(1);
-        assertThat(out.toString()).contains("[2] FAIL map d iova 0x10000000", "stopping",
+        assertThat(run("run", f.toString())).as(cli.out() + "\n" + cli.err()).isEqualTo(1);
+        assertThat(cli.out()).contains("[2] FAIL map d iova 0x10000000", "stopping",
                 "steps: 3 of 4 run (stopped at one that could not be done); expects: 0 passed, 0 failed").doesNotContain("[3]");
     }
 
@@ -87,19 +81,17 @@ class ScenarioCommandTest {
         Path f = dir.resolve("typo.yaml");
         Files.writeString(f, BASE + "  - dma: {device: nic, op: read, iova: 0x1000_0000, lenght: 4}\n");
         assertThat(run("run", f.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("typo.yaml:10:", "unknown key 'lenght'").doesNotContain("\tat ");
-        err.getBuffer().setLength(0);
+        assertThat(cli.err()).contains("typo.yaml:10:", "unknown key 'lenght'").doesNotContain("\tat ");
         assertThat(run("run", dir.resolve("missing.yaml").toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("missing.yaml: no such file");
+        assertThat(cli.err()).contains("missing.yaml: no such file");
     }
 
     @Test
     void helpListsTheRunCommand() {
         assertThat(run("--help")).isZero();
-        assertThat(out.toString()).contains("run");
-        out.getBuffer().setLength(0);
+        assertThat(cli.out()).contains("run");
         assertThat(run("run", "--help")).isZero();
-        assertThat(out.toString()).contains("FILE", "--report", "Exit status");
+        assertThat(cli.out()).contains("FILE", "--report", "Exit status");
     }
 
     @Test
@@ -108,10 +100,10 @@ class ScenarioCommandTest {
         Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n"
                 + "  - dma: {device: nic, op: read, iova: 0x1000_3000, size: 16}\n"
                 + "  - expect: {fault: {device: nic, kind: TRANSLATION}}\n");
-        assertThat(run("run", f.toString(), "--transport", "netty")).as(out + "\n" + err).isZero();
-        assertThat(out.toString()).contains("over Netty on loopback", "scenario passed");
+        assertThat(run("run", f.toString(), "--transport", "netty")).as(cli.out() + "\n" + cli.err()).isZero();
+        assertThat(cli.out()).contains("over Netty on loopback", "scenario passed");
         assertThat(run("run", f.toString(), "--transport", "carrier-pigeon")).isEqualTo(2);
-        assertThat(err.toString()).contains("--transport must be in-process or netty");
+        assertThat(cli.err()).contains("--transport must be in-process or netty");
     }
 
     @Test
@@ -120,10 +112,9 @@ class ScenarioCommandTest {
         Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n"
                 + "  - expect: {counter: {iommu: smmu0, name: translations, min: 1, max: 1}}\n");
         try (BusServer server = BusServer.netty(new Machine(MachineConfig.defaults()), "127.0.0.1", 0).start()) {
-            assertThat(run("run", f.toString(), "--target", server.target())).as(out + "\n" + err).isZero();
-            assertThat(out.toString()).contains("against the server at " + server.target(),
+            assertThat(run("run", f.toString(), "--target", server.target())).as(cli.out() + "\n" + cli.err()).isZero();
+            assertThat(cli.out()).contains("against the server at " + server.target(),
                     "the file's machine section is not applied", "scenario passed");
-            out.getBuffer().setLength(0);
             assertThat(run("run", f.toString(), "--target", server.target())).as("again: counters are per run")
                     .isZero();
             Path other = dir.resolve("other.yaml");
@@ -133,17 +124,17 @@ class ScenarioCommandTest {
                         - {name: smmu9, kind: smmuv3}
                     steps:"""));
             assertThat(run("run", other.toString(), "--target", server.target())).isEqualTo(2);
-            assertThat(err.toString()).contains("the server has no IOMMU instance smmu9");
+            assertThat(cli.err()).contains("the server has no IOMMU instance smmu9");
             assertThat(run("run", f.toString(), "--target", server.target(), "--transport", "netty")).isEqualTo(2);
-            assertThat(err.toString()).contains("--transport is for the embedded machine");
+            assertThat(cli.err()).contains("--transport is for the embedded machine");
         }
         assertThat(run("run", f.toString(), "--target", "no-port")).isEqualTo(2);
-        assertThat(err.toString()).contains("--target must be HOST:PORT");
+        assertThat(cli.err()).contains("--target must be HOST:PORT");
         try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
             int closed = s.getLocalPort();
             s.close();
             assertThat(run("run", f.toString(), "--target", "127.0.0.1:" + closed)).isEqualTo(2);
-            assertThat(err.toString()).contains("cannot reach the server at 127.0.0.1:" + closed, "UNAVAILABLE");
+            assertThat(cli.err()).contains("cannot reach the server at 127.0.0.1:" + closed, "UNAVAILABLE");
         }
     }
 
@@ -153,12 +144,12 @@ class ScenarioCommandTest {
         Files.writeString(f, BASE + "  - expect: {memory: {buffer: buf, size: 4KiB, equals: {pattern: 0xA5}}}\n"
                 + "  - dma: {device: nic, op: read, iova: 0x1000_3000, size: 16}\n"
                 + "  - expect: {events: {iommu: smmu0, type: F_TRANSLATION, count: 1}}\n");
-        assertThat(run("run", f.toString(), "--driver", "client", "--transport", "netty")).as(out + "\n" + err)
+        assertThat(run("run", f.toString(), "--driver", "client", "--transport", "netty")).as(cli.out() + "\n" + cli.err())
                 .isZero();
-        assertThat(out.toString()).contains("driver in this process over the bus", "domain 1 of the client-side"
+        assertThat(cli.out()).contains("driver in this process over the bus", "domain 1 of the client-side"
                 + " driver", "PASS expect events smmu0 F_TRANSLATION = 1", "scenario passed");
         assertThat(run("run", f.toString(), "--driver", "kernel")).isEqualTo(2);
-        assertThat(err.toString()).contains("--driver must be server or client, got kernel");
+        assertThat(cli.err()).contains("--driver must be server or client, got kernel");
     }
 
     @Test
@@ -171,18 +162,18 @@ class ScenarioCommandTest {
         assertThat(run("run", f.toString())).as("without faults the unmap protects the buffer").isZero();
         Path fault = dir.resolve("fault.yaml");
         Files.writeString(fault, "kind: ignore_iotlb_invalidation\ntarget: {iommu: smmu0}\n");
-        assertThat(run("run", f.toString(), "--inject", fault.toString())).as(out + "\n" + err).isEqualTo(1);
-        assertThat(out.toString()).contains("inject IGNORE_IOTLB_INVALIDATION on smmu0 (--inject): fault ",
+        assertThat(run("run", f.toString(), "--inject", fault.toString())).as(cli.out() + "\n" + cli.err()).isEqualTo(1);
+        assertThat(cli.out()).contains("inject IGNORE_IOTLB_INVALIDATION on smmu0 (--inject): fault ",
                 "injected: IGNORE_IOTLB_INVALIDATION 1", "FAIL expect fault nic TRANSLATION");
 
         Path bad = dir.resolve("bad.yaml");
         Files.writeString(bad, "kind: ignore_iotlb_invalidation\ntrigger: {probability: 3}\n");
         assertThat(run("run", f.toString(), "--inject", bad.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("--inject " + bad + ":2:").contains("probability 3.0 is not between 0 and 1");
+        assertThat(cli.err()).contains("--inject " + bad + ":2:").contains("probability 3.0 is not between 0 and 1");
         Path nowhere = dir.resolve("nowhere.yaml");
         Files.writeString(nowhere, "kind: command_drop\n");
         assertThat(run("run", f.toString(), "--inject", nowhere.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("target.iommu is required");
+        assertThat(cli.err()).contains("target.iommu is required");
     }
 
     @Test
@@ -190,9 +181,9 @@ class ScenarioCommandTest {
         Path fault = dir.resolve("f.yaml");
         Files.writeString(fault, "kind: command_drop\ntarget: {iommu: smmu9}\n");
         assertThat(run("serve", "--port", "0", "--inject", fault.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("--inject COMMAND_DROP:").contains("smmu9");
+        assertThat(cli.err()).contains("--inject COMMAND_DROP:").contains("smmu9");
         Files.writeString(fault, "kind: bus_stream_cut\ntarget: {iommu: smmu0, opcodes: [1]}\n");
         assertThat(run("serve", "--port", "0", "--inject", fault.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("BUS_STREAM_CUT");
+        assertThat(cli.err()).contains("BUS_STREAM_CUT");
     }
 }
