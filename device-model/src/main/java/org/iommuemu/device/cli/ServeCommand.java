@@ -140,8 +140,10 @@ final class ServeCommand implements Callable<Integer> {
             err.flush();
         }
         metricsOptions.check();
-        Integer ring = traceBuffer != null ? checkTraceBuffer(traceBuffer)
-                : machineOptions.file() != null ? machineOptions.file().traceBuffer() : null;
+        Integer ring = machineOptions.file() != null ? machineOptions.file().traceBuffer() : null;
+        if (traceBuffer != null) {
+            ring = checkTraceBuffer(traceBuffer);
+        }
         List<FaultSpec> faults = FaultFiles.read(injects);
         Machine machine = new Machine(config);
         if (ring != null) {

@@ -121,7 +121,12 @@ final class TraceOutputs implements ScenarioRunner.Observer {
 
     /** Writes the HTML report of the run to {@code file}. */
     void writeHtml(Path file, Map<String, Object> report) throws IOException {
-        Files.writeString(file, HtmlReport.render(report, collector == null ? List.of() : collector.records(),
+        Map<String, Object> page = report;
+        if (driverTrackNote != null) {
+            page = new LinkedHashMap<>(report);
+            page.put("driver_track", driverTrackNote);
+        }
+        Files.writeString(file, HtmlReport.render(page, collector == null ? List.of() : collector.records(),
                 collector == null ? 0 : collector.dropped()), StandardCharsets.UTF_8);
     }
 }

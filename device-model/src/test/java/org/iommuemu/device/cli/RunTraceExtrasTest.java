@@ -107,8 +107,11 @@ class RunTraceExtrasTest {
         BusServer server = BusServer.netty(machine, "127.0.0.1", 0).start();
         try {
             Path trace = tmp.resolve("t.json");
+            Path html = tmp.resolve("r.html");
             assertThat(run("run", allDriverOps().toString(), "--driver", "client", "--target", server.target(),
-                    "--trace", trace.toString())).as(out + "\n" + err).isZero();
+                    "--trace", trace.toString(), "--report", html.toString())).as(out + "\n" + err).isZero();
+            assertThat(org.jsoup.Jsoup.parse(Files.readString(html)).select("#summary tr").eachText())
+                    .anySatisfy(row -> assertThat(row).startsWith("driver track not recorded: with --driver client"));
             JsonNode t = new ObjectMapper().readTree(trace.toFile());
             assertThat(t.get("otherData").get("driver_track").asText()).startsWith("not recorded: with --driver"
                     + " client against --target");
