@@ -14,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.function.ToDoubleFunction;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.proto.v1.CacheStats;
@@ -62,6 +63,9 @@ public final class MetricsServer implements AutoCloseable {
             this.machine = machine;
         }
 
+        /** One data point of a family: its labels and its value. */
+        private record Sample(Labels labels, double value) {}
+
         @Override
         public MetricSnapshots collect() {
             List<InstanceStats> all = new ArrayList<>();
@@ -69,97 +73,95 @@ public final class MetricsServer implements AutoCloseable {
                 all.add(TelemetryService.instanceStats(machine, d));
             }
             List<MetricSnapshot> out = new ArrayList<>();
-            out.add(perInstance("iommu_emu_translations", "Translations requested by DMA (one per translated chunk).",
-                    all, InstanceStats::getTranslations));
-            out.add(perInstance("iommu_emu_translation_faults", "Translations that ended in a fault or an abort.",
-                    all, InstanceStats::getFaults));
-            out.add(perInstance("iommu_emu_walks", "Page-table walks started (IOTLB misses that walked).", all,
-                    InstanceStats::getWalks));
-            out.add(perInstance("iommu_emu_walk_reads", "Descriptor reads page-table walks made from memory.", all,
-                    InstanceStats::getWalkReads));
-            out.add(perInstance("iommu_emu_mmio_reads", "Register reads through the MMIO window.", all,
-                    InstanceStats::getMmioReads));
-            out.add(perInstance("iommu_emu_mmio_writes", "Register writes through the MMIO window.", all,
-                    InstanceStats::getMmioWrites));
-            out.add(perInstance("iommu_emu_events_lost", "Event records that could not be written.", all,
-                    InstanceStats::getEventsLost));
-            out.add(perInstance("iommu_emu_global_errors", "Global errors raised (GERROR, IQE/ITE/ICE).", all,
-                    InstanceStats::getGlobalErrors));
-            out.add(perInstance("iommu_emu_interrupts", "Interrupts and MSI writes raised.", all,
-                    InstanceStats::getInterrupts));
-            CounterSnapshot.Builder sim = CounterSnapshot.builder().name("iommu_emu_sim_time_seconds")
-                    .help("Simulated time the instance's work cost under its cost model.");
-            for (InstanceStats s : all) {
-                sim.dataPoint(CounterSnapshot.CounterDataPointSnapshot.builder()
-                        .labels(Labels.of("iommu", s.getIommu())).value(s.getSimTimeNs() / 1e9).build());
-            }
-            out.add(sim.build());
-            out.add(cache("iommu_emu_cache_hits", "Cache lookups that hit.", all, CacheStats::getHits));
-            out.add(cache("iommu_emu_cache_misses", "Cache lookups that missed.", all, CacheStats::getMisses));
-            out.add(cache("iommu_emu_cache_inserts", "Cache entries inserted.", all, CacheStats::getInserts));
-            out.add(cache("iommu_emu_cache_evictions", "Cache entries evicted by capacity.", all,
-                    CacheStats::getEvictions));
-            out.add(cache("iommu_emu_cache_invalidated", "Cache entries removed by invalidations.", all,
-                    CacheStats::getInvalidated));
-            out.add(cacheGauge("iommu_emu_cache_entries", "Cache entries held now.", all, CacheStats::getEntries));
-            out.add(cacheGauge("iommu_emu_cache_capacity", "Cache capacity in entries.", all,
-                    CacheStats::getCapacity));
-            out.add(codes("iommu_emu_commands", "Commands / invalidation descriptors consumed, by opcode.", "opcode",
-                    all, InstanceStats::getCommandsList));
-            out.add(codes("iommu_emu_events", "Event / fault records written, by type.", "type", all,
-                    InstanceStats::getEventsList));
-            out.add(codes("iommu_emu_injected_faults", "Injected faults that fired, by kind.", "kind", all,
-                    InstanceStats::getInjectedFaultsList));
-            out.add(CounterSnapshot.builder().name("iommu_emu_trace_records")
-                    .help("Records the trace ring has taken (only while a Telemetry.Trace stream is open).")
-                    .dataPoint(CounterSnapshot.CounterDataPointSnapshot.builder()
-                            .value(machine.tracer().written()).build()).build());
-            out.add(GaugeSnapshot.builder().name("iommu_emu_trace_streams")
-                    .help("Telemetry.Trace streams open now.")
-                    .dataPoint(GaugeSnapshot.GaugeDataPointSnapshot.builder()
-                            .value(machine.tracer().readers()).build()).build());
+            out.add(counter("iommu_emu_translations", "Translations requested by DMA (one per translated chunk).",
+                    perInstance(all, InstanceStats::getTranslations)));
+            out.add(counter("iommu_emu_translation_faults", "Translations that ended in a fault or an abort.",
+                    perInstance(all, InstanceStats::getFaults)));
+            out.add(counter("iommu_emu_walks", "Page-table walks started (IOTLB misses that walked).",
+                    perInstance(all, InstanceStats::getWalks)));
+            out.add(counter("iommu_emu_walk_reads", "Descriptor reads page-table walks made from memory.",
+                    perInstance(all, InstanceStats::getWalkReads)));
+            out.add(counter("iommu_emu_mmio_reads", "Register reads through the MMIO window.",
+                    perInstance(all, InstanceStats::getMmioReads)));
+            out.add(counter("iommu_emu_mmio_writes", "Register writes through the MMIO window.",
+                    perInstance(all, InstanceStats::getMmioWrites)));
+            out.add(counter("iommu_emu_events_lost", "Event records that could not be written.",
+                    perInstance(all, InstanceStats::getEventsLost)));
+            out.add(counter("iommu_emu_global_errors", "Global errors raised (GERROR, IQE/ITE/ICE).",
+                    perInstance(all, InstanceStats::getGlobalErrors)));
+            out.add(counter("iommu_emu_interrupts", "Interrupts and MSI writes raised.",
+                    perInstance(all, InstanceStats::getInterrupts)));
+            out.add(counter("iommu_emu_sim_time_seconds", "Simulated time the instance's work cost under its cost"
+                    + " model.", perInstance(all, s -> s.getSimTimeNs() / 1e9)));
+            out.add(counter("iommu_emu_cache_hits", "Cache lookups that hit.", perCache(all, CacheStats::getHits)));
+            out.add(counter("iommu_emu_cache_misses", "Cache lookups that missed.",
+                    perCache(all, CacheStats::getMisses)));
+            out.add(counter("iommu_emu_cache_inserts", "Cache entries inserted.",
+                    perCache(all, CacheStats::getInserts)));
+            out.add(counter("iommu_emu_cache_evictions", "Cache entries evicted by capacity.",
+                    perCache(all, CacheStats::getEvictions)));
+            out.add(counter("iommu_emu_cache_invalidated", "Cache entries removed by invalidations.",
+                    perCache(all, CacheStats::getInvalidated)));
+            out.add(gauge("iommu_emu_cache_entries", "Cache entries held now.", perCache(all, CacheStats::getEntries)));
+            out.add(gauge("iommu_emu_cache_capacity", "Cache capacity in entries.",
+                    perCache(all, CacheStats::getCapacity)));
+            out.add(counter("iommu_emu_commands", "Commands / invalidation descriptors consumed, by opcode.",
+                    perCode(all, "opcode", InstanceStats::getCommandsList)));
+            out.add(counter("iommu_emu_events", "Event / fault records written, by type.",
+                    perCode(all, "type", InstanceStats::getEventsList)));
+            out.add(counter("iommu_emu_injected_faults", "Injected faults that fired, by kind.",
+                    perCode(all, "kind", InstanceStats::getInjectedFaultsList)));
+            out.add(counter("iommu_emu_trace_records", "Records the trace ring has taken (only while a"
+                    + " Telemetry.Trace stream is open).", List.of(new Sample(Labels.EMPTY,
+                            machine.tracer().written()))));
+            out.add(gauge("iommu_emu_trace_streams", "Telemetry.Trace streams open now.",
+                    List.of(new Sample(Labels.EMPTY, machine.tracer().readers()))));
             return new MetricSnapshots(out);
         }
 
-        private static CounterSnapshot perInstance(String name, String help, List<InstanceStats> all,
-                Function<InstanceStats, Long> value) {
+        private static CounterSnapshot counter(String name, String help, List<Sample> samples) {
             CounterSnapshot.Builder b = CounterSnapshot.builder().name(name).help(help);
-            for (InstanceStats s : all) {
-                b.dataPoint(CounterSnapshot.CounterDataPointSnapshot.builder()
-                        .labels(Labels.of("iommu", s.getIommu())).value(value.apply(s)).build());
+            for (Sample x : samples) {
+                b.dataPoint(CounterSnapshot.CounterDataPointSnapshot.builder().labels(x.labels()).value(x.value())
+                        .build());
             }
             return b.build();
         }
 
-        private static CounterSnapshot cache(String name, String help, List<InstanceStats> all,
-                Function<CacheStats, Long> value) {
-            CounterSnapshot.Builder b = CounterSnapshot.builder().name(name).help(help);
-            for (InstanceStats s : all) {
-                for (CacheStats c : s.getCachesList()) {
-                    b.dataPoint(CounterSnapshot.CounterDataPointSnapshot.builder()
-                            .labels(Labels.of("iommu", s.getIommu(), "cache", c.getCache()))
-                            .value(value.apply(c)).build());
-                }
-            }
-            return b.build();
-        }
-
-        private static GaugeSnapshot cacheGauge(String name, String help, List<InstanceStats> all,
-                Function<CacheStats, Long> value) {
+        private static GaugeSnapshot gauge(String name, String help, List<Sample> samples) {
             GaugeSnapshot.Builder b = GaugeSnapshot.builder().name(name).help(help);
-            for (InstanceStats s : all) {
-                for (CacheStats c : s.getCachesList()) {
-                    b.dataPoint(GaugeSnapshot.GaugeDataPointSnapshot.builder()
-                            .labels(Labels.of("iommu", s.getIommu(), "cache", c.getCache()))
-                            .value(value.apply(c)).build());
-                }
+            for (Sample x : samples) {
+                b.dataPoint(GaugeSnapshot.GaugeDataPointSnapshot.builder().labels(x.labels()).value(x.value())
+                        .build());
             }
             return b.build();
         }
 
-        private static CounterSnapshot codes(String name, String help, String label, List<InstanceStats> all,
+        /** One sample per instance, labelled {@code iommu}. */
+        private static List<Sample> perInstance(List<InstanceStats> all, ToDoubleFunction<InstanceStats> value) {
+            List<Sample> out = new ArrayList<>();
+            for (InstanceStats s : all) {
+                out.add(new Sample(Labels.of("iommu", s.getIommu()), value.applyAsDouble(s)));
+            }
+            return out;
+        }
+
+        /** One sample per cache of every instance, labelled {@code iommu} and {@code cache}. */
+        private static List<Sample> perCache(List<InstanceStats> all, ToDoubleFunction<CacheStats> value) {
+            List<Sample> out = new ArrayList<>();
+            for (InstanceStats s : all) {
+                for (CacheStats c : s.getCachesList()) {
+                    out.add(new Sample(Labels.of("iommu", s.getIommu(), "cache", c.getCache()),
+                            value.applyAsDouble(c)));
+                }
+            }
+            return out;
+        }
+
+        /** One sample per code name of every instance, labelled {@code iommu} and {@code label}. */
+        private static List<Sample> perCode(List<InstanceStats> all, String label,
                 Function<InstanceStats, List<CodeCount>> codes) {
-            CounterSnapshot.Builder b = CounterSnapshot.builder().name(name).help(help);
+            List<Sample> out = new ArrayList<>();
             for (InstanceStats s : all) {
                 // two codes could share a name (unknown codes are named by number): sum them per name
                 Map<String, Long> byName = new LinkedHashMap<>();
@@ -167,10 +169,9 @@ public final class MetricsServer implements AutoCloseable {
                     String n = c.getName().isEmpty() ? Integer.toString(c.getCode()) : c.getName();
                     byName.merge(n, c.getCount(), Long::sum);
                 }
-                byName.forEach((n, count) -> b.dataPoint(CounterSnapshot.CounterDataPointSnapshot.builder()
-                        .labels(Labels.of("iommu", s.getIommu(), label, n)).value(count).build()));
+                byName.forEach((n, count) -> out.add(new Sample(Labels.of("iommu", s.getIommu(), label, n), count)));
             }
-            return b.build();
+            return out;
         }
     }
 }

@@ -2,13 +2,17 @@ package org.iommuemu.device.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.grpc.ManagedChannel;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import org.iommuemu.device.bus.MetricsServer;
+import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.scenario.ScenarioException;
 import org.iommuemu.device.scenario.ScenarioFile;
 import org.iommuemu.device.scenario.ScenarioRunner;
@@ -98,15 +102,41 @@ final class RunCommand implements Callable<Integer> {
                 "repeatable. The run clears it when it ends."})
     List<Path> injects = new ArrayList<>();
 
+    @CommandLine.Mixin
+    MetricsOptions metricsOptions;
+
+    @Option(names = "--metrics-linger", paramLabel = "DURATION",
+            description = {"With --metrics-port: keep serving the metrics this long",
+                "after the run (e.g. 30s, 5m, 1h; a number alone is seconds;",
+                "at most 24h), so that Prometheus can scrape the final",
+                "values. Ctrl-C ends it early. Default: stop with the run."})
+    String metricsLinger;
+
+    @Option(names = "--trace-buffer", paramLabel = "RECORDS",
+            description = {"Records the embedded machine's trace ring holds (a power",
+                "of two, 16 to 4194304; default 65536; 104 bytes each)."})
+    Long traceBuffer;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        ScenarioRunner.Result result;
+        ScenarioRunner.Result result = null;
         TraceOutputs outputs;
         try {
             if (!transport.equals("in-process") && !transport.equals("netty")) {
                 throw new IommuEmu.UserError("--transport must be in-process or netty, got " + transport);
             }
+            metricsOptions.check();
+            Duration linger = metricsLinger == null ? Duration.ZERO : MetricsOptions.parseLinger(metricsLinger);
+            if (metricsLinger != null && !metricsOptions.requested()) {
+                throw new IommuEmu.UserError("--metrics-linger goes with --metrics-port");
+            }
+            if (target != null && (metricsOptions.requested() || traceBuffer != null)) {
+                throw new IommuEmu.UserError((traceBuffer != null ? "--trace-buffer" : "--metrics-port")
+                        + " is for the embedded machine; the server at --target has its own (serve --metrics-port,"
+                        + " serve --trace-buffer)");
+            }
+            Integer ring = traceBuffer == null ? null : ServeCommand.checkTraceBuffer(traceBuffer);
             ScenarioRunner.Options options;
             if (target != null) {
                 if (spec.commandLine().getParseResult().hasMatchedOption("--transport")) {
@@ -146,12 +176,36 @@ final class RunCommand implements Callable<Integer> {
             });
             boolean html = report != null && isHtml(report);
             outputs = trace != null || html ? new TraceOutputs(out) : null;
+            if (outputs != null) {
+                outputs.traceBufferHint(target != null
+                        ? "start the server with a larger --trace-buffer (or trace_buffer: in its --config file)"
+                        : "give run a larger --trace-buffer");
+                if (target != null && options.driver() == ScenarioRunner.DriverSide.CLIENT) {
+                    outputs.driverTrackNote("not recorded: with --driver client against --target the driver runs in"
+                            + " this process and the machine in the server's, so its domain, attach, map, unmap and"
+                            + " flush calls reach the server only as registers and memory (its commands, events and"
+                            + " the DMA are on the IOMMU and device tracks)");
+                }
+            }
             ScenarioFile.Loaded loaded = ScenarioFile.read(file);
-            result = outputs == null ? ScenarioRunner.run(loaded, out, options.withInjections(FaultFiles.read(injects)))
-                    : ScenarioRunner.run(loaded, out, options.withInjections(FaultFiles.read(injects)), outputs);
+            EmbeddedMachine embedded = new EmbeddedMachine(out, ring, metricsOptions.requested() ? metricsOptions
+                    : null, outputs);
+            try {
+                result = ScenarioRunner.run(loaded, out, options.withInjections(FaultFiles.read(injects)), embedded);
+                finish(out, result, outputs);
+                embedded.linger(out, linger);
+            } finally {
+                embedded.close();
+            }
         } catch (ScenarioException e) {
             throw new IommuEmu.UserError(e.getMessage());
         }
+        out.flush();
+        return result.passed() ? 0 : 1;
+    }
+
+    /** Writes the trace and report files the options ask for. */
+    private void finish(PrintWriter out, ScenarioRunner.Result result, TraceOutputs outputs) {
         if (trace != null) {
             try {
                 outputs.writeTrace(trace, result.report());
@@ -174,7 +228,82 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         out.flush();
-        return result.passed() ? 0 : 1;
+    }
+
+    /**
+     * What {@code run} does to the embedded machine before it is served: sizes its trace ring, starts its metrics
+     * endpoint (and keeps it for {@link #linger}); then hands the run's events on to the trace outputs, if any.
+     */
+    private static final class EmbeddedMachine implements ScenarioRunner.Observer {
+        private final PrintWriter out;
+        private final Integer ring;
+        private final MetricsOptions metricsOptions;
+        private final TraceOutputs outputs;
+        private MetricsServer metrics;
+
+        EmbeddedMachine(PrintWriter out, Integer ring, MetricsOptions metricsOptions, TraceOutputs outputs) {
+            this.out = out;
+            this.ring = ring;
+            this.metricsOptions = metricsOptions;
+            this.outputs = outputs;
+        }
+
+        @Override
+        public void embedded(Machine machine) {
+            if (ring != null) {
+                machine.tracer().capacity(ring);
+                out.println("  " + ServeCommand.traceBufferLine(ring));
+            }
+            if (metricsOptions != null) {
+                metrics = metricsOptions.start(machine);
+                out.println(metricsOptions.startLine(metrics));
+            }
+            out.flush();
+        }
+
+        @Override
+        public void connected(ManagedChannel channel, List<String> instances, List<ScenarioRunner.DeviceInfo> devices) {
+            if (outputs != null) {
+                outputs.connected(channel, instances, devices);
+            }
+        }
+
+        @Override
+        public void stepsDone(long traceWritten) {
+            if (outputs != null) {
+                outputs.stepsDone(traceWritten);
+            }
+        }
+
+        /**
+         * Keeps the metrics endpoint serving the finished run's machine for {@code time} (Ctrl-C, or an interrupt
+         * of this thread, ends it early).
+         */
+        void linger(PrintWriter out, Duration time) {
+            if (metrics == null || time.isZero()) {
+                return;
+            }
+            out.println("metrics: still serving " + metricsOptions.url(metrics) + " for " + format(time)
+                    + " after the run; Ctrl-C stops it");
+            out.flush();
+            try {
+                Thread.sleep(time.toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        /** Stops the metrics endpoint, if one was started. */
+        void close() {
+            if (metrics != null) {
+                metrics.close();
+                metrics = null;
+            }
+        }
+
+        private static String format(Duration d) {
+            return d.toMillis() % 1000 != 0 ? d.toMillis() + " ms" : d.toSeconds() + " s";
+        }
     }
 
     private static boolean isHtml(Path file) {

@@ -30,6 +30,7 @@ import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
 import org.iommuemu.device.machine.MachineConfig;
+import org.iommuemu.device.trace.Tracer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -58,15 +59,14 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     MachineOptions machineOptions;
 
-    @Option(names = "--metrics-port", paramLabel = "PORT",
-            description = {"Also serve Prometheus metrics at http://ADDRESS:PORT/metrics",
-                "(0: any free port); off by default."})
-    Integer metricsPort;
+    @Mixin
+    MetricsOptions metricsOptions;
 
-    @Option(names = "--metrics-bind", paramLabel = "ADDRESS",
-            description = {"The address of --metrics-port: 127.0.0.1 unless given (a",
-                "non-loopback address must be named here; --bind does not apply)."})
-    String metricsBind;
+    @Option(names = "--trace-buffer", paramLabel = "RECORDS",
+            description = {"Records the trace ring holds (a power of two, 16 to",
+                "4194304; default 65536, or the config file's trace_buffer).",
+                "Each takes 104 bytes while a Telemetry.Trace stream is open."})
+    Long traceBuffer;
 
     @Option(names = "--inject", paramLabel = "FILE",
             description = {"Start with the fault FILE describes injected (a",
@@ -139,14 +139,16 @@ final class ServeCommand implements Callable<Integer> {
                     + " anyone who can reach the port can program the IOMMUs and read or write guest memory.");
             err.flush();
         }
-        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
-            throw new IommuEmu.UserError("--metrics-port " + metricsPort + " is not a TCP port (0 to 65535)");
-        }
-        if (metricsBind != null && metricsPort == null) {
-            throw new IommuEmu.UserError("--metrics-bind goes with --metrics-port");
+        metricsOptions.check();
+        Integer ring = machineOptions.file() != null ? machineOptions.file().traceBuffer() : null;
+        if (traceBuffer != null) {
+            ring = checkTraceBuffer(traceBuffer);
         }
         List<FaultSpec> faults = FaultFiles.read(injects);
         Machine machine = new Machine(config);
+        if (ring != null) {
+            machine.tracer().capacity(ring);
+        }
         List<String> securityLines = new ArrayList<>();
         BusSecurity security = BusSecurity.none().withTokens(loadTokens(machine, err, securityLines));
         if (tlsCert != null) {
@@ -184,14 +186,12 @@ final class ServeCommand implements Callable<Integer> {
             throw new IommuEmu.UserError("cannot listen on " + host + ":" + p + ": " + rootMessage(e));
         }
         MetricsServer metrics = null;
-        if (metricsPort != null) {
-            String metricsHost = metricsBind != null ? metricsBind : "127.0.0.1";
+        if (metricsOptions.requested()) {
             try {
-                metrics = MetricsServer.start(machine, metricsHost, metricsPort);
-            } catch (IOException | RuntimeException e) {
+                metrics = metricsOptions.start(machine);
+            } catch (IommuEmu.UserError e) {
                 server.shutdown(BusServer.DEFAULT_GRACE);
-                throw new IommuEmu.UserError("--metrics-port: cannot listen on " + metricsHost + ":" + metricsPort
-                        + ": " + rootMessage(e));
+                throw e;
             }
         }
         MetricsServer metricsToClose = metrics;
@@ -217,8 +217,10 @@ final class ServeCommand implements Callable<Integer> {
         injected.forEach(out::println);
         securityLines.forEach(out::println);
         if (metrics != null) {
-            out.println("  metrics: http://" + (metricsBind != null ? metricsBind : "127.0.0.1") + ":" + metrics.port()
-                    + "/metrics (Prometheus text format)");
+            out.println(metricsOptions.startLine(metrics));
+        }
+        if (ring != null) {
+            out.println("  " + traceBufferLine(ring));
         }
         out.println("port " + server.port());
         out.println("Press Ctrl-C to stop.");
@@ -332,7 +334,24 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    private static String rootMessage(Throwable t) {
+    /** Checks a {@code --trace-buffer} value (of serve or run). */
+    static int checkTraceBuffer(long records) {
+        try {
+            return Tracer.checkCapacity("--trace-buffer", records);
+        } catch (IllegalArgumentException e) {
+            throw new IommuEmu.UserError(e.getMessage());
+        }
+    }
+
+    /** What a trace ring of {@code records} costs, for the start-up lines. */
+    static String traceBufferLine(int records) {
+        long bytes = (long) records * Tracer.BYTES_PER_RECORD;
+        String size = bytes < (1 << 20) ? String.format(java.util.Locale.ROOT, "%.1f KiB", bytes / 1024.0)
+                : String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (1024.0 * 1024.0));
+        return "trace buffer: " + records + " records (" + size + " while a Telemetry.Trace stream is open)";
+    }
+
+    static String rootMessage(Throwable t) {
         while (t.getCause() != null) {
             t = t.getCause();
         }

@@ -17,6 +17,7 @@ import org.iommuemu.device.scenario.ScenarioRunner;
 import org.iommuemu.device.trace.ChromeTrace;
 import org.iommuemu.device.trace.HtmlReport;
 import org.iommuemu.device.trace.TraceCollector;
+import org.iommuemu.device.trace.Tracer;
 
 /**
  * What {@code run --trace FILE} and {@code run --report FILE.html} need from a run: a {@link TraceCollector} on the
@@ -31,9 +32,22 @@ final class TraceOutputs implements ScenarioRunner.Observer {
     private List<String> instances = List.of();
     private List<ScenarioRunner.DeviceInfo> devices = List.of();
     private String problem;
+    private String traceBufferHint = "give a larger trace buffer";
+    private String driverTrackNote;
 
     TraceOutputs(PrintWriter out) {
         this.out = out;
+    }
+
+    /** How the user gets a larger ring, for the warning about lost records ("give run a larger --trace-buffer"). */
+    void traceBufferHint(String hint) {
+        traceBufferHint = hint;
+    }
+
+    /** Why the driver track is empty (a warning now, {@code otherData.driver_track} in the trace); null: it is not. */
+    void driverTrackNote(String note) {
+        driverTrackNote = note;
+        out.println("warning: driver track " + note);
     }
 
     @Override
@@ -68,8 +82,20 @@ final class TraceOutputs implements ScenarioRunner.Observer {
         }
         if (collector.dropped() > 0) {
             out.println("warning: the trace lost " + collector.dropped() + " record(s): the server's ring ("
-                    + collector.ringCapacity() + " records) wrapped before they were streamed");
+                    + collector.ringCapacity() + " records) wrapped before they were streamed; "
+                    + traceBufferHint + " (" + suggestedRing(collector.cursor(), collector.ringCapacity())
+                    + " records would hold the whole run)");
         }
+    }
+
+    /**
+     * A ring size that holds {@code records} (the records the run made) at once: the power of two at or above
+     * it, at least twice {@code capacity}, at most {@link Tracer#MAX_CAPACITY}.
+     */
+    static long suggestedRing(long records, long capacity) {
+        long want = Math.max(records, 2 * capacity);
+        long ring = want <= 1 ? 1 : Long.highestOneBit(want - 1) << 1;
+        return Math.max(Tracer.MIN_CAPACITY, Math.min(ring, Tracer.MAX_CAPACITY));
     }
 
     /** Writes the Chrome trace-event JSON of the run to {@code file}. */
@@ -85,6 +111,9 @@ final class TraceOutputs implements ScenarioRunner.Observer {
         if (problem != null) {
             other.put("problem", problem);
         }
+        if (driverTrackNote != null) {
+            other.put("driver_track", driverTrackNote);
+        }
         try (OutputStream o = Files.newOutputStream(file)) {
             new ChromeTrace(instances, devices).write(o, collector == null ? List.of() : collector.records(), other);
         }
@@ -92,7 +121,12 @@ final class TraceOutputs implements ScenarioRunner.Observer {
 
     /** Writes the HTML report of the run to {@code file}. */
     void writeHtml(Path file, Map<String, Object> report) throws IOException {
-        Files.writeString(file, HtmlReport.render(report, collector == null ? List.of() : collector.records(),
+        Map<String, Object> page = report;
+        if (driverTrackNote != null) {
+            page = new LinkedHashMap<>(report);
+            page.put("driver_track", driverTrackNote);
+        }
+        Files.writeString(file, HtmlReport.render(page, collector == null ? List.of() : collector.records(),
                 collector == null ? 0 : collector.dropped()), StandardCharsets.UTF_8);
     }
 }

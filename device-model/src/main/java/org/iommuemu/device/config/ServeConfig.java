@@ -14,6 +14,7 @@ import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Limits;
 import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.smmuv3.SmmuV3Config;
+import org.iommuemu.device.trace.Tracer;
 import org.iommuemu.device.vtd.VtdConfig;
 import org.iommuemu.device.xlate.CostModel;
 
@@ -24,6 +25,7 @@ import org.iommuemu.device.xlate.CostModel;
  * <pre>
  * bind: 127.0.0.1
  * port: 7400
+ * trace_buffer: 65536   # records in the trace ring (a power of two, 16 to 4194304)
  * ram:
  *   - base: 0x80000000
  *     size: 4GiB
@@ -55,6 +57,7 @@ import org.iommuemu.device.xlate.CostModel;
 public final class ServeConfig {
     private String bind;
     private Integer port;
+    private Integer traceBuffer;
     private List<Ram> ram;
     private List<Iommu> iommus;
     private LimitsSection limits;
@@ -65,6 +68,16 @@ public final class ServeConfig {
 
     public Integer port() {
         return port;
+    }
+
+    /** The trace ring's capacity in records ({@code trace_buffer}), or null when the file does not set it. */
+    public Integer traceBuffer() {
+        return traceBuffer;
+    }
+
+    @JsonProperty("trace_buffer")
+    void setTraceBuffer(long value) {
+        traceBuffer = Tracer.checkCapacity("trace_buffer", value);
     }
 
     @JsonProperty("bind")

@@ -246,6 +246,14 @@ public final class ScenarioRunner {
      */
     public interface Observer {
         /**
+         * The embedded machine is built and nothing serves it yet (not called for a server at
+         * {@link Options#target}): the place to size its trace ring or serve its metrics. What this throws ends
+         * the run before it starts.
+         */
+        default void embedded(Machine machine) {
+        }
+
+        /**
          * The server is reached and described; nothing has been set up yet. {@code instances} are the IOMMU
          * instances the run reports on; {@code devices} the scenario's devices (name, iommu, stream).
          */
@@ -333,10 +341,12 @@ public final class ScenarioRunner {
                 } + (options.driver() == DriverSide.CLIENT ? ", driver in this process over the bus" : ""));
         BusServer server = null;
         ManagedChannel channel;
+        Machine machine = null;
         if (options.transport() == Transport.REMOTE) {
             channel = options.security().channel(options.target(), DmaClient.MAX_INBOUND_MESSAGE);
         } else {
-            Machine machine = new Machine(loaded.machine());
+            machine = new Machine(loaded.machine());
+            observer.embedded(machine);
             String name = "iommu-emu-run-" + UUID.randomUUID();
             boolean netty = options.transport() == Transport.NETTY;
             try {
@@ -366,8 +376,11 @@ public final class ScenarioRunner {
             List<DeviceInfo> infos = new ArrayList<>();
             s.devices.forEach(d -> infos.add(new DeviceInfo(d.name, d.iommu, d.stream == null ? 0 : d.stream)));
             observer.connected(channel, List.copyOf(instances), infos);
-            driver = options.driver() == DriverSide.CLIENT ? new ClientDriver(channel, described, s.sanitizer)
-                    : new ServiceDriver(channel);
+            // the client driver's operations go on the embedded machine's driver track, as DriverService's do
+            driver = options.driver() == DriverSide.SERVER ? new ServiceDriver(channel)
+                    : machine != null ? new TracedDriver(new ClientDriver(channel, described, s.sanitizer),
+                            machine.tracer())
+                    : new ClientDriver(channel, described, s.sanitizer);
             baseline();
             injectionsBefore = faults.list(ListFaultsRequest.newBuilder().setRecordsAfter(Long.MAX_VALUE).build())
                     .getLastSequence();

@@ -106,6 +106,9 @@ public final class HtmlReport {
                 + dma.get("bytes") + " bytes, " + dma.get("faulted") + " faulted");
         row("simulated time", report.get("sim_time_ns") + " ns over all instances");
         row("trace records lost", dropped);
+        if (report.get("driver_track") != null) {
+            row("driver track", report.get("driver_track"));
+        }
         a("</table>\n<table class=\"grid\">\n<tr><th>instance</th><th>translations</th><th>faults</th>"
                 + "<th>walks</th><th>simulated ns</th></tr>\n");
         for (Map.Entry<String, Object> e : map(report.get("iommus")).entrySet()) {

@@ -173,20 +173,36 @@ public final class Tracer {
     }
 
     /**
-     * Sets the ring's capacity (a power of two, 16 ..{@link #MAX_CAPACITY}); it takes effect when the ring is next
-     * allocated (when no reader is open).
+     * Sets the ring's capacity (a power of two, {@link #MIN_CAPACITY} .. {@link #MAX_CAPACITY}); it takes effect
+     * when the ring is next allocated (when no reader is open).
      *
      * @throws IllegalArgumentException for another value
      */
     public synchronized void capacity(int records) {
-        if (records < 16 || records > MAX_CAPACITY || Integer.bitCount(records) != 1) {
-            throw new IllegalArgumentException("trace buffer must be a power of two from 16 to " + MAX_CAPACITY
-                    + " records, got " + records);
-        }
-        capacity = records;
+        capacity = checkCapacity("trace buffer", records);
         if (readers == 0) {
             ring = null;
         }
+    }
+
+    /** The smallest ring capacity. */
+    public static final int MIN_CAPACITY = 16;
+    /** Bytes of memory one record takes while the ring is allocated: its {@link #STRIDE} longs and its sequence. */
+    public static final int BYTES_PER_RECORD = (STRIDE + 1) * Long.BYTES;
+
+    /**
+     * Checks a ring capacity a user gave: a power of two from {@link #MIN_CAPACITY} to {@link #MAX_CAPACITY}
+     * records. {@code what} names the setting in the message (an option or a configuration key).
+     *
+     * @return {@code records} as an int
+     * @throws IllegalArgumentException naming {@code what} for another value
+     */
+    public static int checkCapacity(String what, long records) {
+        if (records < MIN_CAPACITY || records > MAX_CAPACITY || Long.bitCount(records) != 1) {
+            throw new IllegalArgumentException(what + " must be a power of two from " + MIN_CAPACITY + " to "
+                    + MAX_CAPACITY + " records, got " + records);
+        }
+        return (int) records;
     }
 
     /** Readers open now. */

@@ -49,6 +49,20 @@ class ServeConfigTest {
     }
 
     @Test
+    void traceBufferIsAPowerOfTwoWithinTheTracersBounds() {
+        assertThat(YamlFiles.parse("test.yaml", "trace_buffer: 1048576\n", ServeConfig.class).traceBuffer())
+                .isEqualTo(1 << 20);
+        assertThat(YamlFiles.parse("test.yaml", "port: 1\n", ServeConfig.class).traceBuffer()).isNull();
+        assertThatThrownBy(() -> parse("trace_buffer: 1000\n")).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("test.yaml:1:")
+                .hasMessageContaining("trace_buffer must be a power of two from 16 to 4194304 records, got 1000");
+        assertThatThrownBy(() -> parse("trace_buffer: 8388608\n")).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("got 8388608");
+        assertThatThrownBy(() -> parse("trace_buffer: -16\n")).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("trace_buffer");
+    }
+
+    @Test
     void omittedSectionsKeepTheDefaults() {
         MachineConfig m = parse("port: 1234\n");
         assertThat(m).isEqualTo(MachineConfig.defaults());
