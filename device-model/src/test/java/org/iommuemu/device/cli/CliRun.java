@@ -6,8 +6,8 @@ import picocli.CommandLine;
 
 /** For tests of the command line: runs {@code iommu-emu} in this JVM and keeps what the last run printed. */
 public final class CliRun {
-    private StringWriter out = new StringWriter();
-    private StringWriter err = new StringWriter();
+    private volatile StringWriter out = new StringWriter();
+    private volatile StringWriter err = new StringWriter();
 
     /** Runs {@code iommu-emu args...} and returns its exit status; {@link #out} and {@link #err} start afresh. */
     public int run(String... args) {

@@ -8,8 +8,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -30,7 +28,6 @@ import org.iommuemu.proto.v1.StatsRequest;
 import org.iommuemu.proto.v1.TelemetryGrpc;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** {@code run --metrics-port} and {@code --metrics-linger}: scraped while the scenario runs and after it. */
 class RunMetricsTest {
@@ -40,14 +37,11 @@ class RunMetricsTest {
     @TempDir
     Path tmp;
 
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+
+    private final CliRun cli = new CliRun();
 
     private int run(String... args) {
-        CommandLine cmd = IommuEmu.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        return cmd.execute(args);
+        return cli.run(args);
     }
 
     /** Parses the text exposition format: "name{labels}" to value. */
@@ -69,7 +63,7 @@ class RunMetricsTest {
     private String awaitOutput(Pattern pattern, Thread runner) throws InterruptedException {
         long end = System.nanoTime() + PATIENCE_NANOS;
         while (System.nanoTime() - end < 0) {
-            Matcher m = pattern.matcher(out.toString());
+            Matcher m = pattern.matcher(cli.out());
             if (m.find()) {
                 return m.group(1);
             }
@@ -78,7 +72,7 @@ class RunMetricsTest {
             }
             Thread.sleep(20);
         }
-        throw new AssertionError("the run never printed " + pattern + ":\n" + out + "\n" + err);
+        throw new AssertionError("the run never printed " + pattern + ":\n" + cli.out() + "\n" + cli.err());
     }
 
     private static final String SMMU = "{iommu=\"smmu0\"}";
@@ -129,7 +123,7 @@ class RunMetricsTest {
                     .isEqualTo(1.0);
             assertThat(during.get("iommu_emu_walks_total" + SMMU)).isEqualTo((double) stats.getWalks());
             assertThat(during.get("iommu_emu_events_total{iommu=\"smmu0\",type=\"F_TRANSLATION\"}")).isEqualTo(1.0);
-            assertThat(out.toString()).doesNotContain("still serving");
+            assertThat(cli.out()).doesNotContain("still serving");
 
             try (DmaClient client = DmaClient.connect(target); DmaSession ext = client.attach("ext", "smmu0", 0x20)) {
                 awaitOutput(Pattern.compile("external device ext (attached)"), runner);
@@ -155,7 +149,7 @@ class RunMetricsTest {
             runner.join(TimeUnit.NANOSECONDS.toMillis(PATIENCE_NANOS));
         }
         assertThat(runner.isAlive()).isFalse();
-        assertThat(status[0]).as(out + "\n" + err).isZero();
+        assertThat(status[0]).as(cli.out() + "\n" + cli.err()).isZero();
         String url = awaitOutput(Pattern.compile("metrics: (http://127\\.0\\.0\\.1:\\d+/metrics)"), runner);
         assertThatThrownBy(() -> scrape(url)).as("the endpoint is closed once the linger ends")
                 .isInstanceOf(ConnectException.class);
@@ -164,11 +158,11 @@ class RunMetricsTest {
     @Test
     void withoutLingerTheEndpointClosesWithTheRun() throws Exception {
         assertThat(run("run", RunTraceReportTest.scenario("unmapped-iova.yaml").toString(), "--metrics-port", "0"))
-                .as(out + "\n" + err).isZero();
+                .as(cli.out() + "\n" + cli.err()).isZero();
         Matcher m = Pattern.compile("metrics: (http://127\\.0\\.0\\.1:\\d+/metrics) \\(Prometheus text format\\)")
-                .matcher(out.toString());
-        assertThat(m.find()).as(out.toString()).isTrue();
-        assertThat(out.toString()).doesNotContain("still serving");
+                .matcher(cli.out());
+        assertThat(m.find()).as(cli.out()).isTrue();
+        assertThat(cli.out()).doesNotContain("still serving");
         assertThatThrownBy(() -> scrape(m.group(1))).isInstanceOf(ConnectException.class);
     }
 
@@ -177,17 +171,17 @@ class RunMetricsTest {
         Path file = tmp.resolve("s.yaml");
         Files.writeString(file, "steps: []\n");
         assertThat(run("run", file.toString(), "--metrics-port", "70000")).isEqualTo(2);
-        assertThat(err.toString()).contains("--metrics-port 70000 is not a TCP port (0 to 65535)");
+        assertThat(cli.err()).contains("--metrics-port 70000 is not a TCP port (0 to 65535)");
         assertThat(run("run", file.toString(), "--metrics-bind", "127.0.0.1")).isEqualTo(2);
-        assertThat(err.toString()).contains("--metrics-bind goes with --metrics-port");
+        assertThat(cli.err()).contains("--metrics-bind goes with --metrics-port");
         assertThat(run("run", file.toString(), "--metrics-linger", "30s")).isEqualTo(2);
-        assertThat(err.toString()).contains("--metrics-linger goes with --metrics-port");
+        assertThat(cli.err()).contains("--metrics-linger goes with --metrics-port");
         assertThat(run("run", file.toString(), "--metrics-port", "0", "--metrics-linger", "soon")).isEqualTo(2);
-        assertThat(err.toString()).contains("--metrics-linger must be a duration such as 30s, 5m or 1h");
+        assertThat(cli.err()).contains("--metrics-linger must be a duration such as 30s, 5m or 1h");
         assertThat(run("run", file.toString(), "--metrics-port", "0", "--metrics-linger", "25h")).isEqualTo(2);
-        assertThat(err.toString()).contains("--metrics-linger must be at most 24h, got '25h'");
+        assertThat(cli.err()).contains("--metrics-linger must be at most 24h, got '25h'");
         assertThat(run("run", file.toString(), "--metrics-port", "0", "--target", "127.0.0.1:9")).isEqualTo(2);
-        assertThat(err.toString()).contains("--metrics-port is for the embedded machine; the server at --target has"
+        assertThat(cli.err()).contains("--metrics-port is for the embedded machine; the server at --target has"
                 + " its own");
         assertThat(MetricsOptions.parseLinger("90")).isEqualTo(Duration.ofSeconds(90));
         assertThat(MetricsOptions.parseLinger("500ms")).isEqualTo(Duration.ofMillis(500));
@@ -202,7 +196,7 @@ class RunMetricsTest {
             assertThat(run("run", RunTraceReportTest.scenario("unmapped-iova.yaml").toString(), "--metrics-port",
                     Integer.toString(taken.getLocalPort()))).isEqualTo(2);
         }
-        assertThat(err.toString()).contains("--metrics-port: cannot listen on 127.0.0.1:");
-        assertThat(out.toString()).doesNotContain("scenario passed");
+        assertThat(cli.err()).contains("--metrics-port: cannot listen on 127.0.0.1:");
+        assertThat(cli.out()).doesNotContain("scenario passed");
     }
 }

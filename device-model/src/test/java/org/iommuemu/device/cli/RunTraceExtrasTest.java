@@ -4,8 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -16,21 +14,17 @@ import org.iommuemu.device.machine.MachineConfig;
 import org.iommuemu.device.trace.DriverOp;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** {@code run --trace-buffer}, {@code serve --trace-buffer}, and the driver track of {@code --driver client} runs. */
 class RunTraceExtrasTest {
     @TempDir
     Path tmp;
 
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
+
+    private final CliRun cli = new CliRun();
 
     private int run(String... args) {
-        CommandLine cmd = IommuEmu.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        return cmd.execute(args);
+        return cli.run(args);
     }
 
     /** The driver track's instants of {@code trace}, counted by name (MAP, UNMAP, ...). */
@@ -79,9 +73,9 @@ class RunTraceExtrasTest {
         Path file = allDriverOps();
         Path server = tmp.resolve("server.json");
         Path client = tmp.resolve("client.json");
-        assertThat(run("run", file.toString(), "--trace", server.toString())).as(out + "\n" + err).isZero();
+        assertThat(run("run", file.toString(), "--trace", server.toString())).as(cli.out() + "\n" + cli.err()).isZero();
         assertThat(run("run", file.toString(), "--driver", "client", "--trace", client.toString()))
-                .as(out + "\n" + err).isZero();
+                .as(cli.out() + "\n" + cli.err()).isZero();
         Map<String, Integer> byServer = driverOps(new ObjectMapper().readTree(server.toFile()));
         Map<String, Integer> byClient = driverOps(new ObjectMapper().readTree(client.toFile()));
         // what the scenario did up to its last step: 2 domains, 2 attaches, 2 maps, 1 map_sg, 2 unmaps, 1 flush
@@ -98,7 +92,7 @@ class RunTraceExtrasTest {
         }
         assertThat(mapSg).isNotNull();
         assertThat(mapSg.toString()).contains("0x20000000").contains("12288");
-        assertThat(out.toString()).doesNotContain("driver track");
+        assertThat(cli.out()).doesNotContain("driver track");
     }
 
     @Test
@@ -109,13 +103,13 @@ class RunTraceExtrasTest {
             Path trace = tmp.resolve("t.json");
             Path html = tmp.resolve("r.html");
             assertThat(run("run", allDriverOps().toString(), "--driver", "client", "--target", server.target(),
-                    "--trace", trace.toString(), "--report", html.toString())).as(out + "\n" + err).isZero();
+                    "--trace", trace.toString(), "--report", html.toString())).as(cli.out() + "\n" + cli.err()).isZero();
             assertThat(org.jsoup.Jsoup.parse(Files.readString(html)).select("#summary tr").eachText())
                     .anySatisfy(row -> assertThat(row).startsWith("driver track not recorded: with --driver client"));
             JsonNode t = new ObjectMapper().readTree(trace.toFile());
             assertThat(t.get("otherData").get("driver_track").asText()).startsWith("not recorded: with --driver"
                     + " client against --target");
-            assertThat(out.toString()).contains("warning: driver track not recorded");
+            assertThat(cli.out()).contains("warning: driver track not recorded");
             assertThat(driverOps(t)).isEmpty();
             assertThat(t.toString()).contains("CMD_SYNC").as("the commands the client driver sent are there");
         } finally {
@@ -127,27 +121,26 @@ class RunTraceExtrasTest {
     void traceBufferSizesTheRingAndLostRecordsAreReportedWithTheOption() throws Exception {
         Path trace = tmp.resolve("t.json");
         assertThat(run("run", RunTraceReportTest.scenario("nic-receive-strict.yaml").toString(), "--trace-buffer",
-                "16", "--trace", trace.toString())).as(out + "\n" + err).isZero();
-        assertThat(out.toString()).contains("trace buffer: 16 records (1.6 KiB while a Telemetry.Trace stream is"
+                "16", "--trace", trace.toString())).as(cli.out() + "\n" + cli.err()).isZero();
+        assertThat(cli.out()).contains("trace buffer: 16 records (1.6 KiB while a Telemetry.Trace stream is"
                 + " open)");
         JsonNode other = new ObjectMapper().readTree(trace.toFile()).get("otherData");
         assertThat(other.get("ring_capacity").asLong()).isEqualTo(16);
         long dropped = other.get("dropped_records").asLong();
         assertThat(dropped).as("thousands of records through a 16-record ring").isPositive();
-        assertThat(out.toString()).contains("warning: the trace lost " + dropped + " record(s): the server's ring (16"
+        assertThat(cli.out()).contains("warning: the trace lost " + dropped + " record(s): the server's ring (16"
                 + " records) wrapped before they were streamed; give run a larger --trace-buffer (");
-        long suggested = Long.parseLong(out.toString().replaceAll("(?s).*larger --trace-buffer \\((\\d+) records"
+        long suggested = Long.parseLong(cli.out().replaceAll("(?s).*larger --trace-buffer \\((\\d+) records"
                 + " would hold the whole run\\).*", "$1"));
         assertThat(Long.bitCount(suggested)).isEqualTo(1);
 
         // the ring the warning suggests holds the whole run
-        out.getBuffer().setLength(0);
         assertThat(run("run", RunTraceReportTest.scenario("nic-receive-strict.yaml").toString(), "--trace-buffer",
-                Long.toString(suggested), "--trace", trace.toString())).as(out + "\n" + err).isZero();
+                Long.toString(suggested), "--trace", trace.toString())).as(cli.out() + "\n" + cli.err()).isZero();
         other = new ObjectMapper().readTree(trace.toFile()).get("otherData");
         assertThat(other.get("ring_capacity").asLong()).isEqualTo(suggested);
         assertThat(other.get("dropped_records").asLong()).isZero();
-        assertThat(out.toString()).doesNotContain("lost");
+        assertThat(cli.out()).doesNotContain("lost");
     }
 
     @Test
@@ -155,22 +148,22 @@ class RunTraceExtrasTest {
         Path file = tmp.resolve("s.yaml");
         Files.writeString(file, "steps: []\n");
         assertThat(run("run", file.toString(), "--trace-buffer", "1000")).isEqualTo(2);
-        assertThat(err.toString()).contains("--trace-buffer must be a power of two from 16 to 4194304 records, got"
+        assertThat(cli.err()).contains("--trace-buffer must be a power of two from 16 to 4194304 records, got"
                 + " 1000");
         assertThat(run("run", file.toString(), "--trace-buffer", "8")).isEqualTo(2);
-        assertThat(err.toString()).contains("got 8");
+        assertThat(cli.err()).contains("got 8");
         assertThat(run("run", file.toString(), "--trace-buffer", "8388608")).isEqualTo(2);
-        assertThat(err.toString()).contains("got 8388608");
+        assertThat(cli.err()).contains("got 8388608");
         assertThat(run("run", file.toString(), "--trace-buffer", "1024", "--target", "127.0.0.1:9")).isEqualTo(2);
-        assertThat(err.toString()).contains("--trace-buffer is for the embedded machine; the server at --target has"
+        assertThat(cli.err()).contains("--trace-buffer is for the embedded machine; the server at --target has"
                 + " its own");
         assertThat(run("serve", "--port", "0", "--trace-buffer", "100")).isEqualTo(2);
-        assertThat(err.toString()).contains("--trace-buffer must be a power of two from 16 to 4194304 records, got"
+        assertThat(cli.err()).contains("--trace-buffer must be a power of two from 16 to 4194304 records, got"
                 + " 100");
         Path config = tmp.resolve("c.yaml");
         Files.writeString(config, "trace_buffer: 3\n");
         assertThat(run("serve", "--port", "0", "--config", config.toString())).isEqualTo(2);
-        assertThat(err.toString()).contains("c.yaml:1:").contains("trace_buffer must be a power of two from 16 to"
+        assertThat(cli.err()).contains("c.yaml:1:").contains("trace_buffer must be a power of two from 16 to"
                 + " 4194304 records, got 3");
     }
 }
