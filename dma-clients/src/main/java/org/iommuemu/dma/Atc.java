@@ -175,7 +175,7 @@ public final class Atc {
         }
     }
 
-    /** Drops the regions overlapping {@code [first, end]} of {@code substreamId}, or of every substream if {@code any}. */
+    /** Drops the regions overlapping {@code [first, end]} of {@code substreamId} (of any substream if {@code any}). */
     private int remove(boolean any, int substreamId, long first, long end, boolean count) {
         int n = 0;
         for (int i = 0; i < capacity; i++) {

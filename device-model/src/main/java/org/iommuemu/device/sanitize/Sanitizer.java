@@ -45,6 +45,10 @@ import org.iommuemu.device.machine.Translation;
  * One report at most per chunk: its first bad piece. Reports are kept in a bounded log ({@link #LOG} newest) with
  * counts by kind, overall and per instance.
  *
+ * <p><b>Translated (ATS) requests</b> carry a physical address that the IOMMU passed through: they are judged by
+ * that address against every domain of the stream (whole stream and substreams), see {@link #checkTranslated}:
+ * {@link SanitizerReport.Kind#TRANSLATED_STALE_ATC} or {@link SanitizerReport.Kind#TRANSLATED_UNMAPPED_MEMORY}.
+ *
  * <p><b>Cost.</b> Off: the DMA engine reads one volatile field, domains created meanwhile get no observer. On: every
  * check and shadow update holds one lock; a check allocates nothing unless it records a report; shadow updates
  * cost a count per 4 KiB page mapped or unmapped.
@@ -183,7 +187,7 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
         }
     }
 
-    /** Stream {@code sid} (substream {@code ssid}, -1: whole) of instance {@code inst} is now on {@code s} (or none). */
+    /** Stream {@code sid} (substream {@code ssid}, -1: whole) of instance {@code inst} is now on {@code s} or none. */
     private void attach(int inst, int sid, int ssid, DomainShadow s) {
         long k = key(inst, sid, ssid);
         long old = attached.get(k);
@@ -488,7 +492,8 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             long causePa) {
         String where = instances[inst] + " stream " + Integer.toUnsignedString(sid)
                 + (ssid >= 0 ? " substream " + ssid : "") + (atsChunk ? " translated " : " ")
-                + (write ? "write" : "read") + " at iova " + Bits.hex(iova) + " -> pa "+ Bits.hex(pa) + " (domain '" + s.view.name() + "')";
+                + (write ? "write" : "read") + " at iova " + Bits.hex(iova) + " -> pa " + Bits.hex(pa) + " (domain '"
+                + s.view.name() + "')";
         String why = switch (kind) {
             case STALE_TRANSLATION -> "through a stale translation: iova range [" + Bits.hex(causeFirst) + ", "
                     + Bits.hex(causeLast) + "]" + (causePa >= 0 ? " (pa " + Bits.hex(causePa) + ")" : "")
