@@ -87,7 +87,7 @@ public final class Atc {
      */
     public synchronized void insert(int substreamId, long inputBase, long size, long outputBase, int permBits) {
         long end = size == 0 ? -1L : inputBase + size - 1;
-        remove(false, substreamId, inputBase, end, false);
+        remove(false, substreamId, inputBase, end, false); // same substream only: another one's region stays
         int slot = -1;
         long oldest = Long.MAX_VALUE;
         for (int i = 0; i < capacity; i++) {
@@ -147,12 +147,16 @@ public final class Atc {
     }
 
     /**
-     * Applies an invalidation from the IOMMU: drops every region of substream {@code substreamId} (-1: without one),
-     * or of every substream when {@code global}, that overlaps {@code size} bytes from {@code address} (0: the whole
-     * address space). Returns how many regions it dropped.
+     * Applies an invalidation from the IOMMU: drops every region that overlaps {@code size} bytes from
+     * {@code address} (0: the whole address space) and belongs to substream {@code substreamId}, or to any
+     * substream (and none) when {@code substreamId} is -1 or {@code global}. An invalidation without a substream is
+     * a PCIe Invalidate Request without a PASID, which the device applies to every entry in the range whatever
+     * PASID it was requested with (SMMUv3 ATC_INV with SSV=0, VT-d device-TLB invalidation); there is no way to
+     * invalidate only the entries without one. Returns how many regions it dropped.
      */
     public synchronized int invalidate(boolean global, int substreamId, long address, long size) {
-        return remove(global, substreamId, size == 0 ? 0 : address, size == 0 ? -1L : address + size - 1, true);
+        return remove(global || substreamId < 0, substreamId, size == 0 ? 0 : address,
+                size == 0 ? -1L : address + size - 1, true);
     }
 
     /** Applies an AtcInvalidation message; returns how many regions it dropped. */
@@ -171,10 +175,11 @@ public final class Atc {
         }
     }
 
-    private int remove(boolean global, int substreamId, long first, long end, boolean count) {
+    /** Drops the regions overlapping {@code [first, end]} of {@code substreamId} (of any substream if {@code any}). */
+    private int remove(boolean any, int substreamId, long first, long end, boolean count) {
         int n = 0;
         for (int i = 0; i < capacity; i++) {
-            if (valid[i] && (global || substream[i] == substreamId)
+            if (valid[i] && (any || substream[i] == substreamId)
                     && Long.compareUnsigned(base[i], end) <= 0 && Long.compareUnsigned(first, last[i]) <= 0) {
                 valid[i] = false;
                 n++;

@@ -29,7 +29,7 @@ class AtcTest {
     }
 
     @Test
-    void rangeInvalidationDropsOverlappingRegionsOfThatSubstreamOnly() {
+    void rangeInvalidationDropsOverlappingRegions() {
         Atc atc = new Atc(8);
         atc.insert(-1, 0x1000, 0x1000, 0xA000, RW);
         atc.insert(-1, 0x2000, 0x1000, 0xB000, RW);
@@ -45,6 +45,24 @@ class AtcTest {
                 .as("size 0: the whole address space of substream 5").isEqualTo(1);
         assertThat(atc.size()).isEqualTo(1);
         assertThat(atc.invalidated()).isEqualTo(3);
+    }
+
+    @Test
+    void anInvalidationWithoutASubstreamDropsTheRangeWhateverSubstreamCachedIt() {
+        Atc atc = new Atc(8);
+        atc.insert(-1, 0x1000, 0x1000, 0xA000, RW);
+        atc.insert(5, 0x1000, 0x1000, 0xC000, RW);
+        atc.insert(5, 0x8000, 0x1000, 0xD000, RW);
+        atc.insert(7, 0x1000, 0x1000, 0xE000, RW);
+        assertThat(atc.invalidate(AtcInvalidation.newBuilder().setSubstreamId(5).setAddress(0x1000).setSize(0x1000)
+                .build())).as("with a substream: that substream's region only").isEqualTo(1);
+        assertThat(atc.lookup(-1, 0x1000, false)).isEqualTo(0xA000);
+        assertThat(atc.lookup(7, 0x1000, false)).isEqualTo(0xE000);
+        assertThat(atc.invalidate(AtcInvalidation.newBuilder().setAddress(0x1000).setSize(0x1000).build()))
+                .as("without one (PCIe: no PASID prefix): every region in the range").isEqualTo(2);
+        assertThat(atc.lookup(-1, 0x1000, false)).isEqualTo(Atc.MISS);
+        assertThat(atc.lookup(7, 0x1000, false)).isEqualTo(Atc.MISS);
+        assertThat(atc.lookup(5, 0x8000, false)).as("outside the range").isEqualTo(0xD000);
     }
 
     @Test

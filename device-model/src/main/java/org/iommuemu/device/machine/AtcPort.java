@@ -106,9 +106,10 @@ public final class AtcPort {
     // ------------------------------------------------------------------ queue side (under the device lock)
 
     /**
-     * An ATC invalidation the queue consumed for stream {@code streamId}: substream {@code substreamId} (-1: entries
-     * without one) unless {@code global}, {@code 2^sizeLg2} bytes from {@code address} (aligned down to that size;
-     * {@code sizeLg2} 64: everything).
+     * An ATC invalidation the queue consumed for stream {@code streamId}: the entries of substream
+     * {@code substreamId} unless {@code global} (-1: no substream, which drops the entries of every substream, as a
+     * PCIe Invalidate Request without a PASID does), {@code 2^sizeLg2} bytes from {@code address} (aligned down to
+     * that size; {@code sizeLg2} 64: everything).
      */
     public void invalidate(int streamId, boolean global, int substreamId, long address, int sizeLg2) {
         int lg2 = Math.max(12, Math.min(64, sizeLg2));

@@ -23,15 +23,17 @@ public final class DmaEngine {
     /** The machine's trace recorder; set once before the engine is shared. */
     private Tracer tracer = Tracer.NONE;
 
-    /** Looks at each chunk of a DMA that the IOMMU translated successfully, before the memory access. */
+    /** Looks at each chunk of a DMA that the IOMMU let through, before the memory access. */
     public interface Checker {
         /**
          * {@code len} bytes at {@code iova} of stream {@code streamId} (substream {@code substreamId}, or -1) on
          * {@code device} translated to {@code pa}, as {@code how} says ({@link Translation#source}: the serving
-         * IOTLB entry or a walk). Runs on the DMA's thread; must not throw or keep {@code how}.
+         * IOTLB entry or a walk). With {@code translated}, a translated (ATS) request: {@code iova} is the physical
+         * address the device sent from its ATC, which the IOMMU passed through. Runs on the DMA's thread; must not
+         * throw or keep {@code how}.
          */
         void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len, boolean write,
-                Translation how);
+                boolean translated, Translation how);
     }
 
     public DmaEngine(PhysicalMemory memory) {
@@ -162,7 +164,7 @@ public final class DmaEngine {
             long pa = t.physicalAddress();
             Checker c = checker;
             if (c != null) {
-                c.check(device, streamId, substreamId, va, pa, chunk, write, t);
+                c.check(device, streamId, substreamId, va, pa, chunk, write, (access & Access.TRANSLATED) != 0, t);
             }
             try {
                 if (write) {

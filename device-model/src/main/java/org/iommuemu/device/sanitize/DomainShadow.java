@@ -394,6 +394,67 @@ final class DomainShadow implements IommuDomain.MappingObserver {
         return true;
     }
 
+    /**
+     * Whether a live mapping reaches physical page {@code page} (a page number: the address shifted by 12), through
+     * the stage-2 parent when nested: the reverse lookup a translated (ATS) request is judged by. One hash lookup.
+     */
+    boolean reachesPage(long page) {
+        return (parent != null ? parent : this).pages.get(page) != LongLongMap.MISSING;
+    }
+
+    /**
+     * The unmapped range (of the stage-2 parent when nested, whose outputs are physical) whose output had covered
+     * part of physical page {@code page}, the newest such unmap; -1 when none is known. A scan of the unmapped
+     * ranges: only run for a translated access to a page no live mapping reaches.
+     */
+    int findGoneByPage(long page) {
+        DomainShadow out = parent != null ? parent : this;
+        long first = page << PAGE_SHIFT;
+        long last = first + (1L << PAGE_SHIFT) - 1;
+        int best = -1;
+        for (int k = 0; k < out.gone; k++) {
+            long pa = out.gPa[k];
+            if (pa < 0) {
+                continue;
+            }
+            long paLast = pa + (out.gLast[k] - out.gFirst[k]);
+            if (Long.compareUnsigned(pa, last) <= 0 && Long.compareUnsigned(first, paLast) <= 0
+                    && (best < 0 || out.gSeq[k] > out.gSeq[best])) {
+                best = k;
+            }
+        }
+        return best;
+    }
+
+    /** The shadow whose unmapped ranges {@link #findGoneByPage} searched: the parent when nested, else this. */
+    DomainShadow physical() {
+        return parent != null ? parent : this;
+    }
+
+    long goneFirst(int k) {
+        return gFirst[k];
+    }
+
+    long goneLast(int k) {
+        return gLast[k];
+    }
+
+    long gonePa(int k) {
+        return gPa[k];
+    }
+
+    long goneSeq(int k) {
+        return gSeq[k];
+    }
+
+    long goneNanos(int k) {
+        return gNanos[k];
+    }
+
+    boolean goneFlushed(int k) {
+        return gFlushed[k];
+    }
+
     /** The physical address the live shadow gives {@code iova} (through the parent when nested), or -1. */
     private long expectedPa(int i, long iova) {
         long out = livePa[i] + (iova - liveIova[i]);

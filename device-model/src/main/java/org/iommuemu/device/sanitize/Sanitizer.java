@@ -45,6 +45,10 @@ import org.iommuemu.device.machine.Translation;
  * One report at most per chunk: its first bad piece. Reports are kept in a bounded log ({@link #LOG} newest) with
  * counts by kind, overall and per instance.
  *
+ * <p><b>Translated (ATS) requests</b> carry a physical address that the IOMMU passed through: they are judged by
+ * that address against every domain of the stream (whole stream and substreams), see {@link #checkTranslated}:
+ * {@link SanitizerReport.Kind#TRANSLATED_STALE_ATC} or {@link SanitizerReport.Kind#TRANSLATED_UNMAPPED_MEMORY}.
+ *
  * <p><b>Cost.</b> Off: the DMA engine reads one volatile field, domains created meanwhile get no observer. On: every
  * check and shadow update holds one lock; a check allocates nothing unless it records a report; shadow updates
  * cost a count per 4 KiB page mapped or unmapped.
@@ -66,6 +70,9 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
     private final List<DomainShadow> shadows = new ArrayList<>();
     /** (instance, stream, substream) → index of the attached domain's shadow in {@link #shadows}. */
     private final LongLongMap attached = new LongLongMap();
+    /** (instance, stream) → index in {@link #streamDomains}: every shadow attached to the stream or a substream. */
+    private final LongLongMap streamLists = new LongLongMap();
+    private final List<StreamDomains> streamDomains = new ArrayList<>();
     /** Physical page → sequence of the last heap free that covered it. */
     private final LongLongMap freedPages = new LongLongMap();
     private final long[] freePa = new long[FREES];
@@ -82,6 +89,8 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
     private final java.util.Set<Long> fedIgnored = new java.util.HashSet<>();
     /** The translation of the chunk being checked (provenance of its report); set and cleared under lock. */
     private Translation serving;
+    /** Whether the chunk being checked is a translated (ATS) request; set and cleared under lock. */
+    private boolean atsChunk;
 
     /**
      * A sanitizer for the instances {@code instances} (the machine's, in order) that checks DMA of {@code dma}
@@ -150,6 +159,54 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
 
     private static long key(int inst, int sid, int ssid) {
         return ((long) inst << 56) | ((long) ((ssid + 1) & 0xFF_FFFF) << 32) | Integer.toUnsignedLong(sid);
+    }
+
+    /**
+     * The shadows one stream's translations come from: its whole-stream domain's and its substreams' (an index of
+     * {@link #shadows} once per attachment). A translated (ATS) request carries no substream the SMMU checks, so
+     * any of them may have given the device its address.
+     */
+    private static final class StreamDomains {
+        int[] shadows = new int[4];
+        int n;
+
+        void add(int index) {
+            if (n == shadows.length) {
+                shadows = java.util.Arrays.copyOf(shadows, n * 2);
+            }
+            shadows[n++] = index;
+        }
+
+        void remove(int index) {
+            for (int i = 0; i < n; i++) {
+                if (shadows[i] == index) {
+                    shadows[i] = shadows[--n];
+                    return;
+                }
+            }
+        }
+    }
+
+    /** Stream {@code sid} (substream {@code ssid}, -1: whole) of instance {@code inst} is now on {@code s} or none. */
+    private void attach(int inst, int sid, int ssid, DomainShadow s) {
+        long k = key(inst, sid, ssid);
+        long old = attached.get(k);
+        long sk = ((long) inst << 32) | Integer.toUnsignedLong(sid);
+        long list = streamLists.get(sk);
+        if (old != LongLongMap.MISSING && list != LongLongMap.MISSING) {
+            streamDomains.get((int) list).remove((int) old);
+        }
+        if (s == null) {
+            attached.remove(k);
+            return;
+        }
+        attached.put(k, s.index);
+        if (list == LongLongMap.MISSING) {
+            list = streamDomains.size();
+            streamDomains.add(new StreamDomains());
+            streamLists.put(sk, list);
+        }
+        streamDomains.get((int) list).add(s.index);
     }
 
     // ------------------------------------------------------------------ the feed of an outside driver
@@ -255,13 +312,7 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             if (inst < 0) {
                 throw new java.util.NoSuchElementException("attached.iommu: iommu '" + iommu + "' not found");
             }
-            long k = key(inst, sid, ssid);
-            DomainShadow s = id == 0 ? null : fedShadow(id, 0, "attached.domain");
-            if (s == null) {
-                attached.remove(k);
-            } else {
-                attached.put(k, s.index);
-            }
+            attach(inst, sid, ssid, id == 0 ? null : fedShadow(id, 0, "attached.domain"));
         }
     }
 
@@ -274,13 +325,7 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             if (inst < 0) {
                 return;
             }
-            long k = key(inst, streamId, substreamId);
-            DomainShadow s = domain == null ? null : shadowOf(domain);
-            if (s == null) {
-                attached.remove(k);
-            } else {
-                attached.put(k, s.index);
-            }
+            attach(inst, streamId, substreamId, domain == null ? null : shadowOf(domain));
         }
     }
 
@@ -307,11 +352,18 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
 
     @Override
     public void check(IommuDevice device, int streamId, int substreamId, long iova, long pa, long len,
-            boolean write, Translation how) {
+            boolean write, boolean translated, Translation how) {
         synchronized (lock) {
             serving = how;
             int inst = instanceIndex(device.name());
             if (inst < 0) {
+                return;
+            }
+            if (translated) {
+                atsChunk = true;
+                checkTranslated(inst, streamId, substreamId, pa, len, write);
+                atsChunk = false;
+                serving = null;
                 return;
             }
             long idx = substreamId >= 0 ? attached.get(key(inst, streamId, substreamId)) : LongLongMap.MISSING;
@@ -326,6 +378,70 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
                 s.check(inst, streamId, substreamId, iova, pa, len, write);
             }
             serving = null;
+        }
+    }
+
+    /**
+     * A translated (ATS) request of stream {@code sid}: {@code len} bytes at physical {@code pa}, which the SMMU
+     * checked against the STE only (EATS), never against a CD, so a translation any domain of the stream gave is
+     * legal: each 4 KiB page must be reached by a live mapping of the whole-stream domain or of a substream's
+     * domain (one hash lookup per page and domain). A page none reaches is traced to the newest unmap whose output
+     * covered it: that unmap's invalidation completed → {@link SanitizerReport.Kind#TRANSLATED_STALE_ATC} (the
+     * device kept an ATC entry it was told to drop); a LAZY unmap not flushed yet is allowed within the domain's
+     * bound, else {@link SanitizerReport.Kind#LAZY_BOUND_EXCEEDED}; no unmap known →
+     * {@link SanitizerReport.Kind#TRANSLATED_UNMAPPED_MEMORY}. A stream with no tracked domain is not checked.
+     */
+    private void checkTranslated(int inst, int sid, int ssid, long pa, long len, boolean write) {
+        long list = streamLists.get(((long) inst << 32) | Integer.toUnsignedLong(sid));
+        if (list == LongLongMap.MISSING) {
+            return;
+        }
+        StreamDomains sd = streamDomains.get((int) list);
+        DomainShadow any = null;
+        for (int i = 0; i < sd.n && any == null; i++) {
+            any = shadows.get(sd.shadows[i]);
+        }
+        if (any == null) {
+            return;
+        }
+        long lastPage = (pa + len - 1) >>> PAGE_SHIFT;
+        pages:
+        for (long p = pa >>> PAGE_SHIFT; p <= lastPage; p++) {
+            for (int i = 0; i < sd.n; i++) {
+                DomainShadow s = shadows.get(sd.shadows[i]);
+                if (s != null && s.reachesPage(p)) {
+                    continue pages;
+                }
+            }
+            long at = p == pa >>> PAGE_SHIFT ? pa : p << PAGE_SHIFT;
+            DomainShadow cause = null;
+            int k = -1;
+            for (int i = 0; i < sd.n; i++) {
+                DomainShadow s = shadows.get(sd.shadows[i]);
+                int g = s == null ? -1 : s.findGoneByPage(p);
+                if (g >= 0 && (cause == null || s.physical().goneSeq(g) > cause.physical().goneSeq(k))) {
+                    cause = s;
+                    k = g;
+                }
+            }
+            if (cause == null) {
+                report(SanitizerReport.Kind.TRANSLATED_UNMAPPED_MEMORY, inst, sid, ssid, at, at, write, any, 0, -1, -1,
+                        0, false, -1);
+                return;
+            }
+            DomainShadow g = cause.physical();
+            long iova = g.goneFirst(k) + (at - g.gonePa(k));
+            if (g.goneFlushed(k)) {
+                report(SanitizerReport.Kind.TRANSLATED_STALE_ATC, inst, sid, ssid, iova, at, write, cause,
+                        g.goneSeq(k), g.goneFirst(k), g.goneLast(k), g.goneNanos(k), true, g.gonePa(k));
+                return;
+            }
+            if (g.view.lazy() && g.view.clockNanos() - g.goneNanos(k) > g.view.flushQueueTimeoutNanos()) {
+                report(SanitizerReport.Kind.LAZY_BOUND_EXCEEDED, inst, sid, ssid, iova, at, write, cause,
+                        g.goneSeq(k), g.goneFirst(k), g.goneLast(k), g.goneNanos(k), false, g.gonePa(k));
+                return;
+            }
+            // a lazy unmap within its flush window: the ATC may still hold it legally
         }
     }
 
@@ -375,8 +491,9 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             DomainShadow s, long causeSeq, long causeFirst, long causeLast, long causeNanos, boolean flushed,
             long causePa) {
         String where = instances[inst] + " stream " + Integer.toUnsignedString(sid)
-                + (ssid >= 0 ? " substream " + ssid : "") + " " + (write ? "write" : "read") + " at iova "
-                + Bits.hex(iova) + " -> pa " + Bits.hex(pa) + " (domain '" + s.view.name() + "')";
+                + (ssid >= 0 ? " substream " + ssid : "") + (atsChunk ? " translated " : " ")
+                + (write ? "write" : "read") + " at iova " + Bits.hex(iova) + " -> pa " + Bits.hex(pa) + " (domain '"
+                + s.view.name() + "')";
         String why = switch (kind) {
             case STALE_TRANSLATION -> "through a stale translation: iova range [" + Bits.hex(causeFirst) + ", "
                     + Bits.hex(causeLast) + "]" + (causePa >= 0 ? " (pa " + Bits.hex(causePa) + ")" : "")
@@ -391,10 +508,20 @@ public final class Sanitizer implements DmaEngine.Checker, DriverInstance.Stream
             case FREED_MEMORY -> "to freed memory: the heap block [" + Bits.hex(causeFirst) + ", "
                     + Bits.hex(causeLast) + "] was freed at sanitizer sequence " + causeSeq
                     + ", after the mapping was made";
+            case TRANSLATED_STALE_ATC -> "a translated (ATS) request to pa " + Bits.hex(pa) + ", which iova range ["
+                    + Bits.hex(causeFirst) + ", " + Bits.hex(causeLast) + "] (pa " + Bits.hex(causePa)
+                    + ") reached until it was unmapped at sanitizer sequence " + causeSeq + " (domain clock "
+                    + causeNanos + " ns) and its invalidation, ATC_INV included, had completed: the device kept an"
+                    + " ATC entry it was told to drop";
+            case TRANSLATED_UNMAPPED_MEMORY -> "a translated (ATS) request to pa " + Bits.hex(pa) + ", which no live"
+                    + " mapping of the stream's domains (whole stream or substream) reaches and no known unmap"
+                    + " explains";
         };
+        String served = atsChunk ? "the device's ATC (a translated request, passed through by " + instances[inst]
+                + " without translation)" : servedBy(instances[inst]);
         SanitizerReport r = new SanitizerReport(++reportSequence, kind, instances[inst], sid, ssid, iova, pa, write,
                 s.view.name(), causeSeq, causeFirst, causeLast, causeNanos, flushed,
-                servedBy(instances[inst]), where + ": " + why + "; served by " + servedBy(instances[inst]));
+                served, where + ": " + why + "; served by " + served);
         if (log.size() == LOG) {
             log.removeFirst();
         }

@@ -9,7 +9,9 @@ package org.iommuemu.device.sanitize;
  * @param iommu the instance that translated the access
  * @param streamId its stream id (requester id)
  * @param substreamId its substream id / PASID, or -1
- * @param iova the first address of the offending chunk of the DMA
+ * @param iova the first address of the offending chunk of the DMA; for a translated (ATS) request, which carries a
+ *     physical address, the iova the unmapped mapping gave that address ({@code TRANSLATED_STALE_ATC}), else the
+ *     physical address
  * @param pa the physical address the translation gave for it
  * @param write whether the access wrote
  * @param domain the name of the domain the stream (or substream) is attached to
@@ -35,7 +37,18 @@ public record SanitizerReport(long sequence, Kind kind, String iommu, int stream
         /** To a physical page no live mapping of the stream's domain reaches. */
         UNMAPPED_MEMORY(3),
         /** To a page freed back to the driver heap (or handed out again) after the mapping was made. */
-        FREED_MEMORY(4);
+        FREED_MEMORY(4),
+        /**
+         * A translated (ATS) request to a physical page that a mapping of one of the stream's domains had reached,
+         * unmapped since with its invalidation, ATC_INV included, completed: the device kept a translation its ATC
+         * was told to drop.
+         */
+        TRANSLATED_STALE_ATC(5),
+        /**
+         * A translated (ATS) request to a physical page no live mapping of any of the stream's domains reaches, and
+         * no unmap of the shadow explains: an address the device was never given.
+         */
+        TRANSLATED_UNMAPPED_MEMORY(6);
 
         private final int code;
 

@@ -1009,12 +1009,12 @@ public final class Scenario {
 
     /**
      * {@code expect: sanitizer}: how many reports the stale-DMA sanitizer made since the run started, of one kind
-     * ({@code STALE_TRANSLATION}, {@code LAZY_BOUND_EXCEEDED}, {@code UNMAPPED_MEMORY}, {@code FREED_MEMORY}) or of
-     * all kinds.
+     * ({@code STALE_TRANSLATION}, {@code LAZY_BOUND_EXCEEDED}, {@code UNMAPPED_MEMORY}, {@code FREED_MEMORY},
+     * {@code TRANSLATED_STALE_ATC}, {@code TRANSLATED_UNMAPPED_MEMORY}) or of all kinds.
      */
     static final class SanitizerExpect extends Bounded {
         static final List<String> KINDS = List.of("STALE_TRANSLATION", "LAZY_BOUND_EXCEEDED", "UNMAPPED_MEMORY",
-                "FREED_MEMORY");
+                "FREED_MEMORY", "TRANSLATED_STALE_ATC", "TRANSLATED_UNMAPPED_MEMORY");
         String kind;
 
         @JsonProperty("kind")

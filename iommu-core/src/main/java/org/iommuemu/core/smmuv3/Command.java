@@ -998,6 +998,24 @@ public record Command(
         return of(ATC_INV, false, ssv, substreamId, streamId, 0, 0, false, address, 0, size, global);
     }
 
+    /**
+     * Word 0 of {@link #atcInv}{@code (streamId, ssv, substreamId, global, ...)}, built without allocating (for
+     * drivers issuing one per unmap).
+     */
+    public static long atcInvWord0(int streamId, boolean ssv, int substreamId, boolean global) {
+        long w = OPCODE.put(0, CommandOp.ATC_INV);
+        w = SID.put(w, Integer.toUnsignedLong(streamId));
+        if (ssv) {
+            w = SSID.put(SSV.put(w, 1), Integer.toUnsignedLong(substreamId));
+        }
+        return global ? GLOBAL.put(w, 1) : w;
+    }
+
+    /** Word 1 of {@link #atcInv}{@code (..., address, size)}: Addr (bits [63:12] of {@code address}) and Size. */
+    public static long atcInvWord1(long address, int size) {
+        return ATC_SIZE.put(ATC_ADDRESS.putAddress(0, address), size);
+    }
+
     /** CMD_ATC_INV of a device's whole ATC, as Linux writes it: Size {@link #ATC_INV_SIZE_ALL}, address 0. */
     public static Command atcInvAll(int streamId) {
         return atcInv(streamId, false, 0, false, 0, ATC_INV_SIZE_ALL);

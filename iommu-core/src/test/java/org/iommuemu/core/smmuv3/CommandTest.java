@@ -287,6 +287,27 @@ class CommandTest {
     }
 
     @Test
+    void atcInvWordsAreTheWordsOfTheEncodedCommand() {
+        Random r = new Random(9);
+        for (int i = 0; i < 200; i++) {
+            int sid = r.nextInt();
+            boolean ssv = r.nextBoolean();
+            int ssid = ssv ? r.nextInt(1 << 20) : 0;
+            boolean global = r.nextBoolean();
+            int size = r.nextInt(53);
+            long address = r.nextLong() & -(1L << 12);
+            long[] w = Command.atcInv(sid, ssv, ssid, global, address, size).encode();
+            assertThat(Command.atcInvWord0(sid, ssv, ssid, global)).as("dw0 of case %s", i).isEqualTo(w[0]);
+            assertThat(Command.atcInvWord1(address, size)).as("dw1 of case %s", i).isEqualTo(w[1]);
+        }
+        long[] all = Command.atcInvAll(0x20).encode();
+        assertThat(Command.atcInvWord0(0x20, false, 0, false)).isEqualTo(all[0]);
+        assertThat(Command.atcInvWord1(0, Command.ATC_INV_SIZE_ALL)).isEqualTo(all[1]);
+        assertThat(Command.ssv(Command.atcInvWord0(7, true, 5, false))).isTrue();
+        assertThat(Command.substreamId(Command.atcInvWord0(7, true, 5, false))).isEqualTo(5);
+    }
+
+    @Test
     void syncSignal() {
         Features qemuLike = new Features(true, false, true, false, false, false, false, false);
         assertThat(Command.syncSignal(Command.CS_NONE, Features.ALL)).isEqualTo(SyncSignal.NONE);

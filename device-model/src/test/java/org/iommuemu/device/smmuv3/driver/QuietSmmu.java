@@ -26,10 +26,15 @@ record QuietSmmu(SparseRam ram, BuddyPageAllocator alloc, SmmuV3Device device, S
     }
 
     static QuietSmmu create() {
+        return create(SmmuV3Config.defaults());
+    }
+
+    /** {@link #create()} with an SMMU configured by {@code config}. */
+    static QuietSmmu create(SmmuV3Config config) {
         SparseRam ram = new SparseRam(List.of(new RamRegion(DriverRig.RAM_BASE, DriverRig.RAM_SIZE)));
         BuddyPageAllocator alloc = new BuddyPageAllocator(ram, DriverRig.RAM_BASE, DriverRig.RAM_SIZE);
         InterruptHub hub = new InterruptHub(ram);
-        SmmuV3Device device = new SmmuV3Device("smmu0", SmmuV3Config.defaults(), ram, hub);
+        SmmuV3Device device = new SmmuV3Device("smmu0", config, ram, hub);
         SmmuV3Driver driver = SmmuV3Driver.probe(new InProcessSmmuHost(device, ram, alloc, hub),
                 SmmuV3DriverOptions.defaults());
         driver.init();

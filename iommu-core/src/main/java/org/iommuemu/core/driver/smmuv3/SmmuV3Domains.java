@@ -1,5 +1,6 @@
 package org.iommuemu.core.driver.smmuv3;
 
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -111,6 +112,12 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         int uses;
         /** Stage 2: nested streams using this context as their parent. */
         volatile int nestedUses;
+        /**
+         * The ATCs an invalidation of this context must reach, one {@link #atcTarget} per (ATS stream, substream)
+         * translating through it; rebuilt under the enclosing object by {@link #refreshAtcTargets}, read without a
+         * lock by the invalidation path.
+         */
+        volatile long[] atcTargets = NO_TARGETS;
 
         Context(Stage stage, int vmid, int asid, int tgLg2, IommuDomain parent) {
             this.stage = stage;
@@ -121,10 +128,16 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         }
     }
 
-    /** What one stream is attached to; guarded by the enclosing object. */
+    private static final long[] NO_TARGETS = new long[0];
+    /** {@link #atcTarget}: the SSV bit (the target is a substream). */
+    private static final long TARGET_SSV = 1L << 31;
+
     /** Streams with ATS enabled on this instance (written under this object's monitor). */
     private volatile int atsStreams;
+    /** Whether some context has ATC targets (guarded by this object): {@link #refreshAtcTargets} must clear them. */
+    private boolean atcTargetsSet;
 
+    /** What one stream is attached to; guarded by the enclosing object. */
     private static final class StreamState {
         /** The domain of traffic without a SubstreamID (the whole stream), or null. */
         IommuDomain whole;
@@ -133,7 +146,10 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         IommuDomain parent;
         /** Stage 1 and nested: the stream's CD table, else null. */
         CdTable cds;
-        /** ATS enabled for the whole stream ({@link #enableAts}): its STE says EATS=1 and unmaps invalidate its ATC. */
+        /**
+         * ATS enabled for the stream ({@link #enableAts}): its STE says EATS=1 and unmaps in its whole-stream domain
+         * and its substreams' domains invalidate its ATC.
+         */
         boolean ats;
         final TreeMap<Integer, IommuDomain> substreams = new TreeMap<>();
 
@@ -345,9 +361,13 @@ public final class SmmuV3Domains implements IommuInstanceOps {
     /**
      * Enables ATS for stream {@code streamId}, whose whole-stream domain is attached here: its STE gets EATS=1 (full
      * ATS; the driver's safe STE update invalidates the cached copy), so the device may translate and issue
-     * translated requests, and from now on every invalidation of its domain is followed by an ATC_INV of the range
-     * (with its own CMD_SYNC), as Linux's {@code arm_smmu_atc_inv_domain} after the TLBI. Detaching the stream (or
-     * moving it) disables ATS again and invalidates the device's whole ATC.
+     * translated requests, and from now on every invalidation of its whole-stream domain is followed by an ATC_INV
+     * of the range without a SubstreamID (SSV=0, which drops the device's entries in the range whatever substream
+     * they were requested with), and every invalidation of a substream's domain by an ATC_INV with SSV=1 and that
+     * SubstreamID, one CMD_SYNC after them, as Linux's {@code arm_smmu_atc_inv_domain} after the TLBI. Substreams
+     * attached before or after keep EATS in the STE; detaching or moving one invalidates the device's entries of
+     * that SubstreamID. Detaching the whole stream (or moving it) disables ATS again and invalidates the device's
+     * whole ATC.
      *
      * @throws IommuApiException INCOMPATIBLE_INSTANCE without IDR0.ATS; NOT_ATTACHED when no domain is attached to
      *     the whole stream
@@ -370,6 +390,7 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         driver.writeSte(streamId, ste.toBuilder().eats(Ste.EATS_TRANS).build());
         st.ats = true;
         atsStreams++;
+        refreshAtcTargets();
     }
 
     /** Whether ATS is enabled for stream {@code streamId} ({@link #enableAts}). */
@@ -402,6 +423,7 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         streams.remove(streamId);
         parents.remove(streamId);
         if (ats) {
+            refreshAtcTargets();
             // the STE no longer allows ATS: drop whatever the device's ATC still holds (Linux arm_smmu_disable_ats)
             CommandQueue q = driver.commandQueue();
             synchronized (q) {
@@ -489,6 +511,9 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         st.substreams.put(ssid, domain);
         states.put(streamId, st);
         substreams.put(key(streamId, ssid), domain);
+        if (st.ats) {
+            refreshAtcTargets();
+        }
     }
 
     /**
@@ -505,7 +530,9 @@ public final class SmmuV3Domains implements IommuInstanceOps {
                 t.fill(0, stage1Cd((Arm64Lpae) st.whole.format(), w.asid, st.whole.pageTable().root()));
             }
             t.fill(ssid, cd);
-            driver.writeSte(streamId, cdTableSte(t, st.whole != null ? Ste.S1DSS_SSID0 : Ste.S1DSS_TERMINATE));
+            Ste ste = cdTableSte(t, st.whole != null ? Ste.S1DSS_SSID0 : Ste.S1DSS_TERMINATE);
+            // an ATS stream keeps EATS: the device goes on using its ATC through the new table
+            driver.writeSte(streamId, st.ats ? ste.toBuilder().eats(Ste.EATS_TRANS).build() : ste);
         } catch (RuntimeException e) {
             t.free();
             throw e;
@@ -539,6 +566,18 @@ public final class SmmuV3Domains implements IommuInstanceOps {
         IommuDomain domain = st.substreams.remove(ssid);
         substreams.remove(key(streamId, ssid));
         st.cds.clear(driver.commandQueue(), streamId, ssid);
+        if (st.ats) {
+            // the CD is gone: drop what the device cached for this SubstreamID (Linux arm_smmu_atc_inv_master(ssid))
+            refreshAtcTargets();
+            CommandQueue q = driver.commandQueue();
+            synchronized (q) {
+                q.openBatch();
+                q.command(Command.atcInvWord0(streamId, true, ssid, false),
+                        Command.atcInvWord1(0, Command.ATC_INV_SIZE_ALL));
+                q.closeBatch();
+            }
+            count(1);
+        }
         release(domain);
     }
 
@@ -793,27 +832,25 @@ public final class SmmuV3Domains implements IommuInstanceOps {
             count(n);
         }
         if (gather.hasRange()) {
-            invalidateAtcs(domain, gather.start(), gather.last());
+            invalidateAtcs(ctx, gather.start(), gather.last());
         } else {
-            invalidateAtcs(domain, 0, -1L);
+            invalidateAtcs(ctx, 0, -1L);
         }
     }
 
     /**
-     * After the TLB invalidation of {@code [start, last]} in {@code domain}: one ATC_INV per ATS stream attached to
-     * it, covering the range with the smallest aligned power-of-two span (Linux's {@code arm_smmu_atc_inv_to_cmd}),
-     * then a CMD_SYNC; a sync that fails with CERROR_ATC_INV_SYNC (a device that did not answer in time) is
-     * recovered by the command queue as Linux's {@code arm_smmu_cmdq_skip_err} does, and counted there.
+     * After the TLB invalidation of {@code [start, last]} in {@code ctx}: one ATC_INV per (ATS stream, substream)
+     * translating through it ({@link Context#atcTargets}; SSV=0 for a whole stream, SSV=1 with the SubstreamID for
+     * a substream), covering the range with the smallest aligned power-of-two span (Linux's
+     * {@code arm_smmu_atc_inv_to_cmd}), then one CMD_SYNC; a sync that fails with CERROR_ATC_INV_SYNC (a device that
+     * did not answer in time) is recovered by the command queue as Linux's {@code arm_smmu_cmdq_skip_err} does, and
+     * counted there. Allocates nothing.
      */
-    private void invalidateAtcs(IommuDomain domain, long start, long last) {
+    private void invalidateAtcs(Context ctx, long start, long last) {
         if (atsStreams == 0) {
-            return; // the common case: no ATS anywhere on this instance, nothing allocated
+            return; // the common case: no ATS anywhere on this instance
         }
-        int[] targets;
-        synchronized (this) {
-            targets = states.entrySet().stream().filter(e -> e.getValue().ats && e.getValue().whole == domain)
-                    .mapToInt(Map.Entry::getKey).toArray();
-        }
+        long[] targets = ctx.atcTargets;
         if (targets.length == 0) {
             return;
         }
@@ -821,21 +858,71 @@ public final class SmmuV3Domains implements IommuInstanceOps {
                 64 - Long.numberOfLeadingZeros(start ^ last));
         int size = spanLg2 >= 64 ? Command.ATC_INV_SIZE_ALL : spanLg2 - Command.ATC_PAGE_LG2;
         long address = spanLg2 >= 64 ? 0 : start & -(1L << spanLg2);
+        long dw1 = Command.atcInvWord1(address, size);
         CommandQueue q = driver.commandQueue();
         synchronized (q) {
             q.openBatch();
-            for (int sid : targets) {
-                long[] w = Command.atcInv(sid, false, 0, false, address, size).encode();
-                q.command(w[0], w[1]);
+            for (long t : targets) {
+                q.command(Command.atcInvWord0((int) (t >>> 32), (t & TARGET_SSV) != 0, (int) (t & (TARGET_SSV - 1)),
+                        false), dw1);
             }
             q.closeBatch();
         }
         count(targets.length);
     }
 
+    /** An {@link Context#atcTargets} entry: stream {@code streamId}, substream {@code ssid} (-1: the whole stream). */
+    private static long atcTarget(int streamId, int ssid) {
+        return Integer.toUnsignedLong(streamId) << 32 | (ssid < 0 ? 0 : TARGET_SSV | ssid);
+    }
+
+    /**
+     * Recomputes every context's {@link Context#atcTargets} from the ATS streams (under this object's monitor,
+     * after any change of ATS, of a whole stream or of a substream): the whole-stream domain of each ATS stream (and
+     * a nested stream's stage-2 parent, whose unmaps change the combined translations the device cached) gets the
+     * stream, each substream's domain the stream and SubstreamID. Each context's array is replaced once, never
+     * emptied on the way, so a concurrent unmap sees the old or the new set.
+     */
+    private void refreshAtcTargets() {
+        if (atsStreams == 0 && !atcTargetsSet) {
+            return;
+        }
+        Map<Context, List<Long>> built = new HashMap<>();
+        for (Map.Entry<Integer, StreamState> e : states.entrySet()) {
+            StreamState st = e.getValue();
+            if (!st.ats) {
+                continue;
+            }
+            int sid = e.getKey();
+            if (st.whole != null) {
+                addTarget(built, st.whole, atcTarget(sid, -1));
+            }
+            if (st.parent != null) {
+                addTarget(built, st.parent, atcTarget(sid, -1));
+            }
+            for (Map.Entry<Integer, IommuDomain> ss : st.substreams.entrySet()) {
+                addTarget(built, ss.getValue(), atcTarget(sid, ss.getKey()));
+            }
+        }
+        for (Context c : contexts.values()) {
+            List<Long> l = built.get(c);
+            c.atcTargets = l == null ? NO_TARGETS : l.stream().mapToLong(Long::longValue).toArray();
+        }
+        atcTargetsSet = !built.isEmpty();
+    }
+
+    private void addTarget(Map<Context, List<Long>> built, IommuDomain domain, long target) {
+        Context c = contexts.get(domain);
+        if (c != null) {
+            built.computeIfAbsent(c, k -> new ArrayList<>()).add(target);
+        }
+    }
+
     @Override
     public void flushIotlbAll(IommuDomain domain) {
-        flushContext(context(domain));
+        Context ctx = context(domain);
+        flushContext(ctx);
+        invalidateAtcs(ctx, 0, -1L); // a LAZY domain's queue flush: the ATCs drop what the queued unmaps left
     }
 
     private void flushContext(Context ctx) {
