@@ -18,7 +18,8 @@ import org.iommuemu.proto.v1.InstanceStats;
  * {@code caches.CACHE.FIELD} with CACHE iotlb, config or walk (SMMUv3), iotlb, context, pasid or walk (VT-d) and
  * FIELD hits, misses, inserts, evictions,
  * invalidated (counts), or entries (a gauge); and {@code ats.FIELD} ({@link #ATS}: translation requests, translated
- * requests and ATC invalidations of the instance, docs/ATS.md). Counts are since the run started (the driver's initialisation
+ * requests and ATC invalidations of the instance, docs/ATS.md). Counts are since the run started (the driver's
+ * initialisation
  * included when the run is the first to use an instance).
  */
 final class Counters {

@@ -1246,8 +1246,8 @@ public final class ScenarioRunner {
             }
             atcReport.put(e.getKey(), m);
             out.println("  ATC of " + e.getKey() + ": " + m.get("atc_hits") + " hits, " + m.get("atc_misses")
-                    + " misses, " + m.get("atc_translations") + " translation requests (" + m.get("atc_translate_faults")
-                    + " refused or no access), " + m.get("atc_invalidations") + " invalidations received ("
+                    + " misses, " + m.get("atc_translations") + " translation requests ("
+                    + m.get("atc_translate_faults") + " refused or no access), " + m.get("atc_invalidations") + " invalidations received ("
                     + m.get("atc_invalidated") + " regions dropped), " + m.get("atc_completions") + " answered");
         }
         if (!atcReport.isEmpty()) {
