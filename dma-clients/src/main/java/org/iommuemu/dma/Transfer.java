@@ -47,12 +47,42 @@ public final class Transfer implements AutoCloseable {
     private volatile Throwable failure;
     private boolean halfClosed;
 
+    /** A request awaiting its reply. */
+    private static class Pending {
+        final long tag;
+        final CompletableFuture<DmaResult> future;
+
+        Pending(long tag, CompletableFuture<DmaResult> future) {
+            this.tag = tag;
+            this.future = future;
+        }
+
+        /** The fault as the caller sees it. */
+        DmaFault fault(DmaFault f) {
+            return f;
+        }
+    }
+
     /**
-     * A request awaiting its reply; a {@code translated} one (ATC mode) has its fault reported at the iova it
-     * stands for ({@code atcVa}), after the {@code atcDone} bytes of its request before it.
+     * A translated request of ATC mode (a subclass, so an untranslated request's record stays as small as it was):
+     * its fault is reported at the iova it stands for ({@code va}), after the {@code done} bytes of its request
+     * before it.
      */
-    private record Pending(long tag, CompletableFuture<DmaResult> future, boolean translated, long atcVa,
-            int atcDone) {}
+    private static final class TranslatedPending extends Pending {
+        final long va;
+        final int done;
+
+        TranslatedPending(long tag, CompletableFuture<DmaResult> future, long va, int done) {
+            super(tag, future);
+            this.va = va;
+            this.done = done;
+        }
+
+        @Override
+        DmaFault fault(DmaFault f) {
+            return DmaSession.atVa(f, va, done);
+        }
+    }
 
     Transfer(DmaGrpc.DmaStub stub, DmaSession session, int window) {
         if (window < 1) {
@@ -171,7 +201,7 @@ public final class Transfer implements AutoCloseable {
         synchronized (this) {
             checkOpen();
             long tag = nextTag++;
-            pending.add(new Pending(tag, future, translated, atcVa, atcDone));
+            pending.add(translated ? new TranslatedPending(tag, future, atcVa, atcDone) : new Pending(tag, future));
             requests.onNext(b.setTag(tag).build());
         }
         return future;
@@ -292,9 +322,7 @@ public final class Transfer implements AutoCloseable {
                 p.future.completeExceptionally(Status.fromCodeValue(reply.getError().getCode())
                         .withDescription(reply.getError().getMessage()).asRuntimeException());
             } else {
-                DmaFault fault = !reply.hasFault() ? null : p.translated
-                        ? DmaSession.atVa(reply.getFault(), p.atcVa, p.atcDone) : reply.getFault();
-                p.future.complete(new DmaResult(reply.getData(), fault));
+                p.future.complete(new DmaResult(reply.getData(), reply.hasFault() ? p.fault(reply.getFault()) : null));
             }
         }
 
