@@ -26,6 +26,8 @@ public final class Atc {
     public static final int PRIVILEGED = 8;
     /** The largest capacity accepted. */
     public static final int MAX_CAPACITY = 4096;
+    /** The capacity of {@link #Atc()}: small, as real ATCs are, and cheap to scan. */
+    public static final int DEFAULT_CAPACITY = 64;
 
     private final int capacity;
     private final boolean[] valid;
@@ -40,6 +42,11 @@ public final class Atc {
     private long misses;
     private long invalidated;
     private long evictions;
+
+    /** An ATC of {@link #DEFAULT_CAPACITY} regions. */
+    public Atc() {
+        this(DEFAULT_CAPACITY);
+    }
 
     /** An ATC of {@code capacity} regions, 1 .. {@link #MAX_CAPACITY}. */
     public Atc(int capacity) {
@@ -124,6 +131,18 @@ public final class Atc {
         }
         hits++;
         used[i] = ++clock;
+        return output[i] + (iova - base[i]);
+    }
+
+    /**
+     * {@link #lookup} without counting a hit or a miss and without refreshing the region's age: for a caller that
+     * has just inserted the region after counting the miss that made it translate.
+     */
+    public synchronized long peek(int substreamId, long iova, boolean write) {
+        int i = find(substreamId, iova);
+        if (i < 0 || (perms[i] & (write ? WRITE : READ)) == 0) {
+            return MISS;
+        }
         return output[i] + (iova - base[i]);
     }
 

@@ -90,7 +90,8 @@ public final class DmaClient implements AutoCloseable {
     public DmaSession attach(String name, String iommu, int streamId, boolean substreams, boolean ats) {
         AttachReply reply = blocking.attach(AttachRequest.newBuilder()
                 .setName(name).setIommu(iommu).setStreamId(streamId).setSubstreams(substreams).setAts(ats).build());
-        return new DmaSession(this, reply.getSessionId(), name, reply.getIommu(), reply.getStreamId(), substreams);
+        return new DmaSession(this, reply.getSessionId(), name, reply.getIommu(), reply.getStreamId(), substreams,
+                ats);
     }
 
     DmaGrpc.DmaBlockingStub blocking() {

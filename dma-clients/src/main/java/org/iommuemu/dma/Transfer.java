@@ -10,6 +10,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import org.iommuemu.proto.v1.DmaFault;
 import org.iommuemu.proto.v1.DmaGrpc;
 import org.iommuemu.proto.v1.DmaOp;
 import org.iommuemu.proto.v1.TransferReply;
@@ -24,6 +25,12 @@ import org.iommuemu.proto.v1.TransferRequest;
  * side buffer without bound. A request the server rejects completes its future exceptionally with a
  * {@link StatusRuntimeException} carrying the status a unary call would have returned; a DMA fault is a
  * normal {@link DmaResult}.
+ *
+ * <p>When its session is in ATC mode ({@link DmaSession#useAtc}) each request goes through the ATC: a hit is sent as
+ * a translated request at the cached physical address, a miss first translates (a unary {@code Translate}, so the
+ * submitting thread waits for it) and caches the answer, and a request that spans several cached regions is sent
+ * as one translated request per region, its future completing when all have. A refused translation completes the
+ * request's future at once with the fault (nothing was sent, nothing reached memory).
  *
  * <p>Submit from any thread, but not from a future's completion callback: those run on gRPC's threads,
  * and blocking there on a full window would stall the replies that free it.
@@ -40,7 +47,42 @@ public final class Transfer implements AutoCloseable {
     private volatile Throwable failure;
     private boolean halfClosed;
 
-    private record Pending(long tag, CompletableFuture<DmaResult> future) {}
+    /** A request awaiting its reply. */
+    private static class Pending {
+        final long tag;
+        final CompletableFuture<DmaResult> future;
+
+        Pending(long tag, CompletableFuture<DmaResult> future) {
+            this.tag = tag;
+            this.future = future;
+        }
+
+        /** The fault as the caller sees it. */
+        DmaFault fault(DmaFault f) {
+            return f;
+        }
+    }
+
+    /**
+     * A translated request of ATC mode (a subclass, so an untranslated request's record stays as small as it was):
+     * its fault is reported at the iova it stands for ({@code va}), after the {@code done} bytes of its request
+     * before it.
+     */
+    private static final class TranslatedPending extends Pending {
+        final long va;
+        final int done;
+
+        TranslatedPending(long tag, CompletableFuture<DmaResult> future, long va, int done) {
+            super(tag, future);
+            this.va = va;
+            this.done = done;
+        }
+
+        @Override
+        DmaFault fault(DmaFault f) {
+            return DmaSession.atVa(f, va, done);
+        }
+    }
 
     Transfer(DmaGrpc.DmaStub stub, DmaSession session, int window) {
         if (window < 1) {
@@ -57,7 +99,12 @@ public final class Transfer implements AutoCloseable {
         return read(iova, length, DmaOptions.DEFAULT);
     }
 
+    /** Reads {@code length} bytes at {@code iova} (through the session's ATC in ATC mode). */
     public CompletableFuture<DmaResult> read(long iova, int length, DmaOptions options) throws InterruptedException {
+        Atc atc = session.atc();
+        if (atc != null) {
+            return throughAtc(atc, false, iova, length, null, options);
+        }
         return submit(TransferRequest.newBuilder().setOp(DmaOp.READ).setIova(iova).setLength(length), options);
     }
 
@@ -66,13 +113,78 @@ public final class Transfer implements AutoCloseable {
         return write(iova, data, DmaOptions.DEFAULT);
     }
 
+    /** Writes {@code data} at {@code iova} (through the session's ATC in ATC mode). */
     public CompletableFuture<DmaResult> write(long iova, ByteString data, DmaOptions options)
             throws InterruptedException {
+        Atc atc = session.atc();
+        if (atc != null) {
+            return throughAtc(atc, true, iova, data.size(), data, options);
+        }
         return submit(TransferRequest.newBuilder().setOp(DmaOp.WRITE).setIova(iova).setData(data), options);
     }
 
     private CompletableFuture<DmaResult> submit(TransferRequest.Builder b, DmaOptions options)
             throws InterruptedException {
+        return submit(b, options, false, 0, 0);
+    }
+
+    /**
+     * One request through {@code atc}: per cached region a translated request (translating on a miss); the pieces'
+     * results joined into one.
+     */
+    private CompletableFuture<DmaResult> throughAtc(Atc atc, boolean write, long iova, int length, ByteString data,
+            DmaOptions options) throws InterruptedException {
+        int ssid = options.substreamId();
+        java.util.List<CompletableFuture<DmaResult>> parts = null;
+        DmaFault refused = null;
+        int done = 0;
+        while (done < length) {
+            long va = iova + done;
+            long pa = atc.lookup(ssid, va, write);
+            if (pa == Atc.MISS) {
+                refused = session.fill(atc, va, write, options, done);
+                if (refused != null) {
+                    break;
+                }
+                pa = atc.peek(ssid, va, write);
+            }
+            int chunk = DmaSession.chunk(atc, options, va, length - done);
+            TransferRequest.Builder b = TransferRequest.newBuilder().setTranslated(true).setIova(pa);
+            if (write) {
+                b.setOp(DmaOp.WRITE).setData(chunk == length ? data : data.substring(done, done + chunk));
+            } else {
+                b.setOp(DmaOp.READ).setLength(chunk);
+            }
+            CompletableFuture<DmaResult> f = submit(b, options, true, va, done);
+            if (chunk == length) {
+                return f; // the common case: the whole request in one cached region
+            }
+            if (parts == null) {
+                parts = new java.util.ArrayList<>();
+            }
+            parts.add(f);
+            done += chunk;
+        }
+        if (parts == null) {
+            return CompletableFuture.completedFuture(new DmaResult(ByteString.EMPTY, refused));
+        }
+        java.util.List<CompletableFuture<DmaResult>> pieces = parts;
+        DmaFault tail = refused;
+        return CompletableFuture.allOf(pieces.toArray(new CompletableFuture<?>[0])).thenApply(v -> {
+            ByteString read = ByteString.EMPTY;
+            for (CompletableFuture<DmaResult> p : pieces) {
+                DmaResult r = p.join();
+                read = read.concat(r.data());
+                if (!r.isOk()) {
+                    return new DmaResult(read, r.fault());
+                }
+            }
+            return new DmaResult(read, tail);
+        });
+    }
+
+    private CompletableFuture<DmaResult> submit(TransferRequest.Builder b, DmaOptions options, boolean translated,
+            long atcVa, int atcDone) throws InterruptedException {
         b.setSessionId(session.id()).setAttributes(options.attributes());
         if (options.hasSubstream()) {
             b.setSubstreamId(options.substreamId());
@@ -89,7 +201,7 @@ public final class Transfer implements AutoCloseable {
         synchronized (this) {
             checkOpen();
             long tag = nextTag++;
-            pending.add(new Pending(tag, future));
+            pending.add(translated ? new TranslatedPending(tag, future, atcVa, atcDone) : new Pending(tag, future));
             requests.onNext(b.setTag(tag).build());
         }
         return future;
@@ -210,7 +322,7 @@ public final class Transfer implements AutoCloseable {
                 p.future.completeExceptionally(Status.fromCodeValue(reply.getError().getCode())
                         .withDescription(reply.getError().getMessage()).asRuntimeException());
             } else {
-                p.future.complete(new DmaResult(reply.getData(), reply.hasFault() ? reply.getFault() : null));
+                p.future.complete(new DmaResult(reply.getData(), reply.hasFault() ? p.fault(reply.getFault()) : null));
             }
         }
 

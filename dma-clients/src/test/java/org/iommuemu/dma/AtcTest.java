@@ -116,4 +116,21 @@ class AtcTest {
         assertThat(atc.lookup(-1, -4096L, true)).isEqualTo(-4096L);
         assertThat(atc.remaining(-1, -4096L)).isEqualTo(4096);
     }
+
+    @Test
+    void peekAnswersAsLookupWithoutCountingOrRefreshing() {
+        Atc atc = new Atc();
+        assertThat(atc.capacity()).isEqualTo(Atc.DEFAULT_CAPACITY);
+        Atc two = new Atc(2);
+        two.insert(-1, 0x1000, 0x1000, 0x9000, Atc.READ);
+        two.insert(-1, 0x2000, 0x1000, 0xA000, RW);
+        assertThat(two.peek(-1, 0x1010, false)).isEqualTo(0x9010);
+        assertThat(two.peek(-1, 0x1010, true)).as("read-only").isEqualTo(Atc.MISS);
+        assertThat(two.peek(-1, 0x5000, false)).isEqualTo(Atc.MISS);
+        assertThat(two.hits()).isZero();
+        assertThat(two.misses()).isZero();
+        two.insert(-1, 0x3000, 0x1000, 0xB000, RW);
+        assertThat(two.peek(-1, 0x1000, false)).as("a peek does not make a region recent: the oldest went")
+                .isEqualTo(Atc.MISS);
+    }
 }

@@ -253,7 +253,7 @@ final class ClientDriver implements ScenarioDriver {
     }
 
     @Override
-    public int attach(long domain, String iommu, int stream, Integer substream) {
+    public int attach(long domain, String iommu, int stream, Integer substream, boolean ats) {
         Domain d = domain(domain);
         DriverInstance ops = instance(iommu);
         try {
@@ -266,6 +266,16 @@ final class ClientDriver implements ScenarioDriver {
             }
         } catch (IommuApiException e) {
             throw new IllegalStateException("attach: " + e.getMessage(), e);
+        }
+        if (ats) {
+            try {
+                ops.enableAts(stream);
+            } catch (IommuApiException e) {
+                throw new IllegalStateException("attach: ats: " + e.getMessage(), e);
+            } catch (UnsupportedOperationException e) {
+                throw new IllegalStateException("attach: ats: not implemented by the client-side driver: "
+                        + e.getMessage() + " (the stream stays attached without ATS)", e);
+            }
         }
         return ops.contextId(d.api());
     }

@@ -17,7 +17,9 @@ import org.iommuemu.proto.v1.InstanceStats;
  * {@code commands.TLBI_NH_VA}); {@code events.TYPE} (e.g. {@code events.F_TRANSLATION}); and
  * {@code caches.CACHE.FIELD} with CACHE iotlb, config or walk (SMMUv3), iotlb, context, pasid or walk (VT-d) and
  * FIELD hits, misses, inserts, evictions,
- * invalidated (counts), or entries (a gauge). Counts are since the run started (the driver's initialisation
+ * invalidated (counts), or entries (a gauge); and {@code ats.FIELD} ({@link #ATS}: translation requests, translated
+ * requests and ATC invalidations of the instance, docs/ATS.md). Counts are since the run started (the driver's
+ * initialisation
  * included when the run is the first to use an instance).
  */
 final class Counters {
@@ -26,6 +28,9 @@ final class Counters {
     static final List<String> CACHES = List.of("iotlb", "config", "walk", "context", "pasid");
     static final List<String> CACHE_FIELDS = List.of("hits", "misses", "inserts", "evictions", "invalidated",
             "entries");
+    /** The fields of {@code ats.FIELD}: the instance's {@code InstanceStats.ats}. */
+    static final List<String> ATS = List.of("translation_requests", "translated_requests", "invalidations_sent",
+            "invalidations_completed", "invalidations_timed_out", "invalidations_without_device");
 
     private Counters() {}
 
@@ -59,6 +64,13 @@ final class Counters {
         if (p.length == 3 && p[0].equals("caches") && CACHES.contains(p[1]) && CACHE_FIELDS.contains(p[2])) {
             return;
         }
+        if (p.length == 2 && p[0].equals("ats")) {
+            if (ATS.contains(p[1])) {
+                return;
+            }
+            throw new IllegalArgumentException("counter '" + name + "': '" + p[1] + "' is not an ATS counter (one of "
+                    + ATS + ")");
+        }
         if (p.length == 2 && p[0].equals("injected")) {
             try {
                 InjectionKind.parse(p[1]);
@@ -68,7 +80,8 @@ final class Counters {
             }
         }
         throw new IllegalArgumentException("unknown counter '" + name + "' (one of " + PLAIN
-                + ", commands.OPCODE, events.TYPE, injected.KIND, caches." + CACHES + "." + CACHE_FIELDS + ")");
+                + ", commands.OPCODE, events.TYPE, injected.KIND, caches." + CACHES + "." + CACHE_FIELDS + ", ats."
+                + ATS + ")");
     }
 
     /** The code of an SMMUv3 event type or a VT-d fault reason named {@code name}, or -1. */
@@ -103,6 +116,17 @@ final class Counters {
             default: break;
         }
         String[] p = name.split("\\.");
+        if (p[0].equals("ats")) {
+            org.iommuemu.proto.v1.AtsStats a = s.getAts();
+            return switch (p[1]) {
+                case "translation_requests" -> a.getTranslationRequests();
+                case "translated_requests" -> a.getTranslatedRequests();
+                case "invalidations_sent" -> a.getInvalidationsSent();
+                case "invalidations_completed" -> a.getInvalidationsCompleted();
+                case "invalidations_timed_out" -> a.getInvalidationsTimedOut();
+                default -> a.getInvalidationsWithoutDevice();
+            };
+        }
         if (p[0].equals("injected")) {
             String kind = InjectionKind.parse(p[1]).name();
             return s.getInjectedFaultsList().stream().filter(c -> c.getName().equals(kind))

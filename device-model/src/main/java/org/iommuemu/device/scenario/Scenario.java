@@ -25,6 +25,8 @@ public final class Scenario {
     java.nio.file.Path folder;
     /** Line of each step (1-based), or 0 when unknown. */
     List<Integer> stepLines = List.of();
+    /** Line of each device (1-based), or 0 when unknown. */
+    List<Integer> deviceLines = List.of();
     /** Whether the run switches the server's stale-DMA sanitizer on (the default). */
     boolean sanitizer = true;
 
@@ -241,7 +243,80 @@ public final class Scenario {
             }
             command = List.copyOf(value);
         }
+
+        /**
+         * {@code ats: true}: the device implements PCIe ATS. The runner attaches it with ATS, its driver enables ATS
+         * on its stream (SMMUv3 STE.EATS=1), and all its DMA goes through its device-side ATC, which listens for the
+         * IOMMU's invalidations; an external one attaches with ATS itself and keeps its own ATC.
+         */
+        boolean ats;
+
+        @JsonProperty("ats")
+        void setAts(boolean value) {
+            ats = value;
+        }
+
+        /** {@code atc:} the device-side ATC of an ATS device; null for the defaults. */
+        AtcSpec atc;
+
+        @JsonProperty("atc")
+        void setAtc(AtcSpec value) {
+            atc = value;
+        }
     }
+
+    /**
+     * {@code atc:} of an ATS device: {@code capacity} in regions (1 to 4096, default 64, the
+     * {@link org.iommuemu.dma.Atc} default), and how the device answers invalidations: {@code answer: at_once}
+     * (the default), {@code delayed} (after {@code delay}, default 10ms) or {@code never} (its IOMMU's sync then
+     * times out: CERROR_ATC_INV_SYNC / ITE).
+     */
+    static final class AtcSpec {
+        int capacity = org.iommuemu.dma.Atc.DEFAULT_CAPACITY;
+        org.iommuemu.dma.AtcListener.Answer answer = org.iommuemu.dma.AtcListener.Answer.AT_ONCE;
+        /** Delay of a {@code delayed} answer, in nanoseconds. */
+        long delayNanos = DEFAULT_ATC_DELAY_NANOS;
+        boolean delayGiven;
+
+        @JsonProperty("capacity")
+        void setCapacity(Object value) {
+            long v = ServeConfig.number(value, "capacity");
+            if (v < 1 || v > org.iommuemu.dma.Atc.MAX_CAPACITY) {
+                throw new IllegalArgumentException("capacity must be 1 to " + org.iommuemu.dma.Atc.MAX_CAPACITY
+                        + " regions, got " + value);
+            }
+            capacity = (int) v;
+        }
+
+        @JsonProperty("answer")
+        void setAnswer(String value) {
+            answer = switch (value) {
+                case "at_once" -> org.iommuemu.dma.AtcListener.Answer.AT_ONCE;
+                case "delayed" -> org.iommuemu.dma.AtcListener.Answer.DELAYED;
+                case "never" -> org.iommuemu.dma.AtcListener.Answer.NEVER;
+                default -> throw new IllegalArgumentException("answer must be at_once, delayed or never, got '"
+                        + value + "'");
+            };
+        }
+
+        @JsonProperty("delay")
+        void setDelay(Object value) {
+            delayNanos = duration(value, "delay");
+            delayGiven = true;
+        }
+
+        /** "answers at once", "answers after 20 ms", "never answers". */
+        String describe() {
+            return switch (answer) {
+                case AT_ONCE -> "answers invalidations at once";
+                case DELAYED -> "answers invalidations after " + delayNanos / 1_000_000.0 + " ms";
+                case NEVER -> "never answers invalidations";
+            };
+        }
+    }
+
+    /** Default {@code delay} of an ATC that answers {@code delayed}: 10 ms. */
+    static final long DEFAULT_ATC_DELAY_NANOS = 10_000_000L;
 
     /** Default {@code attach_timeout} of an external device: 30 s. */
     static final long DEFAULT_ATTACH_TIMEOUT_NANOS = 30_000_000_000L;
@@ -1046,11 +1121,16 @@ public final class Scenario {
     /**
      * {@code expect: device_counter}: a counter of a scenario device, over the steps so far: {@code dma_ops},
      * {@code dma_bytes}, {@code dma_faults} (dma and traffic steps); for NICs {@code rx_packets},
-     * {@code rx_bytes}, {@code rx_drops}, {@code rx_faults}.
+     * {@code rx_bytes}, {@code rx_drops}, {@code rx_faults}; for ATS devices ({@code ats: true}, not external)
+     * {@code atc_hits}, {@code atc_misses} (ATC lookups, one per region-sized piece of a DMA),
+     * {@code atc_translations} (translation requests: one per miss), {@code atc_translate_faults} (of those, refused
+     * or answered "no access": the DMA faulted), {@code atc_invalidations} (invalidations received),
+     * {@code atc_invalidated} (cached regions they dropped) and {@code atc_completions} (completions sent).
      */
     static final class DeviceCounterExpect extends Bounded {
         static final List<String> NAMES = List.of("dma_ops", "dma_bytes", "dma_faults", "rx_packets", "rx_bytes",
-                "rx_drops", "rx_faults");
+                "rx_drops", "rx_faults", "atc_hits", "atc_misses", "atc_translations", "atc_translate_faults",
+                "atc_invalidations", "atc_invalidated", "atc_completions");
         String device;
         String name;
 

@@ -23,10 +23,11 @@ interface ScenarioDriver extends AutoCloseable {
     Created createDomain(Scenario.Domain d, Long parent);
 
     /**
-     * Attaches {@code stream} of {@code iommu} (only its {@code substream} when not null) to the domain; returns
-     * the context id (ASID or VMID).
+     * Attaches {@code stream} of {@code iommu} (only its {@code substream} when not null) to the domain, and with
+     * {@code ats} enables ATS for the (whole) stream; returns the context id (ASID or VMID). A driver that does not
+     * implement ATS on the instance refuses {@code ats} with a message saying so (the stream stays attached).
      */
-    int attach(long domain, String iommu, int stream, Integer substream);
+    int attach(long domain, String iommu, int stream, Integer substream, boolean ats);
 
     /** Detaches {@code stream} (or its {@code substream}) of {@code iommu} from the domain it is attached to. */
     void detach(String iommu, int stream, Integer substream);

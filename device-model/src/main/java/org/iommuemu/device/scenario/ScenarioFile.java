@@ -53,7 +53,8 @@ public final class ScenarioFile {
             throw new ScenarioException(e.getMessage(), e);
         }
         s.source = source;
-        s.stepLines = stepLines(text);
+        s.stepLines = listLines(text, "steps");
+        s.deviceLines = listLines(text, "devices");
         MachineConfig machine;
         try {
             machine = s.machine == null ? MachineConfig.defaults()
@@ -68,8 +69,8 @@ public final class ScenarioFile {
     /** A checked scenario and its machine. */
     public record Loaded(Scenario scenario, MachineConfig machine) {}
 
-    /** The line of each element of the top-level {@code steps} list (0 where it cannot be found). */
-    private static List<Integer> stepLines(String text) {
+    /** The line of each element of the top-level list {@code key} (0 where it cannot be found). */
+    private static List<Integer> listLines(String text, String key) {
         List<Integer> lines = new ArrayList<>();
         try (JsonParser p = new YAMLFactory().createParser(text)) {
             int depth = 0;
@@ -79,7 +80,7 @@ public final class ScenarioFile {
                 if (t == JsonToken.FIELD_NAME && depth == 1) {
                     field = p.currentName();
                 } else if (t == JsonToken.START_ARRAY || t == JsonToken.START_OBJECT) {
-                    if (depth == 1 && t == JsonToken.START_ARRAY && "steps".equals(field)) {
+                    if (depth == 1 && t == JsonToken.START_ARRAY && key.equals(field)) {
                         inSteps = true;
                     } else if (inSteps && depth == 2) {
                         lines.add(p.currentTokenLocation().getLineNr());
@@ -156,7 +157,8 @@ public final class ScenarioFile {
         Set<String> streams = new HashSet<>();
         for (int i = 0; i < s.devices.size(); i++) {
             Scenario.Device d = s.devices.get(i);
-            String where = s.source + ": devices[" + i + "]";
+            int line = i < s.deviceLines.size() ? s.deviceLines.get(i) : 0;
+            String where = s.source + (line > 0 ? ":" + line : "") + ": devices[" + i + "]";
             if (d == null || d.name == null || d.iommu == null || d.stream == null || d.domain == null) {
                 throw new ScenarioException(where + ": name, iommu, stream and domain are required");
             }
@@ -164,7 +166,7 @@ public final class ScenarioFile {
             if (devices.put(d.name, d) != null) {
                 throw new ScenarioException(where + ": a second device named '" + d.name + "'");
             }
-            driven(where, iommus, d.iommu);
+            IommuType type = driven(where, iommus, d.iommu);
             Scenario.Domain dom = known(where, "domain", domains, d.domain);
             if (!dom.iommus.contains(d.iommu)) {
                 throw new ScenarioException(where + ": domain " + d.domain + " is on " + dom.iommus + ", not on "
@@ -185,6 +187,7 @@ public final class ScenarioFile {
                 require(where, !d.attachTimeoutGiven && d.command == null, "attach_timeout and command are for"
                         + " external devices (external: true)");
             }
+            ats(where, d, type, iommus.get(d.iommu));
             if (d.nic != null) {
                 require(where, d.nic.ringIova != null, "nic needs ring_iova (where its descriptor rings are mapped)");
                 require(where, (d.nic.ringIova & ((1L << dom.granuleLg2) - 1)) == 0, "nic ring_iova "
@@ -322,6 +325,9 @@ public final class ScenarioFile {
             Scenario.Device d = known(where, "device", devices, c.device);
             require(where, !c.name.startsWith("rx_") || d.nic != null, c.name + " is a NIC counter and "
                     + d.name + " is not a NIC");
+            require(where, !c.name.startsWith("atc_") || d.ats && !d.external, c.name + " is a counter of the ATC"
+                    + " of an ATS device the runner drives, and " + d.name + (d.external ? " is external (its"
+                    + " program keeps its ATC)" : " has no ats: true"));
             require(where, c.min == null || c.max == null || c.min <= c.max, "min is above max");
         } else if (e.sanitizer != null) {
             Scenario.SanitizerExpect x = e.sanitizer;
@@ -337,6 +343,34 @@ public final class ScenarioFile {
                         + iommus.keySet() + ")");
             }
             require(where, c.min == null || c.max == null || c.min <= c.max, "min is above max");
+        }
+    }
+
+    /**
+     * Checks {@code ats} and {@code atc} of a device: ATS needs an instance that implements it, applies to whole
+     * streams, and an external device keeps its own ATC.
+     */
+    private static void ats(String where, Scenario.Device d, IommuType type, IommuSpec spec) {
+        if (!d.ats) {
+            require(where, d.atc == null, "atc configures the ATC of an ATS device: add ats: true");
+            return;
+        }
+        if (type == IommuType.VTD) {
+            require(where, spec.vtdOrDefaults().dt(), "ats needs device TLBs on " + d.iommu + " (ECAP.DT): give it"
+                    + " device_tlb: true in the machine's vtd settings");
+        } else {
+            require(where, spec.smmuv3OrDefaults().ats(), "ats needs an SMMU that implements ATS (IDR0.ATS): give "
+                    + d.iommu + " ats: true in the machine's smmuv3 settings");
+        }
+        require(where, d.substream == null, "ats applies to a whole stream: the drivers enable ATS (and invalidate"
+                + " the ATC) for a device attached without substream, so drop substream or ats");
+        if (d.external) {
+            require(where, d.atc == null, "atc is for the runner's own ATS devices: an external device keeps its own"
+                    + " ATC (the runner only enables ATS on its stream)");
+        }
+        if (d.atc != null) {
+            require(where, !d.atc.delayGiven || d.atc.answer == org.iommuemu.dma.AtcListener.Answer.DELAYED,
+                    "atc delay goes with answer: delayed");
         }
     }
 

@@ -16,6 +16,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.UUID;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.bits.Sizes;
@@ -24,6 +26,8 @@ import org.iommuemu.device.bus.BusServer;
 import org.iommuemu.device.inject.FaultSpec;
 import org.iommuemu.device.machine.IommuType;
 import org.iommuemu.device.machine.Machine;
+import org.iommuemu.dma.Atc;
+import org.iommuemu.dma.AtcListener;
 import org.iommuemu.dma.ClientSecurity;
 import org.iommuemu.dma.DmaClient;
 import org.iommuemu.dma.DmaOptions;
@@ -210,6 +214,13 @@ public final class ScenarioRunner {
     private final Map<String, NicState> nics = new HashMap<>();
     /** Per device: the substream (and attributes) its DMA carries. */
     private final Map<String, DmaOptions> dmaOptions = new HashMap<>();
+    /** Per ATS device the runner drives: its session (in ATC mode) and its invalidation listener. */
+    private final Map<String, AtsDevice> atsDevices = new LinkedHashMap<>();
+    /** Runs the completions of ATS devices that answer invalidations late; null until one needs it. */
+    private ScheduledExecutorService atcAnswers;
+
+    /** An ATS device: the session whose DMA goes through {@code atc}, and the listener that keeps it coherent. */
+    private record AtsDevice(DmaSession session, Atc atc, AtcListener listener) {}
 
     /** A NIC device and what its driver (the runner) keeps: where the rings are, the RX tail. */
     private static final class NicState {
@@ -420,6 +431,9 @@ public final class ScenarioRunner {
             if (driver != null) {
                 driver.close();
             }
+            if (atcAnswers != null) {
+                atcAnswers.shutdownNow();
+            }
             channel.shutdownNow();
             try {
                 channel.awaitTermination(5, TimeUnit.SECONDS);
@@ -533,20 +547,21 @@ public final class ScenarioRunner {
         for (Scenario.Device d : s.devices) {
             if (d.external) {
                 try {
-                    int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream);
+                    int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream, d.ats);
                     attached.add(d);
                     out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + (d.substream != null
                             ? " substream " + d.substream : "") + " of " + d.iommu + " in domain " + d.domain
-                            + " (context " + ctx + "), external: its own program attaches on the bus");
+                            + " (context " + ctx + ")" + (d.ats ? ", ATS enabled on its stream" : "")
+                            + ", external: its own program attaches on the bus");
                 } catch (RuntimeException e) {
                     throw new ScenarioException(s.source + ": device " + d.name + ": " + message(e), e);
                 }
                 continue;
             }
             try {
-                int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream);
+                int ctx = driver.attach(domains.get(d.domain), d.iommu, d.stream, d.substream, d.ats);
                 attached.add(d);
-                DmaSession session = client.attach(d.name, d.iommu, d.stream, d.substream != null);
+                DmaSession session = client.attach(d.name, d.iommu, d.stream, d.substream != null, d.ats);
                 DmaOptions opts = d.substream == null ? DmaOptions.DEFAULT : DmaOptions.DEFAULT.withSubstream(
                         d.substream);
                 dmaOptions.put(d.name, opts);
@@ -555,6 +570,9 @@ public final class ScenarioRunner {
                 out.println("  device " + d.name + ": stream " + Bits.hex(d.stream) + (d.substream != null
                         ? " substream " + d.substream : "") + " of " + d.iommu + " in domain " + d.domain
                         + " (context " + ctx + ")");
+                if (d.ats) {
+                    ats(d, session);
+                }
                 if (d.nic != null) {
                     nic(d, session);
                 }
@@ -562,6 +580,28 @@ public final class ScenarioRunner {
                 throw new ScenarioException(s.source + ": device " + d.name + ": " + message(e), e);
             }
         }
+    }
+
+    /**
+     * Gives an ATS device its ATC: the session goes into ATC mode (every DMA of its dma, traffic and NIC steps
+     * through the ATC) and listens for the IOMMU's invalidations, answering as its {@code atc.answer} says.
+     */
+    private void ats(Scenario.Device d, DmaSession session) {
+        Scenario.AtcSpec spec = d.atc != null ? d.atc : new Scenario.AtcSpec();
+        Atc atc = new Atc(spec.capacity);
+        if (spec.answer == AtcListener.Answer.DELAYED && atcAnswers == null) {
+            atcAnswers = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "scenario-atc-answers");
+                t.setDaemon(true);
+                return t;
+            });
+        }
+        AtcListener listener = session.listenForInvalidations(atc, spec.answer,
+                TimeUnit.NANOSECONDS.toMillis(spec.delayNanos), atcAnswers);
+        session.useAtc(atc);
+        atsDevices.put(d.name, new AtsDevice(session, atc, listener));
+        out.println("    ats: its DMA goes through an ATC of " + spec.capacity + " regions, which "
+                + spec.describe());
     }
 
     /** Allocates and maps a NIC's rings (RX then TX) at its ring_iova, as its driver's coherent allocation. */
@@ -670,6 +710,14 @@ public final class ScenarioRunner {
             }
         }
         injected.clear();
+        for (Map.Entry<String, AtsDevice> a : atsDevices.entrySet()) {
+            // before its session ends: what the detach then invalidates finds no device, and completes at once
+            try {
+                a.getValue().listener().close();
+            } catch (RuntimeException e) {
+                problems.add("closing the ATC listener of " + a.getKey() + ": " + message(e));
+            }
+        }
         for (DmaSession session : sessions.values()) {
             try {
                 session.close();
@@ -1081,6 +1129,18 @@ public final class ScenarioRunner {
                 default -> c.faults(); // ScenarioFile allows only the dma_ counters for a device that is not a NIC
             };
         }
+        if (name.startsWith("atc_")) {
+            AtsDevice a = atsDevices.get(device); // ScenarioFile allows atc_ counters only for the runner's ATS devices
+            return switch (name) {
+                case "atc_hits" -> a.atc().hits();
+                case "atc_misses" -> a.atc().misses();
+                case "atc_translations" -> a.session().atcTranslations();
+                case "atc_translate_faults" -> a.session().atcRefusals();
+                case "atc_invalidations" -> a.listener().received();
+                case "atc_invalidated" -> a.atc().invalidated();
+                default -> a.listener().completed();
+            };
+        }
         long[] dma = deviceDma.get(device);
         Nic.Counters n = nics.containsKey(device) ? nics.get(device).nic.counters() : null;
         return switch (name) {
@@ -1188,6 +1248,23 @@ public final class ScenarioRunner {
         }
         if (!nicReport.isEmpty()) {
             r.put("nics", nicReport);
+        }
+        Map<String, Object> atcReport = new LinkedHashMap<>();
+        for (Map.Entry<String, AtsDevice> e : atsDevices.entrySet()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            for (String c : Scenario.DeviceCounterExpect.NAMES) {
+                if (c.startsWith("atc_")) {
+                    m.put(c, deviceCounter(e.getKey(), c));
+                }
+            }
+            atcReport.put(e.getKey(), m);
+            out.println("  ATC of " + e.getKey() + ": " + m.get("atc_hits") + " hits, " + m.get("atc_misses")
+                    + " misses, " + m.get("atc_translations") + " translation requests ("
+                    + m.get("atc_translate_faults") + " refused or no access), " + m.get("atc_invalidations") + " invalidations received ("
+                    + m.get("atc_invalidated") + " regions dropped), " + m.get("atc_completions") + " answered");
+        }
+        if (!atcReport.isEmpty()) {
+            r.put("atc", atcReport);
         }
         if (externals != null) {
             r.put("external", externals.report());

@@ -55,9 +55,9 @@ final class ServiceDriver implements ScenarioDriver {
     }
 
     @Override
-    public int attach(long domain, String iommu, int stream, Integer substream) {
+    public int attach(long domain, String iommu, int stream, Integer substream, boolean ats) {
         AttachDeviceRequest.Builder b = AttachDeviceRequest.newBuilder().setDomain(domain).setIommu(iommu)
-                .setStreamId(stream);
+                .setStreamId(stream).setAts(ats);
         if (substream != null) {
             b.setSubstreamId(substream);
         }

@@ -151,7 +151,7 @@ class ScenarioFileTest {
                   - {name: d, iommus: [a]}
                 devices:
                   - {name: x, iommu: b, stream: 1, domain: d}
-                """)).hasMessage("v.yaml: devices[0] (x): domain d is on [a], not on b");
+                """)).hasMessage("v.yaml:8: devices[0] (x): domain d is on [a], not on b");
         assertThatThrownBy(() -> ScenarioFile.parse("v.yaml", """
                 domains:
                   - {name: d, iommus: [smmu0]}
