@@ -45,8 +45,8 @@ final class TracedDriver implements ScenarioDriver {
     }
 
     @Override
-    public int attach(long domain, String iommu, int stream, Integer substream) {
-        return traced(DriverOp.ATTACH, domain, stream, 0, () -> inner.attach(domain, iommu, stream, substream));
+    public int attach(long domain, String iommu, int stream, Integer substream, boolean ats) {
+        return traced(DriverOp.ATTACH, domain, stream, 0, () -> inner.attach(domain, iommu, stream, substream, ats));
     }
 
     @Override
