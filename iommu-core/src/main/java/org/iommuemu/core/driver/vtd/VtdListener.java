@@ -29,4 +29,11 @@ public interface VtdListener {
      * ITE and ICE {@code index} is -1 and the words are 0. {@code iqercd} is the IQERCD register (reason, SIDs).
      */
     default void onQueueError(QueueError error, int index, long qw0, long qw1, long iqercd) {}
+
+    /**
+     * The driver gave an invalidation batch up: each of its {@code attempts} submissions ended in an ITE (a device
+     * did not answer a device-TLB invalidation in time), the last naming source id {@code sourceId} (IQERCD.ITESID).
+     * The batch's IOTLB invalidations took effect; that device's ATC may still hold what was invalidated.
+     */
+    default void onInvalidationAbandoned(int sourceId, int attempts) {}
 }

@@ -104,16 +104,47 @@ class InvalidationQueueTest {
     }
 
     @Test
-    void anInvalidationTimeOutFailsTheBatch() {
+    void aWaitAbortedByIteIsRetriedAndABatchThatKeepsTimingOutIsGivenUpAndReported() {
         VtdDriver d = start(VtdDriverOptions.defaults());
-        assertThatThrownBy(() -> d.submit(InvDesc.deviceTlb(0x100), 0))
-                .isInstanceOfSatisfying(VtdDriverException.class,
-                        e -> assertThat(e.kind()).isEqualTo(VtdDriverException.Kind.QUEUE_ERROR))
-                .hasMessageContaining("ITE");
-        assertThat(errors).extracting(e -> e[0]).containsExactly(VtdListener.QueueError.ITE);
+        List<int[]> abandoned = new ArrayList<>();
+        d.addListener(new VtdListener() {
+            @Override
+            public void onInvalidationAbandoned(int sourceId, int attempts) {
+                abandoned.add(new int[] {sourceId, attempts});
+            }
+        });
+        hw.executed.clear();
+        // the device never answers: the first wait and the retries all end in ITE, then the batch is given up
+        d.submit(InvDesc.iotlb(IOTLB_DOMAIN, 7, false, false), 0, InvDesc.deviceTlb(0x100), 0);
+        int attempts = InvalidationQueue.ITE_RETRIES + 1;
+        assertThat(errors).extracting(e -> e[0]).hasSize(attempts).containsOnly(VtdListener.QueueError.ITE);
+        assertThat(abandoned).singleElement().satisfies(a -> {
+            assertThat(a[0]).as("IQERCD.ITESID of the last ITE").isEqualTo(0x100);
+            assertThat(a[1]).isEqualTo(attempts);
+        });
+        assertThat(hw.invalidations()).as("the whole batch submitted each time").extracting(FakeVtd.Desc::type)
+                .containsExactly(InvDesc.TYPE_IOTLB, InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_IOTLB,
+                        InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_IOTLB, InvDesc.TYPE_DEVICE_TLB);
+        assertThat(d.stats().iteRetries()).isEqualTo(InvalidationQueue.ITE_RETRIES);
+        assertThat(d.stats().invalidationsAbandoned()).isEqualTo(1);
         assertThat(hw.fsts & 1 << FSTS_ITE).isZero();
         d.submit(InvDesc.iotlb(IOTLB_DOMAIN, 3, false, false), 0); // the queue still works
         assertThat(hw.invalidations()).last().extracting(FakeVtd.Desc::type).isEqualTo(InvDesc.TYPE_IOTLB);
+        assertThat(d.stats().invalidationsAbandoned()).isEqualTo(1);
+    }
+
+    @Test
+    void aDeviceThatAnswersOnTheRetryCompletesTheBatch() {
+        VtdDriver d = start(VtdDriverOptions.defaults());
+        hw.deviceTlbTimeouts = 1;
+        hw.executed.clear();
+        d.submit(InvDesc.deviceTlb(0x100), 0);
+        assertThat(errors).extracting(e -> e[0]).containsExactly(VtdListener.QueueError.ITE);
+        assertThat(d.stats().iteRetries()).isEqualTo(1);
+        assertThat(d.stats().invalidationsAbandoned()).isZero();
+        assertThat(hw.invalidations()).extracting(FakeVtd.Desc::type)
+                .containsExactly(InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_DEVICE_TLB);
+        assertThat(hw.waits()).as("the aborted wait was not recorded as executed; the retry's was").isEqualTo(1);
     }
 
     @Test
