@@ -33,11 +33,16 @@ import org.iommuemu.core.vtd.VtdRegs;
  *   <li>ITE: a device-TLB invalidation timed out and the unit aborted the pending waits. It is reported and cleared
  *       (IQT written again), and the batch — its descriptors and a new wait — is submitted again, as Linux's
  *       {@code qi_submit_sync} does when {@code qi_check_fault} says its wait was aborted. Linux retries for as long
- *       as the device is present; this driver retries at most {@link #ITE_RETRIES} times, then gives the batch up:
- *       the abandonment is counted ({@link #abandoned}), logged and reported
- *       ({@link VtdListener#onInvalidationAbandoned}) with the source id of the last ITE, and the submission returns
- *       (as Linux's device-TLB flushes, it does not fail its caller). The queue is usable at once for other work:
- *       the unit has moved IQH past the aborted wait and fetches again once ITE is cleared.</li>
+ *       as the device is present (and stops asking a device that is gone). This driver is bounded instead: the
+ *       device-TLB invalidations (plain and PASID-based) of the source id the ITE names (IQERCD.ITESID) are left out
+ *       of the resubmission — that device had the unit's whole timeout to answer, and asking again would stall the
+ *       queue for another timeout, or for good if it left — and the batch is submitted at most
+ *       {@link #ITE_RETRIES} more times (an ITESID naming nothing in the batch, as older units report 0, resubmits
+ *       it whole). Every device-TLB invalidation left out, and a batch still aborted after its retries, is given up:
+ *       counted ({@link #abandoned}), logged and reported ({@link VtdListener#onInvalidationAbandoned}). The
+ *       submission then returns (as Linux's device-TLB flushes, it does not fail its caller: the IOTLB invalidations
+ *       took effect). The queue is usable at once: the unit moved IQH past the aborted wait and fetches again once
+ *       ITE is cleared.</li>
  *   <li>ICE: reported and cleared.</li>
  * </ul>
  *
@@ -201,22 +206,52 @@ final class InvalidationQueue implements DescriptorSink {
      * retried, then given up (see the class comment).
      */
     private void issueBatch(int batch) {
-        for (int attempt = 0; ; attempt++) {
-            if (issueOnce(batch)) {
+        int n = batch;
+        for (int attempt = 1; ; attempt++) {
+            if (issueOnce(n)) {
                 return;
             }
-            if (attempt == ITE_RETRIES) {
+            int sid = lastIteSid;
+            int kept = dropDeviceTlbs(n, sid);
+            if (kept < n || attempt > ITE_RETRIES) {
                 abandoned++;
-                int sid = lastIteSid;
-                int attempts = attempt + 1;
-                log.log(Level.WARNING, () -> "invalidation batch of " + batch + " descriptors given up after "
-                        + attempts + " waits aborted by ITE (last ITESID 0x" + Integer.toHexString(sid)
-                        + "): a device did not answer its device-TLB invalidation");
+                int attempts = attempt;
+                boolean whole = kept == n;
+                log.log(Level.WARNING, () -> (whole ? "an invalidation batch was given up after " + attempts
+                        + " waits aborted by ITE (ITESID 0x" + Integer.toHexString(sid) + ")"
+                        : "device-TLB invalidations of source id 0x" + Integer.toHexString(sid) + " given up: the"
+                                + " device did not answer in time (ITE); the rest of the batch is submitted again"));
                 listeners.invalidationAbandoned(sid, attempts);
+            }
+            if (attempt > ITE_RETRIES) {
                 return;
             }
+            n = kept;
             iteRetries++;
         }
+    }
+
+    /**
+     * Removes the device-TLB and PASID-based device-TLB descriptors of source id {@code sid} from the first
+     * {@code n} descriptors of the buffer, keeping the others in order; returns how many are left.
+     */
+    private int dropDeviceTlbs(int n, int sid) {
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            int at = wordsPerDescriptor * i;
+            long qw0 = words[at];
+            int type = InvDesc.type(qw0);
+            boolean drop = type == InvDesc.TYPE_DEVICE_TLB && ((qw0 >>> InvDesc.DEV_SID) & 0xFFFF) == sid
+                    || type == InvDesc.TYPE_PASID_DEVICE_TLB && ((qw0 >>> InvDesc.PDEV_SID) & 0xFFFF) == sid;
+            if (drop) {
+                continue;
+            }
+            if (kept != i) {
+                System.arraycopy(words, at, words, wordsPerDescriptor * kept, wordsPerDescriptor);
+            }
+            kept++;
+        }
+        return kept;
     }
 
     /** One submission of the batch and its wait; false when an ITE aborted the wait. */
@@ -425,7 +460,7 @@ final class InvalidationQueue implements DescriptorSink {
         return iteRetries;
     }
 
-    /** Batches given up after {@link #ITE_RETRIES} retries, each wait aborted by an ITE. */
+    /** Device-TLB invalidations of a source id left out after an ITE named it, and batches given up after retries. */
     synchronized long abandoned() {
         return abandoned;
     }

@@ -31,9 +31,10 @@ public interface VtdListener {
     default void onQueueError(QueueError error, int index, long qw0, long qw1, long iqercd) {}
 
     /**
-     * The driver gave an invalidation batch up: each of its {@code attempts} submissions ended in an ITE (a device
-     * did not answer a device-TLB invalidation in time), the last naming source id {@code sourceId} (IQERCD.ITESID).
-     * The batch's IOTLB invalidations took effect; that device's ATC may still hold what was invalidated.
+     * The driver gave invalidations up after an ITE: either the device-TLB invalidations of source id
+     * {@code sourceId} (IQERCD.ITESID: that device did not answer in time; the rest of the batch was submitted again),
+     * or a whole batch still aborted after {@code attempts} submissions. The IOTLB invalidations took effect; that
+     * device's ATC may still hold what was invalidated.
      */
     default void onInvalidationAbandoned(int sourceId, int attempts) {}
 }

@@ -66,6 +66,8 @@ final class FakeVtd implements VtdHost {
      * before devices start answering; by default the devices never answer.
      */
     int deviceTlbTimeouts = Integer.MAX_VALUE;
+    /** The ITESID an ITE reports: -1 for the timed-out descriptor's source id (older units report 0). */
+    int iteSid = -1;
     /** Process at most this many descriptors per IQT write (then one more per register read): a slow unit. */
     int perKick = Integer.MAX_VALUE;
 
@@ -236,7 +238,7 @@ final class FakeVtd implements VtdHost {
                         && deviceTlbTimeouts > 0) {
                     deviceTlbTimeouts--;
                     long sid = type == InvDesc.TYPE_DEVICE_TLB ? (qw0 >>> 32) & 0xFFFF : (qw0 >>> 16) & 0xFFFF;
-                    regs.put(IQERCD, sid << IQERCD_ITESID);
+                    regs.put(IQERCD, (iteSid < 0 ? sid : iteSid) << IQERCD_ITESID);
                     fsts |= 1 << FSTS_ITE; // the device does not answer: pending waits are aborted
                     head = tail;
                     raise(Irq.FAULT_EVENT);
