@@ -461,16 +461,20 @@ public final class VtdDomains implements IommuInstanceOps {
         }
         ContextTables t = driver.tables();
         long qw0 = t.readContextQw0(requesterId);
-        if (scalable) {
-            t.updateContextQw0(requesterId, qw0 | 1L << VtdTables.SMCTX_DTE);
-        } else {
-            t.updateContextQw0(requesterId, (qw0 & ~(3L << VtdTables.CTX_TT))
-                    | (long) VtdTables.TT_DEV_IOTLB << VtdTables.CTX_TT);
+        // under the queue's monitor, targets published first: an unmap's batch either completed before the device
+        // could use ATS, or follows and invalidates its device TLB too
+        synchronized (driver.queue()) {
+            st.ats = true;
+            atsDevices++;
+            refreshAts(st);
+            if (scalable) {
+                t.updateContextQw0(requesterId, qw0 | 1L << VtdTables.SMCTX_DTE);
+            } else {
+                t.updateContextQw0(requesterId, (qw0 & ~(3L << VtdTables.CTX_TT))
+                        | (long) VtdTables.TT_DEV_IOTLB << VtdTables.CTX_TT);
+            }
+            contextChangedFlush(requesterId, st, false);
         }
-        contextChangedFlush(requesterId, st, false);
-        st.ats = true;
-        atsDevices++;
-        refreshAts(st);
     }
 
     /** Whether device TLBs (ATS) are enabled for {@code requesterId} ({@link #enableAts}). */
@@ -893,9 +897,9 @@ public final class VtdDomains implements IommuInstanceOps {
     @Override
     public void iotlbSync(IommuDomain domain, IotlbGather gather) {
         Context ctx = context(domain);
-        long[] ats = ctx.atsTargets;
         InvalidationQueue q = driver.queue();
         synchronized (q) {
+            long[] ats = ctx.atsTargets; // read under the queue's monitor: see enableAts
             q.openBatch();
             int n = 0;
             boolean range = gather.hasRange();
@@ -947,9 +951,9 @@ public final class VtdDomains implements IommuInstanceOps {
     @Override
     public void flushIotlbAll(IommuDomain domain) {
         Context ctx = context(domain);
-        long[] ats = ctx.atsTargets;
         InvalidationQueue q = driver.queue();
         synchronized (q) {
+            long[] ats = ctx.atsTargets; // read under the queue's monitor: see enableAts
             q.openBatch();
             int n = 0;
             if (ctx.stage == Stage.SECOND) {
