@@ -605,7 +605,7 @@ public final class VtdDomains implements IommuInstanceOps {
                 q.descriptor(InvDesc.contextCache(VtdRegs.CC_DEVICE, oldDid, requesterId, 0), 0);
                 planner.iotlbDomain(oldDid, q);
                 if (ats) {
-                    // the device TLB may hold translations of the entry just cleared (Linux's __context_flush_dev_iotlb)
+                    // the device TLB may hold translations of the cleared entry (Linux's __context_flush_dev_iotlb)
                     q.descriptor(InvDesc.deviceTlb(requesterId), InvDesc.deviceTlbAddr(0, 64));
                 }
                 q.closeBatch();
