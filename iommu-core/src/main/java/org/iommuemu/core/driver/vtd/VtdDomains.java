@@ -467,13 +467,26 @@ public final class VtdDomains implements IommuInstanceOps {
             st.ats = true;
             atsDevices++;
             refreshAts(st);
-            if (scalable) {
-                t.updateContextQw0(requesterId, qw0 | 1L << VtdTables.SMCTX_DTE);
-            } else {
-                t.updateContextQw0(requesterId, (qw0 & ~(3L << VtdTables.CTX_TT))
-                        | (long) VtdTables.TT_DEV_IOTLB << VtdTables.CTX_TT);
+            try {
+                if (scalable) {
+                    t.updateContextQw0(requesterId, qw0 | 1L << VtdTables.SMCTX_DTE);
+                } else {
+                    t.updateContextQw0(requesterId, (qw0 & ~(3L << VtdTables.CTX_TT))
+                            | (long) VtdTables.TT_DEV_IOTLB << VtdTables.CTX_TT);
+                }
+                contextChangedFlush(requesterId, st, false);
+            } catch (RuntimeException e) {
+                // the entry may or may not say so: put the old one back and count the device as without ATS
+                st.ats = false;
+                atsDevices--;
+                refreshAts(st);
+                try {
+                    t.updateContextQw0(requesterId, qw0);
+                } catch (RuntimeException again) {
+                    e.addSuppressed(again);
+                }
+                throw e;
             }
-            contextChangedFlush(requesterId, st, false);
         }
     }
 
