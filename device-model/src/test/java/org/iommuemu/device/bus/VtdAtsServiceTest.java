@@ -227,9 +227,12 @@ class VtdAtsServiceTest {
                 AtcListener listener = dev.listenForInvalidations(atc, AtcListener.Answer.NEVER, 0, null)) {
             assertThat(dev.readThroughAtc(atc, IOVA, 4096, DmaOptions.DEFAULT).isOk()).isTrue();
             unmap(d, IOVA, 4096);
-            assertThat(listener.received()).as("the retry leaves the device that timed out out").isEqualTo(1);
-            assertThat(listener.completed()).isZero();
             InstanceStats s = stats();
+            assertThat(s.getAts().getInvalidationsSent()).as("the retry leaves the device that timed out out")
+                    .isEqualTo(1);
+            // (under load the 100 ms may pass before the listener's stream is bound: then nothing is delivered)
+            assertThat(listener.received()).isLessThanOrEqualTo(1);
+            assertThat(listener.completed()).isZero();
             assertThat(s.getAts().getInvalidationsTimedOut()).isEqualTo(1);
             assertThat(s.getGlobalErrors()).as("FSTS.ITE").isGreaterThanOrEqualTo(1);
             assertThat(s.getDriver().getCommandErrors()).as("the ITE and the invalidation given up").isEqualTo(2);
@@ -238,6 +241,7 @@ class VtdAtsServiceTest {
                     .isEqualTo(FaultKind.TRANSLATION);
             unmap(d, IOVA + 8192, 4096); // the queue works again (and this device still does not answer)
             assertThat(other.read(IOVA + 8192, 16).fault().getKind()).isEqualTo(FaultKind.TRANSLATION);
+            assertThat(stats().getAts().getInvalidationsSent()).isEqualTo(2);
             assertThat(stats().getAts().getInvalidationsTimedOut()).isEqualTo(2);
             assertThat(stats().getDriver().getCommandErrors()).isEqualTo(4);
         }
