@@ -26,7 +26,9 @@ import org.iommuemu.core.vtd.FaultReason;
  * domain is a first-stage ({@code x86-64}) table, scalable mode only, of 4 levels (48 bits) or 5 (57 bits, with
  * CAP.FL5LP). The granule is 4 KB. Substreams are PASIDs (scalable mode). Nested domains are refused: the VT-d driver
  * does not build them. Faults the driver reads are logged with their fault reason as type (the names of
- * {@link FaultReason}); fault overflows count as overflows and invalidation-queue errors as command errors.
+ * {@link FaultReason}); fault overflows count as overflows and invalidation-queue errors as command errors, and so
+ * does each invalidation batch the driver gives up after its ITE retries. ATS ({@link #enableAts}) is the VT-d
+ * driver's device TLBs.
  */
 public final class VtdDriverInstance extends OwnedInstance<VtdDriverException> {
     private final VtdHost host;
@@ -58,6 +60,12 @@ public final class VtdDriverInstance extends OwnedInstance<VtdDriverException> {
             @Override
             public void onQueueError(QueueError error, int index, long qw0, long qw1, long iqercd) {
                 log.onCommandError(error.ordinal(), index, qw0, qw1);
+            }
+
+            @Override
+            public void onInvalidationAbandoned(int sourceId, int attempts) {
+                // a batch given up after its ITE retries: one more command error, beyond the ITEs themselves
+                log.onCommandError(QueueError.ITE.ordinal(), -1, sourceId, attempts);
             }
         };
     }
@@ -184,6 +192,18 @@ public final class VtdDriverInstance extends OwnedInstance<VtdDriverException> {
     @Override
     protected void attachStreamNow(IommuDomain domain, Stage stage, int streamId) throws IommuApiException {
         domains.attachDevice(domain, streamId);
+    }
+
+    /**
+     * Enables device TLBs (ATS) for the requester id {@code streamId}, attached to a whole-device domain here: TT=01
+     * or DTE in its context entry, and device-TLB invalidations after every invalidation of its domains, PASID
+     * domains included (docs/ATS.md).
+     *
+     * @throws IommuApiException INCOMPATIBLE_INSTANCE without ECAP.DT; NOT_ATTACHED when nothing is attached
+     */
+    @Override
+    public void enableAts(int streamId) throws IommuApiException {
+        call(() -> domains.enableAts(streamId));
     }
 
     @Override

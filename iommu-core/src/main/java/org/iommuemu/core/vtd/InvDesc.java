@@ -142,6 +142,51 @@ public final class InvDesc {
         return typeBits(TYPE_DEVICE_TLB) | ((long) (sid & 0xFFFF) << DEV_SID);
     }
 
+    /** PASID-based device-TLB qw0: SID[31:16]; qw1: G bit 0 (every PASID), S bit 11, ADDR[63:12]. */
+    public static final int PDEV_SID = 16;
+    public static final int PDEV_G = 0;
+    public static final int PDEV_S = 11;
+
+    /** PASID-based device-TLB invalidation qw0 for source id {@code sid} and PASID {@code pasid}. */
+    public static long pasidDeviceTlb(int sid, int pasid) {
+        return typeBits(TYPE_PASID_DEVICE_TLB) | ((long) (sid & 0xFFFF) << PDEV_SID)
+                | ((long) (pasid & 0xFFFFF) << PASID);
+    }
+
+    /**
+     * qw1 of a device-TLB invalidation covering the {@code 2^spanLg2} bytes at {@code addr} (aligned to them):
+     * S=0 for one 4 KB page; otherwise S=1 with address bits 12..spanLg2-2 set, so that the lowest clear bit N gives
+     * 2^(N+1) bytes; {@code spanLg2} 64 is the whole address space (every address bit set).
+     */
+    public static long deviceTlbAddr(long addr, int spanLg2) {
+        return sizedAddress(addr, spanLg2, DEV_S);
+    }
+
+    /**
+     * qw1 of a PASID-based device-TLB invalidation: as {@link #deviceTlbAddr} with the size bit at 11, and G
+     * ({@code global}: entries of every PASID).
+     */
+    public static long pasidDeviceTlbAddr(long addr, int spanLg2, boolean global) {
+        return sizedAddress(addr, spanLg2, PDEV_S) | (global ? 1L << PDEV_G : 0);
+    }
+
+    private static long sizedAddress(long addr, int spanLg2, int sizeBit) {
+        if (spanLg2 < 12 || spanLg2 > 64) {
+            throw new IllegalArgumentException("device-TLB span must be 2^12..2^64 bytes, was 2^" + spanLg2);
+        }
+        if (spanLg2 == 12) {
+            if (!Bits.isAligned(addr, 12)) {
+                throw new IllegalArgumentException("address " + Bits.hex(addr) + " is not 4 KB aligned");
+            }
+            return addr;
+        }
+        if (spanLg2 < 64 && !Bits.isAligned(addr, spanLg2)) {
+            throw new IllegalArgumentException("address " + Bits.hex(addr) + " is not aligned to 2^" + spanLg2);
+        }
+        long low = spanLg2 == 64 ? -1L : (1L << (spanLg2 - 1)) - 1;
+        return ((addr | low) & VtdTables.PTR_MASK) | 1L << sizeBit;
+    }
+
     /** Interrupt-entry-cache invalidation qw0, global. */
     public static long iecGlobal() {
         return typeBits(TYPE_IEC);

@@ -122,6 +122,22 @@ final class ContextTables {
         }
     }
 
+    /**
+     * Rewrites the qw0 of a present context entry (one 8-byte store: P and the other words unchanged), e.g. to switch
+     * device TLBs on or off. Invalidation is the caller's.
+     */
+    void updateContextQw0(int requesterId, long qw0) {
+        long at = contextEntry(requesterId, false);
+        if (at == 0) {
+            throw new IllegalStateException("no context table holds the entry of " + rid(requesterId));
+        }
+        try {
+            memory.write64(at, qw0);
+        } catch (MemoryAccessException e) {
+            throw memoryError("context entry of " + rid(requesterId), at, e);
+        }
+    }
+
     /** Clears a context entry: qw0 (P) first, then the rest. Returns the old qw1 (legacy: AW and DID), 0 if absent. */
     long clearContext(int requesterId) {
         long at = contextEntry(requesterId, false);

@@ -1,6 +1,7 @@
 package org.iommuemu.core.driver.vtd;
 
 import java.lang.System.Logger.Level;
+import java.util.concurrent.locks.LockSupport;
 import org.iommuemu.core.bits.Bits;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
@@ -29,15 +30,26 @@ import org.iommuemu.core.vtd.VtdRegs;
  *       replaced by a harmless invalidation wait (SW=1 to that slot's own status word, which nobody waits for), IQE
  *       is cleared (write 1) and IQT is written again with its current value (a no-op for the unit, a restart for a
  *       model that fetches only on tail writes); the batch's own wait then completes and the submission returns.</li>
- *   <li>ITE: a device-TLB invalidation timed out and the unit aborted the pending waits. It is reported and cleared,
- *       and the submission fails with {@link VtdDriverException.Kind#QUEUE_ERROR}: whether the batch took effect is
- *       unknown (Linux retries the submission; this driver issues no device-TLB invalidations, so an ITE means a fault
- *       was injected).</li>
+ *   <li>ITE: a device-TLB invalidation timed out and the unit aborted the pending waits. It is reported and cleared
+ *       (IQT written again), and the batch — its descriptors and a new wait — is submitted again, as Linux's
+ *       {@code qi_submit_sync} does when {@code qi_check_fault} says its wait was aborted. Linux retries for as long
+ *       as the device is present (and stops asking a device that is gone). This driver is bounded instead: the
+ *       device-TLB invalidations (plain and PASID-based) of the source id the ITE names (IQERCD.ITESID) are left out
+ *       of the resubmission — that device had the unit's whole timeout to answer, and asking again would stall the
+ *       queue for another timeout, or for good if it left — and the batch is submitted at most
+ *       {@link #ITE_RETRIES} more times (an ITESID naming nothing in the batch, as older units report 0, resubmits
+ *       it whole). Every device-TLB invalidation left out, and a batch still aborted after its retries, is given up:
+ *       counted ({@link #abandoned}), logged and reported ({@link VtdListener#onInvalidationAbandoned}). The
+ *       submission then returns (as Linux's device-TLB flushes, it does not fail its caller: the IOTLB invalidations
+ *       took effect). The queue is usable at once: the unit moved IQH past the aborted wait and fetches again once
+ *       ITE is cleared.</li>
  *   <li>ICE: reported and cleared.</li>
  * </ul>
  *
- * <p><b>Bounds.</b> Every wait is bounded by {@code polls} and ends in a {@link VtdDriverException.Kind#QUEUE_TIMEOUT}
- * naming IQH, IQT, the status word and FSTS.
+ * <p><b>Bounds.</b> Every wait is bounded by {@code polls} (an invalidation wait on a unit with device TLBs,
+ * ECAP.DT, by up to {@link #DEVICE_WAIT_NANOS} of wall time more, polling with short sleeps: the unit holds the wait
+ * until devices answer their device-TLB invalidations, which takes wall time, not polls) and ends in a
+ * {@link VtdDriverException.Kind#QUEUE_TIMEOUT} naming IQH, IQT, the status word and FSTS.
  *
  * <p><b>Threads.</b> One submission at a time: this object's monitor (re-entrant) covers writing, moving IQT and
  * waiting. Descriptors are encoded into a preallocated buffer: a submission allocates nothing.
@@ -49,6 +61,12 @@ final class InvalidationQueue implements DescriptorSink {
     static final int MAX_BATCH = 16;
     /** The status word's value while its wait is outstanding (Linux's QI_IN_USE). */
     static final int STATUS_IN_USE = 1;
+    /** Times a batch whose wait an ITE aborted is submitted again before it is given up. */
+    static final int ITE_RETRIES = 2;
+    /** With ECAP.DT, how long an invalidation wait may wait for devices once its polls are spent. */
+    static final long DEVICE_WAIT_NANOS = 2_000_000_000L;
+    /** The sleep between those later polls. */
+    static final long BACKOFF_NANOS = 20_000;
 
     private final VtdHost host;
     private final PhysicalMemory memory;
@@ -61,6 +79,8 @@ final class InvalidationQueue implements DescriptorSink {
     private final int wordsPerDescriptor;
     private final long statusWords;
     private final int polls;
+    /** Wall time a wait may still wait for devices once its polls are spent; 0 without ECAP.DT. */
+    private final long deviceWaitNanos;
     private final int maxBatch;
     /** The current batch and its wait descriptor, {@link #wordsPerDescriptor} words each. */
     private final long[] words;
@@ -71,14 +91,22 @@ final class InvalidationQueue implements DescriptorSink {
     private long descriptors;
     private long waits;
     private long queueErrors;
+    private long iteRetries;
+    private long abandoned;
+    /** Set by {@link #checkErrors} when an ITE aborted the wait being waited for. */
+    private boolean waitAborted;
+    /** IQERCD.ITESID of the last ITE. */
+    private int lastIteSid;
 
     /**
      * @param base        queue memory, 4 KB aligned, {@code 2^entriesLog2} descriptors
      * @param wide        256-bit descriptors (IQA.DW=1)
      * @param statusWords {@code 2^entriesLog2} 4-byte status words, one per slot
+     * @param deviceTlbs the unit has device TLBs (ECAP.DT): a wait may wait for devices, so once its polls are spent
+     *                   the driver keeps polling, sleeping in between, for up to {@link #DEVICE_WAIT_NANOS}
      */
     InvalidationQueue(VtdHost host, VtdListeners listeners, long base, int entriesLog2, boolean wide, long statusWords,
-            int polls) {
+            boolean deviceTlbs, int polls) {
         this.host = host;
         this.memory = host.memory();
         this.listeners = listeners;
@@ -90,6 +118,7 @@ final class InvalidationQueue implements DescriptorSink {
         this.wordsPerDescriptor = wide ? 4 : 2;
         this.statusWords = statusWords;
         this.polls = polls;
+        this.deviceWaitNanos = deviceTlbs ? DEVICE_WAIT_NANOS : 0;
         this.maxBatch = Math.min(MAX_BATCH, entries - 2);
         this.words = new long[wordsPerDescriptor * (maxBatch + 1)];
     }
@@ -172,7 +201,61 @@ final class InvalidationQueue implements DescriptorSink {
         issueBatch(0);
     }
 
+    /**
+     * Issues the first {@code batch} descriptors of the buffer with a wait and waits for it; a wait an ITE aborts is
+     * retried, then given up (see the class comment).
+     */
     private void issueBatch(int batch) {
+        int n = batch;
+        for (int attempt = 1; ; attempt++) {
+            if (issueOnce(n)) {
+                return;
+            }
+            int sid = lastIteSid;
+            int kept = dropDeviceTlbs(n, sid);
+            if (kept < n || attempt > ITE_RETRIES) {
+                abandoned++;
+                int attempts = attempt;
+                boolean whole = kept == n;
+                log.log(Level.WARNING, () -> (whole ? "an invalidation batch was given up after " + attempts
+                        + " waits aborted by ITE (ITESID 0x" + Integer.toHexString(sid) + ")"
+                        : "device-TLB invalidations of source id 0x" + Integer.toHexString(sid) + " given up: the"
+                                + " device did not answer in time (ITE); the rest of the batch is submitted again"));
+                listeners.invalidationAbandoned(sid, attempts);
+            }
+            if (attempt > ITE_RETRIES) {
+                return;
+            }
+            n = kept;
+            iteRetries++;
+        }
+    }
+
+    /**
+     * Removes the device-TLB and PASID-based device-TLB descriptors of source id {@code sid} from the first
+     * {@code n} descriptors of the buffer, keeping the others in order; returns how many are left.
+     */
+    private int dropDeviceTlbs(int n, int sid) {
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            int at = wordsPerDescriptor * i;
+            long qw0 = words[at];
+            int type = InvDesc.type(qw0);
+            boolean drop = type == InvDesc.TYPE_DEVICE_TLB && ((qw0 >>> InvDesc.DEV_SID) & 0xFFFF) == sid
+                    || type == InvDesc.TYPE_PASID_DEVICE_TLB && ((qw0 >>> InvDesc.PDEV_SID) & 0xFFFF) == sid;
+            if (drop) {
+                continue;
+            }
+            if (kept != i) {
+                System.arraycopy(words, at, words, wordsPerDescriptor * kept, wordsPerDescriptor);
+            }
+            kept++;
+        }
+        return kept;
+    }
+
+    /** One submission of the batch and its wait; false when an ITE aborted the wait. */
+    private boolean issueOnce(int batch) {
         int slots = batch + 1;
         waitForSpace(slots);
         int waitIndex = (tail + batch) & (entries - 1);
@@ -199,7 +282,7 @@ final class InvalidationQueue implements DescriptorSink {
         descriptors += batch;
         waits++;
         host.mmioWrite(VtdRegs.IQT, 8, (long) tail << shift);
-        waitForCompletion(waitIndex, status);
+        return waitForCompletion(waitIndex, status);
     }
 
     private long slotAddress(int index) {
@@ -231,17 +314,41 @@ final class InvalidationQueue implements DescriptorSink {
                 + ", " + entries + " entries, FSTS=0x" + Long.toHexString(host.mmioRead(VtdRegs.FSTS, 4)) + ")");
     }
 
-    private void waitForCompletion(int waitIndex, long status) {
-        for (int i = 0; i < polls; i++) {
+    /** Waits for the wait at {@code waitIndex}: true when it completed, false when an ITE aborted it. */
+    private boolean waitForCompletion(int waitIndex, long status) {
+        long deadline = 0;
+        waitAborted = false;
+        for (int i = 0; ; i++) {
             if (readStatus(status) == InvDesc.STATUS_DONE) {
                 head = tail; // the wait completes only after everything before it
-                return;
+                return true;
             }
             checkErrors(waitIndex);
-            Thread.onSpinWait();
+            if (waitAborted) {
+                waitAborted = false;
+                return false;
+            }
+            if (i + 1 < polls) {
+                Thread.onSpinWait();
+                continue;
+            }
+            if (deviceWaitNanos == 0) {
+                break;
+            }
+            // ECAP.DT: the unit holds the wait until devices answer their device-TLB invalidations (or its own
+            // timeout passes and it raises ITE), which takes wall time, not polls
+            long now = System.nanoTime();
+            if (deadline == 0) {
+                deadline = now + deviceWaitNanos;
+            } else if (now - deadline >= 0) {
+                break;
+            }
+            LockSupport.parkNanos(BACKOFF_NANOS);
         }
         throw new VtdDriverException(VtdDriverException.Kind.QUEUE_TIMEOUT, "invalidation wait at queue index "
-                + waitIndex + " did not complete after " + polls + " polls of its status word at " + Bits.hex(status)
+                + waitIndex + " did not complete after " + polls + " polls"
+                + (deviceWaitNanos == 0 ? "" : " and " + deviceWaitNanos / 1_000_000 + " ms more")
+                + " of its status word at " + Bits.hex(status)
                 + " (expected " + InvDesc.STATUS_DONE + ", read " + readStatus(status) + "; IQH index " + readHead()
                 + ", IQT index " + tail + ", FSTS=0x" + Long.toHexString(host.mmioRead(VtdRegs.FSTS, 4)) + ")");
     }
@@ -265,9 +372,8 @@ final class InvalidationQueue implements DescriptorSink {
 
     /**
      * Deals with IQE, ITE and ICE in FSTS (see the class comment). {@code waitIndex} is the slot of the wait being
-     * waited for, or -1 while waiting for room. Returns whether there was an error.
-     *
-     * @throws VtdDriverException QUEUE_ERROR after an ITE while a wait is outstanding
+     * waited for, or -1 while waiting for room; an ITE while a wait is outstanding sets {@link #waitAborted}.
+     * Returns whether there was an error.
      */
     synchronized boolean checkErrors(int waitIndex) {
         int fsts = (int) host.mmioRead(VtdRegs.FSTS, 4);
@@ -290,12 +396,10 @@ final class InvalidationQueue implements DescriptorSink {
             listeners.queueError(VtdListener.QueueError.ITE, -1, 0, 0, iqercd);
             host.mmioWrite(VtdRegs.FSTS, 4, 1L << VtdRegs.FSTS_ITE);
             host.mmioWrite(VtdRegs.IQT, 8, (long) tail << shift);
+            lastIteSid = (int) Bits.extract(iqercd, VtdRegs.IQERCD_ITESID, 16);
             if (waitIndex >= 0) {
-                head = readHead();
-                throw new VtdDriverException(VtdDriverException.Kind.QUEUE_ERROR, "invalidation time-out (FSTS.ITE,"
-                        + " ITESID 0x" + Long.toHexString(Bits.extract(iqercd, VtdRegs.IQERCD_ITESID, 16))
-                        + ") aborted the invalidation wait at queue index " + waitIndex
-                        + ": the batch's invalidations may not have completed");
+                head = readHead(); // the unit moved IQH past the aborted wait
+                waitAborted = true;
             }
         }
         return true;
@@ -349,5 +453,15 @@ final class InvalidationQueue implements DescriptorSink {
     /** IQE, ITE and ICE handled. */
     synchronized long queueErrors() {
         return queueErrors;
+    }
+
+    /** Batches submitted again because an ITE aborted their wait. */
+    synchronized long iteRetries() {
+        return iteRetries;
+    }
+
+    /** Device-TLB invalidations of a source id left out after an ITE named it, and batches given up after retries. */
+    synchronized long abandoned() {
+        return abandoned;
     }
 }

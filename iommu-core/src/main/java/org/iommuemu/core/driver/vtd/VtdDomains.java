@@ -1,5 +1,8 @@
 package org.iommuemu.core.driver.vtd;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -94,6 +97,7 @@ public final class VtdDomains implements IommuInstanceOps {
     public static final int RID_PASID = 0;
 
     private static final int[] NO_PASIDS = new int[0];
+    private static final long[] NO_TARGETS = new long[0];
 
     /** A domain's context on this unit. {@link #pasids} is read (volatile) by the invalidation path. */
     private static final class Context {
@@ -105,6 +109,12 @@ public final class VtdDomains implements IommuInstanceOps {
         final Map<Integer, Integer> pasidUses = new HashMap<>();
         /** First stage: the distinct PASIDs attached, for PASID-IOTLB invalidations. */
         volatile int[] pasids = NO_PASIDS;
+        /**
+         * The device TLBs to invalidate after the domain's IOTLB entries: {@code requesterId << 32 | pasid} per
+         * attachment of an ATS device (pasid {@link #RID_PASID}: the whole device, a device-TLB invalidation; else a
+         * PASID-based one). Written under the enclosing object, read (volatile) by the invalidation path.
+         */
+        volatile long[] atsTargets = NO_TARGETS;
 
         Context(Stage stage, int did, int levels) {
             this.stage = stage;
@@ -133,6 +143,8 @@ public final class VtdDomains implements IommuInstanceOps {
         IommuDomain whole;
         /** Scalable mode: the device's PASID table once its context entry is present. */
         PasidTable pasidTable;
+        /** Device TLBs enabled ({@link #enableAts}): TT=01 (legacy) or DTE (scalable) in the context entry. */
+        boolean ats;
         final TreeMap<Integer, IommuDomain> pasids = new TreeMap<>();
 
         boolean isEmpty() {
@@ -158,6 +170,9 @@ public final class VtdDomains implements IommuInstanceOps {
     private final ConcurrentHashMap<IommuDomain, FaultHandler> handlers = new ConcurrentHashMap<>();
     private final AtomicLong unhandledFaults = new AtomicLong();
     private final AtomicLong invalidations = new AtomicLong();
+    private final AtomicLong deviceTlbInvalidations = new AtomicLong();
+    /** Devices with device TLBs enabled; guarded by {@code this}. */
+    private int atsDevices;
 
     /** Domains of {@code driver}'s unit, called {@code name}, with Linux's invalidation policy (no DSI threshold). */
     public VtdDomains(VtdDriver driver, String name) {
@@ -381,6 +396,9 @@ public final class VtdDomains implements IommuInstanceOps {
         st.pasids.put(pasid, domain);
         states.put(requesterId, st);
         pasidDomains.put(key(requesterId, pasid), domain);
+        if (st.ats) {
+            refreshAts(domain);
+        }
     }
 
     /**
@@ -411,6 +429,169 @@ public final class VtdDomains implements IommuInstanceOps {
         return st == null ? null : st.pasids.get(pasid);
     }
 
+    /**
+     * Enables device TLBs (ATS) for {@code requesterId}, whose whole-device domain is attached here, as Linux does for
+     * a device with ATS: legacy mode sets the context entry's TT to 01 (translated and translation requests allowed),
+     * scalable mode its DTE bit — qw0 rewritten in one store, P unchanged — and the changed entry is invalidated as
+     * the spec's guidance for a present context entry asks (Linux's {@code intel_context_flush_present}): a
+     * device-selective context-cache invalidation, then, legacy, a domain-selective IOTLB invalidation of its DID;
+     * scalable, a domain-selective PASID-cache and IOTLB invalidation of the DID of each domain attached to the
+     * device. From then on every invalidation of a domain of the device — the whole-device domain and the domains of
+     * its PASIDs — is followed, in the same batch before its wait, by a device-TLB invalidation of the same range
+     * (PASID-based for a PASID's domain). Detaching (or moving) the whole device disables device TLBs again and
+     * invalidates the device's whole device TLB. Enabling it twice does nothing.
+     *
+     * @throws IommuApiException BAD_ARGUMENT for a requester id beyond 16 bits; INCOMPATIBLE_INSTANCE without
+     *     ECAP.DT; NOT_ATTACHED when no domain is attached to the whole device
+     */
+    public synchronized void enableAts(int requesterId) throws IommuApiException {
+        checkRequesterId(requesterId);
+        if (!features.dt()) {
+            throw new IommuApiException(IommuApiException.Kind.INCOMPATIBLE_INSTANCE, "cannot enable ATS (device TLBs)"
+                    + " for " + ContextTables.rid(requesterId) + " on " + name + ": the unit has no device-TLB support"
+                    + " (ECAP.DT=0)");
+        }
+        DeviceState st = states.get(requesterId);
+        if (st == null || st.whole == null) {
+            throw new IommuApiException(IommuApiException.Kind.NOT_ATTACHED, "cannot enable ATS (device TLBs) for "
+                    + ContextTables.rid(requesterId) + " on " + name + ": no domain is attached to the whole device");
+        }
+        if (st.ats) {
+            return;
+        }
+        ContextTables t = driver.tables();
+        long qw0 = t.readContextQw0(requesterId);
+        // under the queue's monitor, targets published first: an unmap's batch either completed before the device
+        // could use ATS, or follows and invalidates its device TLB too
+        synchronized (driver.queue()) {
+            st.ats = true;
+            atsDevices++;
+            refreshAts(st);
+            try {
+                if (scalable) {
+                    t.updateContextQw0(requesterId, qw0 | 1L << VtdTables.SMCTX_DTE);
+                } else {
+                    t.updateContextQw0(requesterId, (qw0 & ~(3L << VtdTables.CTX_TT))
+                            | (long) VtdTables.TT_DEV_IOTLB << VtdTables.CTX_TT);
+                }
+                contextChangedFlush(requesterId, st, false);
+            } catch (RuntimeException e) {
+                // the entry may or may not say so: put the old one back and count the device as without ATS
+                st.ats = false;
+                atsDevices--;
+                refreshAts(st);
+                try {
+                    t.updateContextQw0(requesterId, qw0);
+                } catch (RuntimeException again) {
+                    e.addSuppressed(again);
+                }
+                throw e;
+            }
+        }
+    }
+
+    /** Whether device TLBs (ATS) are enabled for {@code requesterId} ({@link #enableAts}). */
+    public synchronized boolean atsEnabled(int requesterId) {
+        DeviceState st = states.get(requesterId);
+        return st != null && st.ats;
+    }
+
+    /** Device-TLB and PASID-based device-TLB invalidation descriptors issued (attach, detach and unmap paths). */
+    public long deviceTlbInvalidations() {
+        return deviceTlbInvalidations.get();
+    }
+
+    /**
+     * After a change to the present context entry of {@code requesterId} (device TLBs switched on or off), as the
+     * spec's guidance and Linux's {@code intel_context_flush_present}: a device-selective context-cache invalidation;
+     * legacy, a domain-selective IOTLB invalidation; scalable, a domain-selective PASID-cache and IOTLB invalidation
+     * for each DID attached to the device; then, when device TLBs were on ({@code hadAts}), the whole device TLB
+     * (and, scalable, every PASID's: a PASID-based invalidation with G=1). One batch, one wait.
+     */
+    private void contextChangedFlush(int requesterId, DeviceState st, boolean hadAts) {
+        int[] dids = st.pasids.values().stream().mapToInt(d -> contexts.get(d).did).toArray();
+        int wholeDid = st.whole == null ? -1 : contexts.get(st.whole).did;
+        InvalidationQueue q = driver.queue();
+        int n = 0;
+        int devTlbs = 0;
+        synchronized (q) {
+            q.openBatch();
+            q.descriptor(InvDesc.contextCache(VtdRegs.CC_DEVICE, Math.max(wholeDid, 0), requesterId, 0), 0);
+            n++;
+            if (!scalable) {
+                n += planner.iotlbDomain(wholeDid, q);
+            } else {
+                BitSet seen = new BitSet();
+                for (int did : wholeDid < 0 ? dids : append(dids, wholeDid)) {
+                    if (!seen.get(did)) {
+                        seen.set(did);
+                        q.descriptor(InvDesc.pasidCache(InvDesc.PC_DOMAIN, did, 0), 0);
+                        n += 1 + planner.iotlbDomain(did, q);
+                    }
+                }
+            }
+            if (hadAts) {
+                q.descriptor(InvDesc.deviceTlb(requesterId), InvDesc.deviceTlbAddr(0, 64));
+                devTlbs++;
+                if (scalable && !st.pasids.isEmpty()) {
+                    q.descriptor(InvDesc.pasidDeviceTlb(requesterId, 0), InvDesc.pasidDeviceTlbAddr(0, 64, true));
+                    devTlbs++;
+                }
+            }
+            q.closeBatch();
+        }
+        count(n + devTlbs);
+        deviceTlbInvalidations.addAndGet(devTlbs);
+    }
+
+    private static int[] append(int[] a, int v) {
+        int[] r = Arrays.copyOf(a, a.length + 1);
+        r[a.length] = v;
+        return r;
+    }
+
+    /** Recomputes the device-TLB targets of every domain attached to the device of {@code st}. */
+    private void refreshAts(DeviceState st) {
+        if (st.whole != null) {
+            refreshAts(st.whole);
+        }
+        for (IommuDomain d : st.pasids.values()) {
+            refreshAts(d);
+        }
+    }
+
+    /**
+     * Recomputes {@code domain}'s device-TLB targets from the devices with ATS attached to it (whole device or PASID).
+     * Called under this object's monitor after every change of ATS or of an ATS device's attachments.
+     */
+    private void refreshAts(IommuDomain domain) {
+        Context ctx = contexts.get(domain);
+        if (ctx == null) {
+            return;
+        }
+        if (atsDevices == 0) {
+            ctx.atsTargets = NO_TARGETS;
+            return;
+        }
+        List<Long> targets = new ArrayList<>();
+        for (Map.Entry<Integer, DeviceState> e : states.entrySet()) {
+            DeviceState st = e.getValue();
+            if (!st.ats) {
+                continue;
+            }
+            long rid = (long) (e.getKey() & 0xFFFF) << 32;
+            if (st.whole == domain) {
+                targets.add(rid | RID_PASID);
+            }
+            for (Map.Entry<Integer, IommuDomain> p : st.pasids.entrySet()) {
+                if (p.getValue() == domain) {
+                    targets.add(rid | p.getKey());
+                }
+            }
+        }
+        ctx.atsTargets = targets.isEmpty() ? NO_TARGETS : targets.stream().mapToLong(Long::longValue).toArray();
+    }
+
     /** The PASIDs attached on {@code requesterId} here, in order. */
     public synchronized List<Integer> pasidsOf(int requesterId) {
         DeviceState st = states.get(requesterId);
@@ -420,9 +601,13 @@ public final class VtdDomains implements IommuInstanceOps {
     private void detachWhole(int requesterId, DeviceState st) throws IommuApiException {
         IommuDomain domain = st.whole;
         Context ctx = contexts.get(domain);
+        boolean ats = st.ats;
         if (scalable) {
-            tearDownPasidEntry(st, RID_PASID, ctx);
+            tearDownPasidEntry(requesterId, st, RID_PASID, ctx); // with the whole device TLB when ATS was on
             st.whole = null;
+            if (ats) {
+                disableAts(requesterId, st);
+            }
             releaseDeviceIfEmpty(requesterId, st, ctx.did);
         } else {
             long qw1 = driver.tables().clearContext(requesterId);
@@ -432,19 +617,48 @@ public final class VtdDomains implements IommuInstanceOps {
                 q.openBatch();
                 q.descriptor(InvDesc.contextCache(VtdRegs.CC_DEVICE, oldDid, requesterId, 0), 0);
                 planner.iotlbDomain(oldDid, q);
+                if (ats) {
+                    // the device TLB may hold translations of the cleared entry (Linux's __context_flush_dev_iotlb)
+                    q.descriptor(InvDesc.deviceTlb(requesterId), InvDesc.deviceTlbAddr(0, 64));
+                }
                 q.closeBatch();
             }
-            count(2);
+            count(ats ? 3 : 2);
             st.whole = null;
+            if (ats) {
+                deviceTlbInvalidations.incrementAndGet();
+                st.ats = false;
+                atsDevices--;
+            }
         }
         devices.remove(requesterId);
+        refreshAts(domain);
         release(domain);
+    }
+
+    /**
+     * Scalable mode, the whole-device domain just torn down: device TLBs are switched off. A context entry kept for
+     * the device's PASIDs loses DTE and is invalidated (with every PASID's device-TLB entries); the PASID domains stop
+     * invalidating the device's TLB.
+     */
+    private void disableAts(int requesterId, DeviceState st) {
+        st.ats = false;
+        atsDevices--;
+        if (st.pasidTable != null && !st.pasids.isEmpty()) {
+            ContextTables t = driver.tables();
+            t.updateContextQw0(requesterId, t.readContextQw0(requesterId) & ~(1L << VtdTables.SMCTX_DTE));
+            contextChangedFlush(requesterId, st, true);
+        }
+        refreshAts(st);
     }
 
     private void detachPasidOf(int requesterId, DeviceState st, int pasid) throws IommuApiException {
         IommuDomain domain = st.pasids.remove(pasid);
         pasidDomains.remove(key(requesterId, pasid));
-        tearDownPasidEntry(st, pasid, contexts.get(domain));
+        tearDownPasidEntry(requesterId, st, pasid, contexts.get(domain));
+        if (st.ats) {
+            refreshAts(domain);
+        }
         release(domain);
     }
 
@@ -506,8 +720,12 @@ public final class VtdDomains implements IommuInstanceOps {
         }
     }
 
-    /** Clears the PASID entry (P first), then PASID cache and IOTLB / PASID-IOTLB for it, as Linux's tear-down. */
-    private void tearDownPasidEntry(DeviceState st, int pasid, Context ctx) {
+    /**
+     * Clears the PASID entry (P first), then PASID cache and IOTLB / PASID-IOTLB for it and, when the device has
+     * device TLBs, its device-TLB entries of that PASID (RID_PASID: a device-TLB invalidation of everything; another
+     * PASID: a PASID-based one), as Linux's {@code intel_pasid_tear_down_entry}.
+     */
+    private void tearDownPasidEntry(int requesterId, DeviceState st, int pasid, Context ctx) {
         st.pasidTable.clear(pasid);
         InvalidationQueue q = driver.queue();
         synchronized (q) {
@@ -518,7 +736,14 @@ public final class VtdDomains implements IommuInstanceOps {
             } else {
                 planner.iotlbDomain(ctx.did, q);
             }
+            if (st.ats) {
+                deviceTlb(q, (long) requesterId << 32 | pasid, 0, 64);
+            }
             q.closeBatch();
+        }
+        if (st.ats) {
+            count(1);
+            deviceTlbInvalidations.incrementAndGet();
         }
         count(2);
         if (ctx.stage == Stage.FIRST) {
@@ -687,6 +912,7 @@ public final class VtdDomains implements IommuInstanceOps {
         Context ctx = context(domain);
         InvalidationQueue q = driver.queue();
         synchronized (q) {
+            long[] ats = ctx.atsTargets; // read under the queue's monitor: see enableAts
             q.openBatch();
             int n = 0;
             boolean range = gather.hasRange();
@@ -700,8 +926,38 @@ public final class VtdDomains implements IommuInstanceOps {
                             : planner.pasidIotlbAll(ctx.did, pasid, q);
                 }
             }
+            if (ats.length != 0) {
+                n += range ? deviceTlbs(ats, gather.start(), gather.last(), q) : deviceTlbs(ats, 0, -1L, q);
+            }
             q.closeBatch();
             count(n);
+        }
+    }
+
+    /**
+     * After a domain's IOTLB invalidation, in the same batch (recent Linux's {@code qi_batch}: IOTLB descriptors
+     * first, then device-TLB ones, one wait): one device-TLB invalidation per ATS attachment of the domain covering
+     * {@code [start, last]} with the smallest aligned power-of-two span ({@code 0, -1}: everything), as Linux's
+     * {@code calculate_psi_aligned_address}. Allocates nothing. Returns the descriptors written.
+     */
+    private int deviceTlbs(long[] targets, long start, long last, DescriptorSink q) {
+        int spanLg2 = start == 0 && last == -1L ? 64 : Math.max(12, 64 - Long.numberOfLeadingZeros(start ^ last));
+        long address = spanLg2 >= 64 ? 0 : start & -(1L << spanLg2);
+        for (long t : targets) {
+            deviceTlb(q, t, address, spanLg2);
+        }
+        deviceTlbInvalidations.addAndGet(targets.length);
+        return targets.length;
+    }
+
+    /** One device-TLB invalidation of target {@code t} ({@code rid << 32 | pasid}) for 2^spanLg2 bytes at address. */
+    private static void deviceTlb(DescriptorSink q, long t, long address, int spanLg2) {
+        int sid = (int) (t >>> 32);
+        int pasid = (int) t;
+        if (pasid == RID_PASID) {
+            q.descriptor(InvDesc.deviceTlb(sid), InvDesc.deviceTlbAddr(address, spanLg2));
+        } else {
+            q.descriptor(InvDesc.pasidDeviceTlb(sid, pasid), InvDesc.pasidDeviceTlbAddr(address, spanLg2, false));
         }
     }
 
@@ -710,6 +966,7 @@ public final class VtdDomains implements IommuInstanceOps {
         Context ctx = context(domain);
         InvalidationQueue q = driver.queue();
         synchronized (q) {
+            long[] ats = ctx.atsTargets; // read under the queue's monitor: see enableAts
             q.openBatch();
             int n = 0;
             if (ctx.stage == Stage.SECOND) {
@@ -718,6 +975,9 @@ public final class VtdDomains implements IommuInstanceOps {
                 for (int pasid : ctx.pasids) {
                     n += planner.pasidIotlbAll(ctx.did, pasid, q);
                 }
+            }
+            if (ats.length != 0) {
+                n += deviceTlbs(ats, 0, -1L, q);
             }
             q.closeBatch();
             count(n);

@@ -147,7 +147,8 @@ public final class VtdDriver {
             t = new ContextTables(host.memory(), alloc, scalable);
             long qBase = alloc.allocBytes(InvalidationQueue.bytes(entriesLog2, wide), "vtd-qi");
             long status = alloc.allocBytes(4L << entriesLog2, "vtd-qi-status");
-            q = new InvalidationQueue(host, listeners, qBase, entriesLog2, wide, status, options.queuePolls());
+            q = new InvalidationQueue(host, listeners, qBase, entriesLog2, wide, status, features.dt(),
+                    options.queuePolls());
         } catch (GuestMemoryExhaustedException e) {
             throw new VtdDriverException(VtdDriverException.Kind.MEMORY,
                     "no memory for the VT-d root table and invalidation queue: " + e.getMessage(), e);
@@ -420,15 +421,18 @@ public final class VtdDriver {
      * @param faults fault records read
      * @param faultOverflows primary fault overflows seen
      * @param contextTables context tables allocated
+     * @param iteRetries invalidation batches submitted again because an ITE aborted their wait
+     * @param invalidationsAbandoned invalidation batches given up after their retries all ended in ITE
      */
     public record Stats(long descriptors, long waits, long queueErrors, long faults, long faultOverflows,
-            int contextTables) {}
+            int contextTables, long iteRetries, long invalidationsAbandoned) {}
 
     /** The counters now; zeros before {@link #init}. */
     public Stats stats() {
         InvalidationQueue q = queue;
         ContextTables t = tables;
         return new Stats(q == null ? 0 : q.descriptors(), q == null ? 0 : q.waits(), q == null ? 0 : q.queueErrors(),
-                faults.get(), faultOverflows.get(), t == null ? 0 : t.contextTablesAllocated());
+                faults.get(), faultOverflows.get(), t == null ? 0 : t.contextTablesAllocated(),
+                q == null ? 0 : q.iteRetries(), q == null ? 0 : q.abandoned());
     }
 }

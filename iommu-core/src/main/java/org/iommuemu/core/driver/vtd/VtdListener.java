@@ -29,4 +29,12 @@ public interface VtdListener {
      * ITE and ICE {@code index} is -1 and the words are 0. {@code iqercd} is the IQERCD register (reason, SIDs).
      */
     default void onQueueError(QueueError error, int index, long qw0, long qw1, long iqercd) {}
+
+    /**
+     * The driver gave invalidations up after an ITE: either the device-TLB invalidations of source id
+     * {@code sourceId} (IQERCD.ITESID: that device did not answer in time; the rest of the batch was submitted again),
+     * or a whole batch still aborted after {@code attempts} submissions. The IOTLB invalidations took effect; that
+     * device's ATC may still hold what was invalidated.
+     */
+    default void onInvalidationAbandoned(int sourceId, int attempts) {}
 }

@@ -44,6 +44,16 @@ final class VtdListeners {
         }
     }
 
+    void invalidationAbandoned(int sourceId, int attempts) {
+        for (VtdListener l : listeners) {
+            try {
+                l.onInvalidationAbandoned(sourceId, attempts);
+            } catch (RuntimeException e) {
+                failed(e);
+            }
+        }
+    }
+
     private static void failed(RuntimeException e) {
         log.log(Level.WARNING, "VT-d listener failed", e);
     }

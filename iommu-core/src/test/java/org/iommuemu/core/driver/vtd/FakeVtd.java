@@ -61,6 +61,13 @@ final class FakeVtd implements VtdHost {
     boolean recording = true;
     /** Don't process the queue at all (a hung unit). */
     boolean hung;
+    /**
+     * Device-TLB (and PASID-based device-TLB) descriptors that still time out (ITE, IQERCD.ITESID = their source id)
+     * before devices start answering; by default the devices never answer.
+     */
+    int deviceTlbTimeouts = Integer.MAX_VALUE;
+    /** The ITESID an ITE reports: -1 for the timed-out descriptor's source id (older units report 0). */
+    int iteSid = -1;
     /** Process at most this many descriptors per IQT write (then one more per register read): a slow unit. */
     int perKick = Integer.MAX_VALUE;
 
@@ -227,8 +234,12 @@ final class FakeVtd implements VtdHost {
                     break;
                 }
                 int type = InvDesc.type(qw0);
-                if (type == InvDesc.TYPE_DEVICE_TLB) {
-                    fsts |= 1 << FSTS_ITE; // the device never answers: pending waits are aborted
+                if ((type == InvDesc.TYPE_DEVICE_TLB || type == InvDesc.TYPE_PASID_DEVICE_TLB)
+                        && deviceTlbTimeouts > 0) {
+                    deviceTlbTimeouts--;
+                    long sid = type == InvDesc.TYPE_DEVICE_TLB ? (qw0 >>> 32) & 0xFFFF : (qw0 >>> 16) & 0xFFFF;
+                    regs.put(IQERCD, (iteSid < 0 ? sid : iteSid) << IQERCD_ITESID);
+                    fsts |= 1 << FSTS_ITE; // the device does not answer: pending waits are aborted
                     head = tail;
                     raise(Irq.FAULT_EVENT);
                     break;

@@ -103,17 +103,71 @@ class InvalidationQueueTest {
         assertThat(hw.invalidations()).hasSize(4);
     }
 
+    private List<int[]> abandoned(VtdDriver d) {
+        List<int[]> abandoned = new ArrayList<>();
+        d.addListener(new VtdListener() {
+            @Override
+            public void onInvalidationAbandoned(int sourceId, int attempts) {
+                abandoned.add(new int[] {sourceId, attempts});
+            }
+        });
+        return abandoned;
+    }
+
     @Test
-    void anInvalidationTimeOutFailsTheBatch() {
+    void anIteLeavesTheNamedDevicesInvalidationsOutOfTheResubmittedBatchAndReportsThem() {
         VtdDriver d = start(VtdDriverOptions.defaults());
-        assertThatThrownBy(() -> d.submit(InvDesc.deviceTlb(0x100), 0))
-                .isInstanceOfSatisfying(VtdDriverException.class,
-                        e -> assertThat(e.kind()).isEqualTo(VtdDriverException.Kind.QUEUE_ERROR))
-                .hasMessageContaining("ITE");
-        assertThat(errors).extracting(e -> e[0]).containsExactly(VtdListener.QueueError.ITE);
+        List<int[]> abandoned = abandoned(d);
+        d.submit(InvDesc.iotlb(IOTLB_DOMAIN, 7, false, false), 0, InvDesc.deviceTlb(0x100), 0,
+                InvDesc.deviceTlb(0x200), 0);
+        // 0x100 never answers: ITE naming it; the batch again without it; then 0x200 does not answer either
+        assertThat(errors).extracting(e -> e[0]).containsExactly(VtdListener.QueueError.ITE,
+                VtdListener.QueueError.ITE);
+        assertThat(abandoned).extracting(a -> a[0]).containsExactly(0x100, 0x200);
+        assertThat(hw.invalidations()).extracting(FakeVtd.Desc::type).containsExactly(
+                InvDesc.TYPE_IOTLB, InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_IOTLB, InvDesc.TYPE_DEVICE_TLB,
+                InvDesc.TYPE_IOTLB);
+        assertThat(hw.invalidations().get(3).qw0() >>> InvDesc.DEV_SID).isEqualTo(0x200);
+        assertThat(hw.waits()).as("the last submission's wait completed").isEqualTo(1);
+        assertThat(d.stats().iteRetries()).isEqualTo(2);
+        assertThat(d.stats().invalidationsAbandoned()).isEqualTo(2);
         assertThat(hw.fsts & 1 << FSTS_ITE).isZero();
         d.submit(InvDesc.iotlb(IOTLB_DOMAIN, 3, false, false), 0); // the queue still works
         assertThat(hw.invalidations()).last().extracting(FakeVtd.Desc::type).isEqualTo(InvDesc.TYPE_IOTLB);
+    }
+
+    @Test
+    void anIteNamingNoDeviceOfTheBatchResubmitsItWholeAtMostTwiceThenGivesItUp() {
+        VtdDriver d = start(VtdDriverOptions.defaults());
+        List<int[]> abandoned = abandoned(d);
+        hw.iteSid = 0; // an older unit: ITESID 0
+        d.submit(InvDesc.iotlb(IOTLB_DOMAIN, 7, false, false), 0, InvDesc.deviceTlb(0x100), 0);
+        int attempts = InvalidationQueue.ITE_RETRIES + 1;
+        assertThat(errors).extracting(e -> e[0]).hasSize(attempts).containsOnly(VtdListener.QueueError.ITE);
+        assertThat(abandoned).singleElement().satisfies(a -> assertThat(a).containsExactly(0, attempts));
+        assertThat(hw.invalidations()).as("the whole batch submitted each time").extracting(FakeVtd.Desc::type)
+                .containsExactly(InvDesc.TYPE_IOTLB, InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_IOTLB,
+                        InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_IOTLB, InvDesc.TYPE_DEVICE_TLB);
+        assertThat(d.stats().iteRetries()).isEqualTo(InvalidationQueue.ITE_RETRIES);
+        assertThat(d.stats().invalidationsAbandoned()).isEqualTo(1);
+        d.submit(InvDesc.iotlb(IOTLB_DOMAIN, 3, false, false), 0);
+        assertThat(hw.invalidations()).last().extracting(FakeVtd.Desc::type).isEqualTo(InvDesc.TYPE_IOTLB);
+    }
+
+    @Test
+    void aDeviceThatAnswersTheResubmittedBatchCompletesIt() {
+        VtdDriver d = start(VtdDriverOptions.defaults());
+        List<int[]> abandoned = abandoned(d);
+        hw.iteSid = 0;
+        hw.deviceTlbTimeouts = 1;
+        d.submit(InvDesc.deviceTlb(0x100), 0);
+        assertThat(errors).extracting(e -> e[0]).containsExactly(VtdListener.QueueError.ITE);
+        assertThat(abandoned).isEmpty();
+        assertThat(d.stats().iteRetries()).isEqualTo(1);
+        assertThat(d.stats().invalidationsAbandoned()).isZero();
+        assertThat(hw.invalidations()).extracting(FakeVtd.Desc::type)
+                .containsExactly(InvDesc.TYPE_DEVICE_TLB, InvDesc.TYPE_DEVICE_TLB);
+        assertThat(hw.waits()).isEqualTo(1);
     }
 
     @Test
