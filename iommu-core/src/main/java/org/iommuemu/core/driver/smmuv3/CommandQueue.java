@@ -2,7 +2,7 @@ package org.iommuemu.core.driver.smmuv3;
 
 import java.lang.System.Logger.Level;
 import java.util.List;
-import java.util.concurrent.locks.LockSupport;
+import org.iommuemu.core.concurrent.PollBudget;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.smmuv3.Command;
@@ -61,8 +61,8 @@ final class CommandQueue implements TlbiPlanner.Sink {
     private final int idleSyncCs;
     private final long syncWord;
     private final int polls;
-    /** Wall time a CMD_SYNC may still wait for devices once its polls are spent; 0 without ATS. */
-    private final long deviceWaitNanos;
+    /** How long a CMD_SYNC is polled: {@link #polls}, then with ATS up to {@link #DEVICE_WAIT_NANOS} more. */
+    private final PollBudget syncBudget;
     /** Commands of the current batch plus its CMD_SYNC, two words each. */
     private final long[] words;
 
@@ -96,7 +96,7 @@ final class CommandQueue implements TlbiPlanner.Sink {
         this.idleSyncCs = sev ? Command.CS_SEV : Command.CS_NONE;
         this.syncWord = syncWord;
         this.polls = polls;
-        this.deviceWaitNanos = ats ? DEVICE_WAIT_NANOS : 0;
+        this.syncBudget = new PollBudget(polls, ats ? DEVICE_WAIT_NANOS : 0);
         this.words = new long[2 * (maxBatch + 1)];
     }
 
@@ -241,7 +241,7 @@ final class CommandQueue implements TlbiPlanner.Sink {
     }
 
     private void waitForSync(int sequence) {
-        long deadline = 0;
+        syncBudget.start();
         for (int i = 0; ; i++) {
             if (msiPolling) {
                 if (readSyncWord() == sequence) {
@@ -261,27 +261,15 @@ final class CommandQueue implements TlbiPlanner.Sink {
                 }
             }
             recoverError();
-            if (i + 1 < polls) {
-                Thread.onSpinWait();
-                continue;
-            }
-            if (deviceWaitNanos == 0) {
+            // with ATS the SMMU holds the sync until devices answer its ATC invalidations (or its own timeout
+            // passes), which takes wall time, not polls
+            if (!syncBudget.pause()) {
                 break;
             }
-            // ATS: the SMMU holds the sync until devices answer its ATC invalidations (or its own timeout passes),
-            // which takes wall time, not polls (Linux polls a CMD_SYNC for up to a second)
-            long now = System.nanoTime();
-            if (deadline == 0) {
-                deadline = now + deviceWaitNanos;
-            } else if (now - deadline >= 0) {
-                break;
-            }
-            LockSupport.parkNanos(BACKOFF_NANOS);
         }
         int consNow = readCons();
         throw new SmmuV3DriverException(SmmuV3DriverException.Kind.QUEUE_TIMEOUT,
-                "CMD_SYNC did not complete after " + polls + " polls"
-                        + (deviceWaitNanos == 0 ? "" : " and " + deviceWaitNanos / 1_000_000 + " ms more") + " of "
+                "CMD_SYNC did not complete after " + syncBudget.describe() + " of "
                         + (msiPolling ? "its MSI word at 0x" + Long.toHexString(syncWord) + " (expected 0x"
                                 + Integer.toHexString(sequence) + ", read 0x" + Integer.toHexString(readSyncWord()) + ")"
                                 : "CMDQ_CONS")
@@ -291,8 +279,6 @@ final class CommandQueue implements TlbiPlanner.Sink {
 
     /** With ATS, how long a CMD_SYNC may wait for devices after its polls are spent. */
     static final long DEVICE_WAIT_NANOS = 2_000_000_000L;
-    /** The sleep between those later polls. */
-    static final long BACKOFF_NANOS = 20_000;
 
     private int readCons() {
         return (int) host.mmioRead(SmmuRegs.CMDQ_CONS, 4);

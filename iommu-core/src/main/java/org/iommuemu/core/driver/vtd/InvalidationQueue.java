@@ -1,8 +1,8 @@
 package org.iommuemu.core.driver.vtd;
 
 import java.lang.System.Logger.Level;
-import java.util.concurrent.locks.LockSupport;
 import org.iommuemu.core.bits.Bits;
+import org.iommuemu.core.concurrent.PollBudget;
 import org.iommuemu.core.memory.MemoryAccessException;
 import org.iommuemu.core.memory.PhysicalMemory;
 import org.iommuemu.core.vtd.InvDesc;
@@ -65,8 +65,6 @@ final class InvalidationQueue implements DescriptorSink {
     static final int ITE_RETRIES = 2;
     /** With ECAP.DT, how long an invalidation wait may wait for devices once its polls are spent. */
     static final long DEVICE_WAIT_NANOS = 2_000_000_000L;
-    /** The sleep between those later polls. */
-    static final long BACKOFF_NANOS = 20_000;
 
     private final VtdHost host;
     private final PhysicalMemory memory;
@@ -79,8 +77,8 @@ final class InvalidationQueue implements DescriptorSink {
     private final int wordsPerDescriptor;
     private final long statusWords;
     private final int polls;
-    /** Wall time a wait may still wait for devices once its polls are spent; 0 without ECAP.DT. */
-    private final long deviceWaitNanos;
+    /** How long a wait is polled: {@link #polls}, then with ECAP.DT up to {@link #DEVICE_WAIT_NANOS} more. */
+    private final PollBudget waitBudget;
     private final int maxBatch;
     /** The current batch and its wait descriptor, {@link #wordsPerDescriptor} words each. */
     private final long[] words;
@@ -118,7 +116,7 @@ final class InvalidationQueue implements DescriptorSink {
         this.wordsPerDescriptor = wide ? 4 : 2;
         this.statusWords = statusWords;
         this.polls = polls;
-        this.deviceWaitNanos = deviceTlbs ? DEVICE_WAIT_NANOS : 0;
+        this.waitBudget = new PollBudget(polls, deviceTlbs ? DEVICE_WAIT_NANOS : 0);
         this.maxBatch = Math.min(MAX_BATCH, entries - 2);
         this.words = new long[wordsPerDescriptor * (maxBatch + 1)];
     }
@@ -316,9 +314,9 @@ final class InvalidationQueue implements DescriptorSink {
 
     /** Waits for the wait at {@code waitIndex}: true when it completed, false when an ITE aborted it. */
     private boolean waitForCompletion(int waitIndex, long status) {
-        long deadline = 0;
         waitAborted = false;
-        for (int i = 0; ; i++) {
+        waitBudget.start();
+        while (true) {
             if (readStatus(status) == InvDesc.STATUS_DONE) {
                 head = tail; // the wait completes only after everything before it
                 return true;
@@ -328,26 +326,14 @@ final class InvalidationQueue implements DescriptorSink {
                 waitAborted = false;
                 return false;
             }
-            if (i + 1 < polls) {
-                Thread.onSpinWait();
-                continue;
-            }
-            if (deviceWaitNanos == 0) {
-                break;
-            }
-            // ECAP.DT: the unit holds the wait until devices answer their device-TLB invalidations (or its own
+            // with ECAP.DT the unit holds the wait until devices answer their device-TLB invalidations (or its own
             // timeout passes and it raises ITE), which takes wall time, not polls
-            long now = System.nanoTime();
-            if (deadline == 0) {
-                deadline = now + deviceWaitNanos;
-            } else if (now - deadline >= 0) {
+            if (!waitBudget.pause()) {
                 break;
             }
-            LockSupport.parkNanos(BACKOFF_NANOS);
         }
         throw new VtdDriverException(VtdDriverException.Kind.QUEUE_TIMEOUT, "invalidation wait at queue index "
-                + waitIndex + " did not complete after " + polls + " polls"
-                + (deviceWaitNanos == 0 ? "" : " and " + deviceWaitNanos / 1_000_000 + " ms more")
+                + waitIndex + " did not complete after " + waitBudget.describe()
                 + " of its status word at " + Bits.hex(status)
                 + " (expected " + InvDesc.STATUS_DONE + ", read " + readStatus(status) + "; IQH index " + readHead()
                 + ", IQT index " + tail + ", FSTS=0x" + Long.toHexString(host.mmioRead(VtdRegs.FSTS, 4)) + ")");
