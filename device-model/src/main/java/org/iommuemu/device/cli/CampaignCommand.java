@@ -41,7 +41,7 @@ final class CampaignCommand implements Callable<Integer> {
     Integer runs;
 
     @Option(names = "--shard", paramLabel = "I/N",
-            description = {"Run only the runs whose index % N == I (0 <= I < N), so N",
+            description = {"Run only the runs whose index %% N == I (0 <= I < N), so N",
                 "machines split one campaign; campaign-merge puts their",
                 "reports back together."})
     String shard;

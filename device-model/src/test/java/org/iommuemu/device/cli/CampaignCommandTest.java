@@ -61,6 +61,20 @@ class CampaignCommandTest {
     }
 
     @Test
+    void helpFormatsEveryOptionWithoutPicocliWarnings() {
+        java.io.PrintStream saved = System.err;
+        java.io.ByteArrayOutputStream warnings = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(warnings, true));
+        try {
+            assertThat(run("campaign", "--help")).isZero();
+        } finally {
+            System.setErr(saved);
+        }
+        assertThat(cli.out()).contains("Run only the runs whose index % N == I");
+        assertThat(warnings.toString()).as("picocli's own warnings, e.g. an unescaped %").isEmpty();
+    }
+
+    @Test
     void aCampaignPrintsItsTableAndTheSameSeedWritesTheSameReport() throws Exception {
         Path f = campaign();
         Path a = dir.resolve("a.json");
