@@ -498,7 +498,7 @@ final class DmaService extends DmaGrpc.DmaImplBase {
     }
 
     /** Whether {@code device} models ATS: an ATS port and ATS advertised (SMMUv3 IDR0.ATS, VT-d ECAP.DT). */
-    private static boolean atsModelled(IommuDevice device) {
+    static boolean atsModelled(IommuDevice device) {
         if (device.atc() == null) {
             return false;
         }

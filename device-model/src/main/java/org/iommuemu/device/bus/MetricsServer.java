@@ -17,6 +17,7 @@ import java.util.function.Function;
 import java.util.function.ToDoubleFunction;
 import org.iommuemu.device.machine.IommuDevice;
 import org.iommuemu.device.machine.Machine;
+import org.iommuemu.proto.v1.AtsStats;
 import org.iommuemu.proto.v1.CacheStats;
 import org.iommuemu.proto.v1.CodeCount;
 import org.iommuemu.proto.v1.InstanceStats;
@@ -111,6 +112,19 @@ public final class MetricsServer implements AutoCloseable {
                     perCode(all, "type", InstanceStats::getEventsList)));
             out.add(counter("iommu_emu_injected_faults", "Injected faults that fired, by kind.",
                     perCode(all, "kind", InstanceStats::getInjectedFaultsList)));
+            out.add(counter("iommu_emu_ats_translation_requests", "ATS translation requests (Dma.Translate).",
+                    perAtsInstance(all, AtsStats::getTranslationRequests)));
+            out.add(counter("iommu_emu_ats_translated_requests", "ATS translated requests, passed without a walk.",
+                    perAtsInstance(all, AtsStats::getTranslatedRequests)));
+            out.add(counter("iommu_emu_ats_invalidations_sent", "ATC invalidations sent to devices.",
+                    perAtsInstance(all, AtsStats::getInvalidationsSent)));
+            out.add(counter("iommu_emu_ats_invalidations_completed", "ATC invalidations devices completed.",
+                    perAtsInstance(all, AtsStats::getInvalidationsCompleted)));
+            out.add(counter("iommu_emu_ats_invalidations_timed_out", "ATC invalidations no device answered in time"
+                    + " (CERROR_ATC_INV_SYNC / ITE).", perAtsInstance(all, AtsStats::getInvalidationsTimedOut)));
+            out.add(counter("iommu_emu_ats_invalidations_without_device", "ATC invalidations for a stream no ATS"
+                    + " device was attached on (completed at once).",
+                    perAtsInstance(all, AtsStats::getInvalidationsWithoutDevice)));
             out.add(counter("iommu_emu_trace_records", "Records the trace ring has taken (only while a"
                     + " Telemetry.Trace stream is open).", List.of(new Sample(Labels.EMPTY,
                             machine.tracer().written()))));
@@ -142,6 +156,17 @@ public final class MetricsServer implements AutoCloseable {
             List<Sample> out = new ArrayList<>();
             for (InstanceStats s : all) {
                 out.add(new Sample(Labels.of("iommu", s.getIommu()), value.applyAsDouble(s)));
+            }
+            return out;
+        }
+
+        /** One sample per instance that implements ATS (its {@code Stats} has {@code ats}), labelled {@code iommu}. */
+        private static List<Sample> perAtsInstance(List<InstanceStats> all, ToDoubleFunction<AtsStats> value) {
+            List<Sample> out = new ArrayList<>();
+            for (InstanceStats s : all) {
+                if (s.hasAts()) {
+                    out.add(new Sample(Labels.of("iommu", s.getIommu()), value.applyAsDouble(s.getAts())));
+                }
             }
             return out;
         }

@@ -63,7 +63,7 @@ final class TelemetryService extends TelemetryGrpc.TelemetryImplBase {
             injected.firedByKind().forEach((kind, n) -> b.addInjectedFaults(CodeCount.newBuilder()
                     .setCode(kind.number()).setName(kind.name()).setCount(n)));
         }
-        if (d.atc() != null) {
+        if (DmaService.atsModelled(d)) { // "ats" only for instances that implement ATS
             AtcPort.Stats ats = d.atc().stats();
             b.setAts(AtsStats.newBuilder().setTranslationRequests(ats.translationRequests())
                     .setTranslatedRequests(ats.translatedRequests()).setInvalidationsSent(ats.sent())
